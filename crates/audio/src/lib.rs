@@ -1,0 +1,1 @@
+//! Audio decoding, validation, resampling, loudness and encoding.

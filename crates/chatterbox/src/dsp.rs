@@ -1,0 +1,1 @@
+//! Short-time Fourier transforms and mel filter banks shared by the model.

@@ -1,0 +1,108 @@
+//! Reference fixtures made by the Python reference (`make_fixtures.py`): one
+//! safetensors file per module holding its weights under the official names and
+//! `fixture.*` tensors (inputs, outputs, intermediates, recorded random draws).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+/// The fixture directory shipped with the repository (`fixtures/chatterbox-turbo`),
+/// or `RESONANCE_FIXTURES` when set.
+pub fn fixture_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("RESONANCE_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/chatterbox-turbo")
+}
+
+pub struct Fixture {
+    pub module: String,
+    pub dir: PathBuf,
+    pub json: serde_json::Value,
+    tensors: MmapedSafetensors,
+}
+
+impl Fixture {
+    /// Opens `<dir>/<module>.safetensors` and its JSON sidecar.
+    pub fn load(dir: &Path, module: &str) -> candle_core::Result<Self> {
+        let file = dir.join(format!("{module}.safetensors"));
+        // SAFETY: the file is memory-mapped read-only and not modified while mapped.
+        let tensors = unsafe { MmapedSafetensors::new(&file)? };
+        let json_path = dir.join(format!("{module}.json"));
+        let json = std::fs::read_to_string(&json_path)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", json_path.display())))?;
+        let json = serde_json::from_str(&json)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", json_path.display())))?;
+        Ok(Self {
+            module: module.to_string(),
+            dir: dir.to_path_buf(),
+            json,
+            tensors,
+        })
+    }
+
+    /// The fixture's model configuration.
+    pub fn config(&self) -> candle_core::Result<crate::ChatterboxConfig> {
+        serde_json::from_value(self.json["config"].clone())
+            .map_err(|e| candle_core::Error::Msg(format!("{} config: {e}", self.module)))
+    }
+
+    /// A `fixture.<name>` tensor, on the CPU, in its stored dtype.
+    pub fn tensor(&self, name: &str) -> candle_core::Result<Tensor> {
+        self.tensors.load(&format!("fixture.{name}"), &Device::Cpu)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.get(&format!("fixture.{name}")).is_ok()
+    }
+
+    /// The recorded random draws `fixture.rng.NN.<fn>`, in call order.
+    pub fn rng_draws(&self) -> candle_core::Result<Vec<Tensor>> {
+        let mut names: Vec<(u64, String)> = self
+            .tensors
+            .tensors()
+            .into_iter()
+            .filter_map(|(name, _)| {
+                let index = name
+                    .strip_prefix("fixture.rng.")?
+                    .split('.')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((index, name))
+            })
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|(_, n)| self.tensors.load(n, &Device::Cpu))
+            .collect()
+    }
+
+    /// The module weights (every non-`fixture.` tensor) as an fp32 VarBuilder.
+    pub fn weights(&self) -> candle_core::Result<VarBuilder<'static>> {
+        let file = self.dir.join(format!("{}.safetensors", self.module));
+        crate::weights::load(&[file], DType::F32, &Device::Cpu)
+    }
+}
+
+/// Largest absolute elementwise difference, computed in f64.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f64> {
+    if a.dims() != b.dims() {
+        candle_core::bail!("shape mismatch: {:?} vs {:?}", a.dims(), b.dims());
+    }
+    let a = a.to_dtype(DType::F64)?;
+    let b = b.to_dtype(DType::F64)?;
+    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()
+}
+
+/// Largest absolute value of a tensor, computed in f64 (for relative bounds).
+pub fn max_abs(a: &Tensor) -> candle_core::Result<f64> {
+    a.to_dtype(DType::F64)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f64>()
+}

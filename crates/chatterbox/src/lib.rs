@@ -1,0 +1,20 @@
+//! Chatterbox Turbo, natively in Rust with candle.
+//!
+//! One module per model part, each layer `new(cfg, vb)` + `forward`, as in
+//! candle-transformers. Sizes come from [`config::ChatterboxConfig`].
+
+pub mod config;
+pub mod fixtures;
+pub mod rng;
+pub mod verify;
+pub mod weights;
+
+pub use config::ChatterboxConfig;
+
+pub mod campplus;
+pub mod dsp;
+pub mod s3gen;
+pub mod s3tokenizer;
+pub mod t3;
+pub mod text;
+pub mod voice_encoder;

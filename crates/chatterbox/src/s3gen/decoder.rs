@@ -1,0 +1,1 @@
+//! ConditionalDecoder U-Net and the meanflow integration (CFM).

@@ -1,0 +1,1 @@
+//! UpsampleConformerEncoder: speech-token embeddings to the 80-dim mel prior `mu`.

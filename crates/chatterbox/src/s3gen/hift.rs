@@ -1,0 +1,1 @@
+//! HiFTGenerator vocoder: mel to waveform, with the F0 predictor and sine source.

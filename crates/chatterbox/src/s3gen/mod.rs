@@ -1,0 +1,5 @@
+//! S3Gen meanflow: speech tokens to 24 kHz audio.
+
+pub mod decoder;
+pub mod flow_encoder;
+pub mod hift;

@@ -1,0 +1,1 @@
+//! Text normalization and tokenization for T3.

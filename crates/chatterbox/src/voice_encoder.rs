@@ -1,0 +1,1 @@
+//! VoiceEncoder: the speaker embedding T3 is conditioned on.

@@ -1,0 +1,1 @@
+//! The database: one `Store` trait, one implementation per backend (SQLite, PostgreSQL).

@@ -1,0 +1,1 @@
+//! Speech engines behind a request queue.

@@ -1,0 +1,1 @@
+//! Object storage: local folder or S3-compatible bucket, keys built only from validated ids.
