@@ -29,7 +29,7 @@ pub type VerifyFn = fn(&Fixture) -> candle_core::Result<Vec<Check>>;
 pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
     vec![
         // t3_turbo
-        ("t3_turbo", None),
+        ("t3_turbo", Some(crate::t3::verify)),
         // s3tokenizer_v2
         ("s3tokenizer_v2", None),
         // voice_encoder
