@@ -163,10 +163,9 @@ mod tests {
     /// the paralinguistic tags as added tokens (the real file is not available
     /// offline).
     fn small_tokenizer_json(with_tags: bool) -> Vec<u8> {
-        let mut alphabet: Vec<char> =
-            tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
-                .into_iter()
-                .collect();
+        let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
+            .into_iter()
+            .collect();
         alphabet.sort();
         let mut vocab: serde_json::Map<String, serde_json::Value> = alphabet
             .iter()
@@ -230,7 +229,10 @@ mod tests {
         let err = TextTokenizer::from_bytes(&small_tokenizer_json(false))
             .err()
             .unwrap();
-        assert!(matches!(err, TextError::MissingTag("[clear throat]")), "{err}");
+        assert!(
+            matches!(err, TextError::MissingTag("[clear throat]")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -238,6 +240,9 @@ mod tests {
         let err = TextTokenizer::from_file(Path::new("/nonexistent/tokenizer.json"))
             .err()
             .unwrap();
-        assert!(err.to_string().contains("/nonexistent/tokenizer.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/tokenizer.json"),
+            "{err}"
+        );
     }
 }

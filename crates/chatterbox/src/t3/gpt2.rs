@@ -178,7 +178,7 @@ pub struct Gpt2 {
 impl Gpt2 {
     /// `vb` points at the `tfmr` prefix.
     pub fn new(cfg: &Gpt2Config, vb: VarBuilder) -> Result<Self> {
-        if cfg.n_embd % cfg.n_head != 0 {
+        if !cfg.n_embd.is_multiple_of(cfg.n_head) {
             candle_core::bail!(
                 "GPT-2 n_embd {} is not a multiple of n_head {}",
                 cfg.n_embd,
@@ -209,7 +209,11 @@ impl Gpt2 {
             );
         }
         Ok(Gpt2Cache {
-            layers: self.blocks.iter().map(|_| KvCache::new(2, capacity)).collect(),
+            layers: self
+                .blocks
+                .iter()
+                .map(|_| KvCache::new(2, capacity))
+                .collect(),
             capacity,
         })
     }
@@ -241,7 +245,9 @@ impl Gpt2 {
     /// Last hidden state (after `ln_f`) for `embeds` (B, T, D).
     pub fn forward(&self, embeds: &Tensor, cache: &mut Gpt2Cache) -> Result<Tensor> {
         let mut states = self.forward_all(embeds, cache)?;
-        Ok(states.pop().expect("GPT-2 returns at least the final state"))
+        Ok(states
+            .pop()
+            .expect("GPT-2 returns at least the final state"))
     }
 }
 

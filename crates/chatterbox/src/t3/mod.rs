@@ -112,7 +112,8 @@ impl T3 {
     /// Speech logits (1, V) of the last position of `hidden` (1, T, D).
     fn last_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let t = hidden.dim(1)?;
-        self.speech_head.forward(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)
+        self.speech_head
+            .forward(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)
     }
 
     /// Generates speech tokens for `text_tokens` (GPT-2 BPE ids, no start/stop
@@ -158,7 +159,11 @@ impl T3 {
             // The repetition penalty sees the BOS at the first step, then only
             // the generated tokens.
             let bos = [self.cfg.start_speech_token];
-            let context = if tokens.is_empty() { &bos[..] } else { &tokens[..] };
+            let context = if tokens.is_empty() {
+                &bos[..]
+            } else {
+                &tokens[..]
+            };
             params.process(&mut processed, context);
             if processed.iter().all(|&l| l == f32::NEG_INFINITY) {
                 break;

@@ -25,17 +25,28 @@ pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
     )?];
 
     let embeds = t3.prefill_embeds(&text, &cond)?;
-    checks.push(compare(fixture, "prefill.inputs_embeds", &embeds, TOLERANCE)?);
+    checks.push(compare(
+        fixture,
+        "prefill.inputs_embeds",
+        &embeds,
+        TOLERANCE,
+    )?);
     let decode_tokens = ids(&fixture.tensor("decode_tokens")?)?;
-    let mut cache = t3
-        .tfmr
-        .new_cache(embeds.dim(1)? + decode_tokens.len())?;
+    let mut cache = t3.tfmr.new_cache(embeds.dim(1)? + decode_tokens.len())?;
     let states = t3.tfmr.forward_all(&embeds, &mut cache)?;
     for (k, state) in states.iter().enumerate() {
-        checks.push(scaled(fixture, &format!("prefill.hidden_states.{k}"), state)?);
+        checks.push(scaled(
+            fixture,
+            &format!("prefill.hidden_states.{k}"),
+            state,
+        )?);
     }
     let last = states.last().expect("GPT-2 returns hidden states");
-    checks.push(scaled(fixture, "prefill.logits_last", &t3.last_logits(last)?)?);
+    checks.push(scaled(
+        fixture,
+        "prefill.logits_last",
+        &t3.last_logits(last)?,
+    )?);
 
     let mut hidden = Vec::new();
     let mut logits = Vec::new();
@@ -62,9 +73,19 @@ pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
         },
     )?;
     let steps = raw.len() / cfg.t3.speech_tokens_dict_size;
-    let rows = |v: Vec<f32>| Tensor::from_vec(v, (steps, cfg.t3.speech_tokens_dict_size), &candle_core::Device::Cpu);
+    let rows = |v: Vec<f32>| {
+        Tensor::from_vec(
+            v,
+            (steps, cfg.t3.speech_tokens_dict_size),
+            &candle_core::Device::Cpu,
+        )
+    };
     checks.push(scaled(fixture, "sampled.raw_logits", &rows(raw)?)?);
-    checks.push(filtered_logits(fixture, "sampled.processed_logits", &rows(processed)?)?);
+    checks.push(filtered_logits(
+        fixture,
+        "sampled.processed_logits",
+        &rows(processed)?,
+    )?);
     checks.push(compare(fixture, "sampled.probs", &rows(probs)?, TOLERANCE)?);
     checks.push(tokens(fixture, "sampled.tokens", &sampled)?);
 
