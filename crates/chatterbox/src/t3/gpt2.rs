@@ -55,8 +55,8 @@ impl Attention {
     }
 
     /// `x`: (B, T, D) for the T newest positions; attends to every cached
-    /// position and causally within the new ones.
-    fn forward(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    /// position, and within the new ones as `mask` (T, past + T) allows.
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let qkv = self.c_attn.forward(x)?;
         let split = |i: usize| -> Result<Tensor> {
@@ -67,19 +67,14 @@ impl Attention {
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let (k, v) = cache.append(&k, &v)?;
-        let past = k.dim(2)? - t;
         let scale = (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? / scale)?;
-        let scores = if t > 1 {
-            scores.broadcast_add(&causal_mask(t, past, x.device())?)?
-        } else {
-            scores
+        let scores = match mask {
+            Some(mask) => scores.broadcast_add(mask)?,
+            None => scores,
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs
-            .matmul(&v.contiguous()?)?
-            .transpose(1, 2)?
-            .reshape((b, t, d))?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.c_proj.forward(&out)
     }
 }
@@ -137,8 +132,8 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, cache)?)?;
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mask, cache)?)?;
         &x + self.mlp.forward(&self.ln_2.forward(&x)?)?
     }
 }
@@ -232,11 +227,16 @@ impl Gpt2 {
                 cache.capacity
             );
         }
+        let mask = if t > 1 {
+            Some(causal_mask(t, start, embeds.device())?.to_dtype(embeds.dtype())?)
+        } else {
+            None
+        };
         let mut x = embeds.broadcast_add(&self.wpe.narrow(0, start, t)?)?;
         let mut states = Vec::with_capacity(self.blocks.len() + 1);
         for (block, layer_cache) in self.blocks.iter().zip(&mut cache.layers) {
             states.push(x.clone());
-            x = block.forward(&x, layer_cache)?;
+            x = block.forward(&x, mask.as_ref(), layer_cache)?;
         }
         states.push(self.ln_f.forward(&x)?);
         Ok(states)

@@ -4,12 +4,28 @@
 //! GPT-2 input is `[spkr_enc(speaker_emb) | speech_emb(prompt tokens) |
 //! text_emb(text) | speech_emb(BOS)]`; the first speech token is sampled from the
 //! prefill, then one token per KV-cached step until the stop token.
+//!
+//! ```no_run
+//! use chatterbox::t3::{SamplingParams, SeededSampler, T3, T3Conditionals};
+//! # fn run(vb: candle_nn::VarBuilder, speaker_emb: candle_core::Tensor,
+//! #        prompt_tokens: Vec<u32>, text_tokens: Vec<u32>) -> candle_core::Result<()> {
+//! let cfg = chatterbox::ChatterboxConfig::default();
+//! let t3 = T3::new(&cfg.t3, vb)?; // vb over t3_turbo_v1.safetensors
+//! let cond = T3Conditionals { speaker_emb, prompt_tokens };
+//! let speech_tokens = t3.generate(
+//!     &text_tokens,
+//!     &cond,
+//!     &SamplingParams::default(),
+//!     &mut SeededSampler::new(42),
+//! )?;
+//! # Ok(()) }
+//! ```
 
 pub mod gpt2;
 pub mod sampling;
 mod verify;
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
 
 use crate::config::T3Config;
@@ -43,6 +59,7 @@ pub struct T3 {
     speech_head: Linear,
     cfg: T3Config,
     device: Device,
+    dtype: DType,
 }
 
 impl T3 {
@@ -69,6 +86,7 @@ impl T3 {
             speech_head: head(d, cfg.speech_tokens_dict_size, vb.pp("speech_head"))?,
             cfg: cfg.clone(),
             device: vb.device().clone(),
+            dtype: vb.dtype(),
         })
     }
 
@@ -83,7 +101,13 @@ impl T3 {
         }
         let speaker = self
             .spkr_enc
-            .forward(&cond.speaker_emb.reshape((1, n))?.to_device(&self.device)?)?
+            .forward(
+                &cond
+                    .speaker_emb
+                    .reshape((1, n))?
+                    .to_device(&self.device)?
+                    .to_dtype(self.dtype)?,
+            )?
             .unsqueeze(1)?;
         let prompt = self.embed_speech(&cond.prompt_tokens)?;
         Tensor::cat(&[&speaker, &prompt], 1)
@@ -154,7 +178,11 @@ impl T3 {
                 let last = self.embed_speech(&tokens[tokens.len() - 1..])?;
                 hidden = self.tfmr.forward(&last, &mut cache)?;
             }
-            let raw = self.last_logits(&hidden)?.squeeze(0)?.to_vec1::<f32>()?;
+            let raw = self
+                .last_logits(&hidden)?
+                .squeeze(0)?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
             let mut processed = raw.clone();
             // The repetition penalty sees the BOS at the first step, then only
             // the generated tokens.

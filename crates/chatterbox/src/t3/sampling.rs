@@ -64,9 +64,8 @@ impl SamplingParams {
 /// HF `TopKLogitsWarper`: drops every logit below the k-th largest.
 fn top_k(logits: &mut [f32], k: usize) {
     let k = k.min(logits.len());
-    let mut sorted = logits.to_vec();
-    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-    let threshold = sorted[k - 1];
+    let mut descending = logits.to_vec();
+    let (_, &mut threshold, _) = descending.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     for l in logits.iter_mut() {
         if *l < threshold {
             *l = f32::NEG_INFINITY;
@@ -85,7 +84,9 @@ fn top_p(logits: &mut [f32], top_p: f64) {
         .map(|&i| (logits[i] as f64 - max).exp())
         .collect();
     let total: f64 = exps.iter().sum();
-    // The reference compares float32 cumulative probabilities with 1 - top_p in float32.
+    // The reference accumulates float32 probabilities; float64 here differs from
+    // it only for a token within rounding of the cutoff. The cutoff is 1 - top_p
+    // rounded to float32, as the reference compares it.
     let cutoff = (1.0 - top_p) as f32 as f64;
     let mut cumulative = 0.0;
     for (&i, e) in order[..order.len() - 1].iter().zip(&exps) {
