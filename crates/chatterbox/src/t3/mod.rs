@@ -164,6 +164,7 @@ impl T3 {
         sampler: &mut dyn TokenSampler,
         observe: &mut dyn FnMut(SampleStep),
     ) -> Result<Vec<u32>> {
+        params.validate()?;
         let stop = self.cfg.stop_speech_token;
         let embeds = self.prefill_embeds(text_tokens, cond)?;
         let capacity = (embeds.dim(1)? + params.max_new_tokens).min(self.tfmr.n_positions());

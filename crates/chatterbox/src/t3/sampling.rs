@@ -37,6 +37,21 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
+    /// Rejects the settings the reference's processors reject: a repetition
+    /// penalty that is not strictly positive, a top-p outside [0, 1].
+    pub fn validate(&self) -> candle_core::Result<()> {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
+            candle_core::bail!(
+                "repetition penalty must be > 0, got {}",
+                self.repetition_penalty
+            );
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            candle_core::bail!("top_p must be within [0, 1], got {}", self.top_p);
+        }
+        Ok(())
+    }
+
     /// Applies the reference's processors in place to one step's `logits`;
     /// `context` is what its repetition penalty sees (the BOS at the first step,
     /// then the tokens generated so far). Filtered logits become -inf.
@@ -242,6 +257,16 @@ mod tests {
         let mut l = vec![1.0, 0.5];
         params(0.5, 0, 1.0, 1.0).process(&mut l, &[]);
         assert_eq!(l, vec![2.0, 1.0]);
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        assert!(params(0.8, 10, 0.95, 1.2).validate().is_ok());
+        let err = params(0.8, 10, 0.95, 0.0).validate().unwrap_err();
+        assert!(err.to_string().contains("repetition penalty"), "{err}");
+        let err = params(0.8, 10, 1.5, 1.2).validate().unwrap_err();
+        assert!(err.to_string().contains("top_p"), "{err}");
+        assert!(params(0.8, 10, f64::NAN, 1.2).validate().is_err());
     }
 
     #[test]
