@@ -2,6 +2,7 @@
 //! [`AppState`].
 
 pub mod error;
+pub mod auth;
 mod health;
 mod server;
 
