@@ -1,3 +1,5 @@
+use std::ops::Range;
+
 /// Every storage failure. The web layer maps these to HTTP statuses in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -7,6 +9,10 @@ pub enum StorageError {
     /// Not one of the key shapes in [`crate::ObjectKey`]; carries the rejected text.
     #[error("invalid object key {key:?}")]
     InvalidKey { key: String },
+
+    /// The requested byte range does not start inside the object (HTTP 416).
+    #[error("range {}..{} is not satisfiable for object {key}", range.start, range.end)]
+    RangeNotSatisfiable { key: String, range: Range<u64> },
 
     /// The store could not be reached or refused us (network, credentials, missing bucket
     /// or folder). `target` names the store, e.g. `S3 bucket "b" at https://...`.

@@ -203,17 +203,32 @@ impl Storage {
     }
 
     /// The bytes in `range` (half-open, in bytes). A range running past the end is cut at
-    /// the end; one starting at or past the end is an error. Use [`Storage::head`] to
-    /// answer HTTP range requests within the object's size.
+    /// the end; an empty one or one starting at or past the end is
+    /// [`StorageError::RangeNotSatisfiable`].
     pub async fn get_range(
         &self,
         key: &ObjectKey,
         range: Range<u64>,
     ) -> Result<Bytes, StorageError> {
-        self.store
-            .get_range(&store_path(key), range)
-            .await
-            .map_err(|source| self.error(key, "reading a range of", source))
+        let not_satisfiable = |range| StorageError::RangeNotSatisfiable {
+            key: key.to_string(),
+            range,
+        };
+        if range.is_empty() {
+            return Err(not_satisfiable(range));
+        }
+        match self.store.get_range(&store_path(key), range.clone()).await {
+            Ok(bytes) => Ok(bytes),
+            Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound {
+                key: key.to_string(),
+            }),
+            // Backends report an unsatisfiable range in their own ways (a local error, an
+            // HTTP 416); the object's size tells it apart from a real failure.
+            Err(source) => match self.head(key).await {
+                Ok(info) if range.start >= info.size => Err(not_satisfiable(range)),
+                _ => Err(self.error(key, "reading a range of", source)),
+            },
+        }
     }
 
     pub async fn head(&self, key: &ObjectKey) -> Result<ObjectInfo, StorageError> {

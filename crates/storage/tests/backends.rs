@@ -174,7 +174,17 @@ async fn get_range_returns_the_requested_bytes(fixture: Fixture) {
         storage.get_range(&key, 990..5000).await.unwrap(),
         bytes.slice(990..1000)
     );
-    assert!(storage.get_range(&key, 1000..1010).await.is_err());
+    for unsatisfiable in [1000..1010, 2000..3000, 10..10] {
+        match storage.get_range(&key, unsatisfiable.clone()).await {
+            Err(StorageError::RangeNotSatisfiable {
+                key: error_key,
+                range,
+            }) => {
+                assert_eq!((error_key.as_str(), range), (key.as_str(), unsatisfiable));
+            }
+            other => panic!("{unsatisfiable:?} gave {other:?}"),
+        }
+    }
 }
 
 async fn get_stream_yields_every_byte(fixture: Fixture) {
