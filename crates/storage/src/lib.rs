@@ -20,7 +20,7 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use object_store::signer::{Method, Signer};
+use object_store::signer::{Method, Signer, Url};
 use object_store::{
     Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutOptions,
     PutPayload, RetryConfig,
@@ -44,7 +44,8 @@ pub struct S3Settings {
     pub bucket: String,
     pub access_key_id: String,
     pub secret_access_key: String,
-    /// `https://{bucket}.{endpoint}/{key}` instead of `https://{endpoint}/{bucket}/{key}`.
+    /// Address objects as `https://{bucket}.{endpoint host}/{key}` instead of the default
+    /// path style `https://{endpoint host}/{bucket}/{key}`.
     pub virtual_hosted_style: bool,
     /// Required for an `http://` endpoint.
     pub allow_http: bool,
@@ -139,6 +140,17 @@ impl Storage {
                 ..RetryConfig::default()
             });
         if let Some(endpoint) = &settings.endpoint {
+            // object_store takes a virtual-hosted endpoint with the bucket already in it.
+            let endpoint = if settings.virtual_hosted_style {
+                bucket_endpoint(endpoint, &settings.bucket).map_err(|source| {
+                    StorageError::Other {
+                        context: format!("invalid S3 endpoint {endpoint:?}"),
+                        source,
+                    }
+                })?
+            } else {
+                endpoint.clone()
+            };
             builder = builder.with_endpoint(endpoint);
         }
         let store = Arc::new(
@@ -343,6 +355,17 @@ fn other(context: String, source: object_store::Error) -> StorageError {
         context,
         source: source.into(),
     }
+}
+
+/// `https://host:port` to `https://{bucket}.host:port`.
+fn bucket_endpoint(
+    endpoint: &str,
+    bucket: &str,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let mut url = Url::parse(endpoint)?;
+    let host = url.host_str().ok_or("the endpoint has no host")?;
+    url.set_host(Some(&format!("{bucket}.{host}")))?;
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 fn store_path(key: &ObjectKey) -> StorePath {

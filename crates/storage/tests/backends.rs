@@ -323,6 +323,48 @@ async fn s3_presigned_urls_fetch_the_object_until_they_expire() {
 }
 
 #[tokio::test]
+async fn s3_urls_follow_the_addressing_style() {
+    let key = ObjectKey::system_voice(&VoiceId::new());
+    let r2 = |virtual_hosted_style| S3Settings {
+        endpoint: Some("https://account.r2.cloudflarestorage.com".to_string()),
+        region: "auto".to_string(),
+        bucket: "voices-bucket".to_string(),
+        access_key_id: "key-id".to_string(),
+        secret_access_key: "secret".to_string(),
+        virtual_hosted_style,
+        allow_http: false,
+    };
+    // Signing is local computation: no request reaches the endpoint.
+    let path_style = Storage::s3(&r2(false))
+        .unwrap()
+        .signed_url(&key, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        path_style.starts_with(&format!(
+            "https://account.r2.cloudflarestorage.com/voices-bucket/{key}?"
+        )),
+        "{path_style}"
+    );
+    let virtual_hosted = Storage::s3(&r2(true))
+        .unwrap()
+        .signed_url(&key, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        virtual_hosted.starts_with(&format!(
+            "https://voices-bucket.account.r2.cloudflarestorage.com/{key}?"
+        )),
+        "{virtual_hosted}"
+    );
+
+    let mut bad_endpoint = r2(true);
+    bad_endpoint.endpoint = Some("not a url".to_string());
+    let error = Storage::s3(&bad_endpoint).unwrap_err();
+    assert!(error.to_string().contains("not a url"), "{error}");
+}
+
+#[tokio::test]
 async fn s3_storage_does_not_accept_local_signatures() {
     let fixture = Fixture::s3();
     let key = ObjectKey::system_voice(&VoiceId::new());
