@@ -31,7 +31,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // t3_turbo
         ("t3_turbo", None),
         // s3tokenizer_v2
-        ("s3tokenizer_v2", None),
+        ("s3tokenizer_v2", Some(crate::s3tokenizer::verify)),
         // voice_encoder
         ("voice_encoder", None),
         // campplus
