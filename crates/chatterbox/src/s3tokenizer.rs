@@ -4,7 +4,7 @@
 //! convolutions, FSMN-augmented attention blocks with RoPE) → FSQ: eight base-3
 //! digits per token. Weights under the `tokenizer.` prefix of `s3gen_meanflow.safetensors`.
 
-use candle_core::{bail, DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor, bail};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
 use crate::config::S3TokenizerConfig;
@@ -205,8 +205,8 @@ impl FsqCodebook {
     /// Token of each projected row: `sum_i (round(tanh(h_i) * 0.999) + 1) * levels^i`.
     pub fn codes(&self, projected: &Tensor) -> Result<Vec<u32>> {
         let rows = projected.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        // The reference's 0.999 is this f32 literal.
-        const SHRINK: f32 = 0.999_000_013;
+        // The reference writes 0.9990000128746033, which is exactly f32 0.999.
+        const SHRINK: f32 = 0.999;
         Ok(rows
             .iter()
             .map(|row| {
@@ -374,7 +374,12 @@ pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
         verify::compare(fixture, "fsq_proj", &fsq_proj, 1e-4)?,
         verify::compare(fixture, "tokens", &tokens_tensor(tokens)?, 0.0)?,
         verify::compare(fixture, "token_lens", &token_lens, 0.0)?,
-        verify::compare(fixture, "tokens_max_len", &tokens_tensor(tokens_max_len)?, 0.0)?,
+        verify::compare(
+            fixture,
+            "tokens_max_len",
+            &tokens_tensor(tokens_max_len)?,
+            0.0,
+        )?,
         verify::compare(fixture, "token_lens_max_len", &token_lens_max_len, 0.0)?,
     ])
 }

@@ -33,7 +33,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // s3tokenizer_v2
         ("s3tokenizer_v2", Some(crate::s3tokenizer::verify)),
         // voice_encoder
-        ("voice_encoder", None),
+        ("voice_encoder", Some(crate::voice_encoder::verify)),
         // campplus
         ("campplus", None),
         // flow_encoder
