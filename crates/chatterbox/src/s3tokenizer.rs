@@ -293,14 +293,6 @@ impl S3Tokenizer {
             .to_dtype(self.dtype)
     }
 
-    pub fn encoder(&self) -> &AudioEncoderV2 {
-        &self.encoder
-    }
-
-    pub fn quantizer(&self) -> &FsqCodebook {
-        &self.quantizer
-    }
-
     /// Tokens of a `(1, n_mels, T)` log-mel with `T <= 3000`.
     fn quantize_window(&self, mel: &Tensor) -> Result<Vec<u32>> {
         let hidden = self.encoder.forward(mel)?;
@@ -335,6 +327,9 @@ impl S3Tokenizer {
     /// Speech tokens (25 per second) of 16 kHz audio, as `S3Tokenizer.forward`:
     /// with `max_len`, the log-mel is cut to `4 * max_len` frames first.
     pub fn tokenize(&self, wav_16k: &[f32], max_len: Option<usize>) -> Result<Vec<u32>> {
+        if max_len == Some(0) {
+            return Ok(Vec::new());
+        }
         let mel = self.log_mel_spectrogram(wav_16k)?;
         let mel = match max_len {
             Some(max_len) if FRAMES_PER_TOKEN * max_len < mel.dim(2)? => {
