@@ -39,7 +39,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // flow_encoder
         ("flow_encoder", None),
         // cfm_meanflow
-        ("cfm_meanflow", None),
+        ("cfm_meanflow", Some(crate::s3gen::cfm::verify)),
         // hift
         ("hift", None),
         // mel_24k
