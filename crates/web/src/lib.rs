@@ -5,6 +5,7 @@ pub mod error;
 pub mod auth;
 mod health;
 pub mod objects;
+mod pages;
 mod server;
 
 pub use error::ApiError;

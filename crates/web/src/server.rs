@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::{health, objects};
+use crate::{health, objects, pages};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/files/{*key}", get(objects::signed_file))
+        .merge(pages::routes())
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

@@ -1,0 +1,334 @@
+// Shared by every page: calling the JSON API, the signed-in shell (user, organization
+// switcher, navigation, sign-out) and small DOM helpers.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const FALLBACK_MESSAGES = {
+  401: 'Your session has ended. Sign in again to continue.',
+  403: 'Only an admin of this organization can do that.',
+  404: 'That was not found. It may have been deleted.',
+  413: 'That file is too large.',
+  429: 'Too many attempts. Wait a moment and try again.',
+};
+
+/** Calls the API with the session cookie; throws ApiError with the server's message. */
+export async function api(path, { method = 'GET', json, body, headers = {} } = {}) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', ...headers } };
+  if (json !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'Could not reach the server. Check your connection and try again.');
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    const retry = response.headers.get('Retry-After');
+    let message = (error && error.message) || FALLBACK_MESSAGES[response.status]
+      || `Something went wrong (${response.status}). Try again in a moment.`;
+    if (response.status === 429 && retry) message += ` (try again in ${retry} s)`;
+    throw new ApiError(response.status, (error && error.code) || `HTTP_${response.status}`, message);
+  }
+  return data;
+}
+
+/** The items of a list response, whichever envelope the route uses. */
+export function listOf(data) {
+  if (Array.isArray(data)) return data;
+  if (!data) return [];
+  for (const key of ['items', 'data', 'voices', 'generations', 'members', 'invites', 'apiKeys', 'keys', 'orgs', 'organizations']) {
+    if (Array.isArray(data[key])) return data[key];
+  }
+  return [];
+}
+
+/** Where a listing stands: `limit`/`offset` sent, `total` when the route says it. */
+export function pageInfo(data, offset, limit) {
+  const total = data && typeof data.total === 'number' ? data.total : null;
+  const count = listOf(data).length;
+  return { total, offset, limit, hasPrev: offset > 0, hasNext: total == null ? count === limit : offset + count < total, page: Math.floor(offset / limit) + 1, pages: total == null ? null : Math.max(1, Math.ceil(total / limit)) };
+}
+
+function normalizeSession(me) {
+  const user = me.user || me;
+  const orgs = (me.orgs || me.organizations || []).map((org) => ({
+    id: org.id || org.orgId,
+    name: org.name,
+    role: String(org.role || '').toLowerCase(),
+  }));
+  const activeId = (me.activeOrg && me.activeOrg.id) || me.activeOrgId
+    || (me.activeOrganization && me.activeOrganization.id) || null;
+  let activeOrg = orgs.find((org) => org.id === activeId) || null;
+  if (!activeOrg && me.activeOrg) {
+    activeOrg = { id: me.activeOrg.id, name: me.activeOrg.name, role: String(me.role || '').toLowerCase() };
+  }
+  const role = String(me.role || (activeOrg && activeOrg.role) || '').toLowerCase();
+  return { user, orgs, activeOrg, role, isAdmin: role === 'admin' };
+}
+
+export function signInUrl() {
+  return `/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+/**
+ * Starts a signed-in page: sends the browser to sign in when there is no session, fills
+ * the shell and returns the session. With `requireOrg`, a user without an active
+ * organization is sent home to create one.
+ */
+export async function boot({ requireOrg = true } = {}) {
+  wireShell();
+  let session;
+  try {
+    session = normalizeSession(await api('/api/me'));
+  } catch (error) {
+    if (error.status === 401) {
+      location.replace(signInUrl());
+      return new Promise(() => {});
+    }
+    showPageError(error);
+    throw error;
+  }
+  fillShell(session);
+  if (requireOrg && !session.activeOrg) {
+    location.replace('/');
+    return new Promise(() => {});
+  }
+  for (const el of document.querySelectorAll('[data-admin-only]')) el.hidden = !session.isAdmin;
+  document.body.dataset.ready = 'true';
+  return session;
+}
+
+function wireShell() {
+  const shell = document.querySelector('[data-app]');
+  const toggle = document.querySelector('[data-menu-toggle]');
+  if (toggle && shell) {
+    toggle.addEventListener('click', () => {
+      const open = shell.classList.toggle('is-menu-open');
+      toggle.setAttribute('aria-expanded', String(open));
+    });
+    document.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && shell.classList.contains('is-menu-open')) {
+        shell.classList.remove('is-menu-open');
+        toggle.setAttribute('aria-expanded', 'false');
+        toggle.focus();
+      }
+    });
+  }
+  const signOut = document.querySelector('[data-sign-out]');
+  if (signOut) {
+    signOut.addEventListener('click', async () => {
+      busy(signOut, true);
+      try { await api('/api/auth/sign-out', { method: 'POST' }); } catch { /* signed out either way */ }
+      location.assign('/sign-in');
+    });
+  }
+}
+
+function fillShell(session) {
+  const email = session.user.email || '';
+  const name = session.user.name || email;
+  const emailEl = document.querySelector('[data-user-email]');
+  if (emailEl) emailEl.textContent = email;
+  const initial = document.querySelector('[data-user-initial]');
+  if (initial) initial.textContent = (name || '?').trim().charAt(0) || '?';
+  const switcher = document.querySelector('[data-org-switcher]');
+  if (!switcher) return;
+  switcher.replaceChildren();
+  if (!session.activeOrg) switcher.append(new Option('No organization', ''));
+  for (const org of session.orgs) {
+    switcher.append(new Option(org.name, org.id, false, session.activeOrg && org.id === session.activeOrg.id));
+  }
+  switcher.append(new Option('+ New organization…', '__new'));
+  switcher.disabled = false;
+  switcher.addEventListener('change', async () => {
+    const value = switcher.value;
+    if (value === '__new') {
+      location.assign('/?new-org=1');
+      return;
+    }
+    if (!value) return;
+    switcher.disabled = true;
+    try {
+      await api(`/api/orgs/${encodeURIComponent(value)}/activate`, { method: 'POST' });
+      location.reload();
+    } catch (error) {
+      switcher.disabled = false;
+      showPageError(error);
+    }
+  });
+}
+
+/** Shows `error` in the page's alert area (or `target`), or hides it when null. */
+export function showError(target, error) {
+  if (!target) return;
+  if (!error) {
+    target.hidden = true;
+    target.textContent = '';
+    return;
+  }
+  target.textContent = error.message || String(error);
+  target.hidden = false;
+}
+
+export function showPageError(error) {
+  showError(document.querySelector('[data-page-error]'), error);
+}
+
+let toastTimer;
+export function toast(message) {
+  const el = document.querySelector('[data-toast]');
+  if (!el) return;
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 3000);
+}
+
+export function busy(button, on) {
+  button.disabled = on;
+  button.classList.toggle('is-busy', on);
+  button.setAttribute('aria-busy', String(on));
+}
+
+/** Creates an element: `h('a', { href: '/x', class: 'link' }, 'text', child)`. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : value);
+  }
+  el.append(...children.filter((child) => child !== null && child !== undefined && child !== false));
+  return el;
+}
+
+export function formatDate(value) {
+  if (value === null || value === undefined || value === '') return '–';
+  const date = typeof value === 'number' ? new Date(value) : new Date(String(value));
+  if (Number.isNaN(date.getTime())) return String(value);
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+export function formatSeconds(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return '0:00';
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
+}
+
+/** The generation's duration in seconds when the API gives one. */
+export function durationOf(generation) {
+  if (typeof generation.durationSeconds === 'number') return generation.durationSeconds;
+  if (typeof generation.durationMs === 'number') return generation.durationMs / 1000;
+  if (typeof generation.duration === 'number') return generation.duration;
+  return null;
+}
+
+export function statusOf(generation) {
+  return String(generation.status || 'succeeded').toLowerCase();
+}
+
+export function statusBadge(generation) {
+  const status = statusOf(generation);
+  return h('span', { class: `badge badge-${status}` }, status.charAt(0).toUpperCase() + status.slice(1));
+}
+
+export function categoryLabel(value) {
+  const words = String(value || 'GENERAL').replace(/_/g, ' ').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** One shared <audio> for sample previews; returns a toggle function for a button. */
+export function samplePlayer(audio) {
+  let current = null;
+  audio.addEventListener('ended', () => setPlaying(current, false));
+  function setPlaying(button, playing) {
+    if (!button) return;
+    button.setAttribute('aria-pressed', String(playing));
+    button.classList.toggle('is-playing', playing);
+  }
+  return async function toggle(button, url) {
+    if (current === button && !audio.paused) {
+      audio.pause();
+      setPlaying(button, false);
+      return;
+    }
+    setPlaying(current, false);
+    current = button;
+    audio.src = url;
+    setPlaying(button, true);
+    try {
+      await audio.play();
+    } catch {
+      setPlaying(button, false);
+      toast('This sample could not be played.');
+    }
+  };
+}
+
+export function copyButtons(root = document) {
+  root.addEventListener('click', async (event) => {
+    const button = event.target.closest('[data-copy]');
+    if (!button) return;
+    const input = document.querySelector(button.dataset.copy);
+    if (!input) return;
+    input.select();
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      document.execCommand('copy');
+    }
+    toast('Copied to the clipboard');
+  });
+}
+
+/** Wires a `[data-pager]` nav to `load(offset)`; returns a function that shows a page's info. */
+export function pager(nav, load) {
+  const prev = nav.querySelector('[data-page-prev]');
+  const next = nav.querySelector('[data-page-next]');
+  const label = nav.querySelector('[data-page-label]');
+  let info = null;
+  prev.addEventListener('click', () => info && load(Math.max(0, info.offset - info.limit)));
+  next.addEventListener('click', () => info && load(info.offset + info.limit));
+  return function show(pageInfo) {
+    info = pageInfo;
+    nav.hidden = !pageInfo.hasPrev && !pageInfo.hasNext;
+    prev.disabled = !pageInfo.hasPrev;
+    next.disabled = !pageInfo.hasNext;
+    label.textContent = pageInfo.pages ? `Page ${pageInfo.page} of ${pageInfo.pages}` : `Page ${pageInfo.page}`;
+  };
+}
+
+/** Every voice the organization can use (system and its own), following pages. */
+export async function allVoices() {
+  const voices = [];
+  for (let offset = 0; offset < 1000; offset += 100) {
+    const data = await api(`/api/voices?limit=100&offset=${offset}`);
+    const items = listOf(data);
+    voices.push(...items);
+    const total = data && typeof data.total === 'number' ? data.total : null;
+    if (items.length < 100 || (total !== null && voices.length >= total)) break;
+  }
+  return voices;
+}
+
+export function isCustom(voice) {
+  return String(voice.variant || '').toUpperCase() === 'CUSTOM';
+}

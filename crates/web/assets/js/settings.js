@@ -1,0 +1,180 @@
+// Organization settings: members and roles, invite links, API keys (shown once).
+import { api, boot, busy, copyButtons, formatDate, h, listOf, showError, showPageError, toast } from './app.js';
+
+const session = await boot();
+const org = session.activeOrg;
+const base = `/api/orgs/${encodeURIComponent(org.id)}`;
+const errorBox = document.querySelector('[data-form-error]');
+copyButtons();
+
+const userIdOf = (member) => member.userId || member.id || (member.user && member.user.id);
+const emailOf = (member) => member.email || (member.user && member.user.email) || '';
+
+async function loadMembers() {
+  const tbody = document.querySelector('[data-members]');
+  try {
+    const members = listOf(await api(`${base}/members`));
+    tbody.replaceChildren(...members.map((member) => {
+      const userId = userIdOf(member);
+      const role = String(member.role || 'member').toLowerCase();
+      const isMe = userId === session.user.id;
+      const roleCell = session.isAdmin && !isMe
+        ? roleSelect(member, userId, role)
+        : h('span', { class: `badge ${role === 'admin' ? 'badge-admin' : ''}` }, role === 'admin' ? 'Admin' : 'Member');
+      const actions = h('td', { class: 'cell-actions' });
+      if (session.isAdmin && !isMe) {
+        actions.append(h('button', {
+          type: 'button',
+          class: 'btn btn-danger-ghost btn-sm',
+          'aria-label': `Remove ${emailOf(member)}`,
+          onclick: (event) => removeMember(member, userId, event.currentTarget),
+        }, 'Remove'));
+      }
+      return h('tr', {},
+        h('td', {}, h('span', { class: 'list-title' }, member.name || emailOf(member)),
+          member.name ? h('span', { class: 'list-sub' }, emailOf(member)) : null,
+          isMe ? h('span', { class: 'list-sub' }, 'You') : null),
+        h('td', {}, roleCell),
+        actions);
+    }));
+  } catch (error) {
+    tbody.replaceChildren();
+    showError(errorBox, error);
+  } finally {
+    tbody.setAttribute('aria-busy', 'false');
+  }
+}
+
+function roleSelect(member, userId, role) {
+  const select = h('select', { 'aria-label': `Role of ${emailOf(member)}` },
+    new Option('Member', 'member', false, role === 'member'),
+    new Option('Admin', 'admin', false, role === 'admin'));
+  select.addEventListener('change', async () => {
+    select.disabled = true;
+    try {
+      await api(`${base}/members/${encodeURIComponent(userId)}`, { method: 'PATCH', json: { role: select.value } });
+      toast('Role updated');
+    } catch (error) {
+      select.value = role;
+      showError(errorBox, error);
+    } finally {
+      select.disabled = false;
+    }
+  });
+  return select;
+}
+
+async function removeMember(member, userId, button) {
+  if (!confirm(`Remove ${emailOf(member)} from ${org.name}?`)) return;
+  busy(button, true);
+  try {
+    await api(`${base}/members/${encodeURIComponent(userId)}`, { method: 'DELETE' });
+    toast('Member removed');
+    loadMembers();
+  } catch (error) {
+    busy(button, false);
+    showError(errorBox, error);
+  }
+}
+
+function inviteUrl(invite) {
+  if (invite.url) return new URL(invite.url, location.origin).href;
+  return `${location.origin}/invite/${encodeURIComponent(invite.token)}`;
+}
+
+async function loadInvites() {
+  const list = document.querySelector('[data-invites]');
+  try {
+    const invites = listOf(await api(`${base}/invites`));
+    list.replaceChildren(...invites.map((invite) => h('li', {},
+      h('div', { class: 'list-main' },
+        h('span', { class: 'list-title' }, `${String(invite.role || 'member').toLowerCase() === 'admin' ? 'Admin' : 'Member'} invite`),
+        h('span', { class: 'list-sub' }, invite.expiresAt ? `Expires ${formatDate(invite.expiresAt)}` : `Created ${formatDate(invite.createdAt)}`)))));
+  } catch (error) {
+    showError(errorBox, error);
+  }
+}
+
+document.querySelector('[data-invite-form]').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const submit = form.querySelector('[type="submit"]');
+  busy(submit, true);
+  showError(errorBox, null);
+  try {
+    const invite = await api(`${base}/invites`, { method: 'POST', json: { role: form.elements.role.value } });
+    document.querySelector('[data-invite-link]').value = inviteUrl(invite);
+    document.querySelector('[data-invite-result]').hidden = false;
+    loadInvites();
+  } catch (error) {
+    showError(errorBox, error);
+  } finally {
+    busy(submit, false);
+  }
+});
+
+async function loadKeys() {
+  const tbody = document.querySelector('[data-keys]');
+  try {
+    const keys = listOf(await api(`${base}/api-keys`));
+    if (!keys.length) {
+      tbody.replaceChildren(h('tr', {}, h('td', { colspan: '4', class: 'empty-inline' }, 'No API keys yet. Create one to call the API from your own code.')));
+      return;
+    }
+    tbody.replaceChildren(...keys.map((key) => h('tr', {},
+      h('td', {}, key.name),
+      h('td', {}, h('code', {}, `${key.prefix || ''}…`)),
+      h('td', {}, key.lastUsedAt ? formatDate(key.lastUsedAt) : 'Never'),
+      h('td', { class: 'cell-actions' }, h('button', {
+        type: 'button',
+        class: 'btn btn-danger-ghost btn-sm',
+        'aria-label': `Revoke ${key.name}`,
+        onclick: (event) => revokeKey(key, event.currentTarget),
+      }, 'Revoke')))));
+  } catch (error) {
+    showError(errorBox, error);
+  }
+}
+
+async function revokeKey(key, button) {
+  if (!confirm(`Revoke "${key.name}"? Requests using it will fail at once.`)) return;
+  busy(button, true);
+  try {
+    await api(`${base}/api-keys/${encodeURIComponent(key.id)}`, { method: 'DELETE' });
+    toast('Key revoked');
+    loadKeys();
+  } catch (error) {
+    busy(button, false);
+    showPageError(error);
+  }
+}
+
+document.querySelector('[data-key-form]').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const name = form.elements.name.value.trim();
+  if (!name) {
+    showError(errorBox, new Error('Name the key so you can tell it apart later.'));
+    return;
+  }
+  const submit = form.querySelector('[type="submit"]');
+  busy(submit, true);
+  showError(errorBox, null);
+  try {
+    const created = await api(`${base}/api-keys`, { method: 'POST', json: { name } });
+    document.querySelector('[data-new-key]').value = created.key || created.secret || created.apiKey || created.token || '';
+    document.querySelector('[data-key-result]').hidden = false;
+    form.reset();
+    loadKeys();
+  } catch (error) {
+    showError(errorBox, error);
+  } finally {
+    busy(submit, false);
+  }
+});
+
+loadMembers();
+if (session.isAdmin) {
+  loadInvites();
+  loadKeys();
+}

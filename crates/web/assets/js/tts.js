@@ -1,0 +1,182 @@
+// Text to speech: the editor, tag buttons, voice picker with sample playback, the four
+// sampling sliders, and Generate with live progress until the result opens.
+import { allVoices, api, boot, busy, categoryLabel, isCustom, samplePlayer, showError } from './app.js';
+
+const MAX_CHARS = 5000;
+const POLL_MS = 600;
+
+await boot();
+const form = document.querySelector('[data-tts-form]');
+const textarea = form.elements.text;
+const counter = document.querySelector('[data-char-count]');
+const picker = document.querySelector('[data-voice-picker]');
+const previewButton = document.querySelector('[data-preview-voice]');
+const errorBox = form.querySelector('[data-form-error]');
+const generateButton = form.querySelector('[data-generate]');
+const sliders = [...form.querySelectorAll('input[type="range"]')];
+const playSample = samplePlayer(document.querySelector('[data-sample-player]'));
+const params = new URLSearchParams(location.search);
+
+function updateCount() {
+  const length = textarea.value.length;
+  counter.textContent = length.toLocaleString();
+  counter.parentElement.classList.toggle('is-over', length > MAX_CHARS);
+}
+textarea.addEventListener('input', updateCount);
+
+form.querySelector('.tag-bar').addEventListener('click', (event) => {
+  const button = event.target.closest('[data-insert-tag]');
+  if (!button) return;
+  const tag = button.dataset.insertTag;
+  const { selectionStart: start, selectionEnd: end, value } = textarea;
+  const before = value.slice(0, start);
+  const spacer = before && !/\s$/.test(before) ? ' ' : '';
+  const insert = `${spacer}${tag} `;
+  if (value.length - (end - start) + insert.length > MAX_CHARS) return;
+  textarea.setRangeText(insert, start, end, 'end');
+  textarea.focus();
+  updateCount();
+});
+
+function showSliderValue(slider) {
+  form.querySelector(`[data-output="${slider.name}"]`).textContent = slider.value;
+}
+for (const slider of sliders) slider.addEventListener('input', () => showSliderValue(slider));
+form.querySelector('[data-reset-sliders]').addEventListener('click', () => {
+  for (const slider of sliders) {
+    slider.value = slider.dataset.default;
+    showSliderValue(slider);
+  }
+});
+
+async function loadVoices() {
+  let voices;
+  try {
+    voices = await allVoices();
+  } catch (error) {
+    picker.replaceChildren(new Option('Voices could not be loaded', ''));
+    showError(errorBox, error);
+    return;
+  }
+  picker.replaceChildren();
+  if (!voices.length) {
+    picker.append(new Option('No voices yet: clone one first', ''));
+    document.querySelector('[data-voice-hint]').innerHTML = '<a href="/voices/new">Clone a voice</a> to start generating.';
+    return;
+  }
+  const groups = new Map();
+  for (const voice of voices) {
+    const group = isCustom(voice) ? 'Your voices' : categoryLabel(voice.category);
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group).push(voice);
+  }
+  const order = [...groups.keys()].sort((a, b) => (a === 'Your voices' ? -1 : b === 'Your voices' ? 1 : a.localeCompare(b)));
+  for (const name of order) {
+    const optgroup = document.createElement('optgroup');
+    optgroup.label = name;
+    for (const voice of groups.get(name)) optgroup.append(new Option(voice.name, voice.id));
+    picker.append(optgroup);
+  }
+  const wanted = params.get('voiceId');
+  if (wanted && voices.some((voice) => voice.id === wanted)) picker.value = wanted;
+  picker.disabled = false;
+  previewButton.disabled = false;
+}
+
+previewButton.addEventListener('click', () => {
+  if (picker.value) playSample(previewButton, `/api/voices/${encodeURIComponent(picker.value)}/audio`);
+});
+
+/** Regenerate: `?from={generationId}` fills the form with that generation's settings. */
+async function loadSettingsFrom(generationId) {
+  try {
+    const generation = await api(`/api/generations/${encodeURIComponent(generationId)}`);
+    textarea.value = generation.text || '';
+    updateCount();
+    for (const slider of sliders) {
+      const value = generation[slider.name] ?? (generation.params && generation.params[slider.name]);
+      if (value !== undefined && value !== null) {
+        slider.value = value;
+        showSliderValue(slider);
+      }
+    }
+    if (generation.voiceId && [...picker.options].some((option) => option.value === generation.voiceId)) {
+      picker.value = generation.voiceId;
+    }
+  } catch (error) {
+    showError(errorBox, error);
+  }
+}
+
+const progressPanel = document.querySelector('[data-progress]');
+const progressBar = document.querySelector('[data-progress-bar]');
+function showProgress(label, percent) {
+  progressPanel.hidden = false;
+  document.querySelector('[data-progress-label]').textContent = label;
+  document.querySelector('[data-progress-value]').textContent = `${Math.round(percent)}%`;
+  progressBar.style.width = `${percent}%`;
+  progressBar.parentElement.setAttribute('aria-valuenow', String(Math.round(percent)));
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitForResult(id) {
+  for (;;) {
+    const generation = await api(`/api/generations/${encodeURIComponent(id)}`);
+    const status = String(generation.status || 'succeeded').toLowerCase();
+    if (status === 'succeeded') return generation;
+    if (status === 'failed' || status === 'cancelled') {
+      const reason = generation.error || generation.failureReason || generation.errorMessage;
+      throw new Error(status === 'cancelled' ? 'The generation was cancelled.' : `Generation failed${reason ? `: ${reason}` : ''}. Try again, or try other settings.`);
+    }
+    const progress = Number(generation.progress) || 0;
+    showProgress(status === 'queued' ? 'Waiting in the queue…' : 'Generating speech…', Math.max(progress, status === 'queued' ? 2 : 5));
+    await sleep(POLL_MS);
+  }
+}
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  showError(errorBox, null);
+  const text = textarea.value.trim();
+  if (!text) {
+    showError(errorBox, new Error('Write some text to turn into speech.'));
+    textarea.focus();
+    return;
+  }
+  if (text.length > MAX_CHARS) {
+    showError(errorBox, new Error(`The text is ${text.length} characters long; the limit is ${MAX_CHARS}.`));
+    return;
+  }
+  if (!picker.value) {
+    showError(errorBox, new Error('Choose a voice.'));
+    picker.focus();
+    return;
+  }
+  const body = {
+    text,
+    voiceId: picker.value,
+    temperature: Number(form.elements.temperature.value),
+    topP: Number(form.elements.topP.value),
+    topK: Number(form.elements.topK.value),
+    repetitionPenalty: Number(form.elements.repetitionPenalty.value),
+  };
+  busy(generateButton, true);
+  showProgress('Sending…', 0);
+  try {
+    const created = await api('/api/generations', { method: 'POST', json: body });
+    const id = created.id || (created.generation && created.generation.id);
+    await waitForResult(id);
+    showProgress('Done', 100);
+    location.assign(`/text-to-speech/${encodeURIComponent(id)}`);
+  } catch (error) {
+    busy(generateButton, false);
+    progressPanel.hidden = true;
+    showError(errorBox, error);
+  }
+});
+
+updateCount();
+await loadVoices();
+if (params.get('from')) await loadSettingsFrom(params.get('from'));
+form.dataset.ready = 'true';

@@ -1,0 +1,129 @@
+// Voice library: system and custom tabs, category and language filters, name search,
+// sample preview, and delete for admins.
+import { api, boot, categoryLabel, h, isCustom, listOf, pageInfo, pager, samplePlayer, showPageError, toast } from './app.js';
+
+const LIMIT = 24;
+const AVATAR_COLORS = ['#5b4bff', '#e0487a', '#12805c', '#d97706', '#0e7490', '#7c3aed', '#be123c', '#2563eb'];
+
+const session = await boot();
+const list = document.querySelector('[data-voice-list]');
+const empty = document.querySelector('[data-voice-empty]');
+const filters = document.querySelector('[data-voice-filters]');
+const tabs = [...document.querySelectorAll('[data-variant-tab]')];
+const panel = document.querySelector('#voice-panel');
+const playSample = samplePlayer(document.querySelector('[data-sample-player]'));
+const showPage = pager(document.querySelector('[data-pager]'), load);
+let variant = new URLSearchParams(location.search).get('tab') === 'custom' ? 'CUSTOM' : 'SYSTEM';
+
+function selectTab(next, focus) {
+  variant = next;
+  for (const tab of tabs) {
+    const selected = tab.dataset.variantTab === variant;
+    tab.setAttribute('aria-selected', String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    if (selected) {
+      panel.setAttribute('aria-labelledby', tab.id);
+      if (focus) tab.focus();
+    }
+  }
+  load(0);
+}
+for (const tab of tabs) {
+  tab.addEventListener('click', () => selectTab(tab.dataset.variantTab, false));
+  tab.addEventListener('keydown', (event) => {
+    if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
+    const index = tabs.indexOf(tab);
+    const next = tabs[(index + (event.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+    selectTab(next.dataset.variantTab, true);
+  });
+}
+
+function avatar(voice) {
+  let hash = 0;
+  for (const char of voice.name || '') hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return h('span', { class: 'voice-avatar', style: `background:${AVATAR_COLORS[hash % AVATAR_COLORS.length]}`, 'aria-hidden': 'true' },
+    (voice.name || '?').charAt(0).toUpperCase());
+}
+
+function voiceCard(voice) {
+  const preview = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'aria-pressed': 'false', 'aria-label': `Play a sample of ${voice.name}` }, 'Preview');
+  preview.addEventListener('click', () => playSample(preview, `/api/voices/${encodeURIComponent(voice.id)}/audio`));
+  const actions = h('div', { class: 'voice-actions' }, preview,
+    h('a', { class: 'btn btn-ghost btn-sm', href: `/text-to-speech?voiceId=${encodeURIComponent(voice.id)}` }, 'Use'));
+  if (session.isAdmin && isCustom(voice)) {
+    actions.append(h('button', {
+      type: 'button',
+      class: 'btn btn-danger-ghost btn-sm',
+      'data-delete-voice': voice.id,
+      'aria-label': `Delete ${voice.name}`,
+      onclick: (event) => deleteVoice(voice, event.currentTarget),
+    }, 'Delete'));
+  }
+  return h('li', { class: 'voice-card', 'data-voice-id': voice.id },
+    h('div', { class: 'voice-card-head' }, avatar(voice),
+      h('div', { class: 'list-main' }, h('h3', {}, voice.name),
+        h('div', { class: 'voice-meta' },
+          h('span', { class: 'badge' }, categoryLabel(voice.category)),
+          h('span', { class: 'badge' }, voice.language || 'en-US')))),
+    voice.description ? h('p', {}, voice.description) : null,
+    actions);
+}
+
+async function deleteVoice(voice, button) {
+  if (!confirm(`Delete the voice "${voice.name}"? Generations made with it stay in your history.`)) return;
+  button.disabled = true;
+  try {
+    await api(`/api/voices/${encodeURIComponent(voice.id)}`, { method: 'DELETE' });
+    toast(`Deleted ${voice.name}`);
+    load(0);
+  } catch (error) {
+    button.disabled = false;
+    showPageError(error);
+  }
+}
+
+let loadCounter = 0;
+async function load(offset) {
+  const thisLoad = ++loadCounter;
+  list.setAttribute('aria-busy', 'true');
+  const query = new URLSearchParams({ variant, limit: String(LIMIT), offset: String(offset) });
+  const search = filters.elements.q.value.trim();
+  if (search) query.set('q', search);
+  if (filters.elements.category.value) query.set('category', filters.elements.category.value);
+  if (filters.elements.language.value) query.set('language', filters.elements.language.value);
+  try {
+    const data = await api(`/api/voices?${query}`);
+    if (thisLoad !== loadCounter) return;
+    const needle = search.toLowerCase();
+    const voices = listOf(data).filter((voice) => (isCustom(voice) ? 'CUSTOM' : 'SYSTEM') === variant
+      && (!needle || String(voice.name).toLowerCase().includes(needle)));
+    list.replaceChildren(...voices.map(voiceCard));
+    const filtered = search || filters.elements.category.value || filters.elements.language.value;
+    empty.hidden = voices.length > 0;
+    empty.querySelector('[data-empty-title]').textContent = filtered ? 'No voices match' : variant === 'CUSTOM' ? 'No custom voices yet' : 'No system voices installed';
+    empty.querySelector('[data-empty-text]').textContent = filtered
+      ? 'Try another search or clear the filters.'
+      : variant === 'CUSTOM'
+        ? 'Clone a voice from a recording of 10 seconds or more; it will appear here for everyone in your organization.'
+        : 'The operator of this instance has not imported system voices yet. Clone your own voice instead.';
+    empty.querySelector('[data-empty-action]').hidden = !session.isAdmin || Boolean(filtered);
+    showPage(pageInfo(data, offset, LIMIT));
+  } catch (error) {
+    list.replaceChildren();
+    showPageError(error);
+  } finally {
+    if (thisLoad === loadCounter) list.setAttribute('aria-busy', 'false');
+  }
+}
+
+let searchTimer;
+filters.addEventListener('input', (event) => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => load(0), event.target.type === 'search' ? 250 : 0);
+});
+filters.addEventListener('submit', (event) => {
+  event.preventDefault();
+  load(0);
+});
+
+selectTab(variant, false);
