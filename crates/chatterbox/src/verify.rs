@@ -35,7 +35,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // voice_encoder
         ("voice_encoder", None),
         // campplus
-        ("campplus", None),
+        ("campplus", Some(crate::campplus::verify)),
         // flow_encoder
         ("flow_encoder", None),
         // cfm_meanflow
