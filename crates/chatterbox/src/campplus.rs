@@ -3,7 +3,7 @@
 
 pub mod fbank;
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, VarBuilder};
 
 use crate::config::CampplusConfig;
@@ -88,9 +88,7 @@ impl FreqStridedConv2d {
         if self.stride_freq == 1 {
             return Ok(y);
         }
-        let rows: Vec<u32> = (0..y.dim(2)? as u32)
-            .step_by(self.stride_freq)
-            .collect();
+        let rows: Vec<u32> = (0..y.dim(2)? as u32).step_by(self.stride_freq).collect();
         let rows = Tensor::new(rows.as_slice(), y.device())?;
         y.index_select(&rows, 2)
     }
@@ -106,7 +104,12 @@ struct BasicResBlock {
 }
 
 impl BasicResBlock {
-    fn new(in_planes: usize, planes: usize, stride: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+    fn new(
+        in_planes: usize,
+        planes: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         let shortcut = if stride != 1 || in_planes != planes {
             let s = vb.pp("shortcut");
             Some((
@@ -171,7 +174,10 @@ impl Fcm {
 
     /// `(B, F, T)` features to `(B, C * F / 8, T)`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut out = self.bn1.forward(&self.conv1.forward(&x.unsqueeze(1)?)?)?.relu()?;
+        let mut out = self
+            .bn1
+            .forward(&self.conv1.forward(&x.unsqueeze(1)?)?)?
+            .relu()?;
         for layer in &self.layers {
             out = layer.forward(&out)?;
         }
@@ -327,7 +333,9 @@ impl XVector {
         if cfg.block_layers.len() != cfg.block_kernel_sizes.len()
             || cfg.block_layers.len() != cfg.block_dilations.len()
         {
-            candle_core::bail!("campplus: block_layers, block_kernel_sizes and block_dilations differ in length");
+            candle_core::bail!(
+                "campplus: block_layers, block_kernel_sizes and block_dilations differ in length"
+            );
         }
         let tdnn = candle_nn::conv1d_no_bias(
             in_channels,
@@ -395,9 +403,7 @@ impl XVector {
 
     /// Frame-level features `(B, C, T')` before stats pooling.
     fn frames(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut x = self
-            .tdnn_nonlinear
-            .forward(&self.tdnn.forward(x)?)?;
+        let mut x = self.tdnn_nonlinear.forward(&self.tdnn.forward(x)?)?;
         for block in &self.blocks {
             x = block.forward(&x)?;
         }

@@ -1,7 +1,7 @@
 //! CAMPPlus (S3Gen speaker x-vector) against the reference fixture.
 
 use chatterbox::campplus::Campplus;
-use chatterbox::fixtures::{fixture_dir, Fixture};
+use chatterbox::fixtures::{Fixture, fixture_dir};
 
 #[test]
 fn campplus_matches_reference() {

@@ -31,7 +31,10 @@ impl Fbank {
             candle_core::bail!("fbank: dither {} is not supported (only 0)", cfg.dither);
         }
         if cfg.num_mel_bins <= 3 {
-            candle_core::bail!("fbank: needs more than 3 mel bins, got {}", cfg.num_mel_bins);
+            candle_core::bail!(
+                "fbank: needs more than 3 mel bins, got {}",
+                cfg.num_mel_bins
+            );
         }
         let sample_rate = f64::from(sample_rate);
         // Same truncation as torchaudio: int(sample_frequency * ms * 0.001).
@@ -120,24 +123,27 @@ fn mel_scale(hz: f64) -> f64 {
 }
 
 /// Triangular filters equally spaced on the mel scale between 20 Hz and Nyquist, evaluated
-/// at the FFT bin frequencies `k * rate / fft_size` for `k < fft_size / 2`.
+/// at the FFT bin frequencies `k * rate / fft_size` for `k < fft_size / 2`. The filter
+/// edges and bin mels are computed in float32, as torchaudio does: the narrow low filters
+/// are sensitive to that rounding.
 fn mel_banks(num_bins: usize, fft_size: usize, sample_rate: f64) -> Vec<Vec<f64>> {
     let nyquist = 0.5 * sample_rate;
     let mel_low = mel_scale(LOW_FREQ_HZ);
-    let mel_high = mel_scale(nyquist);
-    let mel_delta = (mel_high - mel_low) / (num_bins + 1) as f64;
-    let bin_width = sample_rate / fft_size as f64;
+    let mel_delta = ((mel_scale(nyquist) - mel_low) / (num_bins + 1) as f64) as f32;
+    let bin_width = (sample_rate / fft_size as f64) as f32;
+    let edge = |i: usize| mel_low as f32 + i as f32 * mel_delta;
+    let bin_mels: Vec<f32> = (0..fft_size / 2)
+        .map(|k| 1127.0f32 * (1.0f32 + bin_width * k as f32 / 700.0f32).ln())
+        .collect();
     (0..num_bins)
         .map(|b| {
-            let left = mel_low + b as f64 * mel_delta;
-            let center = mel_low + (b + 1) as f64 * mel_delta;
-            let right = mel_low + (b + 2) as f64 * mel_delta;
-            let mut row: Vec<f64> = (0..fft_size / 2)
-                .map(|k| {
-                    let mel = mel_scale(bin_width * k as f64);
+            let (left, center, right) = (edge(b), edge(b + 1), edge(b + 2));
+            let mut row: Vec<f64> = bin_mels
+                .iter()
+                .map(|&mel| {
                     let up = (mel - left) / (center - left);
                     let down = (right - mel) / (right - center);
-                    up.min(down).max(0.0)
+                    f64::from(up.min(down).max(0.0))
                 })
                 .collect();
             row.push(0.0);
