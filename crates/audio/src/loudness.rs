@@ -13,7 +13,9 @@ const RELATIVE_GATE_LU: f64 = -10.0;
 pub enum LoudnessError {
     #[error("sample rate must be positive")]
     ZeroSampleRate,
-    #[error("audio of {samples} samples is shorter than one {BLOCK_SECONDS} s gating block at {sample_rate} Hz")]
+    #[error(
+        "audio of {samples} samples is shorter than one {BLOCK_SECONDS} s gating block at {sample_rate} Hz"
+    )]
     TooShort { samples: usize, sample_rate: u32 },
 }
 

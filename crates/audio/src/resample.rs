@@ -41,11 +41,7 @@ pub struct Resampler {
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Modified Bessel function of the first kind, order zero (power series).
@@ -85,7 +81,9 @@ impl Resampler {
             table: None,
         };
         if (up as usize).saturating_mul(taps) <= MAX_TABLE_COEFFICIENTS {
-            let table = (0..up).flat_map(|phase| resampler.phase_taps(phase)).collect();
+            let table = (0..up)
+                .flat_map(|phase| resampler.phase_taps(phase))
+                .collect();
             resampler.table = Some(table);
         }
         Ok(resampler)

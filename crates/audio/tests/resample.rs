@@ -1,9 +1,11 @@
 //! The resampler on its own: lengths, passband accuracy (tones and a sweep, amplitude and
-//! timing), and rejection of everything above the new Nyquist frequency.
+//! timing), and rejection of everything above the new Nyquist frequency. Errors are measured
+//! as the largest deviation from the ideal signal at the new rate; the bound, 90 dB, leaves
+//! margin under the design (about 100 dB) and well over the 60 dB asked of the resampler.
 
 use std::f64::consts::PI;
 
-use resonance_audio::resample::{resample, ResampleError, Resampler};
+use resonance_audio::resample::{ResampleError, Resampler, resample};
 
 /// Output samples near either end (kernel warm-up over the zero padding) left out of the
 /// comparisons.
@@ -40,9 +42,18 @@ fn error_db(actual: &[f32], expected: &[f32], amplitude: f64) -> f64 {
 
 #[test]
 fn output_length_is_ceil_of_the_ratio() {
-    assert_eq!(resample(&vec![0.0; 40_000], 16_000, 24_000).unwrap().len(), 60_000);
-    assert_eq!(resample(&vec![0.0; 24_001], 24_000, 16_000).unwrap().len(), 16_001);
-    assert_eq!(resample(&vec![0.0; 44_101], 44_100, 24_000).unwrap().len(), 24_001);
+    assert_eq!(
+        resample(&vec![0.0; 40_000], 16_000, 24_000).unwrap().len(),
+        60_000
+    );
+    assert_eq!(
+        resample(&vec![0.0; 24_001], 24_000, 16_000).unwrap().len(),
+        16_001
+    );
+    assert_eq!(
+        resample(&vec![0.0; 44_101], 44_100, 24_000).unwrap().len(),
+        24_001
+    );
     assert_eq!(Resampler::new(48_000, 16_000).unwrap().output_len(3), 1);
     assert!(resample(&[], 24_000, 16_000).unwrap().is_empty());
 }
@@ -79,7 +90,10 @@ fn passband_tones_keep_amplitude_and_timing() {
             let y = resample(&x, from, to).unwrap();
             let expected = tone(to, y.len(), hz, 0.5);
             let err = error_db(&y, &expected, 0.5);
-            assert!(err < -60.0, "{from}->{to} Hz, {hz} Hz tone: error {err:.1} dB");
+            assert!(
+                err < -90.0,
+                "{from}->{to} Hz, {hz} Hz tone: error {err:.1} dB"
+            );
         }
     }
 }
@@ -90,7 +104,7 @@ fn sweep_through_the_passband_is_preserved() {
     let y = resample(&x, 48_000, 16_000).unwrap();
     let expected = sweep(16_000, 2.0, 20.0, 7000.0);
     let err = error_db(&y, &expected, 0.5);
-    assert!(err < -50.0, "sweep error {err:.1} dB");
+    assert!(err < -90.0, "sweep error {err:.1} dB");
 }
 
 #[test]
@@ -105,7 +119,10 @@ fn tones_above_the_new_nyquist_are_rejected() {
         let y = resample(&x, from, to).unwrap();
         let silence = vec![0.0; y.len()];
         let leak = error_db(&y, &silence, 0.5);
-        assert!(leak < -60.0, "{from}->{to}, {hz} Hz tone leaks at {leak:.1} dB");
+        assert!(
+            leak < -90.0,
+            "{from}->{to}, {hz} Hz tone leaks at {leak:.1} dB"
+        );
     }
 }
 
@@ -116,7 +133,7 @@ fn upsampling_leaves_no_images() {
     let y = resample(&x, 16_000, 24_000).unwrap();
     let expected = tone(24_000, y.len(), 7000.0, 0.5);
     let err = error_db(&y, &expected, 0.5);
-    assert!(err < -60.0, "image/error {err:.1} dB");
+    assert!(err < -90.0, "image/error {err:.1} dB");
 }
 
 #[test]
@@ -127,5 +144,5 @@ fn uncommon_ratio_without_a_phase_table_still_resamples() {
     assert_eq!(y.len(), 16_000);
     let expected = tone(16_000, y.len(), 1000.0, 0.5);
     let err = error_db(&y, &expected, 0.5);
-    assert!(err < -60.0, "error {err:.1} dB");
+    assert!(err < -90.0, "error {err:.1} dB");
 }

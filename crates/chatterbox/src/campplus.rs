@@ -246,7 +246,7 @@ impl CamDenseTdnnLayer {
         dilation: usize,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        if kernel % 2 == 0 {
+        if kernel.is_multiple_of(2) {
             candle_core::bail!("campplus: dense TDNN kernel must be odd, got {kernel}");
         }
         let bn_channels = cfg.bn_size * cfg.growth_rate;
@@ -327,7 +327,7 @@ struct XVector {
 
 impl XVector {
     fn new(cfg: &CampplusConfig, in_channels: usize, vb: VarBuilder) -> candle_core::Result<Self> {
-        if cfg.tdnn_kernel % 2 == 0 {
+        if cfg.tdnn_kernel.is_multiple_of(2) {
             candle_core::bail!("campplus: TDNN kernel must be odd, got {}", cfg.tdnn_kernel);
         }
         if cfg.block_layers.len() != cfg.block_kernel_sizes.len()
