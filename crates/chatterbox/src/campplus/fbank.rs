@@ -21,8 +21,7 @@ pub struct Fbank {
     window_shift: usize,
     fft_size: usize,
     fft: Arc<dyn Fft<f64>>,
-    /// `num_mel_bins` rows of `fft_size / 2 + 1` weights (the Nyquist column is zero).
-    mel_banks: Vec<Vec<f64>>,
+    mel_banks: Vec<MelBank>,
 }
 
 impl Fbank {
@@ -82,7 +81,7 @@ impl Fbank {
         let mut out = Vec::with_capacity(frames * num_bins);
         let mut buffer = vec![Complex::new(0.0, 0.0); self.fft_size];
         let mut frame = vec![0.0f64; window_size];
-        let mut power = vec![0.0f64; self.fft_size / 2 + 1];
+        let mut power = vec![0.0f64; self.fft_size / 2];
         for f in 0..frames {
             let start = f * self.window_shift;
             for (dst, &src) in frame.iter_mut().zip(&wave[start..start + window_size]) {
@@ -109,12 +108,19 @@ impl Fbank {
                 *p = c.norm_sqr();
             }
             for bank in &self.mel_banks {
-                let energy: f64 = bank.iter().zip(&power).map(|(w, p)| w * p).sum();
+                let bins = &power[bank.first_bin..bank.first_bin + bank.weights.len()];
+                let energy: f64 = bank.weights.iter().zip(bins).map(|(w, p)| w * p).sum();
                 out.push(energy.max(f64::from(f32::EPSILON)).ln() as f32);
             }
         }
         Tensor::from_vec(out, (frames, num_bins), &Device::Cpu)
     }
+}
+
+/// One triangular filter: its non-zero weights, starting at FFT bin `first_bin`.
+struct MelBank {
+    first_bin: usize,
+    weights: Vec<f64>,
 }
 
 /// Kaldi's mel scale: `1127 ln(1 + f / 700)`.
@@ -123,10 +129,10 @@ fn mel_scale(hz: f64) -> f64 {
 }
 
 /// Triangular filters equally spaced on the mel scale between 20 Hz and Nyquist, evaluated
-/// at the FFT bin frequencies `k * rate / fft_size` for `k < fft_size / 2`. The filter
-/// edges and bin mels are computed in float32, as torchaudio does: the narrow low filters
-/// are sensitive to that rounding.
-fn mel_banks(num_bins: usize, fft_size: usize, sample_rate: f64) -> Vec<Vec<f64>> {
+/// at the FFT bin frequencies `k * rate / fft_size` for `k < fft_size / 2` (the Nyquist bin
+/// gets no weight). The filter edges and bin mels are computed in float32, as torchaudio
+/// does: the narrow low filters are sensitive to that rounding.
+fn mel_banks(num_bins: usize, fft_size: usize, sample_rate: f64) -> Vec<MelBank> {
     let nyquist = 0.5 * sample_rate;
     let mel_low = mel_scale(LOW_FREQ_HZ);
     let mel_delta = ((mel_scale(nyquist) - mel_low) / (num_bins + 1) as f64) as f32;
@@ -138,7 +144,7 @@ fn mel_banks(num_bins: usize, fft_size: usize, sample_rate: f64) -> Vec<Vec<f64>
     (0..num_bins)
         .map(|b| {
             let (left, center, right) = (edge(b), edge(b + 1), edge(b + 2));
-            let mut row: Vec<f64> = bin_mels
+            let row: Vec<f64> = bin_mels
                 .iter()
                 .map(|&mel| {
                     let up = (mel - left) / (center - left);
@@ -146,8 +152,15 @@ fn mel_banks(num_bins: usize, fft_size: usize, sample_rate: f64) -> Vec<Vec<f64>
                     f64::from(up.min(down).max(0.0))
                 })
                 .collect();
-            row.push(0.0);
-            row
+            let first_bin = row.iter().position(|&w| w > 0.0).unwrap_or(0);
+            let end = row
+                .iter()
+                .rposition(|&w| w > 0.0)
+                .map_or(first_bin, |i| i + 1);
+            MelBank {
+                first_bin,
+                weights: row[first_bin..end].to_vec(),
+            }
         })
         .collect()
 }
