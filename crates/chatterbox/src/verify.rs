@@ -37,7 +37,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // campplus
         ("campplus", None),
         // flow_encoder
-        ("flow_encoder", None),
+        ("flow_encoder", Some(crate::s3gen::flow_encoder::verify)),
         // cfm_meanflow
         ("cfm_meanflow", None),
         // hift
