@@ -5,12 +5,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VoiceCategory {
     Audiobook,
     Conversational,
     CustomerService,
+    #[default]
     General,
     Narrative,
     Characters,
@@ -53,12 +54,6 @@ impl VoiceCategory {
             Self::Voiceover => "VOICEOVER",
             Self::Corporate => "CORPORATE",
         }
-    }
-}
-
-impl Default for VoiceCategory {
-    fn default() -> Self {
-        Self::General
     }
 }
 
