@@ -3,8 +3,9 @@
 //! With `DATABASE_URL` set, each [`TestPostgres`] is a new database on that server, dropped
 //! again with the handle. Otherwise the first test of the process starts one throwaway
 //! cluster from the installed server binaries (as the `postgres` user when running as root,
-//! since `initdb` refuses root), listening on 127.0.0.1 on a free port with durability off;
-//! every test then creates its own database there. A small supervisor process stops the
+//! since `initdb` refuses root), in memory (`/dev/shm`) when there is room, listening on
+//! 127.0.0.1 on a free port with durability off; every test then creates its own database
+//! there. A small supervisor process stops the
 //! cluster and deletes its directory once the test process has exited, however it exits.
 
 use std::fs::File;
@@ -156,7 +157,7 @@ impl Cluster {
         let owner = cluster_owner()?;
         let dir = tempfile::Builder::new()
             .prefix("resonance-testkit-pg-")
-            .tempdir()
+            .tempdir_in(cluster_parent_dir())
             .context("creating the cluster's directory")?;
         if let Some(owner) = owner {
             std::os::unix::fs::chown(dir.path(), Some(owner.uid), Some(owner.gid))
@@ -309,6 +310,31 @@ fn server_binaries() -> Result<PathBuf> {
              RESONANCE_PG_BIN to their directory, or set DATABASE_URL to a server where \
              tests may create databases"
         ),
+    }
+}
+
+/// Where to put the cluster: in memory (`/dev/shm`) when it has room, since every test's
+/// `CREATE DATABASE` writes a copy of the template database; else the temporary directory.
+fn cluster_parent_dir() -> PathBuf {
+    const ROOM_NEEDED: u64 = 1 << 30;
+    let shm = Path::new("/dev/shm");
+    // SAFETY: statvfs only writes into the zeroed struct it is given; the path is a valid
+    // C string.
+    let room = unsafe {
+        let mut stats: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c"/dev/shm".as_ptr(), &mut stats) == 0 {
+            // Narrower than u64 on 32-bit targets.
+            #[allow(clippy::useless_conversion)]
+            let room = u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize));
+            room
+        } else {
+            0
+        }
+    };
+    if shm.is_dir() && room >= ROOM_NEEDED {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
     }
 }
 
