@@ -153,7 +153,10 @@ impl Cluster {
     }
 
     fn start() -> Result<Cluster> {
-        let bin = server_binaries()?;
+        let bin = server_binaries(
+            std::env::var_os("RESONANCE_PG_BIN").map(PathBuf::from),
+            Path::new("/usr/lib/postgresql"),
+        )?;
         let owner = cluster_owner()?;
         let dir = tempfile::Builder::new()
             .prefix("resonance-testkit-pg-")
@@ -274,16 +277,15 @@ impl Cluster {
     }
 }
 
-/// The directory holding `initdb`, `postgres` and `pg_isready`: `RESONANCE_PG_BIN`, or the
-/// newest `/usr/lib/postgresql/<version>/bin`.
-fn server_binaries() -> Result<PathBuf> {
+/// The directory holding `initdb`, `postgres` and `pg_isready`: `chosen` (from
+/// `RESONANCE_PG_BIN`) if given, else the newest `<installed>/<version>/bin`.
+fn server_binaries(chosen: Option<PathBuf>, installed: &Path) -> Result<PathBuf> {
     let has_binaries = |dir: &Path| {
         ["initdb", "postgres", "pg_isready"]
             .iter()
             .all(|binary| dir.join(binary).is_file())
     };
-    if let Some(dir) = std::env::var_os("RESONANCE_PG_BIN") {
-        let dir = PathBuf::from(dir);
+    if let Some(dir) = chosen {
         if !has_binaries(&dir) {
             bail!(
                 "RESONANCE_PG_BIN={} does not hold initdb, postgres and pg_isready",
@@ -292,7 +294,7 @@ fn server_binaries() -> Result<PathBuf> {
         }
         return Ok(dir);
     }
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
+    let newest = std::fs::read_dir(installed)
         .into_iter()
         .flatten()
         .flatten()
@@ -306,9 +308,9 @@ fn server_binaries() -> Result<PathBuf> {
         Some((_, bin)) => Ok(bin),
         None => bail!(
             "PostgreSQL server binaries (initdb, postgres, pg_isready) not found in \
-             /usr/lib/postgresql/<version>/bin: install the PostgreSQL server, set \
-             RESONANCE_PG_BIN to their directory, or set DATABASE_URL to a server where \
-             tests may create databases"
+             {}/<version>/bin: install the PostgreSQL server, set RESONANCE_PG_BIN to their \
+             directory, or set DATABASE_URL to a server where tests may create databases",
+            installed.display()
         ),
     }
 }
@@ -378,6 +380,32 @@ fn free_port() -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_newest_complete_server_or_says_what_is_missing() {
+        let installed = tempfile::tempdir().unwrap();
+        let error = server_binaries(None, installed.path()).unwrap_err();
+        assert!(error.to_string().contains("not found in"), "{error}");
+        assert!(error.to_string().contains("DATABASE_URL"), "{error}");
+
+        let install = |version: &str, binaries: &[&str]| {
+            let bin = installed.path().join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            for binary in binaries {
+                std::fs::write(bin.join(binary), b"").unwrap();
+            }
+            bin
+        };
+        let complete = ["initdb", "postgres", "pg_isready"];
+        install("9", &complete);
+        let v14 = install("14", &complete);
+        install("16", &["initdb", "postgres"]);
+        assert_eq!(server_binaries(None, installed.path()).unwrap(), v14);
+
+        let incomplete = installed.path().join("16").join("bin");
+        let error = server_binaries(Some(incomplete), installed.path()).unwrap_err();
+        assert!(error.to_string().contains("RESONANCE_PG_BIN"), "{error}");
+    }
 
     #[test]
     fn with_database_replaces_only_the_database() {
