@@ -1,7 +1,7 @@
 //! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`),
 //! combined into [`Database`], implemented once per backend ([`SqliteDatabase`],
-//! [`PostgresDatabase`]). Both backends run the same SQL text wherever the dialects agree
-//! and behave identically.
+//! [`PostgresDatabase`]). Every query is one SQL text for both backends (`queries.rs`); only
+//! connection setup and the migrations differ, so the backends behave identically.
 
 #[macro_use]
 mod queries;
