@@ -1,1 +1,6 @@
 //! Audio decoding, validation, resampling, loudness and encoding.
+
+pub mod decode;
+pub mod wav;
+
+pub use decode::{DecodeError, MonoAudio, decode};

@@ -29,21 +29,21 @@ pub type VerifyFn = fn(&Fixture) -> candle_core::Result<Vec<Check>>;
 pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
     vec![
         // t3_turbo
-        ("t3_turbo", None),
+        ("t3_turbo", Some(crate::t3::verify)),
         // s3tokenizer_v2
-        ("s3tokenizer_v2", None),
+        ("s3tokenizer_v2", Some(crate::s3tokenizer::verify)),
         // voice_encoder
-        ("voice_encoder", None),
+        ("voice_encoder", Some(crate::voice_encoder::verify)),
         // campplus
         ("campplus", None),
         // flow_encoder
-        ("flow_encoder", None),
+        ("flow_encoder", Some(crate::s3gen::flow_encoder::verify)),
         // cfm_meanflow
-        ("cfm_meanflow", None),
+        ("cfm_meanflow", Some(crate::s3gen::cfm::verify)),
         // hift
-        ("hift", None),
+        ("hift", Some(crate::s3gen::hift::verify)),
         // mel_24k
-        ("mel_24k", None),
+        ("mel_24k", Some(crate::dsp::verify_mel_24k)),
         // s3gen_meanflow_e2e
         ("s3gen_meanflow_e2e", None),
         // turbo_e2e

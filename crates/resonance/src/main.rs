@@ -1,1 +1,63 @@
-fn main() {}
+//! `resonance`: serve the product, run migrations, manage the model.
+
+mod config;
+mod model;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::SettingsArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "resonance",
+    version,
+    about = "Self-hosted text-to-speech and voice cloning"
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web app and API (the default)
+    Serve,
+    /// Apply database migrations and exit
+    Migrate,
+    /// Model maintenance
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve::serve(&cli.settings).await,
+            Command::Migrate => serve::migrate(&cli.settings).await,
+            Command::Model(cmd) => model::run(cmd),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

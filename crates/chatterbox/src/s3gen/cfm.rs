@@ -1,0 +1,231 @@
+//! Meanflow integration of `CausalConditionalCFM` (`chatterbox/models/s3gen/flow_matching.py`,
+//! `meanflow=True`): from noise to mel in a few Euler steps of the averaged velocity, with
+//! no classifier-free guidance (the Turbo decoder was distilled with guidance baked in).
+
+use candle_core::{D, Tensor};
+use candle_nn::VarBuilder;
+
+use super::decoder::ConditionalDecoder;
+use crate::config::DecoderConfig;
+use crate::fixtures::Fixture;
+use crate::rng::RandomSource;
+use crate::verify::{self, Check};
+
+/// `torch.linspace(0, 1, n_timesteps + 1)` in f32 (meanflow uses no cosine schedule).
+/// Like torch, the first half counts up from 0 and the second half down from 1.
+pub fn time_span(n_timesteps: usize) -> Vec<f32> {
+    let step = 1.0 / n_timesteps as f32;
+    let steps = n_timesteps + 1;
+    let halfway = steps / 2;
+    (0..=n_timesteps)
+        .map(|i| {
+            if i < halfway {
+                i as f32 * step
+            } else {
+                1.0 - (n_timesteps - i) as f32 * step
+            }
+        })
+        .collect()
+}
+
+/// The meanflow sampler around the decoder (`flow.decoder` in the checkpoint).
+pub struct MeanflowCfm {
+    estimator: ConditionalDecoder,
+}
+
+impl MeanflowCfm {
+    /// Loads from `vb` = the checkpoint's `flow.decoder` (the estimator is under `estimator`).
+    pub fn new(cfg: &DecoderConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            estimator: ConditionalDecoder::new(cfg, vb.pp("estimator"))?,
+        })
+    }
+
+    pub fn estimator(&self) -> &ConditionalDecoder {
+        &self.estimator
+    }
+
+    /// The starting point of the integration: a fresh standard normal draw shaped like
+    /// `mu` whose last frames are replaced by `noised_mels` (the noise S3Gen drew for
+    /// the generated frames), so only the prompt frames keep this draw.
+    pub fn initial_noise(
+        mu: &Tensor,
+        noised_mels: &Tensor,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        let (batch, channels, frames) = mu.dims3()?;
+        let generated = noised_mels.dim(D::Minus1)?;
+        if generated > frames {
+            candle_core::bail!("cfm: noised_mels has {generated} frames, more than mu's {frames}");
+        }
+        let z = rng.randn(mu.dims(), mu.device())?;
+        let noised_mels = noised_mels
+            .to_dtype(mu.dtype())?
+            .broadcast_as((batch, channels, generated))?;
+        Tensor::cat(&[&z.narrow(2, 0, frames - generated)?, &noised_mels], 2)
+    }
+
+    /// One Euler step from time `t` to `r`: returns the estimated velocity and
+    /// `x + (r - t) * velocity`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn euler_step(
+        &self,
+        x: &Tensor,
+        mu: &Tensor,
+        mask: &Tensor,
+        spks: &Tensor,
+        cond: &Tensor,
+        t: f32,
+        r: f32,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let t_in = Tensor::new(&[t], x.device())?;
+        let r_in = Tensor::new(&[r], x.device())?;
+        let velocity = self
+            .estimator
+            .forward(x, mask, mu, &t_in, spks, cond, &r_in)?;
+        let next = (x + (&velocity * f64::from(r - t))?)?;
+        Ok((velocity, next))
+    }
+
+    /// Generates mel frames over the whole of `mu`, prompt frames included (the caller
+    /// drops the first `prompt_frames`, as `flow.inference` does).
+    ///
+    /// `mu`, `cond`: `(batch, 80, frames)` encoder output and prompt mel (zeros after the
+    /// prompt); `mask`: `(batch, 1, frames)`; `spks`: `(batch, 80)` projected speaker
+    /// embedding; `noised_mels`: `(1 or batch, 80, generated frames)` noise for the frames
+    /// after the prompt. Draws one `randn` shaped like `mu`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        mu: &Tensor,
+        mask: &Tensor,
+        spks: &Tensor,
+        cond: &Tensor,
+        noised_mels: &Tensor,
+        n_timesteps: usize,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        check_inputs(mu, mask, spks, cond)?;
+        if n_timesteps == 0 {
+            candle_core::bail!("cfm: n_timesteps must be at least 1");
+        }
+        let mut x = Self::initial_noise(mu, noised_mels, rng)?;
+        let span = time_span(n_timesteps);
+        for step in span.windows(2) {
+            x = self
+                .euler_step(&x, mu, mask, spks, cond, step[0], step[1])?
+                .1;
+        }
+        Ok(x)
+    }
+}
+
+fn check_inputs(
+    mu: &Tensor,
+    mask: &Tensor,
+    spks: &Tensor,
+    cond: &Tensor,
+) -> candle_core::Result<()> {
+    let (batch, channels, frames) = mu.dims3()?;
+    let expect = |name: &str, t: &Tensor, want: &[usize]| {
+        if t.dims() != want {
+            candle_core::bail!(
+                "cfm: {name} has shape {:?}, expected {want:?} (mu is {:?})",
+                t.dims(),
+                mu.dims()
+            );
+        }
+        Ok(())
+    };
+    expect("mask", mask, &[batch, 1, frames])?;
+    expect("spks", spks, &[batch, channels])?;
+    expect("cond", cond, &[batch, channels, frames])
+}
+
+/// Parity with the `cfm_meanflow` fixture: initial noise, each Euler step's inputs and
+/// velocity, the step-0 time embedding, and the final mel.
+pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
+    const TOL: f64 = 1e-4;
+    let cfg = fixture.config()?;
+    let cfm = MeanflowCfm::new(&cfg.decoder, fixture.weights()?.pp("flow.decoder"))?;
+    let mu = fixture.tensor("mu")?;
+    let mask = fixture.tensor("mask")?;
+    let spks = fixture.tensor("spks")?;
+    let cond = fixture.tensor("cond")?;
+    let param = |name: &str| {
+        fixture.json["params"][name]
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| candle_core::Error::Msg(format!("cfm_meanflow: params.{name} missing")))
+    };
+    let n_timesteps = param("n_timesteps")?;
+    let generated = param("n_gen_frames")?;
+    let prompt_frames = param("prompt_feat_frames")?;
+    let device = mu.device();
+
+    // Draw order as in S3Gen.flow_inference: the generated frames' noise, then the CFM's own.
+    let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
+    let noised_mels = draws.randn(&[1, mu.dim(1)?, generated], device)?;
+    let x0 = MeanflowCfm::initial_noise(&mu, &noised_mels, &mut draws)?;
+    let mut checks = vec![verify::compare(fixture, "x0", &x0, TOL)?];
+
+    let span = time_span(n_timesteps);
+    let time_emb = cfm.estimator().time_embedding(
+        &Tensor::new(&span[..1], device)?,
+        &Tensor::new(&span[1..2], device)?,
+    )?;
+    checks.push(verify::compare(
+        fixture,
+        "estimator.time_emb",
+        &time_emb,
+        TOL,
+    )?);
+
+    let mut x = x0;
+    for (i, step) in span.windows(2).enumerate() {
+        let (t, r) = (step[0], step[1]);
+        checks.push(verify::compare(
+            fixture,
+            &format!("step{i}.t"),
+            &Tensor::new(&[t], device)?,
+            0.0,
+        )?);
+        checks.push(verify::compare(
+            fixture,
+            &format!("step{i}.r"),
+            &Tensor::new(&[r], device)?,
+            0.0,
+        )?);
+        checks.push(verify::compare(fixture, &format!("step{i}.x"), &x, TOL)?);
+        let (velocity, next) = cfm.euler_step(&x, &mu, &mask, &spks, &cond, t, r)?;
+        checks.push(verify::compare(
+            fixture,
+            &format!("step{i}.out"),
+            &velocity,
+            TOL,
+        )?);
+        x = next;
+    }
+
+    // The production path end to end, replaying the same draws.
+    let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
+    let noised_mels = draws.randn(&[1, mu.dim(1)?, generated], device)?;
+    let mel = cfm.forward(
+        &mu,
+        &mask,
+        &spks,
+        &cond,
+        &noised_mels,
+        n_timesteps,
+        &mut draws,
+    )?;
+    checks.push(verify::compare(fixture, "mel", &mel, TOL)?);
+    let mel_generated = mel.narrow(D::Minus1, prompt_frames, generated)?;
+    checks.push(verify::compare(
+        fixture,
+        "mel_generated",
+        &mel_generated,
+        TOL,
+    )?);
+    Ok(checks)
+}

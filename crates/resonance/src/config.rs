@@ -1,0 +1,370 @@
+//! Configuration: `resonance.toml`, then `RESONANCE_*` environment variables, then
+//! command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Settings a flag or environment variable can set; each is optional so the
+/// configuration file and defaults fill what is left.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// Configuration file [default: ./resonance.toml when present]
+    #[arg(long, env = "RESONANCE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:3000]
+    #[arg(long, env = "RESONANCE_BIND", global = true)]
+    pub bind: Option<String>,
+    /// Folder for the SQLite database, local objects and model weights [default: ./data]
+    #[arg(long, env = "RESONANCE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL, sqlite://PATH or postgres://... [default: SQLite in the data folder]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Public base URL users reach the server at (signed links, secure cookies)
+    #[arg(long, env = "RESONANCE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// S3-compatible endpoint URL; setting a bucket switches storage to S3
+    #[arg(long, env = "RESONANCE_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "RESONANCE_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "RESONANCE_S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+    #[arg(
+        long,
+        env = "RESONANCE_S3_ACCESS_KEY_ID",
+        global = true,
+        hide_env_values = true
+    )]
+    pub s3_access_key_id: Option<String>,
+    #[arg(
+        long,
+        env = "RESONANCE_S3_SECRET_ACCESS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// Address buckets as BUCKET.ENDPOINT instead of ENDPOINT/BUCKET [default: false]
+    #[arg(long, env = "RESONANCE_S3_VIRTUAL_HOSTED", global = true)]
+    pub s3_virtual_hosted: Option<bool>,
+    /// Log format: pretty or json [default: pretty]
+    #[arg(long, env = "RESONANCE_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// The `resonance.toml` file. Keys mirror the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<String>,
+    #[serde(default)]
+    s3: FileS3,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileS3 {
+    endpoint: Option<String>,
+    region: Option<String>,
+    bucket: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    virtual_hosted: Option<bool>,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub public_url: Option<String>,
+    pub storage: StorageConfig,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone)]
+pub enum StorageConfig {
+    Local { root: PathBuf },
+    S3(S3Config),
+}
+
+#[derive(Clone)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub virtual_hosted: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("virtual_hosted", &self.virtual_hosted)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A setting that is missing or malformed, named as the user would write it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {message}")]
+    ParseFile { path: String, message: String },
+    #[error("invalid {key}: expected {expected}, got {got:?}")]
+    Invalid {
+        key: &'static str,
+        expected: &'static str,
+        got: String,
+    },
+    #[error("missing {key}: {why}")]
+    Missing {
+        key: &'static str,
+        why: &'static str,
+    },
+}
+
+impl Config {
+    pub fn load(args: &SettingsArgs) -> Result<Self, ConfigError> {
+        let file = read_file(args.config.as_deref())?;
+        let s3 = file.s3;
+
+        let bind_text = args
+            .bind
+            .clone()
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let bind = bind_text.parse().map_err(|_| ConfigError::Invalid {
+            key: "RESONANCE_BIND (bind)",
+            expected: "an address with a port, like 127.0.0.1:3000",
+            got: bind_text.clone(),
+        })?;
+
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("resonance.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "DATABASE_URL (database_url)",
+                expected: "sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB",
+                got: redact_url(&database_url),
+            });
+        }
+
+        let public_url = args.public_url.clone().or(file.public_url);
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "RESONANCE_PUBLIC_URL (public_url)",
+                expected: "an http:// or https:// URL",
+                got: url.clone(),
+            });
+        }
+
+        let bucket = args.s3_bucket.clone().or(s3.bucket);
+        let storage = match bucket {
+            None => StorageConfig::Local {
+                root: data_dir.join("objects"),
+            },
+            Some(bucket) => StorageConfig::S3(S3Config {
+                endpoint: args.s3_endpoint.clone().or(s3.endpoint),
+                region: args
+                    .s3_region
+                    .clone()
+                    .or(s3.region)
+                    .unwrap_or_else(|| "auto".into()),
+                bucket,
+                access_key_id: args.s3_access_key_id.clone().or(s3.access_key_id).ok_or(
+                    ConfigError::Missing {
+                        key: "RESONANCE_S3_ACCESS_KEY_ID (s3.access_key_id)",
+                        why: "required when an S3 bucket is configured",
+                    },
+                )?,
+                secret_access_key: args
+                    .s3_secret_access_key
+                    .clone()
+                    .or(s3.secret_access_key)
+                    .ok_or(ConfigError::Missing {
+                        key: "RESONANCE_S3_SECRET_ACCESS_KEY (s3.secret_access_key)",
+                        why: "required when an S3 bucket is configured",
+                    })?,
+                virtual_hosted: args.s3_virtual_hosted.or(s3.virtual_hosted).unwrap_or(false),
+            }),
+        };
+
+        let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "RESONANCE_LOG_FORMAT (log_format)",
+                    expected: "pretty or json",
+                    got: other.to_string(),
+                });
+            }
+        };
+
+        Ok(Self {
+            bind,
+            data_dir,
+            database_url,
+            public_url,
+            storage,
+            log_format,
+        })
+    }
+}
+
+fn read_file(path: Option<&Path>) -> Result<FileSettings, ConfigError> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("resonance.toml"), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(FileSettings::default());
+        }
+        Err(source) => {
+            return Err(ConfigError::ReadFile {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SettingsArgs {
+        SettingsArgs::default()
+    }
+
+    #[test]
+    fn defaults_need_no_setup() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            data_dir: Some(dir.path().into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.bind.to_string(), "127.0.0.1:3000");
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        assert!(matches!(cfg.storage, StorageConfig::Local { .. }));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            bind: Some("127.0.0.1:9000".into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.bind.to_string(), "127.0.0.1:9000");
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/x"));
+        let StorageConfig::S3(s3) = cfg.storage else {
+            panic!("expected S3 storage")
+        };
+        assert_eq!((s3.bucket.as_str(), s3.region.as_str()), ("b", "auto"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::load(&SettingsArgs {
+            bind: Some("nope".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("RESONANCE_BIND"), "{err}");
+        let err = Config::load(&SettingsArgs {
+            database_url: Some("mysql://x".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        let err = Config::load(&SettingsArgs {
+            s3_bucket: Some("b".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("RESONANCE_S3_ACCESS_KEY_ID"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "bnid = \"x\"\n").unwrap();
+        let err = Config::load(&SettingsArgs {
+            config: Some(file),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("bnid"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! `resonance serve` and `resonance migrate`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use resonance_db::Database;
+use resonance_storage::Storage;
+use resonance_web::AppState;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat, SettingsArgs, StorageConfig, redact_url};
+
+pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args)?;
+    init_logging(config.log_format);
+    let state = open(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (RESONANCE_BIND)", config.bind))?;
+    let server = resonance_web::serve(listener, state, shutdown_signal())?;
+    tracing::info!(addr = %server.addr, "Resonance is serving on http://{}", server.addr);
+    server.task.await.context("server task")??;
+    tracing::info!("shut down cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn migrate(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args)?;
+    init_logging(config.log_format);
+    let db = connect_db(&config).await?;
+    db.migrate().await.context("applying migrations")?;
+    println!("migrations applied to {}", redact_url(&config.database_url));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects the database and storage, creating the data folder and applying
+/// migrations on the way.
+async fn open(config: &Config) -> anyhow::Result<AppState> {
+    let db = connect_db(config).await?;
+    db.migrate().await.context("applying database migrations")?;
+    let storage = open_storage(config)?;
+    Ok(AppState { db, storage })
+}
+
+async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+    resonance_db::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the database {} (DATABASE_URL)",
+                redact_url(&config.database_url)
+            )
+        })
+}
+
+fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {} (RESONANCE_DATA_DIR)",
+            config.data_dir.display()
+        )
+    })?;
+    let secret = resonance_storage::load_or_create_secret(&config.data_dir.join("url-signing.key"))
+        .context("reading the URL signing key")?;
+    match &config.storage {
+        StorageConfig::Local { root } => Storage::local(root, secret)
+            .with_context(|| format!("cannot open the local object folder {}", root.display())),
+        StorageConfig::S3(s3) => Storage::s3(&resonance_storage::S3Settings {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            bucket: s3.bucket.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            virtual_hosted_style: s3.virtual_hosted,
+            allow_http: s3
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
+        })
+        .with_context(|| format!("cannot configure the S3 bucket {}", s3.bucket)),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("RESONANCE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

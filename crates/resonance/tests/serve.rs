@@ -1,0 +1,160 @@
+//! The real `resonance` binary: start-up, health, readiness, bad configuration,
+//! graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn resonance() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resonance"));
+    cmd.env_remove("DATABASE_URL")
+        .env("RESONANCE_LOG_FORMAT", "pretty")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Starts `resonance serve` on port 0 and reads the address it logs.
+fn start(envs: &[(&str, &str)]) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = resonance()
+        .arg("serve")
+        .env("RESONANCE_BIND", "127.0.0.1:0")
+        .env("RESONANCE_DATA_DIR", data.path())
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("http://") {
+                let addr: String = line[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server did not log its address");
+    Server {
+        child,
+        base,
+        _data: data,
+    }
+}
+
+#[tokio::test]
+async fn serves_health_and_readiness_on_embedded_defaults() {
+    let server = start(&[]);
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+    let ready = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(body["checks"]["storage"]["status"], "ok");
+    assert!(server._data.path().join("resonance.db").exists());
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly() {
+    let mut server = start(&[]);
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_exit(&mut server.child, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "process did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_failing(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let out = resonance()
+        .args(args)
+        .env("RESONANCE_DATA_DIR", data.path())
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "expected failure for {args:?} {envs:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn invalid_settings_name_the_key() {
+    let err = run_failing(&["serve"], &[("RESONANCE_BIND", "not-an-address")]);
+    assert!(err.contains("RESONANCE_BIND"), "{err}");
+    let err = run_failing(&["migrate"], &[("DATABASE_URL", "mysql://localhost/x")]);
+    assert!(err.contains("DATABASE_URL"), "{err}");
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = run_failing(&["serve"], &[("RESONANCE_BIND", addr.as_str())]);
+    assert!(
+        err.contains("cannot listen on") && err.contains(&addr),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_database_fails_start() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://resonance:secret-pw@127.0.0.1:{port}/resonance");
+    let err = run_failing(&["serve"], &[("DATABASE_URL", url.as_str())]);
+    assert!(err.contains("cannot connect to the database"), "{err}");
+    assert!(!err.contains("secret-pw"), "password leaked: {err}");
+}
