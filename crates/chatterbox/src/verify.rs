@@ -35,9 +35,9 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // voice_encoder
         ("voice_encoder", Some(crate::voice_encoder::verify)),
         // campplus
-        ("campplus", None),
+        ("campplus", Some(crate::campplus::verify)),
         // flow_encoder
-        ("flow_encoder", None),
+        ("flow_encoder", Some(crate::s3gen::flow_encoder::verify)),
         // cfm_meanflow
         ("cfm_meanflow", Some(crate::s3gen::cfm::verify)),
         // hift
