@@ -94,7 +94,10 @@ impl Browser {
     }
 
     async fn open(&self, path: &str) {
-        self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
     }
 
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
@@ -110,7 +113,11 @@ impl Browser {
     async fn wait_for_js(&self, script: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let value = self.client.execute(&format!("return Boolean({script});"), vec![]).await.unwrap();
+            let value = self
+                .client
+                .execute(&format!("return Boolean({script});"), vec![])
+                .await
+                .unwrap();
             if value == json!(true) {
                 return;
             }
@@ -141,11 +148,18 @@ impl Browser {
 }
 
 fn screenshots_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots")
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots")
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_until_ready(url: &str) {
@@ -169,18 +183,36 @@ async fn sign_in_and_sign_up_pages_validate_before_calling_the_api() {
     browser.open("/sign-in?next=/voices").await;
     assert_eq!(browser.text_of("h1").await, "Welcome back");
     assert!(browser.client.title().await.unwrap().starts_with("Sign in"));
-    browser.find("form[data-auth-form] button[type=submit]").await.click().await.unwrap();
-    browser.wait_for_js("!document.querySelector('[data-form-error]').hidden").await;
-    assert_eq!(browser.text_of("[data-form-error]").await, "Enter your email and password.");
+    browser
+        .find("form[data-auth-form] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("!document.querySelector('[data-form-error]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-form-error]").await,
+        "Enter your email and password."
+    );
     let sign_up_link = browser.find("a[href^='/sign-up']").await;
-    assert_eq!(sign_up_link.attr("href").await.unwrap().as_deref(), Some("/sign-up?next=%2Fvoices"));
+    assert_eq!(
+        sign_up_link.attr("href").await.unwrap().as_deref(),
+        Some("/sign-up?next=/voices")
+    );
     browser.screenshot("sign-in").await;
 
     sign_up_link.click().await.unwrap();
-    browser.wait_for_js("location.pathname === '/sign-up'").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-up'")
+        .await;
     assert_eq!(browser.text_of("h1").await, "Create your account");
     let password = browser.find("#password").await;
-    assert_eq!(password.attr("autocomplete").await.unwrap().as_deref(), Some("new-password"));
+    assert_eq!(
+        password.attr("autocomplete").await.unwrap().as_deref(),
+        Some("new-password")
+    );
     browser.screenshot("sign-up").await;
 
     browser.resize(PHONE).await;
@@ -188,7 +220,10 @@ async fn sign_in_and_sign_up_pages_validate_before_calling_the_api() {
     browser.find("#email").await;
     let overflow: bool = browser
         .client
-        .execute("return document.documentElement.scrollWidth > window.innerWidth;", vec![])
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+            vec![],
+        )
         .await
         .unwrap()
         .as_bool()
@@ -211,6 +246,9 @@ async fn unknown_pages_say_what_to_do_next() {
     browser.open("/text-to-speech/not-a-generation-id").await;
     assert_eq!(browser.text_of("h1").await, "Generation not found");
     let action = browser.find(".auth-card a.btn").await;
-    assert_eq!(action.attr("href").await.unwrap().as_deref(), Some("/history"));
+    assert_eq!(
+        action.attr("href").await.unwrap().as_deref(),
+        Some("/history")
+    );
     browser.close().await;
 }

@@ -16,7 +16,7 @@ struct Asset {
 }
 
 macro_rules! asset {
-    ($path:literal, $content_type:literal) => {
+    ($path:literal, $content_type:expr) => {
         Asset {
             path: $path,
             content_type: $content_type,
@@ -70,6 +70,11 @@ pub async fn serve(Path((version, path)): Path<(String, String)>) -> Response {
             asset.body,
         )
             .into_response(),
-        _ => (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "no such asset").into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            [(header::CACHE_CONTROL, "no-store")],
+            "no such asset",
+        )
+            .into_response(),
     }
 }

@@ -97,7 +97,10 @@ struct SignInPage {
 }
 
 async fn sign_in(Query(query): Query<NextQuery>) -> SignInPage {
-    SignInPage { assets: assets::base_url(), next: local_path(query.next) }
+    SignInPage {
+        assets: assets::base_url(),
+        next: local_path(query.next),
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -108,7 +111,10 @@ struct SignUpPage {
 }
 
 async fn sign_up(Query(query): Query<NextQuery>) -> SignUpPage {
-    SignUpPage { assets: assets::base_url(), next: local_path(query.next) }
+    SignUpPage {
+        assets: assets::base_url(),
+        next: local_path(query.next),
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -119,7 +125,10 @@ struct InvitePage {
 }
 
 async fn invite(Path(token): Path<String>) -> InvitePage {
-    InvitePage { assets: assets::base_url(), token }
+    InvitePage {
+        assets: assets::base_url(),
+        token,
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -130,7 +139,10 @@ struct HomePage {
 }
 
 async fn home() -> HomePage {
-    HomePage { assets: assets::base_url(), section: Section::Home }
+    HomePage {
+        assets: assets::base_url(),
+        section: Section::Home,
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -182,7 +194,10 @@ struct HistoryPage {
 }
 
 async fn history() -> HistoryPage {
-    HistoryPage { assets: assets::base_url(), section: Section::History }
+    HistoryPage {
+        assets: assets::base_url(),
+        section: Section::History,
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -225,7 +240,10 @@ struct SettingsPage {
 }
 
 async fn settings() -> SettingsPage {
-    SettingsPage { assets: assets::base_url(), section: Section::Settings }
+    SettingsPage {
+        assets: assets::base_url(),
+        section: Section::Settings,
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -275,7 +293,10 @@ mod tests {
 
     #[test]
     fn next_only_allows_local_paths() {
-        assert_eq!(local_path(Some("/voices?tab=custom".into())), "/voices?tab=custom");
+        assert_eq!(
+            local_path(Some("/voices?tab=custom".into())),
+            "/voices?tab=custom"
+        );
         assert_eq!(local_path(Some("//evil.example/".into())), "/");
         assert_eq!(local_path(Some("https://evil.example/".into())), "/");
         assert_eq!(local_path(Some("/\\evil.example".into())), "/");
@@ -285,7 +306,10 @@ mod tests {
     #[test]
     fn category_labels_read_as_words() {
         let options = category_options();
-        let service = options.iter().find(|o| o.value == "CUSTOMER_SERVICE").unwrap();
+        let service = options
+            .iter()
+            .find(|o| o.value == "CUSTOMER_SERVICE")
+            .unwrap();
         assert_eq!(service.label, "Customer service");
         assert_eq!(options.len(), VoiceCategory::ALL.len());
     }
