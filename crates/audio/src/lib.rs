@@ -1,6 +1,9 @@
 //! Audio decoding, validation, resampling, loudness and encoding.
 
 pub mod decode;
+pub mod encode;
+pub mod resample;
 pub mod wav;
 
 pub use decode::{DecodeError, MonoAudio, decode};
+pub use encode::{OutputFormat, StreamEncoder, UnsupportedFormat, encode};
