@@ -667,8 +667,7 @@ impl FormatEncoder for AacEncoder {
 
     fn finish(&mut self) -> Vec<u8> {
         // Silence until every real sample has passed the encoder delay, in whole frames.
-        let needed =
-            (self.samples_in + self.delay).next_multiple_of(AAC_FRAME as u64) + AAC_FRAME as u64;
+        let needed = (self.samples_in + self.delay).next_multiple_of(AAC_FRAME as u64);
         let padding = vec![0i16; (needed - self.samples_in) as usize];
         self.encode(&padding)
     }
