@@ -3,6 +3,7 @@
 pub mod crossfade;
 pub mod decode;
 pub mod encode;
+pub mod loudness;
 pub mod resample;
 pub mod stretch;
 pub mod wav;

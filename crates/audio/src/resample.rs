@@ -5,6 +5,9 @@
 //! of the sinc on each side and a Kaiser beta for about 100 dB of stopband rejection: flat to
 //! about 90 % of the lower Nyquist, fully attenuated from the lower Nyquist on. Samples
 //! outside the input count as zero. Not bit-compatible with librosa/soxr.
+//!
+//! [`resample_like_torchaudio`] reproduces `torchaudio.transforms.Resample` with its
+//! defaults, for the places where Chatterbox resamples with torchaudio (S3Gen `embed_ref`).
 
 use std::borrow::Cow;
 
@@ -157,4 +160,67 @@ impl Resampler {
 /// Resamples a mono signal from `from_hz` to `to_hz`.
 pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, ResampleError> {
     Ok(Resampler::new(from_hz, to_hz)?.process(samples))
+}
+
+/// `torchaudio.transforms.Resample(from_hz, to_hz)` with its defaults (`sinc_interp_hann`,
+/// `lowpass_filter_width` 6, `rolloff` 0.99), sample for sample: a Hann-windowed sinc at
+/// 99 % of the lower Nyquist, zero padding, output length `ceil(len * to / from)`.
+pub fn resample_like_torchaudio(
+    samples: &[f32],
+    from_hz: u32,
+    to_hz: u32,
+) -> Result<Vec<f32>, ResampleError> {
+    const LOWPASS_FILTER_WIDTH: f64 = 6.0;
+    const ROLLOFF: f64 = 0.99;
+    if from_hz == 0 || to_hz == 0 {
+        return Err(ResampleError::ZeroRate { from_hz, to_hz });
+    }
+    if from_hz == to_hz {
+        return Ok(samples.to_vec());
+    }
+    let divisor = gcd(u64::from(from_hz), u64::from(to_hz));
+    let orig = (u64::from(from_hz) / divisor) as usize;
+    let new = (u64::from(to_hz) / divisor) as usize;
+    let base_freq = orig.min(new) as f64 * ROLLOFF;
+    let width = (LOWPASS_FILTER_WIDTH * orig as f64 / base_freq).ceil() as usize;
+    let kernel_len = 2 * width + orig;
+    // kernels[phase][k] for input offsets k - width (in input samples) around output
+    // phase / new; the phase term is computed in float32 as torch does.
+    let kernels: Vec<Vec<f32>> = (0..new)
+        .map(|phase| {
+            let phase_offset = f64::from(-(phase as f32) / new as f32);
+            (0..kernel_len)
+                .map(|k| {
+                    let idx = (k as f64 - width as f64) / orig as f64;
+                    let t = ((phase_offset + idx) * base_freq)
+                        .clamp(-LOWPASS_FILTER_WIDTH, LOWPASS_FILTER_WIDTH);
+                    let window = (t * std::f64::consts::PI / LOWPASS_FILTER_WIDTH / 2.0)
+                        .cos()
+                        .powi(2);
+                    let t = t * std::f64::consts::PI;
+                    let sinc = if t == 0.0 { 1.0 } else { t.sin() / t };
+                    (sinc * window * base_freq / orig as f64) as f32
+                })
+                .collect()
+        })
+        .collect();
+    let output_len = (samples.len() as u64 * new as u64).div_ceil(orig as u64) as usize;
+    // Input index of kernel tap 0 for output block i is i * orig - width (zero outside).
+    let at = |index: i64| -> f64 {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| samples.get(i))
+            .map_or(0.0, |&s| f64::from(s))
+    };
+    Ok((0..output_len)
+        .map(|n| {
+            let (block, phase) = (n / new, n % new);
+            let start = (block * orig) as i64 - width as i64;
+            kernels[phase]
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| f64::from(c) * at(start + k as i64))
+                .sum::<f64>() as f32
+        })
+        .collect())
 }

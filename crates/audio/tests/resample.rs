@@ -5,7 +5,7 @@
 
 use std::f64::consts::PI;
 
-use resonance_audio::resample::{ResampleError, Resampler, resample};
+use resonance_audio::resample::{ResampleError, Resampler, resample, resample_like_torchaudio};
 
 /// Output samples near either end (kernel warm-up over the zero padding) left out of the
 /// comparisons.
@@ -145,4 +145,18 @@ fn uncommon_ratio_without_a_phase_table_still_resamples() {
     let expected = tone(16_000, y.len(), 1000.0, 0.5);
     let err = error_db(&y, &expected, 0.5);
     assert!(err < -90.0, "error {err:.1} dB");
+}
+
+#[test]
+fn torchaudio_compatible_resampler_keeps_length_and_tones() {
+    // Sample-exact parity with torchaudio is checked against the reference fixtures in
+    // crates/chatterbox/tests/reference_audio_prep.rs; here its basic behaviour.
+    let x = tone(24_000, 24_001, 1000.0, 0.5);
+    let y = resample_like_torchaudio(&x, 24_000, 16_000).unwrap();
+    assert_eq!(y.len(), 16_001);
+    let expected = tone(16_000, y.len(), 1000.0, 0.5);
+    let err = error_db(&y, &expected, 0.5);
+    assert!(err < -60.0, "error {err:.1} dB");
+    assert_eq!(resample_like_torchaudio(&x, 24_000, 24_000).unwrap(), x);
+    assert!(resample_like_torchaudio(&x, 24_000, 0).is_err());
 }
