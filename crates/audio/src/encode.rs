@@ -12,7 +12,8 @@ use crate::resample::Resampler;
 /// Sample rate of the audio handed to the encoders (the speech engine's output).
 pub const SOURCE_RATE: u32 = 24_000;
 
-/// One concrete output encoding.
+/// One concrete output encoding. Get one from the parsers: a hand-built value with a rate or
+/// bitrate the codec lacks makes the encoder panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// MPEG layer III, constant bitrate.
@@ -428,12 +429,23 @@ impl Mp3Encoder {
     fn new(sample_rate: u32, kbps: u32) -> Self {
         use mp3lame_encoder::{Bitrate, Builder, Mode, Quality};
         let bitrate = match kbps {
+            8 => Bitrate::Kbps8,
+            16 => Bitrate::Kbps16,
+            24 => Bitrate::Kbps24,
             32 => Bitrate::Kbps32,
+            40 => Bitrate::Kbps40,
+            48 => Bitrate::Kbps48,
             64 => Bitrate::Kbps64,
+            80 => Bitrate::Kbps80,
             96 => Bitrate::Kbps96,
+            112 => Bitrate::Kbps112,
             128 => Bitrate::Kbps128,
+            160 => Bitrate::Kbps160,
             192 => Bitrate::Kbps192,
-            other => unreachable!("no output format uses {other} kbps MP3"),
+            224 => Bitrate::Kbps224,
+            256 => Bitrate::Kbps256,
+            320 => Bitrate::Kbps320,
+            other => panic!("{other} kbps is not an MP3 bitrate"),
         };
         let mut builder = Builder::new().expect("LAME allocates its encoder");
         builder.set_num_channels(1).expect("mono is valid");
