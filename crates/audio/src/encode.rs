@@ -155,6 +155,22 @@ impl OutputFormat {
         lookup(ELEVENLABS_FORMATS, "output_format", value)
     }
 
+    /// Parses the `format` query parameter of Resonance's own audio download: any OpenAI
+    /// or ElevenLabs name.
+    pub fn from_name(value: &str) -> Result<Self, UnsupportedFormat> {
+        Self::from_openai(value)
+            .or_else(|_| Self::from_elevenlabs(value))
+            .map_err(|_| UnsupportedFormat {
+                field: "format",
+                value: value.to_owned(),
+                accepted: OPENAI_FORMATS
+                    .iter()
+                    .chain(ELEVENLABS_FORMATS)
+                    .map(|&(name, _)| name)
+                    .collect(),
+            })
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Mp3 { .. } => "audio/mpeg",

@@ -335,4 +335,14 @@ fn unknown_formats_are_refused_naming_the_field_and_the_choices() {
     assert!(OutputFormat::from_openai("mp3_44100_128").is_err());
     assert!(OutputFormat::from_elevenlabs("pcm_96000").is_err());
     assert!(OutputFormat::from_openai("MP3").is_err());
+
+    // Our own download accepts both sets under `format`.
+    assert_eq!(
+        OutputFormat::from_name("flac"),
+        OutputFormat::from_openai("flac")
+    );
+    assert_eq!(OutputFormat::from_name("ulaw_8000"), Ok(OutputFormat::Ulaw));
+    let error = OutputFormat::from_name("aiff").unwrap_err();
+    assert_eq!(error.field, "format");
+    assert_eq!(error.accepted.len(), 6 + 18);
 }
