@@ -29,7 +29,7 @@ pub type VerifyFn = fn(&Fixture) -> candle_core::Result<Vec<Check>>;
 pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
     vec![
         // t3_turbo
-        ("t3_turbo", None),
+        ("t3_turbo", Some(crate::t3::verify)),
         // s3tokenizer_v2
         ("s3tokenizer_v2", None),
         // voice_encoder
@@ -41,9 +41,9 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // cfm_meanflow
         ("cfm_meanflow", Some(crate::s3gen::cfm::verify)),
         // hift
-        ("hift", None),
+        ("hift", Some(crate::s3gen::hift::verify)),
         // mel_24k
-        ("mel_24k", None),
+        ("mel_24k", Some(crate::dsp::verify_mel_24k)),
         // s3gen_meanflow_e2e
         ("s3gen_meanflow_e2e", None),
         // turbo_e2e

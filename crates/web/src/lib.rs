@@ -2,7 +2,9 @@
 //! [`AppState`].
 
 pub mod error;
+pub mod auth;
 mod health;
+pub mod objects;
 mod server;
 
 pub use error::ApiError;

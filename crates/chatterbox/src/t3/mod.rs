@@ -1,1 +1,219 @@
 //! T3 Turbo: text tokens to speech tokens (GPT-2 backbone).
+//!
+//! The reference is `T3.inference_turbo` (`chatterbox/models/t3/t3.py`). The
+//! GPT-2 input is `[spkr_enc(speaker_emb) | speech_emb(prompt tokens) |
+//! text_emb(text) | speech_emb(BOS)]`; the first speech token is sampled from the
+//! prefill, then one token per KV-cached step until the stop token.
+//!
+//! ```no_run
+//! use chatterbox::t3::{SamplingParams, SeededSampler, T3, T3Conditionals};
+//! # fn run(vb: candle_nn::VarBuilder, speaker_emb: candle_core::Tensor,
+//! #        prompt_tokens: Vec<u32>, text_tokens: Vec<u32>) -> candle_core::Result<()> {
+//! let cfg = chatterbox::ChatterboxConfig::default();
+//! let t3 = T3::new(&cfg.t3, vb)?; // vb over t3_turbo_v1.safetensors
+//! let cond = T3Conditionals { speaker_emb, prompt_tokens };
+//! let speech_tokens = t3.generate(
+//!     &text_tokens,
+//!     &cond,
+//!     &SamplingParams::default(),
+//!     &mut SeededSampler::new(42),
+//! )?;
+//! # Ok(()) }
+//! ```
+
+pub mod gpt2;
+pub mod sampling;
+mod verify;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
+
+use crate::config::T3Config;
+pub use gpt2::{Gpt2, Gpt2Cache};
+pub use sampling::{Greedy, ReplayedUniforms, SamplingParams, SeededSampler, TokenSampler};
+pub use verify::verify;
+
+/// Voice conditioning of T3 (`T3Cond` in the reference).
+#[derive(Debug, Clone)]
+pub struct T3Conditionals {
+    /// VoiceEncoder speaker embedding, (1, speaker_embed_size) or (speaker_embed_size,).
+    pub speaker_emb: Tensor,
+    /// S3 speech tokens of the reference clip (at most `speech_cond_prompt_len`,
+    /// 375 = 15 s in the reference).
+    pub prompt_tokens: Vec<u32>,
+}
+
+/// What one sampling step saw (for parity checks and diagnostics).
+pub struct SampleStep<'a> {
+    pub raw_logits: &'a [f32],
+    pub processed_logits: &'a [f32],
+    pub probs: &'a [f32],
+    pub token: u32,
+}
+
+pub struct T3 {
+    tfmr: Gpt2,
+    text_emb: Embedding,
+    speech_emb: Embedding,
+    spkr_enc: Linear,
+    speech_head: Linear,
+    cfg: T3Config,
+    device: Device,
+    dtype: DType,
+}
+
+impl T3 {
+    /// Loads T3 from the official `t3_turbo_v1.safetensors` names (`tfmr.*`,
+    /// `text_emb`, `speech_emb`, `cond_enc.spkr_enc`, `speech_head`).
+    pub fn new(cfg: &T3Config, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        if cfg.gpt2.n_embd != d {
+            candle_core::bail!(
+                "T3 hidden_size {d} differs from GPT-2 n_embd {}",
+                cfg.gpt2.n_embd
+            );
+        }
+        let head = if cfg.speech_head_bias {
+            linear
+        } else {
+            linear_no_bias
+        };
+        Ok(Self {
+            tfmr: Gpt2::new(&cfg.gpt2, vb.pp("tfmr"))?,
+            text_emb: embedding(cfg.text_tokens_dict_size, d, vb.pp("text_emb"))?,
+            speech_emb: embedding(cfg.speech_tokens_dict_size, d, vb.pp("speech_emb"))?,
+            spkr_enc: linear(cfg.speaker_embed_size, d, vb.pp("cond_enc.spkr_enc"))?,
+            speech_head: head(d, cfg.speech_tokens_dict_size, vb.pp("speech_head"))?,
+            cfg: cfg.clone(),
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// `[spkr_enc(speaker_emb) | speech_emb(prompt tokens)]`: (1, 1 + P, D).
+    pub fn conditioning_embeds(&self, cond: &T3Conditionals) -> Result<Tensor> {
+        let n = cond.speaker_emb.elem_count();
+        if n != self.cfg.speaker_embed_size {
+            candle_core::bail!(
+                "speaker embedding has {n} values, T3 expects {}",
+                self.cfg.speaker_embed_size
+            );
+        }
+        let speaker = self
+            .spkr_enc
+            .forward(
+                &cond
+                    .speaker_emb
+                    .reshape((1, n))?
+                    .to_device(&self.device)?
+                    .to_dtype(self.dtype)?,
+            )?
+            .unsqueeze(1)?;
+        let prompt = self.embed_speech(&cond.prompt_tokens)?;
+        Tensor::cat(&[&speaker, &prompt], 1)
+    }
+
+    /// The prefill input `[conditioning | text_emb(text) | speech_emb(BOS)]`: (1, L, D).
+    pub fn prefill_embeds(&self, text_tokens: &[u32], cond: &T3Conditionals) -> Result<Tensor> {
+        let text = self.embed(&self.text_emb, text_tokens, self.cfg.text_tokens_dict_size)?;
+        let bos = self.embed_speech(&[self.cfg.start_speech_token])?;
+        Tensor::cat(&[&self.conditioning_embeds(cond)?, &text, &bos], 1)
+    }
+
+    fn embed_speech(&self, tokens: &[u32]) -> Result<Tensor> {
+        self.embed(&self.speech_emb, tokens, self.cfg.speech_tokens_dict_size)
+    }
+
+    /// (1, N, D) embeddings of `tokens`, rejecting ids outside the vocabulary.
+    fn embed(&self, table: &Embedding, tokens: &[u32], vocab: usize) -> Result<Tensor> {
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            candle_core::bail!("token id {bad} is outside the vocabulary of {vocab}");
+        }
+        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        table.forward(&ids)
+    }
+
+    /// Speech logits (1, V) of the last position of `hidden` (1, T, D).
+    fn last_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let t = hidden.dim(1)?;
+        self.speech_head
+            .forward(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)
+    }
+
+    /// Generates speech tokens for `text_tokens` (GPT-2 BPE ids, no start/stop
+    /// text tokens) in the voice of `cond`, as the reference's `inference_turbo`:
+    /// sampling stops after the stop token (6562), which is not returned, or
+    /// after `params.max_new_tokens` tokens. The KV cache is preallocated for
+    /// the prefix plus `max_new_tokens`.
+    pub fn generate(
+        &self,
+        text_tokens: &[u32],
+        cond: &T3Conditionals,
+        params: &SamplingParams,
+        sampler: &mut dyn TokenSampler,
+    ) -> Result<Vec<u32>> {
+        self.generate_observed(text_tokens, cond, params, sampler, &mut |_| {})
+    }
+
+    /// [`T3::generate`], showing every sampling step to `observe`.
+    pub fn generate_observed(
+        &self,
+        text_tokens: &[u32],
+        cond: &T3Conditionals,
+        params: &SamplingParams,
+        sampler: &mut dyn TokenSampler,
+        observe: &mut dyn FnMut(SampleStep),
+    ) -> Result<Vec<u32>> {
+        params.validate()?;
+        let stop = self.cfg.stop_speech_token;
+        let embeds = self.prefill_embeds(text_tokens, cond)?;
+        let capacity = (embeds.dim(1)? + params.max_new_tokens).min(self.tfmr.n_positions());
+        let mut cache = self.tfmr.new_cache(capacity)?;
+        let mut hidden = self.tfmr.forward(&embeds, &mut cache)?;
+        let mut tokens: Vec<u32> = Vec::new();
+        while tokens.len() < params.max_new_tokens {
+            if !tokens.is_empty() {
+                if cache.len() == cache.capacity() {
+                    break;
+                }
+                let last = self.embed_speech(&tokens[tokens.len() - 1..])?;
+                hidden = self.tfmr.forward(&last, &mut cache)?;
+            }
+            let raw = self
+                .last_logits(&hidden)?
+                .squeeze(0)?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
+            let mut processed = raw.clone();
+            // The repetition penalty sees the BOS at the first step, then only
+            // the generated tokens.
+            let bos = [self.cfg.start_speech_token];
+            let context = if tokens.is_empty() {
+                &bos[..]
+            } else {
+                &tokens[..]
+            };
+            params.process(&mut processed, context);
+            if processed.iter().all(|&l| l == f32::NEG_INFINITY) {
+                break;
+            }
+            let probs = sampling::softmax(&processed);
+            let token = sampler.sample(&probs)? as u32;
+            observe(SampleStep {
+                raw_logits: &raw,
+                processed_logits: &processed,
+                probs: &probs,
+                token,
+            });
+            tokens.push(token);
+            // Quirk of the reference: only tokens after the first one can stop.
+            if token == stop && tokens.len() > 1 {
+                break;
+            }
+        }
+        if tokens.last() == Some(&stop) {
+            tokens.pop();
+        }
+        Ok(tokens)
+    }
+}
