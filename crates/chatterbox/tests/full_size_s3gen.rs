@@ -14,13 +14,9 @@ use candle_nn::var_builder::SimpleBackend;
 use chatterbox::ChatterboxConfig;
 use chatterbox::fixtures::fixture_dir;
 use chatterbox::rng::SeededRandom;
-use chatterbox::s3gen::{S3Gen, S3GenConditionals};
+use chatterbox::s3gen::{CHECKPOINT_FILE, S3Gen, S3GenConditionals};
 use chatterbox::weights::{CheckpointFile, CheckpointManifest, TensorLayout, random_checkpoint};
 
-const S3GEN_FILE: &str = "s3gen_meanflow.safetensors";
-/// The parts of the S3Gen checkpoint that `S3Gen` loads (the S3 tokenizer and the
-/// CAMPPlus speaker encoder are separate models).
-const S3GEN_PREFIXES: [&str; 2] = ["flow.", "mel2wav."];
 /// One tensor of each loaded part, left out of the base checkpoint for the error cases.
 const PROBES: [&str; 3] = [
     "flow.encoder.encoders.2.self_attn.pos_bias_u",
@@ -31,7 +27,7 @@ const PROBES: [&str; 3] = [
 fn s3gen_manifest() -> CheckpointManifest {
     let mut manifest = CheckpointManifest::load(&fixture_dir().join("manifest_full.json")).unwrap();
     manifest.retain(|file, name| {
-        file == S3GEN_FILE && S3GEN_PREFIXES.iter().any(|p| name.starts_with(p))
+        file == CHECKPOINT_FILE && S3Gen::WEIGHT_PREFIXES.iter().any(|p| name.starts_with(p))
     });
     manifest
 }
@@ -101,7 +97,7 @@ fn load_error(files: &[PathBuf]) -> String {
 #[test]
 fn full_size_checkpoint_loads_exactly_the_official_layout() {
     let manifest = s3gen_manifest();
-    let layout = &manifest.files[S3GEN_FILE].tensors;
+    let layout = &manifest.files[CHECKPOINT_FILE].tensors;
     for probe in PROBES {
         assert!(layout.contains_key(probe), "{probe} not in the manifest");
     }

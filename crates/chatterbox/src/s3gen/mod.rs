@@ -27,6 +27,9 @@ use cfm::MeanflowCfm;
 use flow_encoder::{DecoderConditioning, FlowEncoder};
 use hift::Hift;
 
+/// The official checkpoint file holding S3Gen's weights.
+pub const CHECKPOINT_FILE: &str = "s3gen_meanflow.safetensors";
+
 /// The voice S3Gen speaks with (the reference's `ref_dict` from `embed_ref`): prompt
 /// tokens, prompt mel and x-vector of a reference clip.
 pub use flow_encoder::FlowPrompt as S3GenConditionals;
@@ -58,6 +61,10 @@ pub struct S3Gen {
 }
 
 impl S3Gen {
+    /// Prefixes of the tensors of [`CHECKPOINT_FILE`] that `S3Gen` loads (the S3
+    /// tokenizer and the CAMPPlus speaker encoder in the same file are separate models).
+    pub const WEIGHT_PREFIXES: [&str; 2] = ["flow.", "mel2wav."];
+
     /// `vb` at the root of `s3gen_meanflow.safetensors` (weights under `flow.` and
     /// `mel2wav.`; the tokenizer and speaker encoder are loaded by their own modules).
     pub fn new(cfg: &ChatterboxConfig, vb: VarBuilder) -> candle_core::Result<Self> {
