@@ -4,11 +4,13 @@
 //!
 //! ```sh
 //! cargo bench -p chatterbox --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
-//!     [--reference /work/ref-venv/bin/python [--reference-script PATH]]
+//!     [--reference /work/ref-venv/bin/python [--reference-tools DIR]]
 //! ```
 //!
-//! With `--reference PYTHON`, the Python reference's `bench_reference.py` runs afterwards
-//! (same threads and tokens) and its S3Gen time is compared with ours.
+//! With `--reference PYTHON`, the same benchmark of the Python reference
+//! (`benches/s3gen_reference.py`, which needs the `chatterbox-ref` tools directory for its
+//! random full-size model) runs afterwards and is compared with ours. Besides wall-clock
+//! time, both report the process CPU time, which is steadier on a shared machine.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,14 +30,14 @@ const TOKENS_PER_SECOND: f64 = 25.0;
 const PROMPT_TOKENS: usize = 250;
 const SILENCE_TOKEN: u32 = 4299;
 const SPEECH_VOCAB: u32 = 6561;
-const DEFAULT_REFERENCE_SCRIPT: &str = "/work/shared/tools/chatterbox-ref/bench_reference.py";
+const DEFAULT_REFERENCE_TOOLS: &str = "/work/shared/tools/chatterbox-ref";
 
 struct Args {
     threads: usize,
     tokens: usize,
     seed: u64,
     reference_python: Option<String>,
-    reference_script: PathBuf,
+    reference_tools: PathBuf,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -44,7 +46,7 @@ fn parse_args() -> anyhow::Result<Args> {
         tokens: 250,
         seed: 0,
         reference_python: None,
-        reference_script: PathBuf::from(DEFAULT_REFERENCE_SCRIPT),
+        reference_tools: PathBuf::from(DEFAULT_REFERENCE_TOOLS),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,7 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tokens" => args.tokens = value()?.parse()?,
             "--seed" => args.seed = value()?.parse()?,
             "--reference" => args.reference_python = Some(value()?),
-            "--reference-script" => args.reference_script = PathBuf::from(value()?),
+            "--reference-tools" => args.reference_tools = PathBuf::from(value()?),
             // `cargo bench` passes `--bench` to harness-less benchmarks.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -112,7 +114,9 @@ fn main() -> anyhow::Result<()> {
     let tokens = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
 
     s3gen.inference(&tokens.narrow(1, 0, 25)?, &conditionals, &mut rng)?; // warm-up
+    let cpu_before = process_cpu_seconds()?;
     let (wave, timings) = s3gen.inference_timed(&tokens, &conditionals, &mut rng)?;
+    let cpu = process_cpu_seconds()? - cpu_before;
     let audio_s = wave.dim(1)? as f64 / SAMPLE_RATE;
     println!(
         "{} tokens -> {audio_s:.2} s of audio ({} tokens / s)",
@@ -126,33 +130,40 @@ fn main() -> anyhow::Result<()> {
     report("CFM (2 steps)", timings.cfm);
     report("HiFT", timings.hift);
     report("total", timings.total());
+    println!("  process CPU time {cpu:.2} s");
     if let Some(kib) = peak_rss_kib() {
         println!("peak RSS {:.0} MB", kib as f64 / 1024.0);
     }
 
     if let Some(python) = &args.reference_python {
-        let reference = reference_s3gen_seconds(python, &args)?;
+        let reference = run_reference(python, &args)?;
         let ours = timings.total().as_secs_f64();
         println!(
-            "Python reference S3Gen: {reference:.2} s, RTF {:.3}; ours / reference = {:.2}",
-            reference / audio_s,
-            ours / reference
+            "ours / reference: wall {:.2}, CPU time {:.2}",
+            ours / reference.total_s,
+            cpu / reference.total_cpu_s
         );
     }
     Ok(())
 }
 
-/// Runs `bench_reference.py` and reads its S3Gen line
-/// (`(b) S3Gen meanflow (2 steps) N tokens -> X s wav: T s, RTF R`).
-fn reference_s3gen_seconds(python: &str, args: &Args) -> anyhow::Result<f64> {
-    println!(
-        "running the Python reference ({})...",
-        args.reference_script.display()
-    );
+/// The `RESULT` line of `s3gen_reference.py`.
+#[derive(serde::Deserialize)]
+struct ReferenceResult {
+    total_s: f64,
+    total_cpu_s: f64,
+}
+
+fn run_reference(python: &str, args: &Args) -> anyhow::Result<ReferenceResult> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/s3gen_reference.py");
+    println!("Python reference ({script}):");
     let output = Command::new(python)
-        .arg(&args.reference_script)
+        .arg(script)
+        .arg("--tools")
+        .arg(&args.reference_tools)
         .args(["--threads", &args.threads.to_string()])
         .args(["--tokens", &args.tokens.to_string()])
+        .args(["--seed", &args.seed.to_string()])
         .output()
         .with_context(|| format!("running {python}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -163,16 +174,29 @@ fn reference_s3gen_seconds(python: &str, args: &Args) -> anyhow::Result<f64> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    let mut result = None;
     for line in stdout.lines() {
-        println!("  | {line}");
+        match line.strip_prefix("RESULT ") {
+            Some(json) => result = Some(serde_json::from_str(json)?),
+            None => println!("  | {line}"),
+        }
     }
-    stdout
-        .lines()
-        .find(|line| line.starts_with("(b) S3Gen"))
-        .and_then(|line| line.split("wav: ").nth(1))
-        .and_then(|rest| rest.split(" s").next())
-        .and_then(|seconds| seconds.trim().parse().ok())
-        .context("no S3Gen time in the reference benchmark's output")
+    result.context("no RESULT line in the reference benchmark's output")
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (Linux).
+fn process_cpu_seconds() -> anyhow::Result<f64> {
+    const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("unexpected /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / CLOCK_TICKS_PER_SECOND)
 }
 
 /// Peak resident set size of this process (`VmHWM`), Linux only.

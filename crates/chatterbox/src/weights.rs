@@ -1,4 +1,5 @@
 //! Loading checkpoints: memory-mapped safetensors under the official tensor names.
+//! Writing random checkpoints with the official layout, for tests and benchmarks at full size.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -207,4 +208,112 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::safetensors::MmapedSafetensors;
+
+    fn manifest(tensors: &[(&str, &[usize], &str)]) -> CheckpointManifest {
+        let tensors = tensors
+            .iter()
+            .map(|(name, shape, dtype)| {
+                let layout = TensorLayout {
+                    shape: shape.to_vec(),
+                    dtype: dtype.to_string(),
+                };
+                (name.to_string(), layout)
+            })
+            .collect();
+        CheckpointManifest {
+            files: BTreeMap::from([("m.safetensors".to_string(), CheckpointFile { tensors })]),
+        }
+    }
+
+    fn values(dir: &Path, name: &str) -> Vec<f32> {
+        // SAFETY: test files are not modified while mapped.
+        let st = unsafe { MmapedSafetensors::new(dir.join("m.safetensors")).unwrap() };
+        st.load(name, &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    const LAYOUT: [(&str, &[usize], &str); 6] = [
+        ("a.bn.running_var", &[64], "float32"),
+        ("a.bn.num_batches_tracked", &[], "int64"),
+        (
+            "a.conv.parametrizations.weight.original0",
+            &[64, 1, 1],
+            "float32",
+        ),
+        (
+            "a.conv.parametrizations.weight.original1",
+            &[64, 32, 3],
+            "float32",
+        ),
+        ("a.conv.bias", &[64], "float32"),
+        ("a.norm.weight", &[64], "float32"),
+    ];
+
+    #[test]
+    fn random_checkpoint_has_the_layout_and_plausible_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = random_checkpoint(&manifest(&LAYOUT), dir.path(), 3).unwrap();
+        assert_eq!(paths, vec![dir.path().join("m.safetensors")]);
+        // SAFETY: as above.
+        let st = unsafe { MmapedSafetensors::new(&paths[0]).unwrap() };
+        for (name, shape, _) in LAYOUT {
+            assert_eq!(st.load(name, &Device::Cpu).unwrap().dims(), shape, "{name}");
+        }
+        let counter = st.load("a.bn.num_batches_tracked", &Device::Cpu).unwrap();
+        assert_eq!(counter.dtype(), DType::I64);
+        assert_eq!(counter.to_scalar::<i64>().unwrap(), 0);
+
+        let within = |name: &str, low: f32, high: f32| {
+            let v = values(dir.path(), name);
+            assert!(
+                v.iter().all(|x| (low..=high).contains(x)),
+                "{name} outside [{low}, {high}]"
+            );
+            let (min, max) = v
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            assert!(max - min > (high - low) / 2.0, "{name} barely varies");
+        };
+        within("a.bn.running_var", 0.5, 1.5);
+        within("a.conv.parametrizations.weight.original0", 0.5, 1.5);
+        within("a.conv.bias", -0.1, 0.1);
+        within("a.norm.weight", 0.9, 1.1);
+        let kernel = values(dir.path(), "a.conv.parametrizations.weight.original1");
+        let std = (kernel.iter().map(|x| x * x).sum::<f32>() / kernel.len() as f32).sqrt();
+        let expected = 1.0 / (32.0f32 * 3.0).sqrt();
+        assert!(
+            (std / expected - 1.0).abs() < 0.1,
+            "kernel std {std}, expected {expected}"
+        );
+    }
+
+    #[test]
+    fn values_depend_on_seed_and_name_only() {
+        let [a, b, c] = [0, 1, 2].map(|_| tempfile::tempdir().unwrap());
+        random_checkpoint(&manifest(&LAYOUT), a.path(), 3).unwrap();
+        random_checkpoint(&manifest(&LAYOUT[3..4]), b.path(), 3).unwrap();
+        random_checkpoint(&manifest(&LAYOUT), c.path(), 4).unwrap();
+        let name = LAYOUT[3].0;
+        assert_eq!(values(a.path(), name), values(b.path(), name));
+        assert_ne!(values(a.path(), name), values(c.path(), name));
+    }
+
+    #[test]
+    fn unsupported_dtype_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = random_checkpoint(&manifest(&[("x.y", &[2], "bfloat16")]), dir.path(), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.y") && err.contains("bfloat16"), "{err}");
+    }
 }

@@ -131,19 +131,6 @@ impl S3Gen {
         Ok((wave, timings))
     }
 
-    /// `S3Gen.flow_inference`: the generated mel `(1, 80, 2 (Np + Ng) - Tp)`, prompt
-    /// frames dropped. Draws the generated frames' noise, then the CFM's.
-    pub fn flow_inference(
-        &self,
-        speech_tokens: &Tensor,
-        conditionals: &S3GenConditionals,
-        rng: &mut dyn RandomSource,
-    ) -> candle_core::Result<Tensor> {
-        let noise = self.generated_noise(speech_tokens, rng)?;
-        let conditioning = self.encode(speech_tokens, conditionals)?;
-        self.generate_mel(&conditioning, &noise, rng)
-    }
-
     /// The meanflow starting noise of the generated frames: `randn (1, 80, 2 Ng)`, drawn
     /// before anything else (`noised_mels`).
     fn generated_noise(
