@@ -50,8 +50,14 @@ impl Fixture {
     }
 
     /// A `fixture.<name>` tensor, on the CPU, in its stored dtype.
+    /// candle has no bool dtype: a bool tensor (one byte per element) loads as u8 0/1.
     pub fn tensor(&self, name: &str) -> candle_core::Result<Tensor> {
-        self.tensors.load(&format!("fixture.{name}"), &Device::Cpu)
+        let key = format!("fixture.{name}");
+        if self.json["tensors"][&key]["dtype"] == "bool" {
+            let view = self.tensors.get(&key)?;
+            return Tensor::from_raw_buffer(view.data(), DType::U8, view.shape(), &Device::Cpu);
+        }
+        self.tensors.load(&key, &Device::Cpu)
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -37,15 +37,15 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // campplus
         ("campplus", None),
         // flow_encoder
-        ("flow_encoder", None),
+        ("flow_encoder", Some(crate::s3gen::flow_encoder::verify)),
         // cfm_meanflow
         ("cfm_meanflow", Some(crate::s3gen::cfm::verify)),
         // hift
-        ("hift", None),
+        ("hift", Some(crate::s3gen::hift::verify)),
         // mel_24k
-        ("mel_24k", None),
+        ("mel_24k", Some(crate::dsp::verify_mel_24k)),
         // s3gen_meanflow_e2e
-        ("s3gen_meanflow_e2e", None),
+        ("s3gen_meanflow_e2e", Some(crate::s3gen::verify)),
         // turbo_e2e
         ("turbo_e2e", None),
     ]

@@ -50,9 +50,9 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub s3_secret_access_key: Option<String>,
-    /// Address buckets as ENDPOINT/BUCKET (MinIO) instead of BUCKET.ENDPOINT
-    #[arg(long, env = "RESONANCE_S3_PATH_STYLE", global = true)]
-    pub s3_path_style: Option<bool>,
+    /// Address buckets as BUCKET.ENDPOINT instead of ENDPOINT/BUCKET [default: false]
+    #[arg(long, env = "RESONANCE_S3_VIRTUAL_HOSTED", global = true)]
+    pub s3_virtual_hosted: Option<bool>,
     /// Log format: pretty or json [default: pretty]
     #[arg(long, env = "RESONANCE_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
@@ -80,7 +80,7 @@ struct FileS3 {
     bucket: Option<String>,
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
-    path_style: Option<bool>,
+    virtual_hosted: Option<bool>,
 }
 
 #[derive(Clone)]
@@ -107,7 +107,7 @@ pub struct S3Config {
     pub bucket: String,
     pub access_key_id: String,
     pub secret_access_key: String,
-    pub path_style: bool,
+    pub virtual_hosted: bool,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -116,7 +116,7 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("bucket", &self.bucket)
-            .field("path_style", &self.path_style)
+            .field("virtual_hosted", &self.virtual_hosted)
             .finish_non_exhaustive()
     }
 }
@@ -230,7 +230,7 @@ impl Config {
                         key: "RESONANCE_S3_SECRET_ACCESS_KEY (s3.secret_access_key)",
                         why: "required when an S3 bucket is configured",
                     })?,
-                path_style: args.s3_path_style.or(s3.path_style).unwrap_or(false),
+                virtual_hosted: args.s3_virtual_hosted.or(s3.virtual_hosted).unwrap_or(false),
             }),
         };
 

@@ -61,7 +61,7 @@ fn open_storage(config: &Config) -> anyhow::Result<Storage> {
             config.data_dir.display()
         )
     })?;
-    let secret = resonance_storage::load_or_create_secret(&config.data_dir.join("signing.key"))
+    let secret = resonance_storage::load_or_create_secret(&config.data_dir.join("url-signing.key"))
         .context("reading the URL signing key")?;
     match &config.storage {
         StorageConfig::Local { root } => Storage::local(root, secret)
@@ -72,7 +72,7 @@ fn open_storage(config: &Config) -> anyhow::Result<Storage> {
             bucket: s3.bucket.clone(),
             access_key_id: s3.access_key_id.clone(),
             secret_access_key: s3.secret_access_key.clone(),
-            path_style: s3.path_style,
+            virtual_hosted_style: s3.virtual_hosted,
             allow_http: s3
                 .endpoint
                 .as_deref()

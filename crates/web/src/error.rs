@@ -21,6 +21,8 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    #[error("the audio storage is unavailable; try again shortly")]
+    BadGateway(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -39,6 +41,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "STORAGE_UNAVAILABLE"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -47,8 +50,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let Self::Internal(source) = &self {
-            tracing::error!(error = %source, "internal error");
+        match &self {
+            Self::Internal(source) => tracing::error!(error = %source, "internal error"),
+            Self::BadGateway(detail) => tracing::error!(%detail, "object storage failure"),
+            _ => {}
         }
         (
             status,

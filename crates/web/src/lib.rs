@@ -4,6 +4,7 @@
 pub mod error;
 pub mod auth;
 mod health;
+pub mod objects;
 mod server;
 
 pub use error::ApiError;

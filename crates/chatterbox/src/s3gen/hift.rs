@@ -1,1 +1,563 @@
-//! HiFTGenerator vocoder: mel to waveform, with the F0 predictor and sine source.
+//! HiFTGenerator vocoder: mel to waveform, with the F0 predictor and sine source
+//! (`s3gen/hifigan.py`, `s3gen/f0_predictor.py`; HiFTNet = neural source filter +
+//! iSTFTNet, <https://arxiv.org/abs/2309.09493>).
+//!
+//! mel `(B, 80, T)` -> F0 `(B, T)` Hz -> F0 repeated to the sample rate -> 9 sine
+//! harmonics + noise -> one-channel source -> its STFT fused into an upsampling
+//! HiFi-GAN whose last layer predicts log-magnitude and phase of a 16-point STFT ->
+//! iSTFT -> wave `(B, T * 480)` at 24 kHz.
+
+use candle_core::{D, DType, Module, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Linear, VarBuilder};
+
+use crate::config::{F0PredictorConfig, HiftConfig};
+use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
+use crate::fixtures::Fixture;
+use crate::rng::RandomSource;
+use crate::verify::{self, Check};
+use crate::weights::weight_norm;
+
+/// `F.leaky_relu`'s default slope, used (on purpose, as in the reference) before `conv_post`.
+const FINAL_LRELU_SLOPE: f64 = 0.01;
+/// Snake's guard against division by zero: `x + sin^2(alpha x) / (alpha + 1e-9)`.
+const SNAKE_EPS: f64 = 1e-9;
+/// The predicted magnitude is clipped to this before the iSTFT.
+const MAX_MAGNITUDE: f64 = 1e2;
+
+fn conv1d_weight_norm(
+    vb: VarBuilder,
+    in_channels: usize,
+    out_channels: usize,
+    kernel_size: usize,
+    cfg: Conv1dConfig,
+) -> candle_core::Result<Conv1d> {
+    let weight = weight_norm(&vb, &[out_channels, in_channels, kernel_size])?;
+    let bias = vb.get(out_channels, "bias")?;
+    Ok(Conv1d::new(weight, Some(bias), cfg))
+}
+
+fn padded(padding: usize) -> Conv1dConfig {
+    Conv1dConfig {
+        padding,
+        ..Default::default()
+    }
+}
+
+/// Snake activation `x + sin^2(alpha x) / alpha` with one alpha per channel.
+struct Snake {
+    alpha: Tensor,
+    inv_alpha: Tensor,
+}
+
+impl Snake {
+    fn new(channels: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        let alpha = vb.get(channels, "alpha")?.reshape((1, channels, 1))?;
+        let inv_alpha = alpha.affine(1.0, SNAKE_EPS)?.recip()?;
+        Ok(Self { alpha, inv_alpha })
+    }
+}
+
+impl Module for Snake {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let sin = x.broadcast_mul(&self.alpha)?.sin()?;
+        x + sin.sqr()?.broadcast_mul(&self.inv_alpha)?
+    }
+}
+
+/// HiFi-GAN residual block with Snake activations: per dilation,
+/// `x += conv2(snake(conv1_dilated(snake(x))))`.
+struct ResBlock {
+    layers: Vec<(Snake, Conv1d, Snake, Conv1d)>,
+}
+
+impl ResBlock {
+    fn new(
+        channels: usize,
+        kernel_size: usize,
+        dilations: &[usize],
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let layers = dilations
+            .iter()
+            .enumerate()
+            .map(|(i, &dilation)| {
+                let dilated = Conv1dConfig {
+                    padding: (kernel_size * dilation - dilation) / 2,
+                    dilation,
+                    ..Default::default()
+                };
+                Ok((
+                    Snake::new(channels, vb.pp(format!("activations1.{i}")))?,
+                    conv1d_weight_norm(
+                        vb.pp(format!("convs1.{i}")),
+                        channels,
+                        channels,
+                        kernel_size,
+                        dilated,
+                    )?,
+                    Snake::new(channels, vb.pp(format!("activations2.{i}")))?,
+                    conv1d_weight_norm(
+                        vb.pp(format!("convs2.{i}")),
+                        channels,
+                        channels,
+                        kernel_size,
+                        padded((kernel_size - 1) / 2),
+                    )?,
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { layers })
+    }
+}
+
+impl Module for ResBlock {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        for (act1, conv1, act2, conv2) in &self.layers {
+            let xt = conv2.forward(&act2.forward(&conv1.forward(&act1.forward(&x)?)?)?)?;
+            x = (xt + x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// ConvRNNF0Predictor: five `conv(k=3) + ELU` layers, a linear head, `abs`.
+pub struct F0Predictor {
+    condnet: Vec<Conv1d>,
+    classifier: Linear,
+}
+
+impl F0Predictor {
+    /// `vb` at `mel2wav.f0_predictor`.
+    pub fn new(cfg: &F0PredictorConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let condnet = (0..5)
+            .map(|i| {
+                let in_channels = if i == 0 {
+                    cfg.in_channels
+                } else {
+                    cfg.cond_channels
+                };
+                // Sequential indices skip the ELU modules: 0, 2, 4, 6, 8.
+                conv1d_weight_norm(
+                    vb.pp(format!("condnet.{}", 2 * i)),
+                    in_channels,
+                    cfg.cond_channels,
+                    3,
+                    padded(1),
+                )
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let classifier = candle_nn::linear(cfg.cond_channels, cfg.num_class, vb.pp("classifier"))?;
+        Ok(Self {
+            condnet,
+            classifier,
+        })
+    }
+
+    /// F0 in Hz `(B, T)` from a log-mel `(B, C, T)`.
+    pub fn forward(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = mel.clone();
+        for conv in &self.condnet {
+            x = conv.forward(&x)?.elu(1.0)?;
+        }
+        self.classifier
+            .forward(&x.transpose(1, 2)?)?
+            .squeeze(D::Minus1)?
+            .abs()
+    }
+}
+
+/// The harmonic source of one call: SineGen's output and voicing flags.
+pub struct Source {
+    /// `(B, harmonics, L)` noisy sines (SineGen output).
+    pub sine_waves: Tensor,
+    /// `(B, 1, L)` 1.0 where F0 is above the voicing threshold.
+    pub uv: Tensor,
+    /// `(B, L, 1)` merged excitation `tanh(linear(sine_waves))`.
+    pub source: Tensor,
+}
+
+/// SineGen + SourceModuleHnNSF: F0 at the sample rate to a one-channel excitation.
+pub struct SourceModule {
+    harmonics: usize,
+    sampling_rate: f32,
+    sine_amp: f32,
+    noise_std: f32,
+    voiced_threshold: f32,
+    merge: Linear,
+}
+
+impl SourceModule {
+    /// `vb` at `mel2wav.m_source`.
+    pub fn new(cfg: &HiftConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let harmonics = cfg.nb_harmonics + 1;
+        Ok(Self {
+            harmonics,
+            sampling_rate: cfg.sampling_rate as f32,
+            sine_amp: cfg.nsf_alpha as f32,
+            noise_std: cfg.nsf_sigma as f32,
+            voiced_threshold: cfg.nsf_voiced_threshold as f32,
+            merge: candle_nn::linear(harmonics, 1, vb.pp("l_linear"))?,
+        })
+    }
+
+    /// Harmonic source from F0 at the sample rate `(B, L)`.
+    ///
+    /// Random draws, in the reference's order: the phases `rand (B, H, 1)`, the sine
+    /// noise `randn (B, H, L)`, and the noise branch `randn (B, L, 1)`, which inference
+    /// never uses but draws, keeping the random stream aligned with the reference.
+    pub fn forward(&self, f0: &Tensor, rng: &mut dyn RandomSource) -> candle_core::Result<Source> {
+        let (batch, len) = f0.dims2()?;
+        let device = f0.device();
+        let h = self.harmonics;
+        let phase_u = rng
+            .rand(&[batch, h, 1], device)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let noise = rng
+            .randn(&[batch, h, len], device)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        rng.randn(&[batch, len, 1], device)?;
+        let f0 = f0.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+
+        // Uniform(-pi, pi).sample() = low + u * (high - low) in f32.
+        let (low, high) = (-std::f32::consts::PI, std::f32::consts::PI);
+        let two_pi = std::f32::consts::TAU;
+        let unvoiced_noise = self.sine_amp / 3.0;
+        let mut sines = vec![0f32; batch * h * len];
+        let mut uv = vec![0f32; batch * len];
+        for (b, f0) in f0.iter().enumerate() {
+            for (flag, &f) in uv[b * len..(b + 1) * len].iter_mut().zip(f0) {
+                *flag = if f > self.voiced_threshold { 1.0 } else { 0.0 };
+            }
+            let uv = &uv[b * len..(b + 1) * len];
+            for k in 0..h {
+                let phase = if k == 0 {
+                    0.0
+                } else {
+                    low + phase_u[b * h + k] * (high - low)
+                };
+                let offset = (b * h + k) * len;
+                let harmonic = (k + 1) as f32;
+                // torch's CPU cumsum accumulates f32 in f64 and rounds each output.
+                let mut cycles = 0f64;
+                for t in 0..len {
+                    cycles += f64::from(f0[t] * harmonic / self.sampling_rate);
+                    let cycles = cycles as f32;
+                    let theta = two_pi * (cycles - cycles.floor());
+                    let sine = self.sine_amp * (theta + phase).sin();
+                    let noise_amp = if uv[t] > 0.0 {
+                        self.noise_std
+                    } else {
+                        unvoiced_noise
+                    };
+                    sines[offset + t] = sine * uv[t] + noise_amp * noise[offset + t];
+                }
+            }
+        }
+        let sine_waves = Tensor::from_vec(sines, (batch, h, len), device)?;
+        let uv = Tensor::from_vec(uv, (batch, 1, len), device)?;
+        let source = self.merge.forward(&sine_waves.transpose(1, 2)?)?.tanh()?;
+        Ok(Source {
+            sine_waves,
+            uv,
+            source,
+        })
+    }
+}
+
+/// HiFTGenerator (`mel2wav`).
+pub struct Hift {
+    f0_predictor: F0Predictor,
+    source_module: SourceModule,
+    conv_pre: Conv1d,
+    ups: Vec<ConvTranspose1d>,
+    source_downs: Vec<Conv1d>,
+    source_resblocks: Vec<ResBlock>,
+    /// `resblock_kernel_sizes.len()` blocks per upsampling stage, averaged.
+    resblocks: Vec<Vec<ResBlock>>,
+    conv_post: Conv1d,
+    stft: Stft,
+    /// Waveform samples per mel frame: `prod(upsample_rates) * hop`.
+    samples_per_frame: usize,
+    lrelu_slope: f64,
+    audio_limit: f64,
+}
+
+impl Hift {
+    /// `vb` at `mel2wav` of the S3Gen checkpoint.
+    pub fn new(cfg: &HiftConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let n_fft = cfg.istft_params.n_fft;
+        let hop = cfg.istft_params.hop_len;
+        let stages = cfg.upsample_rates.len();
+        if cfg.upsample_kernel_sizes.len() != stages
+            || cfg.source_resblock_kernel_sizes.len() != stages
+            || cfg.source_resblock_dilation_sizes.len() != stages
+            || cfg.resblock_kernel_sizes.len() != cfg.resblock_dilation_sizes.len()
+        {
+            candle_core::bail!("hift config: per-stage lists have different lengths");
+        }
+        let channels = |i: usize| cfg.base_channels >> i;
+        let conv_pre = conv1d_weight_norm(
+            vb.pp("conv_pre"),
+            cfg.in_channels,
+            cfg.base_channels,
+            7,
+            padded(3),
+        )?;
+        let mut ups = Vec::with_capacity(stages);
+        for (i, (&rate, &kernel)) in cfg
+            .upsample_rates
+            .iter()
+            .zip(&cfg.upsample_kernel_sizes)
+            .enumerate()
+        {
+            let vb = vb.pp(format!("ups.{i}"));
+            // ConvTranspose1d weights are (in, out, k): weight norm over dim 0 = input channels.
+            let weight = weight_norm(&vb, &[channels(i), channels(i + 1), kernel])?;
+            let bias = vb.get(channels(i + 1), "bias")?;
+            ups.push(ConvTranspose1d::new(
+                weight,
+                Some(bias),
+                ConvTranspose1dConfig {
+                    padding: (kernel - rate) / 2,
+                    stride: rate,
+                    ..Default::default()
+                },
+            ));
+        }
+        // Stage i fuses the source STFT downsampled to its rate: the product of the
+        // upsampling rates of the stages after it.
+        let mut source_downs = Vec::with_capacity(stages);
+        let mut source_resblocks = Vec::with_capacity(stages);
+        for i in 0..stages {
+            let rate: usize = cfg.upsample_rates[i + 1..].iter().product();
+            let vb_down = vb.pp(format!("source_downs.{i}"));
+            let (kernel, cfg_down) = if rate == 1 {
+                (1, Conv1dConfig::default())
+            } else {
+                (
+                    rate * 2,
+                    Conv1dConfig {
+                        padding: rate / 2,
+                        stride: rate,
+                        ..Default::default()
+                    },
+                )
+            };
+            let weight = vb_down.get((channels(i + 1), n_fft + 2, kernel), "weight")?;
+            let bias = vb_down.get(channels(i + 1), "bias")?;
+            source_downs.push(Conv1d::new(weight, Some(bias), cfg_down));
+            source_resblocks.push(ResBlock::new(
+                channels(i + 1),
+                cfg.source_resblock_kernel_sizes[i],
+                &cfg.source_resblock_dilation_sizes[i],
+                vb.pp(format!("source_resblocks.{i}")),
+            )?);
+        }
+        let kernels = cfg.resblock_kernel_sizes.len();
+        let resblocks = (0..stages)
+            .map(|i| {
+                cfg.resblock_kernel_sizes
+                    .iter()
+                    .zip(&cfg.resblock_dilation_sizes)
+                    .enumerate()
+                    .map(|(j, (&k, d))| {
+                        ResBlock::new(
+                            channels(i + 1),
+                            k,
+                            d,
+                            vb.pp(format!("resblocks.{}", i * kernels + j)),
+                        )
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let conv_post = conv1d_weight_norm(
+            vb.pp("conv_post"),
+            channels(stages),
+            n_fft + 2,
+            7,
+            padded(3),
+        )?;
+        Ok(Self {
+            f0_predictor: F0Predictor::new(&cfg.f0_predictor, vb.pp("f0_predictor"))?,
+            source_module: SourceModule::new(cfg, vb.pp("m_source"))?,
+            conv_pre,
+            ups,
+            source_downs,
+            source_resblocks,
+            resblocks,
+            conv_post,
+            stft: Stft::new(
+                n_fft,
+                hop,
+                &hann_window(n_fft, true),
+                true,
+                PadMode::Reflect,
+            )?,
+            samples_per_frame: cfg.upsample_rates.iter().product::<usize>() * hop,
+            lrelu_slope: cfg.lrelu_slope,
+            audio_limit: cfg.audio_limit,
+        })
+    }
+
+    /// Wave `(B, T * 480)` from a log-mel `(B, 80, T)`.
+    pub fn inference(
+        &self,
+        mel: &Tensor,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        let f0 = self.f0(mel)?;
+        let source = self.source(&self.upsample_f0(&f0)?, rng)?;
+        let conv_post_out = self.decode(mel, &self.source_stft(&source.source)?)?;
+        self.spectrum_to_wave(&conv_post_out)
+    }
+
+    /// F0 in Hz per mel frame `(B, T)`.
+    pub fn f0(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
+        self.f0_predictor.forward(mel)
+    }
+
+    /// F0 repeated to the sample rate: `(B, T)` -> `(B, T * 480)`.
+    pub fn upsample_f0(&self, f0: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, frames) = f0.dims2()?;
+        f0.unsqueeze(D::Minus1)?
+            .broadcast_as((batch, frames, self.samples_per_frame))?
+            .reshape((batch, frames * self.samples_per_frame))
+    }
+
+    /// The harmonic source of F0 at the sample rate `(B, L)`.
+    pub fn source(&self, f0: &Tensor, rng: &mut dyn RandomSource) -> candle_core::Result<Source> {
+        self.source_module.forward(f0, rng)
+    }
+
+    /// `[real | imag]` of the source's STFT: `(B, L, 1)` -> `(B, n_fft + 2, L / hop + 1)`.
+    pub fn source_stft(&self, source: &Tensor) -> candle_core::Result<Tensor> {
+        let rows = source
+            .squeeze(D::Minus1)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?;
+        let mut data = Vec::new();
+        let mut frames = 0;
+        for row in &rows {
+            let spectrum = self.stft.forward(row)?;
+            data.extend(spectrum.re.iter().chain(&spectrum.im).map(|&v| v as f32));
+            frames = spectrum.n_frames;
+        }
+        Tensor::from_vec(
+            data,
+            (rows.len(), 2 * self.stft.n_freqs(), frames),
+            source.device(),
+        )
+    }
+
+    /// The generator: log-mel `(B, 80, T)` and source STFT to `conv_post`'s output
+    /// `(B, n_fft + 2, F)`: log-magnitudes then phases of the output STFT.
+    pub fn decode(&self, mel: &Tensor, source_stft: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = self.conv_pre.forward(mel)?;
+        let last = self.ups.len() - 1;
+        for (i, up) in self.ups.iter().enumerate() {
+            x = up.forward(&candle_nn::ops::leaky_relu(&x, self.lrelu_slope)?)?;
+            if i == last {
+                // ReflectionPad1d((1, 0)): prepend x[..., 1].
+                x = Tensor::cat(&[&x.narrow(D::Minus1, 1, 1)?, &x], D::Minus1)?;
+            }
+            let si =
+                self.source_resblocks[i].forward(&self.source_downs[i].forward(source_stft)?)?;
+            x = (x + si)?;
+            let mut sum = self.resblocks[i][0].forward(&x)?;
+            for block in &self.resblocks[i][1..] {
+                sum = (sum + block.forward(&x)?)?;
+            }
+            x = (sum / self.resblocks[i].len() as f64)?;
+        }
+        self.conv_post
+            .forward(&candle_nn::ops::leaky_relu(&x, FINAL_LRELU_SLOPE)?)
+    }
+
+    /// `conv_post`'s output to the clamped wave `(B, L)`: magnitude `exp` (clipped at
+    /// 100), phase `sin` (redundant, as in the reference), iSTFT.
+    pub fn spectrum_to_wave(&self, conv_post_out: &Tensor) -> candle_core::Result<Tensor> {
+        let n_freqs = self.stft.n_freqs();
+        let magnitude = conv_post_out
+            .narrow(1, 0, n_freqs)?
+            .exp()?
+            .clamp(f64::NEG_INFINITY, MAX_MAGNITUDE)?;
+        let phase = conv_post_out.narrow(1, n_freqs, n_freqs)?.sin()?;
+        let re = (&magnitude * phase.cos()?)?;
+        let im = (&magnitude * phase.sin()?)?;
+        let (batch, _, frames) = re.dims3()?;
+        let re = re.to_dtype(DType::F32)?.to_vec3::<f32>()?;
+        let im = im.to_dtype(DType::F32)?.to_vec3::<f32>()?;
+        let mut data = Vec::new();
+        for (re, im) in re.iter().zip(&im) {
+            let spectrum = Spectrum {
+                n_freqs,
+                n_frames: frames,
+                re: re.iter().flatten().map(|&v| f64::from(v)).collect(),
+                im: im.iter().flatten().map(|&v| f64::from(v)).collect(),
+            };
+            data.extend(self.stft.inverse(&spectrum)?);
+        }
+        let len = data.len() / batch;
+        Tensor::from_vec(data, (batch, len), conv_post_out.device())?
+            .clamp(-self.audio_limit, self.audio_limit)
+    }
+}
+
+/// Parity with `fixture.hift`: every stage fed the reference's input to it, plus the
+/// whole chain from the mel.
+pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
+    let cfg = fixture.config()?;
+    let hift = Hift::new(&cfg.hift, fixture.weights()?.pp("mel2wav"))?;
+    let mel = fixture.tensor("mel")?;
+    let tol = 1e-4;
+    let mut checks = Vec::new();
+
+    let f0 = hift.f0(&mel)?;
+    checks.push(relative(fixture, "f0", &f0)?);
+    let f0_reference = fixture.tensor("f0")?;
+    let f0_up = hift.upsample_f0(&f0_reference)?;
+    checks.push(relative(
+        fixture,
+        "f0_upsampled",
+        &f0_up.unsqueeze(D::Minus1)?,
+    )?);
+
+    let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
+    let source = hift.source(&f0_up, &mut draws)?;
+    checks.push(verify::compare(
+        fixture,
+        "sine_waves",
+        &source.sine_waves,
+        tol,
+    )?);
+    checks.push(verify::compare(fixture, "uv", &source.uv, 0.0)?);
+    checks.push(verify::compare(fixture, "source", &source.source, tol)?);
+
+    let s_stft = hift.source_stft(&fixture.tensor("source")?)?;
+    checks.push(verify::compare(fixture, "s_stft", &s_stft, tol)?);
+    let conv_post_out = hift.decode(&mel, &fixture.tensor("s_stft")?)?;
+    checks.push(relative(fixture, "conv_post_out", &conv_post_out)?);
+    let wav = hift.spectrum_to_wave(&fixture.tensor("conv_post_out")?)?;
+    checks.push(verify::compare(fixture, "wav", &wav, tol)?);
+
+    let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
+    let end_to_end = hift.inference(&mel, &mut draws)?;
+    let mut chained = verify::compare(fixture, "wav", &end_to_end, tol)?;
+    chained.tensor = "wav (end to end)".into();
+    checks.push(chained);
+    Ok(checks)
+}
+
+/// A check with the bound `1e-4 * max|reference|`.
+fn relative(fixture: &Fixture, name: &str, ours: &Tensor) -> candle_core::Result<Check> {
+    let scale = crate::fixtures::max_abs(&fixture.tensor(name)?)?.max(1.0);
+    let mut check = verify::compare(fixture, name, ours, 1e-4 * scale)?;
+    check.note = Some(format!(
+        "relative: 1e-4 * max|reference| = 1e-4 * {scale:.3}"
+    ));
+    Ok(check)
+}

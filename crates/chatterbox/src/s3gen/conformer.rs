@@ -1,0 +1,280 @@
+//! Conformer blocks of S3Gen's flow encoder (CosyVoice / ESPnet): relative
+//! positional encoding, relative-position multi-head self-attention with
+//! `pos_bias_u` / `pos_bias_v` (Transformer-XL, arXiv:1901.02860 §3.3), the
+//! swish feed-forward and the pre-norm encoder layer. No macaron feed-forward and
+//! no convolution module (Turbo's `use_cnn_module: false`, `macaron_style: false`).
+
+use candle_core::{Device, Module, Result, Tensor};
+use candle_nn::{LayerNorm, Linear, VarBuilder, linear, linear_no_bias};
+
+/// ESPnet's relative positional table for a sequence of `len` frames:
+/// `(1, 2*len-1, d_model)`, row `r` encoding the relative position `len-1-r`
+/// (from `+(len-1)` down to `-(len-1)`), each frequency as an interleaved
+/// `[sin, cos]` pair. The arithmetic mirrors the reference's float32 steps
+/// (`exp(2i * -ln(10000)/d)`, then `position * div_term`) so that long sequences
+/// keep the same rounding.
+pub fn rel_position_table(len: usize, d_model: usize, device: &Device) -> Result<Tensor> {
+    if len == 0 || !d_model.is_multiple_of(2) {
+        candle_core::bail!(
+            "rel_position_table: need len > 0 and an even width, got len {len}, d_model {d_model}"
+        );
+    }
+    let exponent_scale = (-(10000f64.ln()) / d_model as f64) as f32;
+    let div_terms: Vec<f32> = (0..d_model / 2)
+        .map(|i| f64::from((2 * i) as f32 * exponent_scale).exp() as f32)
+        .collect();
+    let rows = 2 * len - 1;
+    let mut table = Vec::with_capacity(rows * d_model);
+    for row in 0..rows {
+        let relative = (len - 1) as f32 - row as f32;
+        for &div in &div_terms {
+            let angle = f64::from(relative * div);
+            table.push(angle.sin() as f32);
+            table.push(angle.cos() as f32);
+        }
+    }
+    Tensor::from_vec(table, (1, rows, d_model), device)
+}
+
+/// ESPnet `rel_shift`: turns the position scores `(B, H, T, 2T-1)`, whose column
+/// `c` is relative position `T-1-c`, into `(B, H, T, T)` with
+/// `out[i][j] = x[i][T-1-i+j]` (query `i`, key `j`, relative position `i-j`).
+/// Flattened, that element sits at `(T-1) + i*(2T-2) + j`, so the result is a
+/// strided window of the flat scores.
+fn rel_shift(x: &Tensor) -> Result<Tensor> {
+    let (b, h, t, width) = x.dims4()?;
+    if width != 2 * t - 1 {
+        candle_core::bail!(
+            "rel_shift: expected 2T-1 = {} columns, got {width}",
+            2 * t - 1
+        );
+    }
+    if t == 1 {
+        return Ok(x.clone());
+    }
+    x.contiguous()?
+        .reshape((b, h, t * width))?
+        .narrow(2, t - 1, t * (width - 1))?
+        .reshape((b, h, t, width - 1))?
+        .narrow(3, 0, t)
+}
+
+/// `RelPositionMultiHeadedAttention` (full, non-causal self-attention).
+#[derive(Debug, Clone)]
+pub struct RelPositionAttention {
+    linear_q: Linear,
+    linear_k: Linear,
+    linear_v: Linear,
+    linear_out: Linear,
+    linear_pos: Linear,
+    /// `(H, d_k)` bias added to the query for the content scores.
+    pos_bias_u: Tensor,
+    /// `(H, d_k)` bias added to the query for the position scores.
+    pos_bias_v: Tensor,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl RelPositionAttention {
+    pub fn new(size: usize, heads: usize, key_bias: bool, vb: VarBuilder) -> Result<Self> {
+        if heads == 0 || !size.is_multiple_of(heads) {
+            candle_core::bail!("attention width {size} is not divisible by {heads} heads");
+        }
+        let head_dim = size / heads;
+        let linear_k = if key_bias {
+            linear(size, size, vb.pp("linear_k"))?
+        } else {
+            linear_no_bias(size, size, vb.pp("linear_k"))?
+        };
+        Ok(Self {
+            linear_q: linear(size, size, vb.pp("linear_q"))?,
+            linear_k,
+            linear_v: linear(size, size, vb.pp("linear_v"))?,
+            linear_out: linear(size, size, vb.pp("linear_out"))?,
+            linear_pos: linear_no_bias(size, size, vb.pp("linear_pos"))?,
+            pos_bias_u: vb.get((heads, head_dim), "pos_bias_u")?,
+            pos_bias_v: vb.get((heads, head_dim), "pos_bias_v")?,
+            heads,
+            head_dim,
+        })
+    }
+
+    /// `x`: `(B, T, D)`; `pos_emb`: `(1, 2T-1, D)` from [`rel_position_table`];
+    /// `key_mask`: `(B, 1, T)` u8, 1 for real frames, or `None` when no frame is padding.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        pos_emb: &Tensor,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let (h, dk) = (self.heads, self.head_dim);
+        let heads_first = |y: Tensor| -> Result<Tensor> {
+            y.reshape((b, t, h, dk))?.transpose(1, 2)?.contiguous()
+        };
+        let q = self.linear_q.forward(x)?.reshape((b, t, h, dk))?;
+        let k = heads_first(self.linear_k.forward(x)?)?;
+        let v = heads_first(self.linear_v.forward(x)?)?;
+        let positions = pos_emb.dim(1)?;
+        let p = self
+            .linear_pos
+            .forward(pos_emb)?
+            .reshape((pos_emb.dim(0)?, positions, h, dk))?
+            .transpose(1, 2)?
+            .contiguous()?;
+
+        let q_u = q
+            .broadcast_add(&self.pos_bias_u)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let q_v = q
+            .broadcast_add(&self.pos_bias_v)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let content = q_u.matmul(&k.t()?)?;
+        let position = q_v.broadcast_matmul(&p.t()?)?;
+        // The reference shifts only when the table is wider than the keys (T > 1).
+        let position = if position.dims() != content.dims() {
+            rel_shift(&position)?
+        } else {
+            position
+        };
+        let scores = ((content + position)? / (dk as f64).sqrt())?;
+        let scores = match key_mask {
+            // Masked keys get -inf, hence exactly zero weight after the softmax; every
+            // query keeps at least one key (lengths are >= 1), so no row is all -inf.
+            Some(mask) => {
+                let mask = mask.unsqueeze(1)?.broadcast_as(scores.shape())?;
+                let neg_inf = Tensor::new(f32::NEG_INFINITY, x.device())?
+                    .to_dtype(scores.dtype())?
+                    .broadcast_as(scores.shape())?;
+                mask.where_cond(&scores, &neg_inf)?
+            }
+            None => scores,
+        };
+        let weights = candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?;
+        let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        self.linear_out.forward(&context)
+    }
+}
+
+/// `PositionwiseFeedForward` with swish: `w_2(silu(w_1(x)))`.
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    w_1: Linear,
+    w_2: Linear,
+}
+
+impl FeedForward {
+    pub fn new(size: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            w_1: linear(size, hidden, vb.pp("w_1"))?,
+            w_2: linear(hidden, size, vb.pp("w_2"))?,
+        })
+    }
+}
+
+impl Module for FeedForward {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.w_2
+            .forward(&candle_nn::ops::silu(&self.w_1.forward(x)?)?)
+    }
+}
+
+/// Pre-norm `ConformerEncoderLayer`: `x + attn(norm_mha(x))`, then
+/// `x + ff(norm_ff(x))`.
+#[derive(Debug, Clone)]
+pub struct ConformerLayer {
+    self_attn: RelPositionAttention,
+    feed_forward: FeedForward,
+    norm_mha: LayerNorm,
+    norm_ff: LayerNorm,
+}
+
+impl ConformerLayer {
+    /// `norm_eps` is the layers' LayerNorm epsilon (1e-12 in the reference).
+    pub fn new(
+        size: usize,
+        heads: usize,
+        ff_hidden: usize,
+        key_bias: bool,
+        norm_eps: f64,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            self_attn: RelPositionAttention::new(size, heads, key_bias, vb.pp("self_attn"))?,
+            feed_forward: FeedForward::new(size, ff_hidden, vb.pp("feed_forward"))?,
+            norm_mha: candle_nn::layer_norm(size, norm_eps, vb.pp("norm_mha"))?,
+            norm_ff: candle_nn::layer_norm(size, norm_eps, vb.pp("norm_ff"))?,
+        })
+    }
+
+    /// Same arguments as [`RelPositionAttention::forward`].
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        pos_emb: &Tensor,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let attended = self
+            .self_attn
+            .forward(&self.norm_mha.forward(x)?, pos_emb, key_mask)?;
+        let x = (x + attended)?;
+        let fed = self.feed_forward.forward(&self.norm_ff.forward(&x)?)?;
+        x + fed
+    }
+}
+
+/// `(B, 1, T)` u8 mask, 1 where `t < lengths[b]`.
+pub fn length_mask(lengths: &[usize], t: usize, device: &Device) -> Result<Tensor> {
+    let mask: Vec<u8> = lengths
+        .iter()
+        .flat_map(|&len| (0..t).map(move |i| u8::from(i < len)))
+        .collect();
+    Tensor::from_vec(mask, (lengths.len(), 1, t), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    #[test]
+    fn rel_shift_picks_relative_position_i_minus_j() -> Result<()> {
+        let t = 4;
+        let width = 2 * t - 1;
+        let x =
+            Tensor::arange(0f32, (t * width) as f32, &Device::Cpu)?.reshape((1, 1, t, width))?;
+        let shifted = rel_shift(&x)?.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?;
+        for (i, row) in shifted.iter().enumerate() {
+            for (j, &value) in row.iter().enumerate() {
+                assert_eq!(value, (i * width + t - 1 - i + j) as f32);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rel_position_table_is_centred_on_zero() -> Result<()> {
+        let table = rel_position_table(3, 4, &Device::Cpu)?.squeeze(0)?;
+        let rows = table.to_vec2::<f32>()?;
+        // Middle row is relative position 0: sin 0 = 0, cos 0 = 1.
+        assert_eq!(rows[2], vec![0.0, 1.0, 0.0, 1.0]);
+        // Rows 2 apart are +/- the same position: sines flip sign, cosines agree.
+        for (a, b) in rows[1].iter().zip(&rows[3]).step_by(2) {
+            assert_eq!(*a, -*b);
+        }
+        assert!((rows[0][0] - 2f32.sin()).abs() < 1e-7);
+        Ok(())
+    }
+
+    #[test]
+    fn length_mask_marks_padding() -> Result<()> {
+        let mask = length_mask(&[3, 1], 3, &Device::Cpu)?;
+        assert_eq!(
+            mask.to_dtype(DType::U32)?.squeeze(1)?.to_vec2::<u32>()?,
+            vec![vec![1, 1, 1], vec![1, 0, 0]]
+        );
+        Ok(())
+    }
+}
