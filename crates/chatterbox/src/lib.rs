@@ -17,6 +17,7 @@ pub mod conditionals;
 pub mod dsp;
 pub mod s3gen;
 pub mod s3tokenizer;
+mod speech_frontend;
 pub mod t3;
 pub mod testing;
 pub mod text;

@@ -31,11 +31,11 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // t3_turbo
         ("t3_turbo", Some(crate::t3::verify)),
         // s3tokenizer_v2
-        ("s3tokenizer_v2", None),
+        ("s3tokenizer_v2", Some(crate::s3tokenizer::verify)),
         // voice_encoder
-        ("voice_encoder", None),
+        ("voice_encoder", Some(crate::voice_encoder::verify)),
         // campplus
-        ("campplus", None),
+        ("campplus", Some(crate::campplus::verify)),
         // flow_encoder
         ("flow_encoder", Some(crate::s3gen::flow_encoder::verify)),
         // cfm_meanflow

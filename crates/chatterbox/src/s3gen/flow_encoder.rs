@@ -335,11 +335,11 @@ impl FlowEncoder {
         }
         let to_batch = |t: &Tensor, what: &str| -> Result<Tensor> {
             match t.dim(0)? {
-                1 if batch > 1 => t.repeat(
-                    std::iter::once(batch)
-                        .chain(std::iter::repeat_n(1, t.rank() - 1))
-                        .collect::<Vec<_>>(),
-                ),
+                1 => {
+                    let mut dims = t.dims().to_vec();
+                    dims[0] = batch;
+                    t.broadcast_as(dims)?.contiguous()
+                }
                 n if n == batch => Ok(t.clone()),
                 n => candle_core::bail!("flow: prompt {what} has batch {n}, tokens have {batch}"),
             }
