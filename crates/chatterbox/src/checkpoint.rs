@@ -1,12 +1,15 @@
 //! The official checkpoint (Hugging Face `ResembleAI/chatterbox-turbo`): its
 //! files and the tensor layout its safetensors files must have. Verification
 //! reads only the safetensors headers, so it is cheap even at full size.
+//! Layouts are [`CheckpointManifest`]s.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use serde::Deserialize;
+
+use crate::weights::{CheckpointFile, CheckpointManifest, TensorLayout};
 
 /// Hugging Face repository of the official weights.
 pub const REPO_ID: &str = "ResembleAI/chatterbox-turbo";
@@ -33,24 +36,6 @@ pub const FILES: [&str; 5] = [
 const MAX_HEADER_BYTES: u64 = 64 << 20;
 /// Problems listed in an error before the rest are only counted.
 const LISTED_PROBLEMS: usize = 8;
-
-/// Expected tensors of each safetensors file: name -> shape and dtype.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CheckpointLayout {
-    pub files: BTreeMap<String, FileLayout>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct FileLayout {
-    pub tensors: BTreeMap<String, TensorLayout>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TensorLayout {
-    pub shape: Vec<usize>,
-    /// `float32` or `int64` (the manifest's torch names).
-    pub dtype: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
@@ -80,7 +65,7 @@ fn list(problems: &[String]) -> String {
     text
 }
 
-impl CheckpointLayout {
+impl CheckpointManifest {
     /// The layout of the official full-size checkpoint (every tensor of
     /// `t3_turbo_v1`, `s3gen_meanflow` and `ve`, as in the reference's strict
     /// `load_state_dict`).
@@ -90,7 +75,7 @@ impl CheckpointLayout {
     }
 
     /// Checks that the safetensors file at `path` holds exactly the tensors
-    /// expected for `file` (a name of [`CheckpointLayout::files`]), with their
+    /// expected for `file` (a name of [`CheckpointManifest::files`]), with their
     /// shapes and dtypes, and that its data is complete.
     pub fn verify_file(&self, file: &str, path: &Path) -> Result<(), LayoutError> {
         let expected = self
@@ -131,13 +116,13 @@ impl CheckpointLayout {
             .iter()
             .map(|f| {
                 let tensors = read_header(&dir.join(f))?;
-                Ok((f.to_string(), FileLayout { tensors }))
+                Ok((f.to_string(), CheckpointFile { tensors }))
             })
             .collect::<Result<_, LayoutError>>()?;
         Ok(Self { files })
     }
 
-    /// [`CheckpointLayout::verify_file`] for every file of the layout in `dir`.
+    /// [`CheckpointManifest::verify_file`] for every file of the layout in `dir`.
     pub fn verify_dir(&self, dir: &Path) -> Result<(), LayoutError> {
         for file in self.files.keys() {
             self.verify_file(file, &dir.join(file))?;
@@ -234,11 +219,11 @@ mod tests {
 
     use super::*;
 
-    fn layout(tensors: &[(&str, &[usize], &str)]) -> CheckpointLayout {
-        CheckpointLayout {
+    fn layout(tensors: &[(&str, &[usize], &str)]) -> CheckpointManifest {
+        CheckpointManifest {
             files: BTreeMap::from([(
                 "w.safetensors".to_string(),
-                FileLayout {
+                CheckpointFile {
                     tensors: tensors
                         .iter()
                         .map(|(n, s, d)| {
@@ -273,7 +258,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let official = CheckpointLayout::official();
+        let official = CheckpointManifest::official();
         let files = manifest["files"].as_object().unwrap();
         assert_eq!(official.files.len(), files.len());
         for (file, entry) in files {

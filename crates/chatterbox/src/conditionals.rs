@@ -10,18 +10,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::config::ChatterboxConfig;
+use crate::s3gen::S3GenConditionals;
 use crate::t3::T3Conditionals;
-
-/// S3Gen's conditioning on a reference clip (the reference's `embed_ref` dict).
-#[derive(Debug, Clone)]
-pub struct S3GenConditionals {
-    /// S3 speech tokens of the reference clip (at most 10 s).
-    pub prompt_tokens: Vec<u32>,
-    /// 24 kHz log-mel of the reference clip, (1, frames, 80).
-    pub prompt_feat: Tensor,
-    /// CAMPPlus x-vector, (1, 192).
-    pub embedding: Tensor,
-}
 
 #[derive(Debug, Clone)]
 pub struct Conditionals {
@@ -47,8 +37,8 @@ impl Conditionals {
         let tensors = [
             (T3_SPEAKER_EMB, f32_cpu(&self.t3.speaker_emb)?),
             (T3_PROMPT_TOKENS, tokens(&self.t3.prompt_tokens)?),
-            (S3GEN_PROMPT_TOKENS, tokens(&self.s3gen.prompt_tokens)?),
-            (S3GEN_PROMPT_FEAT, f32_cpu(&self.s3gen.prompt_feat)?),
+            (S3GEN_PROMPT_TOKENS, tokens(&token_ids(&self.s3gen.tokens)?)?),
+            (S3GEN_PROMPT_FEAT, f32_cpu(&self.s3gen.mel)?),
             (S3GEN_EMBEDDING, f32_cpu(&self.s3gen.embedding)?),
         ];
         safetensors::serialize(tensors.iter().map(|(n, t)| (*n, t)), None)
@@ -70,8 +60,8 @@ impl Conditionals {
                 prompt_tokens: token_ids(&get(T3_PROMPT_TOKENS)?)?,
             },
             s3gen: S3GenConditionals {
-                prompt_tokens: token_ids(&get(S3GEN_PROMPT_TOKENS)?)?,
-                prompt_feat: get(S3GEN_PROMPT_FEAT)?,
+                tokens: prompt_row(&get(S3GEN_PROMPT_TOKENS)?)?,
+                mel: get(S3GEN_PROMPT_FEAT)?,
                 embedding: get(S3GEN_EMBEDDING)?,
             },
         })
@@ -97,14 +87,14 @@ impl Conditionals {
                 ))
             })
         };
-        let prompt_tokens = token_ids(&get(&gen_dict, "gen", "prompt_token")?)?;
+        let prompt_tokens = prompt_row(&get(&gen_dict, "gen", "prompt_token")?)?;
         if let Some(len) = gen_dict.get("prompt_token_len") {
             let len = len.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
-            if len != [prompt_tokens.len() as i64] {
+            if len != [prompt_tokens.dim(1)? as i64] {
                 candle_core::bail!(
                     "voice conditionals {}: prompt_token_len {len:?} disagrees with {} prompt tokens",
                     path.display(),
-                    prompt_tokens.len()
+                    prompt_tokens.dim(1)?
                 );
             }
         }
@@ -115,8 +105,8 @@ impl Conditionals {
                 prompt_tokens: token_ids(&get(&t3, "t3", "cond_prompt_speech_tokens")?)?,
             },
             s3gen: S3GenConditionals {
-                prompt_tokens,
-                prompt_feat: on_device(get(&gen_dict, "gen", "prompt_feat")?)?,
+                tokens: prompt_tokens.to_device(device)?,
+                mel: on_device(get(&gen_dict, "gen", "prompt_feat")?)?,
                 embedding: on_device(get(&gen_dict, "gen", "embedding")?)?,
             },
         })
@@ -139,7 +129,7 @@ impl Conditionals {
                 cfg.flow.spk_embed_dim
             );
         }
-        let feat = self.s3gen.prompt_feat.dims();
+        let feat = self.s3gen.mel.dims();
         if feat.len() != 3 || feat[0] != 1 || feat[2] != cfg.flow.output_size {
             candle_core::bail!(
                 "voice prompt mel is {feat:?}, the model expects (1, frames, {})",
@@ -147,17 +137,24 @@ impl Conditionals {
             );
         }
         let vocab = cfg.t3.start_speech_token;
+        let s3gen_tokens = token_ids(&self.s3gen.tokens)?;
         if let Some(bad) = self
             .t3
             .prompt_tokens
             .iter()
-            .chain(&self.s3gen.prompt_tokens)
+            .chain(&s3gen_tokens)
             .find(|&&t| t >= vocab)
         {
             candle_core::bail!("voice prompt token {bad} is not a speech token (< {vocab})");
         }
         Ok(())
     }
+}
+
+/// Prompt tokens as S3Gen takes them: one (1, N) int64 row.
+fn prompt_row(t: &Tensor) -> Result<Tensor> {
+    let n = t.elem_count();
+    t.to_dtype(DType::I64)?.reshape((1, n))
 }
 
 /// Token ids of an integer tensor of any shape (rows of a batch of one).
@@ -184,8 +181,8 @@ mod tests {
                 prompt_tokens: ids("t3_cond_prompt_tokens"),
             },
             s3gen: S3GenConditionals {
-                prompt_tokens: ids("ref.prompt_token"),
-                prompt_feat: f.tensor("ref.prompt_feat").unwrap(),
+                tokens: f.tensor("ref.prompt_token").unwrap(),
+                mel: f.tensor("ref.prompt_feat").unwrap(),
                 embedding: f.tensor("ref.embedding").unwrap(),
             },
         }
@@ -193,10 +190,14 @@ mod tests {
 
     fn assert_same(a: &Conditionals, b: &Conditionals) {
         assert_eq!(a.t3.prompt_tokens, b.t3.prompt_tokens);
-        assert_eq!(a.s3gen.prompt_tokens, b.s3gen.prompt_tokens);
+        assert_eq!(
+            token_ids(&a.s3gen.tokens).unwrap(),
+            token_ids(&b.s3gen.tokens).unwrap()
+        );
+        assert_eq!(a.s3gen.tokens.dims(), b.s3gen.tokens.dims());
         for (x, y) in [
             (&a.t3.speaker_emb, &b.t3.speaker_emb),
-            (&a.s3gen.prompt_feat, &b.s3gen.prompt_feat),
+            (&a.s3gen.mel, &b.s3gen.mel),
             (&a.s3gen.embedding, &b.s3gen.embedding),
         ] {
             assert_eq!(x.dims(), y.dims());
@@ -215,7 +216,7 @@ mod tests {
         .unwrap();
         assert_same(&conds, &expected);
         assert_eq!(conds.t3.prompt_tokens.len(), 138);
-        assert_eq!(conds.s3gen.prompt_feat.dims(), &[1, 275, 80]);
+        assert_eq!(conds.s3gen.mel.dims(), &[1, 275, 80]);
         conds.validate(&fixture.config().unwrap()).unwrap();
     }
 

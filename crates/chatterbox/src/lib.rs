@@ -21,4 +21,5 @@ mod speech_frontend;
 pub mod t3;
 pub mod testing;
 pub mod text;
+pub mod tts;
 pub mod voice_encoder;

@@ -18,13 +18,19 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::checkpoint::{self, CheckpointLayout, LayoutError};
+use crate::checkpoint::{self, LayoutError};
+use crate::weights::CheckpointManifest;
 use crate::conditionals::Conditionals;
 use crate::config::{ChatterboxConfig, ConfigError};
-use crate::rng::{RandomSource, SeededRandom};
-use crate::s3gen::S3Gen;
-use crate::t3::{SamplingParams, SeededSampler, T3, TokenSampler};
+use crate::fixtures::Fixture;
+use crate::rng::{RandomSource, RecordedDraws, SeededRandom};
+use crate::s3gen::{S3Gen, S3GenConditionals};
+use crate::t3::{
+    ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
+};
+use crate::verify::{Check, compare};
 use crate::text::{TextError, TextTokenizer, punc_norm};
+use crate::voice_encoder::VoiceEncoder;
 
 /// Output sample rate (Hz).
 pub const SAMPLE_RATE: u32 = 24_000;
@@ -82,6 +88,7 @@ pub struct ChatterboxTurbo {
     cfg: ChatterboxConfig,
     t3: T3,
     s3gen: S3Gen,
+    voice_encoder: VoiceEncoder,
     tokenizer: TextTokenizer,
     builtin_voice: Option<Conditionals>,
     device: Device,
@@ -105,7 +112,7 @@ impl ChatterboxTurbo {
         })
     }
 
-    /// Loads T3, S3Gen, the tokenizer and the built-in voice (`conds.pt`, when
+    /// Loads T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in voice (`conds.pt`, when
     /// the folder has one) from a checkpoint folder. With the official
     /// configuration every tensor is first checked against the official layout.
     pub fn load(dir: &Path, cfg: &ChatterboxConfig, device: &Device) -> Result<Self, LoadError> {
@@ -120,11 +127,13 @@ impl ChatterboxTurbo {
             });
         }
         if *cfg == ChatterboxConfig::default() {
-            CheckpointLayout::official().verify_dir(dir)?;
+            CheckpointManifest::official().verify_dir(dir)?;
         }
         let weights = |file| crate::weights::load(&[dir.join(file)], DType::F32, device);
         let t3 = T3::new(&cfg.t3, weights(checkpoint::T3_WEIGHTS)?)?;
         let s3gen = S3Gen::new(cfg, weights(checkpoint::S3GEN_WEIGHTS)?)?;
+        let voice_encoder =
+            VoiceEncoder::new(&cfg.ve, weights(checkpoint::VOICE_ENCODER_WEIGHTS)?)?;
         let tokenizer = TextTokenizer::from_file(&dir.join(checkpoint::TOKENIZER))?;
         let conds_path = dir.join(checkpoint::BUILTIN_VOICE);
         let builtin_voice = if conds_path.exists() {
@@ -138,6 +147,7 @@ impl ChatterboxTurbo {
             cfg: cfg.clone(),
             t3,
             s3gen,
+            voice_encoder,
             tokenizer,
             builtin_voice,
             device: device.clone(),
@@ -150,6 +160,11 @@ impl ChatterboxTurbo {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The VoiceEncoder (T3's speaker embedding of a reference clip).
+    pub fn voice_encoder(&self) -> &VoiceEncoder {
+        &self.voice_encoder
     }
 
     /// The checkpoint's built-in voice (offered as [`BUILTIN_VOICE_NAME`]).
@@ -173,6 +188,20 @@ impl ChatterboxTurbo {
         self.t3.generate(text_tokens, &voice.t3, sampling, sampler)
     }
 
+    /// [`ChatterboxTurbo::speech_tokens`], showing every sampling step to
+    /// `observe` (the first step comes right after the prefill).
+    pub fn speech_tokens_observed(
+        &self,
+        text_tokens: &[u32],
+        voice: &Conditionals,
+        sampling: &SamplingParams,
+        sampler: &mut dyn TokenSampler,
+        observe: &mut dyn FnMut(SampleStep),
+    ) -> candle_core::Result<Vec<u32>> {
+        self.t3
+            .generate_observed(text_tokens, &voice.t3, sampling, sampler, observe)
+    }
+
     /// S3Gen: a (samples,) 24 kHz waveform for T3's tokens.
     pub fn vocode(
         &self,
@@ -181,6 +210,7 @@ impl ChatterboxTurbo {
         rng: &mut dyn RandomSource,
     ) -> candle_core::Result<Tensor> {
         let tokens = s3gen_tokens(speech_tokens, self.cfg.t3.start_speech_token);
+        let tokens = Tensor::new(tokens.as_slice(), &self.device)?.unsqueeze(0)?;
         self.s3gen
             .inference(&tokens, &voice.s3gen, rng)?
             .flatten_all()
@@ -212,6 +242,84 @@ pub fn s3gen_tokens(speech_tokens: &[u32], speech_vocab: u32) -> Vec<u32> {
         .filter(|&t| t < speech_vocab)
         .chain([SILENCE_TOKEN; 3])
         .collect()
+}
+
+/// Parity with the reference's `generate` on the `turbo_e2e` fixture, from the
+/// conditionals the reference computed and its text token ids (the fixture does
+/// not use the GPT-2 tokenizer): `punc_norm`, T3's tokens (exact, sampled with
+/// the recorded uniforms), S3Gen's tokens (exact) and the wave (S3Gen's noise
+/// replayed).
+pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
+    // As S3Gen's own end-to-end check: SineGen integrates F0 over the clip, so
+    // rounding-level differences in the mel grow into a small phase difference.
+    const WAVE_TOL: f64 = 5e-4;
+    let cfg = fixture.config()?;
+    let weights = fixture.weights()?;
+    let t3 = T3::new(&cfg.t3, weights.pp("t3"))?;
+    let s3gen = S3Gen::new(&cfg, weights.pp("s3gen"))?;
+    let voice = Conditionals {
+        t3: T3Conditionals {
+            speaker_emb: fixture.tensor("ve_speaker_emb")?,
+            prompt_tokens: token_ids(&fixture.tensor("t3_cond_prompt_tokens")?)?,
+        },
+        s3gen: S3GenConditionals {
+            tokens: fixture.tensor("ref.prompt_token")?,
+            mel: fixture.tensor("ref.prompt_feat")?,
+            embedding: fixture.tensor("ref.embedding")?,
+        },
+    };
+    let params = &fixture.json["params"];
+    let setting = |key: &str| {
+        params["generate_kwargs"][key]
+            .as_f64()
+            .ok_or_else(|| candle_core::Error::Msg(format!("turbo_e2e params lack {key}")))
+    };
+    let max_gen_len = params["max_gen_len"]
+        .as_u64()
+        .ok_or_else(|| candle_core::Error::Msg("turbo_e2e params lack max_gen_len".into()))?;
+    let sampling = SamplingParams {
+        temperature: setting("temperature")?,
+        top_k: setting("top_k")? as usize,
+        top_p: setting("top_p")?,
+        repetition_penalty: setting("repetition_penalty")?,
+        max_new_tokens: max_gen_len as usize + 1,
+    };
+
+    let text = params["text"].as_str().unwrap_or_default();
+    let normalized_matches = Some(punc_norm(text).as_str()) == params["normalized_text"].as_str();
+    let mut checks = vec![Check {
+        module: fixture.module.clone(),
+        tensor: "punc_norm(text)".into(),
+        max_abs_err: if normalized_matches { 0.0 } else { 1.0 },
+        tolerance: 0.0,
+        note: Some("1 when the normalized text differs".into()),
+    }];
+
+    let uniforms = fixture.tensor("uniforms")?.to_vec1::<f64>()?;
+    let text_tokens = token_ids(&fixture.tensor("text_tokens")?)?;
+    let speech = t3.generate(
+        &text_tokens,
+        &voice.t3,
+        &sampling,
+        &mut ReplayedUniforms::new(uniforms),
+    )?;
+    let row = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
+    checks.push(compare(fixture, "t3_speech_tokens", &row(&speech)?, 0.0)?);
+    let tokens = s3gen_tokens(&speech, cfg.t3.start_speech_token);
+    checks.push(compare(
+        fixture,
+        "s3gen_speech_tokens",
+        &Tensor::new(tokens.as_slice(), &Device::Cpu)?,
+        0.0,
+    )?);
+    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
+    let wave = s3gen.inference(&row(&tokens)?, &voice.s3gen, &mut draws)?;
+    checks.push(compare(fixture, "wav", &wave, WAVE_TOL)?);
+    Ok(checks)
+}
+
+fn token_ids(t: &Tensor) -> candle_core::Result<Vec<u32>> {
+    t.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()
 }
 
 #[cfg(test)]

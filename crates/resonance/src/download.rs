@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chatterbox::checkpoint::{self, CheckpointLayout};
+use chatterbox::checkpoint;
+use chatterbox::weights::CheckpointManifest;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::text::TextTokenizer;
 use hf_hub::Cache;
@@ -68,7 +69,7 @@ pub fn manual_instructions(endpoint: &str, model_dir: &Path) -> String {
 /// production). Returns the files it downloaded.
 pub async fn download(
     model_dir: &Path,
-    layout: &CheckpointLayout,
+    layout: &CheckpointManifest,
     options: &DownloadOptions,
 ) -> anyhow::Result<Vec<&'static str>> {
     std::fs::create_dir_all(model_dir)
@@ -111,7 +112,7 @@ pub async fn download(
 
 /// Checks one checkpoint file: safetensors against `layout`, the tokenizer
 /// and the built-in voice by loading them.
-pub fn verify(layout: &CheckpointLayout, file: &str, path: &Path) -> anyhow::Result<()> {
+pub fn verify(layout: &CheckpointManifest, file: &str, path: &Path) -> anyhow::Result<()> {
     match file {
         checkpoint::TOKENIZER => TextTokenizer::from_file(path).map(|_| ())?,
         checkpoint::BUILTIN_VOICE => {
@@ -226,10 +227,10 @@ mod tests {
     }
 
     /// The tiny checkpoint's files, and the layout of its safetensors files.
-    fn tiny_checkpoint() -> (HashMap<String, Vec<u8>>, CheckpointLayout) {
+    fn tiny_checkpoint() -> (HashMap<String, Vec<u8>>, CheckpointManifest) {
         let dir = tempfile::tempdir().unwrap();
         chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-        let layout = CheckpointLayout::read(
+        let layout = CheckpointManifest::read(
             dir.path(),
             &[
                 checkpoint::T3_WEIGHTS,
@@ -327,7 +328,7 @@ mod tests {
         let model_dir = tempfile::tempdir().unwrap();
         let err = download(
             model_dir.path(),
-            &CheckpointLayout::official(),
+            &CheckpointManifest::official(),
             &options(endpoint.clone(), 1 << 20),
         )
         .await

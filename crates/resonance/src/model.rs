@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use chatterbox::checkpoint::CheckpointLayout;
+use chatterbox::weights::CheckpointManifest;
 use chatterbox::verify::{ModuleOutcome, modules, run_module};
 use clap::Subcommand;
 
@@ -42,7 +42,7 @@ async fn download_checkpoint(model_dir: &Path) -> anyhow::Result<ExitCode> {
         options.endpoint,
         model_dir.display()
     );
-    let fetched = download::download(model_dir, &CheckpointLayout::official(), &options).await?;
+    let fetched = download::download(model_dir, &CheckpointManifest::official(), &options).await?;
     if fetched.is_empty() {
         println!("every file was already present and valid");
     } else {
