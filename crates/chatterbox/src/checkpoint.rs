@@ -87,12 +87,11 @@ impl CheckpointManifest {
         for (name, want) in &expected.tensors {
             match found.get(name) {
                 None => problems.push(format!("tensor {name} is missing")),
-                Some(have) if have.shape != want.shape || have.dtype != want.dtype => {
-                    problems.push(format!(
+                Some(have) if have.shape != want.shape || have.dtype != want.dtype => problems
+                    .push(format!(
                         "tensor {name} is {} {:?}, expected {} {:?}",
                         have.dtype, have.shape, want.dtype, want.shape
-                    ))
-                }
+                    )),
                 Some(_) => {}
             }
         }
@@ -329,10 +328,7 @@ mod tests {
 
         std::fs::write(&path, b"<html>not found</html>").unwrap();
         let err = want.verify_file("w.safetensors", &path).unwrap_err();
-        assert!(
-            matches!(err, LayoutError::NotSafetensors { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, LayoutError::NotSafetensors { .. }), "{err}");
         let err = want
             .verify_file("w.safetensors", &dir.path().join("absent"))
             .unwrap_err();

@@ -37,7 +37,10 @@ impl Conditionals {
         let tensors = [
             (T3_SPEAKER_EMB, f32_cpu(&self.t3.speaker_emb)?),
             (T3_PROMPT_TOKENS, tokens(&self.t3.prompt_tokens)?),
-            (S3GEN_PROMPT_TOKENS, tokens(&token_ids(&self.s3gen.tokens)?)?),
+            (
+                S3GEN_PROMPT_TOKENS,
+                tokens(&token_ids(&self.s3gen.tokens)?)?,
+            ),
             (S3GEN_PROMPT_FEAT, f32_cpu(&self.s3gen.mel)?),
             (S3GEN_EMBEDDING, f32_cpu(&self.s3gen.embedding)?),
         ];
@@ -71,7 +74,10 @@ impl Conditionals {
     /// checkpoint's `conds.pt`): `{"t3": T3Cond fields, "gen": embed_ref dict}`.
     pub fn from_torch_file(path: &Path, device: &Device) -> Result<Self> {
         let context = |e: candle_core::Error| {
-            candle_core::Error::Msg(format!("reading voice conditionals {}: {e}", path.display()))
+            candle_core::Error::Msg(format!(
+                "reading voice conditionals {}: {e}",
+                path.display()
+            ))
         };
         let read = |key: &str| -> Result<HashMap<String, Tensor>> {
             let tensors = candle_core::pickle::read_all_with_key(path, Some(key))?;
@@ -209,11 +215,9 @@ mod tests {
     fn torch_conds_file_reads_as_the_reference_saved_it() {
         let fixture = Fixture::load(&fixture_dir(), "turbo_e2e").unwrap();
         let expected = fixture_conditionals(&fixture);
-        let conds = Conditionals::from_torch_file(
-            &fixture_dir().join("turbo_e2e_conds.pt"),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let conds =
+            Conditionals::from_torch_file(&fixture_dir().join("turbo_e2e_conds.pt"), &Device::Cpu)
+                .unwrap();
         assert_same(&conds, &expected);
         assert_eq!(conds.t3.prompt_tokens.len(), 138);
         assert_eq!(conds.s3gen.mel.dims(), &[1, 275, 80]);

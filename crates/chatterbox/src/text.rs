@@ -161,7 +161,8 @@ mod tests {
 
     #[test]
     fn tags_are_single_tokens_and_text_is_byte_level_bpe() {
-        let tok = TextTokenizer::from_bytes(&crate::testing::byte_level_tokenizer_json(true)).unwrap();
+        let tok =
+            TextTokenizer::from_bytes(&crate::testing::byte_level_tokenizer_json(true)).unwrap();
         let laugh = tok.token_id("[laugh]").unwrap();
         let sigh = tok.token_id("[sigh]").unwrap();
         let clear = tok.token_id("[clear throat]").unwrap();

@@ -19,7 +19,6 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::checkpoint::{self, LayoutError};
-use crate::weights::CheckpointManifest;
 use crate::conditionals::Conditionals;
 use crate::config::{ChatterboxConfig, ConfigError};
 use crate::fixtures::Fixture;
@@ -28,9 +27,10 @@ use crate::s3gen::{S3Gen, S3GenConditionals};
 use crate::t3::{
     ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
 };
-use crate::verify::{Check, compare};
 use crate::text::{TextError, TextTokenizer, punc_norm};
+use crate::verify::{Check, compare};
 use crate::voice_encoder::VoiceEncoder;
+use crate::weights::CheckpointManifest;
 
 /// Output sample rate (Hz).
 pub const SAMPLE_RATE: u32 = 24_000;

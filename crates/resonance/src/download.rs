@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chatterbox::checkpoint;
-use chatterbox::weights::CheckpointManifest;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::text::TextTokenizer;
+use chatterbox::weights::CheckpointManifest;
 use hf_hub::Cache;
 use hf_hub::api::tokio::ApiBuilder;
 
@@ -192,7 +192,10 @@ mod tests {
             return StatusCode::BAD_REQUEST.into_response();
         };
         let end = end.min(bytes.len() - 1);
-        hub.requests.lock().unwrap().push((file.clone(), start, end));
+        hub.requests
+            .lock()
+            .unwrap()
+            .push((file.clone(), start, end));
         {
             let mut fail = hub.fail_once.lock().unwrap();
             if fail.as_ref() == Some(&(file.clone(), start)) {
@@ -204,7 +207,10 @@ mod tests {
         (
             StatusCode::PARTIAL_CONTENT,
             [
-                ("x-repo-commit", "0123456789abcdef0123456789abcdef01234567".to_string()),
+                (
+                    "x-repo-commit",
+                    "0123456789abcdef0123456789abcdef01234567".to_string(),
+                ),
                 ("etag", format!("\"{etag}\"")),
                 (
                     header::CONTENT_RANGE.as_str(),
@@ -342,7 +348,10 @@ mod tests {
                 "{err}"
             );
         }
-        assert!(err.contains(&model_dir.path().display().to_string()), "{err}");
+        assert!(
+            err.contains(&model_dir.path().display().to_string()),
+            "{err}"
+        );
         assert!(err.contains("RESONANCE_MODEL_DIR"), "{err}");
     }
 }

@@ -101,7 +101,9 @@ impl Synthesizer for ChatterboxSynthesizer {
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         let chunks = split_text(&request.text, MAX_CHUNK_CHARS);
         if chunks.is_empty() {
-            return Err(EngineError::InvalidRequest("there is no text to speak".into()));
+            return Err(EngineError::InvalidRequest(
+                "there is no text to speak".into(),
+            ));
         }
         let mut samples = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
@@ -120,5 +122,97 @@ impl Synthesizer for ChatterboxSynthesizer {
             samples.extend(wave);
         }
         Ok(Speech { samples })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chatterbox::tts::SynthesisOptions;
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        model: Arc<ChatterboxTurbo>,
+        synthesizer: ChatterboxSynthesizer,
+    }
+
+    fn tiny_engine() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
+        let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
+        let model =
+            Arc::new(ChatterboxTurbo::load(dir.path(), &cfg, &candle_core::Device::Cpu).unwrap());
+        let voices = Arc::new(BuiltinVoices::default());
+        voices.insert("v1", model.builtin_voice().unwrap());
+        Fixture {
+            _dir: dir,
+            synthesizer: ChatterboxSynthesizer::new(model.clone(), voices),
+            model,
+        }
+    }
+
+    fn request(text: &str, voice: &str, params: SynthesisParams) -> SynthesisRequest {
+        SynthesisRequest {
+            text: text.into(),
+            voice: VoiceRef {
+                id: voice.into(),
+                storage_key: format!("voices/{voice}"),
+            },
+            params,
+        }
+    }
+
+    fn seeded(seed: u64) -> SynthesisParams {
+        SynthesisParams {
+            seed: Some(seed),
+            ..SynthesisParams::default()
+        }
+    }
+
+    #[test]
+    fn unknown_voices_and_bad_requests_are_refused() {
+        let engine = tiny_engine();
+        let refuse = |r| engine.synthesizer.synthesize(&r).unwrap_err();
+        assert!(matches!(
+            refuse(request("Hi.", "nobody", seeded(1))),
+            EngineError::VoiceUnavailable(_)
+        ));
+        assert!(matches!(
+            refuse(request("  ", "v1", seeded(1))),
+            EngineError::InvalidRequest(_)
+        ));
+        let bad_top_p = SynthesisParams {
+            top_p: 1.5,
+            ..seeded(1)
+        };
+        match refuse(request("Hi.", "v1", bad_top_p)) {
+            EngineError::InvalidRequest(m) => assert!(m.contains("top_p"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_text_is_spoken_chunk_by_chunk_with_successive_seeds() {
+        let engine = tiny_engine();
+        let first = "One sentence that is long enough to matter here. ".repeat(4);
+        let second = "Another one follows it, and it is also quite long. ".repeat(4);
+        let text = format!("{first}{second}");
+        let chunks = split_text(&text, MAX_CHUNK_CHARS);
+        assert_eq!(chunks.len(), 2, "{chunks:?}");
+        let speech = engine
+            .synthesizer
+            .synthesize(&request(&text, "v1", seeded(40)))
+            .unwrap();
+        let voice = engine.model.builtin_voice().unwrap();
+        let mut expected = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let options = SynthesisOptions {
+                seed: 40 + i as u64,
+                ..synthesis_options(&seeded(40))
+            };
+            expected.extend(engine.model.synthesize(chunk, &voice, &options).unwrap());
+        }
+        assert_eq!(speech.samples, expected);
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use chatterbox::weights::CheckpointManifest;
 use chatterbox::verify::{ModuleOutcome, modules, run_module};
+use chatterbox::weights::CheckpointManifest;
 use clap::Subcommand;
 
 use crate::config::{Config, SettingsArgs};

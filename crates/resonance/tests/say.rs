@@ -13,7 +13,14 @@ fn say(dir: &Path, model_dir: &Path, out: &str, seed: &str) -> Output {
         .env_remove("RESONANCE_CONFIG")
         .args(["--data-dir", "data", "--model-dir"])
         .arg(model_dir)
-        .args(["say", "Hello [chuckle] there.", "--out", out, "--seed", seed])
+        .args([
+            "say",
+            "Hello [chuckle] there.",
+            "--out",
+            out,
+            "--seed",
+            seed,
+        ])
         .output()
         .unwrap()
 }
