@@ -12,10 +12,14 @@ pub mod weights;
 pub use config::ChatterboxConfig;
 
 pub mod campplus;
+pub mod checkpoint;
+pub mod conditionals;
 pub mod dsp;
 pub mod s3gen;
 pub mod s3tokenizer;
 mod speech_frontend;
 pub mod t3;
+pub mod testing;
 pub mod text;
+pub mod tts;
 pub mod voice_encoder;

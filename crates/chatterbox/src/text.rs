@@ -159,60 +159,10 @@ mod tests {
         }
     }
 
-    /// A byte-level BPE tokenizer.json with one token per byte, a few merges and
-    /// the paralinguistic tags as added tokens (the real file is not available
-    /// offline).
-    fn small_tokenizer_json(with_tags: bool) -> Vec<u8> {
-        let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
-            .into_iter()
-            .collect();
-        alphabet.sort();
-        let mut vocab: serde_json::Map<String, serde_json::Value> = alphabet
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.to_string(), i.into()))
-            .collect();
-        let merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")];
-        for (a, b) in merges {
-            let id = vocab.len();
-            vocab.insert(format!("{a}{b}"), id.into());
-        }
-        let added: Vec<serde_json::Value> = if with_tags {
-            PARALINGUISTIC_TAGS
-                .iter()
-                .enumerate()
-                .map(|(i, tag)| {
-                    serde_json::json!({
-                        "id": vocab.len() + i, "content": tag, "single_word": false,
-                        "lstrip": false, "rstrip": false, "normalized": true, "special": false
-                    })
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let json = serde_json::json!({
-            "version": "1.0",
-            "truncation": null,
-            "padding": null,
-            "added_tokens": added,
-            "normalizer": null,
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-            "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
-            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-            "model": {
-                "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
-                "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false,
-                "vocab": vocab,
-                "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()
-            }
-        });
-        serde_json::to_vec(&json).unwrap()
-    }
-
     #[test]
     fn tags_are_single_tokens_and_text_is_byte_level_bpe() {
-        let tok = TextTokenizer::from_bytes(&small_tokenizer_json(true)).unwrap();
+        let tok =
+            TextTokenizer::from_bytes(&crate::testing::byte_level_tokenizer_json(true)).unwrap();
         let laugh = tok.token_id("[laugh]").unwrap();
         let sigh = tok.token_id("[sigh]").unwrap();
         let clear = tok.token_id("[clear throat]").unwrap();
@@ -226,7 +176,7 @@ mod tests {
 
     #[test]
     fn tokenizer_without_tags_is_rejected() {
-        let err = TextTokenizer::from_bytes(&small_tokenizer_json(false))
+        let err = TextTokenizer::from_bytes(&crate::testing::byte_level_tokenizer_json(false))
             .err()
             .unwrap();
         assert!(

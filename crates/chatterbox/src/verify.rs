@@ -47,7 +47,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // s3gen_meanflow_e2e
         ("s3gen_meanflow_e2e", Some(crate::s3gen::verify)),
         // turbo_e2e
-        ("turbo_e2e", None),
+        ("turbo_e2e", Some(crate::tts::verify)),
     ]
 }
 

@@ -1,0 +1,186 @@
+//! The whole model on the CPU at full size with random weights (the official
+//! layout): T3's prefill time and decode rate for `--tokens` speech tokens, then
+//! S3Gen on them, the whole pipeline's real-time factor and the peak memory.
+//! The stop token is never sampled, so T3 makes exactly `--tokens` tokens
+//! (250 = 10 s of audio), as the reference's `bench_reference.py` does.
+//!
+//! ```sh
+//! cargo bench -p chatterbox --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use chatterbox::checkpoint;
+use chatterbox::conditionals::Conditionals;
+use chatterbox::rng::{RandomSource, SeededRandom};
+use chatterbox::s3gen::S3GenConditionals;
+use chatterbox::t3::{SamplingParams, SeededSampler, T3Conditionals, TokenSampler};
+use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE};
+use chatterbox::weights::{CheckpointManifest, random_checkpoint};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// What `prepare_conditionals` gives for a 10 s reference clip: 250 prompt tokens
+/// for T3 and S3Gen, 500 mel frames.
+const PROMPT_TOKENS: usize = 250;
+/// Text tokens of the prompt (as `bench_reference.py`).
+const TEXT_TOKENS: usize = 40;
+const SPEECH_VOCAB: u32 = 6561;
+const STOP_TOKEN: usize = 6562;
+
+struct Args {
+    threads: usize,
+    tokens: usize,
+    seed: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        threads: 2,
+        tokens: 250,
+        seed: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--threads" => args.threads = value()?.parse()?,
+            "--tokens" => args.tokens = value()?.parse()?,
+            "--seed" => args.seed = value()?.parse()?,
+            // `cargo bench` passes `--bench` to harness-less benchmarks.
+            "--bench" => {}
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if args.threads == 0 || args.tokens < 2 {
+        bail!("--threads must be at least 1 and --tokens at least 2");
+    }
+    Ok(args)
+}
+
+/// Seeded sampling that never picks the stop token.
+struct NeverStop(SeededSampler);
+
+impl TokenSampler for NeverStop {
+    fn sample(&mut self, probs: &[f32]) -> candle_core::Result<usize> {
+        let mut probs = probs.to_vec();
+        probs[STOP_TOKEN] = 0.0;
+        self.0.sample(&probs)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    println!(
+        "Chatterbox Turbo, full size, random weights, CPU with {} threads: {} speech tokens",
+        args.threads, args.tokens
+    );
+
+    let dir = tempfile::tempdir()?;
+    let start = Instant::now();
+    random_checkpoint(&CheckpointManifest::official(), dir.path(), args.seed)?;
+    std::fs::write(
+        dir.path().join(checkpoint::TOKENIZER),
+        chatterbox::testing::byte_level_tokenizer_json(true),
+    )?;
+    let written = start.elapsed();
+    let cfg = ChatterboxTurbo::config_for(dir.path())?;
+    let model = ChatterboxTurbo::load(dir.path(), &cfg, &Device::Cpu)?;
+    println!(
+        "random checkpoint written in {:.1} s, verified and loaded in {:.1} s",
+        written.as_secs_f64(),
+        (start.elapsed() - written).as_secs_f64()
+    );
+
+    let device = Device::Cpu;
+    let mut rng = SeededRandom::new(args.seed);
+    let mut token_rng = StdRng::seed_from_u64(args.seed);
+    let mut random_tokens = |n: usize, vocab: u32| -> Vec<u32> {
+        (0..n).map(|_| token_rng.random_range(0..vocab)).collect()
+    };
+    let prompt = random_tokens(PROMPT_TOKENS, SPEECH_VOCAB);
+    let voice = Conditionals {
+        t3: T3Conditionals {
+            speaker_emb: rng.randn(&[1, cfg.t3.speaker_embed_size], &device)?,
+            prompt_tokens: prompt.clone(),
+        },
+        s3gen: S3GenConditionals {
+            tokens: candle_core::Tensor::new(prompt.as_slice(), &device)?.unsqueeze(0)?,
+            // A log-mel around -5 (quiet speech), 2 frames per token.
+            mel: (rng.randn(&[1, 2 * PROMPT_TOKENS, cfg.flow.output_size], &device)? - 5.0)?,
+            embedding: rng.randn(&[1, cfg.flow.spk_embed_dim], &device)?,
+        },
+    };
+    let text = random_tokens(TEXT_TOKENS, 256);
+    let sampling = |max_new_tokens| SamplingParams {
+        max_new_tokens,
+        ..SamplingParams::default()
+    };
+
+    // Warm-up: a short generation and vocoding.
+    let warm = model.speech_tokens(
+        &text,
+        &voice,
+        &sampling(4),
+        &mut NeverStop(SeededSampler::new(1)),
+    )?;
+    model.vocode(&warm, &voice, &mut rng)?;
+
+    let mut sampler = NeverStop(SeededSampler::new(args.seed));
+    let t3_start = Instant::now();
+    let mut first_token: Option<Duration> = None;
+    let tokens = model.speech_tokens_observed(
+        &text,
+        &voice,
+        &sampling(args.tokens),
+        &mut sampler,
+        &mut |_| {
+            first_token.get_or_insert_with(|| t3_start.elapsed());
+        },
+    )?;
+    let t3_time = t3_start.elapsed();
+    if tokens.len() != args.tokens {
+        bail!("T3 made {} tokens, not {}", tokens.len(), args.tokens);
+    }
+    let prefill = first_token.context("no token sampled")?;
+    let decode = t3_time - prefill;
+    let s3gen_start = Instant::now();
+    let wave = model.vocode(&tokens, &voice, &mut rng)?;
+    let s3gen_time = s3gen_start.elapsed();
+    let audio_s = wave.dim(0)? as f64 / f64::from(SAMPLE_RATE);
+
+    let prefix = 1 + PROMPT_TOKENS + TEXT_TOKENS + 1;
+    println!(
+        "T3 prefill ({prefix} positions, first token): {:.2} s",
+        prefill.as_secs_f64()
+    );
+    println!(
+        "T3 decode: {} tokens in {:.2} s = {:.1} tokens/s ({:.0} ms/token)",
+        args.tokens - 1,
+        decode.as_secs_f64(),
+        (args.tokens - 1) as f64 / decode.as_secs_f64(),
+        1000.0 * decode.as_secs_f64() / (args.tokens - 1) as f64
+    );
+    let report = |stage: &str, time: Duration| {
+        let s = time.as_secs_f64();
+        println!("{stage:<26} {s:>7.2} s  RTF {:.3}", s / audio_s);
+    };
+    println!("audio: {audio_s:.2} s");
+    report("T3 (prefill + decode)", t3_time);
+    report("S3Gen (flow, CFM, HiFT)", s3gen_time);
+    report("pipeline", t3_time + s3gen_time);
+    if let Some(kib) = peak_rss_kib() {
+        println!("peak RSS (VmHWM) {:.0} MB", kib as f64 / 1024.0);
+    }
+    Ok(())
+}
+
+/// `VmHWM` of `/proc/self/status` in KiB (Linux only).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,103 @@
+//! Small real artifacts for tests of this crate and of the crates using it: a
+//! byte-level BPE tokenizer carrying the paralinguistic tags, and a tiny
+//! random-weight checkpoint folder laid out like the official one (from the
+//! `turbo_e2e` fixture, made by the Python reference).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::checkpoint;
+use crate::fixtures::{Fixture, fixture_dir};
+use crate::text::PARALINGUISTIC_TAGS;
+
+/// A GPT-2-style `tokenizer.json`: one token per byte (ids 0..256 in the
+/// byte-level alphabet's order), the merges `Ġ t`, `h e`, `Ġt he`, and the
+/// paralinguistic tags as added tokens when `with_tags`. Every id stays below
+/// 300, inside the tiny checkpoints' text vocabulary.
+pub fn byte_level_tokenizer_json(with_tags: bool) -> Vec<u8> {
+    let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
+        .into_iter()
+        .collect();
+    alphabet.sort();
+    let mut vocab: serde_json::Map<String, serde_json::Value> = alphabet
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.to_string(), i.into()))
+        .collect();
+    let merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")];
+    for (a, b) in merges {
+        let id = vocab.len();
+        vocab.insert(format!("{a}{b}"), id.into());
+    }
+    let added: Vec<serde_json::Value> = if with_tags {
+        PARALINGUISTIC_TAGS
+            .iter()
+            .enumerate()
+            .map(|(i, tag)| {
+                serde_json::json!({
+                    "id": vocab.len() + i, "content": tag, "single_word": false,
+                    "lstrip": false, "rstrip": false, "normalized": true, "special": false
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+            "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false,
+            "vocab": vocab,
+            "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()
+        }
+    });
+    serde_json::to_vec(&json).expect("tokenizer JSON serializes")
+}
+
+/// Writes a tiny checkpoint folder into `dir`: `t3_turbo_v1`, `s3gen_meanflow`
+/// and `ve.safetensors` (the `turbo_e2e` fixture's random weights under their
+/// official names), [`byte_level_tokenizer_json`] as `tokenizer.json`, the
+/// fixture's conditionals as `conds.pt` and its configuration as
+/// [`checkpoint::CONFIG_OVERRIDE`].
+pub fn write_tiny_checkpoint(dir: &Path) -> candle_core::Result<()> {
+    let io = |e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let fixtures = fixture_dir();
+    let all = candle_core::safetensors::load(fixtures.join("turbo_e2e.safetensors"), &Device::Cpu)?;
+    for (prefix, file) in [
+        ("t3.", checkpoint::T3_WEIGHTS),
+        ("s3gen.", checkpoint::S3GEN_WEIGHTS),
+        ("ve.", checkpoint::VOICE_ENCODER_WEIGHTS),
+    ] {
+        let tensors: HashMap<String, Tensor> = all
+            .iter()
+            .filter_map(|(name, t)| Some((name.strip_prefix(prefix)?.to_string(), t.clone())))
+            .collect();
+        candle_core::safetensors::save(&tensors, dir.join(file))?;
+    }
+    std::fs::write(
+        dir.join(checkpoint::TOKENIZER),
+        byte_level_tokenizer_json(true),
+    )
+    .map_err(io)?;
+    std::fs::copy(
+        fixtures.join("turbo_e2e_conds.pt"),
+        dir.join(checkpoint::BUILTIN_VOICE),
+    )
+    .map_err(io)?;
+    let config = Fixture::load(&fixtures, "turbo_e2e")?.config()?;
+    let config = serde_json::to_vec_pretty(&config)
+        .map_err(|e| candle_core::Error::Msg(format!("serializing config: {e}")))?;
+    std::fs::write(dir.join(checkpoint::CONFIG_OVERRIDE), config).map_err(io)?;
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! The whole model: text to a 24 kHz waveform in a voice, as the reference's
+//! `ChatterboxTurboTTS.generate` (`chatterbox/tts_turbo.py`): `punc_norm` ->
+//! GPT-2 tokenizer -> T3 -> drop non-speech tokens, append 3 silence tokens ->
+//! S3Gen. The Perth watermark of the reference is not applied.
+//!
+//! ```no_run
+//! use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::path::Path::new("data/models/chatterbox-turbo");
+//! let cfg = ChatterboxTurbo::config_for(dir)?;
+//! let model = ChatterboxTurbo::load(dir, &cfg, &candle_core::Device::Cpu)?;
+//! let voice = model.builtin_voice().expect("the checkpoint has conds.pt");
+//! let wave = model.synthesize("Hello [chuckle] there.", &voice, &SynthesisOptions::seeded(7))?;
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::checkpoint::{self, LayoutError};
+use crate::conditionals::Conditionals;
+use crate::config::{ChatterboxConfig, ConfigError};
+use crate::fixtures::Fixture;
+use crate::rng::{RandomSource, RecordedDraws, SeededRandom};
+use crate::s3gen::{S3Gen, S3GenConditionals};
+use crate::t3::{
+    ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
+};
+use crate::text::{TextError, TextTokenizer, punc_norm};
+use crate::verify::{Check, compare};
+use crate::voice_encoder::VoiceEncoder;
+use crate::weights::CheckpointManifest;
+
+/// Output sample rate (Hz).
+pub const SAMPLE_RATE: u32 = 24_000;
+/// S3Gen's silence token, appended 3 times after T3's tokens.
+pub const SILENCE_TOKEN: u32 = 4299;
+/// Name under which the checkpoint's built-in voice is offered.
+pub const BUILTIN_VOICE_NAME: &str = "Default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the model folder {dir} lacks {}", .files.join(", "))]
+    MissingFiles {
+        dir: String,
+        files: Vec<&'static str>,
+    },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tokenizer(#[from] TextError),
+    #[error("cannot load the model: {0}")]
+    Model(#[from] candle_core::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SynthesisError {
+    #[error(transparent)]
+    Text(#[from] TextError),
+    #[error("the voice does not fit this model: {0}")]
+    Voice(candle_core::Error),
+    #[error(transparent)]
+    Model(#[from] candle_core::Error),
+}
+
+/// Per-request settings: sampling of T3 and the seed of every random draw
+/// (T3 sampling and S3Gen noise), so a seed reproduces the same audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthesisOptions {
+    pub sampling: SamplingParams,
+    pub seed: u64,
+}
+
+impl SynthesisOptions {
+    /// The reference's default sampling with `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            sampling: SamplingParams::default(),
+            seed,
+        }
+    }
+}
+
+pub struct ChatterboxTurbo {
+    cfg: ChatterboxConfig,
+    t3: T3,
+    s3gen: S3Gen,
+    voice_encoder: VoiceEncoder,
+    tokenizer: TextTokenizer,
+    builtin_voice: Option<Conditionals>,
+    device: Device,
+}
+
+impl ChatterboxTurbo {
+    /// The configuration of the checkpoint in `dir`: its
+    /// [`checkpoint::CONFIG_OVERRIDE`] when present, else the official one.
+    pub fn config_for(dir: &Path) -> Result<ChatterboxConfig, ConfigError> {
+        let path = dir.join(checkpoint::CONFIG_OVERRIDE);
+        if !path.exists() {
+            return Ok(ChatterboxConfig::default());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Loads T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in voice (`conds.pt`, when
+    /// the folder has one) from a checkpoint folder. With the official
+    /// configuration every tensor is first checked against the official layout.
+    pub fn load(dir: &Path, cfg: &ChatterboxConfig, device: &Device) -> Result<Self, LoadError> {
+        let missing: Vec<&'static str> = checkpoint::FILES
+            .into_iter()
+            .filter(|f| *f != checkpoint::BUILTIN_VOICE && !dir.join(f).exists())
+            .collect();
+        if !missing.is_empty() {
+            return Err(LoadError::MissingFiles {
+                dir: dir.display().to_string(),
+                files: missing,
+            });
+        }
+        if *cfg == ChatterboxConfig::default() {
+            CheckpointManifest::official().verify_dir(dir)?;
+        }
+        let weights = |file| crate::weights::load(&[dir.join(file)], DType::F32, device);
+        let t3 = T3::new(&cfg.t3, weights(checkpoint::T3_WEIGHTS)?)?;
+        let s3gen = S3Gen::new(cfg, weights(checkpoint::S3GEN_WEIGHTS)?)?;
+        let voice_encoder =
+            VoiceEncoder::new(&cfg.ve, weights(checkpoint::VOICE_ENCODER_WEIGHTS)?)?;
+        let tokenizer = TextTokenizer::from_file(&dir.join(checkpoint::TOKENIZER))?;
+        let conds_path = dir.join(checkpoint::BUILTIN_VOICE);
+        let builtin_voice = if conds_path.exists() {
+            let conds = Conditionals::from_torch_file(&conds_path, device)?;
+            conds.validate(cfg)?;
+            Some(conds)
+        } else {
+            None
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            t3,
+            s3gen,
+            voice_encoder,
+            tokenizer,
+            builtin_voice,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &ChatterboxConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The VoiceEncoder (T3's speaker embedding of a reference clip).
+    pub fn voice_encoder(&self) -> &VoiceEncoder {
+        &self.voice_encoder
+    }
+
+    /// The checkpoint's built-in voice (offered as [`BUILTIN_VOICE_NAME`]).
+    pub fn builtin_voice(&self) -> Option<Conditionals> {
+        self.builtin_voice.clone()
+    }
+
+    /// `punc_norm` then the GPT-2 tokenizer, as the reference.
+    pub fn text_tokens(&self, text: &str) -> Result<Vec<u32>, TextError> {
+        self.tokenizer.encode(&punc_norm(text))
+    }
+
+    /// T3: speech tokens for `text_tokens` in the voice (stop token excluded).
+    pub fn speech_tokens(
+        &self,
+        text_tokens: &[u32],
+        voice: &Conditionals,
+        sampling: &SamplingParams,
+        sampler: &mut dyn TokenSampler,
+    ) -> candle_core::Result<Vec<u32>> {
+        self.t3.generate(text_tokens, &voice.t3, sampling, sampler)
+    }
+
+    /// [`ChatterboxTurbo::speech_tokens`], showing every sampling step to
+    /// `observe` (the first step comes right after the prefill).
+    pub fn speech_tokens_observed(
+        &self,
+        text_tokens: &[u32],
+        voice: &Conditionals,
+        sampling: &SamplingParams,
+        sampler: &mut dyn TokenSampler,
+        observe: &mut dyn FnMut(SampleStep),
+    ) -> candle_core::Result<Vec<u32>> {
+        self.t3
+            .generate_observed(text_tokens, &voice.t3, sampling, sampler, observe)
+    }
+
+    /// S3Gen: a (samples,) 24 kHz waveform for T3's tokens.
+    pub fn vocode(
+        &self,
+        speech_tokens: &[u32],
+        voice: &Conditionals,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        let tokens = s3gen_tokens(speech_tokens, self.cfg.t3.start_speech_token);
+        let tokens = Tensor::new(tokens.as_slice(), &self.device)?.unsqueeze(0)?;
+        self.s3gen
+            .inference(&tokens, &voice.s3gen, rng)?
+            .flatten_all()
+    }
+
+    /// Text to 24 kHz mono samples in the voice.
+    pub fn synthesize(
+        &self,
+        text: &str,
+        voice: &Conditionals,
+        options: &SynthesisOptions,
+    ) -> Result<Vec<f32>, SynthesisError> {
+        voice.validate(&self.cfg).map_err(SynthesisError::Voice)?;
+        let text_tokens = self.text_tokens(text)?;
+        let mut sampler = SeededSampler::new(options.seed);
+        let speech = self.speech_tokens(&text_tokens, voice, &options.sampling, &mut sampler)?;
+        let mut rng = SeededRandom::new(options.seed);
+        let wave = self.vocode(&speech, voice, &mut rng)?;
+        Ok(wave.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+/// What S3Gen gets from T3's tokens: the speech codes (< `speech_vocab`: BOS,
+/// EOS and anything above are dropped) followed by 3 silence tokens.
+pub fn s3gen_tokens(speech_tokens: &[u32], speech_vocab: u32) -> Vec<u32> {
+    speech_tokens
+        .iter()
+        .copied()
+        .filter(|&t| t < speech_vocab)
+        .chain([SILENCE_TOKEN; 3])
+        .collect()
+}
+
+/// Parity with the reference's `generate` on the `turbo_e2e` fixture, from the
+/// conditionals the reference computed and its text token ids (the fixture does
+/// not use the GPT-2 tokenizer): `punc_norm`, T3's tokens (exact, sampled with
+/// the recorded uniforms), S3Gen's tokens (exact) and the wave (S3Gen's noise
+/// replayed).
+pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
+    // As S3Gen's own end-to-end check: SineGen integrates F0 over the clip, so
+    // rounding-level differences in the mel grow into a small phase difference.
+    const WAVE_TOL: f64 = 5e-4;
+    let cfg = fixture.config()?;
+    let weights = fixture.weights()?;
+    let t3 = T3::new(&cfg.t3, weights.pp("t3"))?;
+    let s3gen = S3Gen::new(&cfg, weights.pp("s3gen"))?;
+    let voice = Conditionals {
+        t3: T3Conditionals {
+            speaker_emb: fixture.tensor("ve_speaker_emb")?,
+            prompt_tokens: token_ids(&fixture.tensor("t3_cond_prompt_tokens")?)?,
+        },
+        s3gen: S3GenConditionals {
+            tokens: fixture.tensor("ref.prompt_token")?,
+            mel: fixture.tensor("ref.prompt_feat")?,
+            embedding: fixture.tensor("ref.embedding")?,
+        },
+    };
+    let params = &fixture.json["params"];
+    let setting = |key: &str| {
+        params["generate_kwargs"][key]
+            .as_f64()
+            .ok_or_else(|| candle_core::Error::Msg(format!("turbo_e2e params lack {key}")))
+    };
+    let max_gen_len = params["max_gen_len"]
+        .as_u64()
+        .ok_or_else(|| candle_core::Error::Msg("turbo_e2e params lack max_gen_len".into()))?;
+    let sampling = SamplingParams {
+        temperature: setting("temperature")?,
+        top_k: setting("top_k")? as usize,
+        top_p: setting("top_p")?,
+        repetition_penalty: setting("repetition_penalty")?,
+        max_new_tokens: max_gen_len as usize + 1,
+    };
+
+    let text = params["text"].as_str().unwrap_or_default();
+    let normalized_matches = Some(punc_norm(text).as_str()) == params["normalized_text"].as_str();
+    let mut checks = vec![Check {
+        module: fixture.module.clone(),
+        tensor: "punc_norm(text)".into(),
+        max_abs_err: if normalized_matches { 0.0 } else { 1.0 },
+        tolerance: 0.0,
+        note: Some("1 when the normalized text differs".into()),
+    }];
+
+    let uniforms = fixture.tensor("uniforms")?.to_vec1::<f64>()?;
+    let text_tokens = token_ids(&fixture.tensor("text_tokens")?)?;
+    let speech = t3.generate(
+        &text_tokens,
+        &voice.t3,
+        &sampling,
+        &mut ReplayedUniforms::new(uniforms),
+    )?;
+    let row = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
+    checks.push(compare(fixture, "t3_speech_tokens", &row(&speech)?, 0.0)?);
+    let tokens = s3gen_tokens(&speech, cfg.t3.start_speech_token);
+    checks.push(compare(
+        fixture,
+        "s3gen_speech_tokens",
+        &Tensor::new(tokens.as_slice(), &Device::Cpu)?,
+        0.0,
+    )?);
+    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
+    let wave = s3gen.inference(&row(&tokens)?, &voice.s3gen, &mut draws)?;
+    checks.push(compare(fixture, "wav", &wave, WAVE_TOL)?);
+    Ok(checks)
+}
+
+fn token_ids(t: &Tensor) -> candle_core::Result<Vec<u32>> {
+    t.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_speech_tokens_are_dropped_and_silence_appended() {
+        assert_eq!(
+            s3gen_tokens(&[5, 6561, 6560, 6562, 7000, 0], 6561),
+            vec![5, 6560, 0, 4299, 4299, 4299]
+        );
+        assert_eq!(s3gen_tokens(&[], 6561), vec![4299; 3]);
+    }
+}
