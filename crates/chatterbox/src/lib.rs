@@ -15,7 +15,6 @@ pub mod campplus;
 pub mod dsp;
 pub mod s3gen;
 pub mod s3tokenizer;
-mod speech_frontend;
 pub mod t3;
 pub mod text;
 pub mod voice_encoder;
