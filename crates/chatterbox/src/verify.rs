@@ -45,7 +45,7 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // mel_24k
         ("mel_24k", Some(crate::dsp::verify_mel_24k)),
         // s3gen_meanflow_e2e
-        ("s3gen_meanflow_e2e", None),
+        ("s3gen_meanflow_e2e", Some(crate::s3gen::verify)),
         // turbo_e2e
         ("turbo_e2e", None),
     ]

@@ -1,7 +1,275 @@
-//! S3Gen meanflow: speech tokens to 24 kHz audio.
+//! S3Gen meanflow: speech tokens to 24 kHz audio (`S3Token2Wav.inference` of
+//! `chatterbox/models/s3gen/s3gen.py` with `meanflow=True`).
+//!
+//! ```text
+//! noise = randn(1, 80, 2 * Ng)                       flow_inference's first draw
+//! [prompt | speech tokens] --FlowEncoder--> mu, mask, spks, cond   (1, 80, 2 (Np + Ng))
+//! MeanflowCfm (2 Euler steps, from noise) --> mel; drop the Tp prompt frames
+//! Hift --> wave (1, 480 per mel frame); trim_fade: 20 ms of silence, 20 ms raised-cosine fade-in
+//! ```
 
 pub mod cfm;
 pub mod conformer;
 pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
+
+use std::time::{Duration, Instant};
+
+use candle_core::{D, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::ChatterboxConfig;
+use crate::fixtures::Fixture;
+use crate::rng::{RandomSource, RecordedDraws};
+use crate::verify::{self, Check};
+use cfm::MeanflowCfm;
+use flow_encoder::{DecoderConditioning, FlowEncoder};
+use hift::Hift;
+
+/// The official checkpoint file holding S3Gen's weights.
+pub const CHECKPOINT_FILE: &str = "s3gen_meanflow.safetensors";
+
+/// The voice S3Gen speaks with (the reference's `ref_dict` from `embed_ref`): prompt
+/// tokens, prompt mel and x-vector of a reference clip.
+pub use flow_encoder::FlowPrompt as S3GenConditionals;
+
+/// Wall-clock time of each stage of one [`S3Gen::inference_timed`] call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    pub flow_encoder: Duration,
+    pub cfm: Duration,
+    pub hift: Duration,
+}
+
+impl StageTimings {
+    pub fn total(&self) -> Duration {
+        self.flow_encoder + self.cfm + self.hift
+    }
+}
+
+/// S3Gen: flow encoder, meanflow CFM decoder and HiFT vocoder.
+pub struct S3Gen {
+    flow: FlowEncoder,
+    cfm: MeanflowCfm,
+    hift: Hift,
+    mel_bins: usize,
+    token_mel_ratio: usize,
+    n_timesteps: usize,
+    /// Samples zeroed, then faded in, at the start of the wave (`S3GEN_SR // 50`, 20 ms).
+    fade_samples: usize,
+}
+
+impl S3Gen {
+    /// Prefixes of the tensors of [`CHECKPOINT_FILE`] that `S3Gen` loads (the S3
+    /// tokenizer and the CAMPPlus speaker encoder in the same file are separate models).
+    pub const WEIGHT_PREFIXES: [&str; 2] = ["flow.", "mel2wav."];
+
+    /// `vb` at the root of `s3gen_meanflow.safetensors` (weights under `flow.` and
+    /// `mel2wav.`; the tokenizer and speaker encoder are loaded by their own modules).
+    pub fn new(cfg: &ChatterboxConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        if !cfg.decoder.meanflow {
+            candle_core::bail!("s3gen: only the meanflow decoder (Chatterbox Turbo) is supported");
+        }
+        Ok(Self {
+            flow: FlowEncoder::new(&cfg.flow, vb.pp("flow"))?,
+            cfm: MeanflowCfm::new(&cfg.decoder, vb.pp("flow.decoder"))?,
+            hift: Hift::new(&cfg.hift, vb.pp("mel2wav"))?,
+            mel_bins: cfg.flow.output_size,
+            token_mel_ratio: cfg.flow.token_mel_ratio,
+            n_timesteps: cfg.cfm.n_timesteps,
+            fade_samples: cfg.hift.sampling_rate as usize / 50,
+        })
+    }
+
+    pub fn flow(&self) -> &FlowEncoder {
+        &self.flow
+    }
+
+    pub fn cfm(&self) -> &MeanflowCfm {
+        &self.cfm
+    }
+
+    pub fn hift(&self) -> &Hift {
+        &self.hift
+    }
+
+    /// Speech tokens `(1, Ng)` (u32 or i64, all below the speech vocabulary size) to the
+    /// faded-in wave `(1, 480 * (2 (Np + Ng) - Tp))` at 24 kHz.
+    ///
+    /// Random draws, in the reference's order: the generated frames' noise
+    /// `randn (1, 80, 2 Ng)`, the CFM's `randn` shaped like `mu`, then HiFT's SineGen
+    /// phases, sine noise and (unused) NSF noise.
+    pub fn inference(
+        &self,
+        speech_tokens: &Tensor,
+        conditionals: &S3GenConditionals,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        Ok(self.inference_timed(speech_tokens, conditionals, rng)?.0)
+    }
+
+    /// [`S3Gen::inference`], also returning the time each stage took.
+    pub fn inference_timed(
+        &self,
+        speech_tokens: &Tensor,
+        conditionals: &S3GenConditionals,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<(Tensor, StageTimings)> {
+        let start = Instant::now();
+        let noise = self.generated_noise(speech_tokens, rng)?;
+        let conditioning = self.encode(speech_tokens, conditionals)?;
+        let encoded = Instant::now();
+        let mel = self.generate_mel(&conditioning, &noise, rng)?;
+        let generated = Instant::now();
+        let wave = self.trim_fade(&self.hift.inference(&mel, rng)?)?;
+        let timings = StageTimings {
+            flow_encoder: encoded - start,
+            cfm: generated - encoded,
+            hift: generated.elapsed(),
+        };
+        Ok((wave, timings))
+    }
+
+    /// `S3Gen.flow_inference`: the generated mel `(1, 80, 2 (Np + Ng) - Tp)`, prompt
+    /// frames dropped. Draws the generated frames' noise, then the CFM's.
+    pub fn flow_inference(
+        &self,
+        speech_tokens: &Tensor,
+        conditionals: &S3GenConditionals,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        let noise = self.generated_noise(speech_tokens, rng)?;
+        let conditioning = self.encode(speech_tokens, conditionals)?;
+        self.generate_mel(&conditioning, &noise, rng)
+    }
+
+    /// The meanflow starting noise of the generated frames: `randn (1, 80, 2 Ng)`, drawn
+    /// before anything else (`noised_mels`).
+    fn generated_noise(
+        &self,
+        speech_tokens: &Tensor,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        let (batch, n_tokens) = speech_tokens.dims2()?;
+        if batch != 1 {
+            candle_core::bail!("s3gen: speech tokens must be one row (1, N), got batch {batch}");
+        }
+        if n_tokens == 0 {
+            candle_core::bail!("s3gen: no speech tokens to synthesize");
+        }
+        rng.randn(
+            &[1, self.mel_bins, self.token_mel_ratio * n_tokens],
+            speech_tokens.device(),
+        )
+    }
+
+    /// Flow encoder: the decoder's inputs over prompt and generated frames.
+    fn encode(
+        &self,
+        speech_tokens: &Tensor,
+        conditionals: &S3GenConditionals,
+    ) -> candle_core::Result<DecoderConditioning> {
+        self.flow
+            .forward(speech_tokens, &[speech_tokens.dim(1)?], conditionals)
+    }
+
+    /// Meanflow CFM over the whole sequence, then the prompt frames dropped.
+    fn generate_mel(
+        &self,
+        conditioning: &DecoderConditioning,
+        noise: &Tensor,
+        rng: &mut dyn RandomSource,
+    ) -> candle_core::Result<Tensor> {
+        let DecoderConditioning {
+            mu,
+            mask,
+            spks,
+            cond,
+            prompt_frames,
+        } = conditioning;
+        let mel = self
+            .cfm
+            .forward(mu, mask, spks, cond, noise, self.n_timesteps, rng)?;
+        let frames = mel.dim(D::Minus1)?;
+        mel.narrow(D::Minus1, *prompt_frames, frames - prompt_frames)
+    }
+
+    /// `trim_fade`: the first `fade_samples` samples zeroed, the next `fade_samples`
+    /// multiplied by `(cos(linspace(pi, 0, n)) + 1) / 2`, to hide spill-over from the
+    /// prompt. Waves shorter than the fade are faded as far as they go.
+    pub fn trim_fade(&self, wave: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, len) = wave.dims2()?;
+        let n = self.fade_samples;
+        let mut fade = vec![0f32; 2 * n];
+        let step = 1.0 / n.saturating_sub(1).max(1) as f32;
+        for (i, gain) in fade[n..].iter_mut().enumerate() {
+            // torch.linspace(pi, 0, n)
+            let angle = std::f32::consts::PI * (1.0 - i as f32 * step);
+            *gain = (angle.cos() + 1.0) / 2.0;
+        }
+        let faded = len.min(2 * n);
+        let fade = Tensor::from_vec(fade[..faded].to_vec(), (1, faded), wave.device())?
+            .to_dtype(wave.dtype())?;
+        let head = wave.narrow(1, 0, faded)?.broadcast_mul(&fade)?;
+        Tensor::cat(&[&head, &wave.narrow(1, faded, len - faded)?], 1)
+    }
+}
+
+/// Parity with the `s3gen_meanflow_e2e` fixture: from the reference's speech tokens and
+/// `ref_dict` (prompt tokens, prompt mel, x-vector) to `mu` and the generated mel; HiFT's
+/// source and wave and `trim_fade` from the reference's mel and wave; and the production
+/// path end to end, replaying the recorded draws.
+pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
+    const TOL: f64 = 1e-4;
+    // SineGen integrates F0 (a few hundred Hz) over the whole clip, so a rounding-level
+    // difference in the mel reaching HiFT grows into a phase difference: the end-to-end
+    // wave gets a wider bound than the stages, each fed the reference's input.
+    const CHAINED_TOL: f64 = 5e-4;
+    let cfg = fixture.config()?;
+    let s3gen = S3Gen::new(&cfg, fixture.weights()?)?;
+    let speech_tokens = fixture.tensor("speech_tokens")?;
+    let conditionals = S3GenConditionals {
+        tokens: fixture.tensor("ref.prompt_token")?,
+        mel: fixture.tensor("ref.prompt_feat")?,
+        embedding: fixture.tensor("ref.embedding")?,
+    };
+
+    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
+    let noise = s3gen.generated_noise(&speech_tokens, &mut draws)?;
+    let conditioning = s3gen.encode(&speech_tokens, &conditionals)?;
+    let mut checks = vec![verify::compare(fixture, "mu", &conditioning.mu, TOL)?];
+    let mel = s3gen.generate_mel(&conditioning, &noise, &mut draws)?;
+    checks.push(verify::compare(fixture, "mel", &mel, TOL)?);
+
+    let hift = s3gen.hift();
+    let reference_mel = fixture.tensor("mel")?;
+    let source = hift.source(&hift.upsample_f0(&hift.f0(&reference_mel)?)?, &mut draws)?;
+    checks.push(verify::compare(
+        fixture,
+        "source",
+        &source.source.transpose(1, 2)?,
+        TOL,
+    )?);
+    let wave =
+        hift.spectrum_to_wave(&hift.decode(&reference_mel, &hift.source_stft(&source.source)?)?)?;
+    checks.push(verify::compare(fixture, "wav_hift", &wave, TOL)?);
+    let mut faded = verify::compare(
+        fixture,
+        "wav",
+        &s3gen.trim_fade(&fixture.tensor("wav_hift")?)?,
+        TOL,
+    )?;
+    faded.tensor = "wav (trim_fade of the reference's wav_hift)".into();
+    checks.push(faded);
+
+    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
+    let wave = s3gen.inference(&speech_tokens, &conditionals, &mut draws)?;
+    let mut end_to_end = verify::compare(fixture, "wav", &wave, CHAINED_TOL)?;
+    end_to_end.tensor = "wav (end to end)".into();
+    end_to_end.note = Some(format!(
+        "bound {CHAINED_TOL:e}: HiFT fed our mel, whose F0 differences grow in SineGen's phase"
+    ));
+    checks.push(end_to_end);
+    Ok(checks)
+}

@@ -1,0 +1,189 @@
+//! S3Gen on the CPU at full size with random weights: seconds and real-time factor
+//! (compute seconds per second of audio) of the flow encoder, the meanflow CFM and HiFT
+//! for a 10 s voice prompt and `--tokens` speech tokens (25 per second of audio).
+//!
+//! ```sh
+//! cargo bench -p chatterbox --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
+//!     [--reference /work/ref-venv/bin/python [--reference-script PATH]]
+//! ```
+//!
+//! With `--reference PYTHON`, the Python reference's `bench_reference.py` runs afterwards
+//! (same threads and tokens) and its S3Gen time is compared with ours.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use candle_core::{DType, Device, Tensor};
+use chatterbox::ChatterboxConfig;
+use chatterbox::rng::{RandomSource, SeededRandom};
+use chatterbox::s3gen::{CHECKPOINT_FILE, S3Gen, S3GenConditionals};
+use chatterbox::weights::{CheckpointManifest, random_checkpoint};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+const SAMPLE_RATE: f64 = 24_000.0;
+const TOKENS_PER_SECOND: f64 = 25.0;
+/// Speech tokens of the voice prompt: `embed_ref` keeps 10 s of the reference clip.
+const PROMPT_TOKENS: usize = 250;
+const SILENCE_TOKEN: u32 = 4299;
+const SPEECH_VOCAB: u32 = 6561;
+const DEFAULT_REFERENCE_SCRIPT: &str = "/work/shared/tools/chatterbox-ref/bench_reference.py";
+
+struct Args {
+    threads: usize,
+    tokens: usize,
+    seed: u64,
+    reference_python: Option<String>,
+    reference_script: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        threads: 2,
+        tokens: 250,
+        seed: 0,
+        reference_python: None,
+        reference_script: PathBuf::from(DEFAULT_REFERENCE_SCRIPT),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--threads" => args.threads = value()?.parse()?,
+            "--tokens" => args.tokens = value()?.parse()?,
+            "--seed" => args.seed = value()?.parse()?,
+            "--reference" => args.reference_python = Some(value()?),
+            "--reference-script" => args.reference_script = PathBuf::from(value()?),
+            // `cargo bench` passes `--bench` to harness-less benchmarks.
+            "--bench" => {}
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if args.threads == 0 || args.tokens < 4 {
+        bail!("--threads must be at least 1 and --tokens at least 4");
+    }
+    Ok(args)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    println!(
+        "S3Gen meanflow, full size, random weights, CPU with {} threads: {} tokens after a {}-token prompt",
+        args.threads, args.tokens, PROMPT_TOKENS
+    );
+
+    let dir = tempfile::tempdir()?;
+    let mut manifest =
+        CheckpointManifest::load(&chatterbox::fixtures::fixture_dir().join("manifest_full.json"))?;
+    manifest.retain(|file, name| {
+        file == CHECKPOINT_FILE && S3Gen::WEIGHT_PREFIXES.iter().any(|p| name.starts_with(p))
+    });
+    let start = Instant::now();
+    let files = random_checkpoint(&manifest, dir.path(), args.seed)?;
+    let cfg = ChatterboxConfig::default();
+    let s3gen = S3Gen::new(
+        &cfg,
+        chatterbox::weights::load(&files, DType::F32, &Device::Cpu)?,
+    )?;
+    println!(
+        "random checkpoint written and loaded in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+
+    let mut rng = SeededRandom::new(args.seed);
+    let mut token_rng = StdRng::seed_from_u64(args.seed);
+    let mut random_tokens = |n: usize| -> Vec<u32> {
+        (0..n)
+            .map(|_| token_rng.random_range(0..SPEECH_VOCAB))
+            .collect()
+    };
+    let conditionals = S3GenConditionals {
+        tokens: Tensor::new(random_tokens(PROMPT_TOKENS), &Device::Cpu)?.unsqueeze(0)?,
+        // A log-mel around -5 (quiet speech), 2 frames per token.
+        mel: (rng.randn(&[1, 2 * PROMPT_TOKENS, cfg.flow.output_size], &Device::Cpu)? - 5.0)?,
+        embedding: rng.randn(&[1, cfg.flow.spk_embed_dim], &Device::Cpu)?,
+    };
+    // As `generate` passes them: the speech tokens, then 3 silence tokens.
+    let mut tokens = random_tokens(args.tokens - 3);
+    tokens.extend([SILENCE_TOKEN; 3]);
+    let tokens = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+
+    s3gen.inference(&tokens.narrow(1, 0, 25)?, &conditionals, &mut rng)?; // warm-up
+    let (wave, timings) = s3gen.inference_timed(&tokens, &conditionals, &mut rng)?;
+    let audio_s = wave.dim(1)? as f64 / SAMPLE_RATE;
+    println!(
+        "{} tokens -> {audio_s:.2} s of audio ({} tokens / s)",
+        args.tokens, TOKENS_PER_SECOND
+    );
+    let report = |stage: &str, time: Duration| {
+        let s = time.as_secs_f64();
+        println!("  {stage:<13} {s:>7.2} s  RTF {:.3}", s / audio_s);
+    };
+    report("flow encoder", timings.flow_encoder);
+    report("CFM (2 steps)", timings.cfm);
+    report("HiFT", timings.hift);
+    report("total", timings.total());
+    if let Some(kib) = peak_rss_kib() {
+        println!("peak RSS {:.0} MB", kib as f64 / 1024.0);
+    }
+
+    if let Some(python) = &args.reference_python {
+        let reference = reference_s3gen_seconds(python, &args)?;
+        let ours = timings.total().as_secs_f64();
+        println!(
+            "Python reference S3Gen: {reference:.2} s, RTF {:.3}; ours / reference = {:.2}",
+            reference / audio_s,
+            ours / reference
+        );
+    }
+    Ok(())
+}
+
+/// Runs `bench_reference.py` and reads its S3Gen line
+/// (`(b) S3Gen meanflow (2 steps) N tokens -> X s wav: T s, RTF R`).
+fn reference_s3gen_seconds(python: &str, args: &Args) -> anyhow::Result<f64> {
+    println!(
+        "running the Python reference ({})...",
+        args.reference_script.display()
+    );
+    let output = Command::new(python)
+        .arg(&args.reference_script)
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--tokens", &args.tokens.to_string()])
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "reference benchmark failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for line in stdout.lines() {
+        println!("  | {line}");
+    }
+    stdout
+        .lines()
+        .find(|line| line.starts_with("(b) S3Gen"))
+        .and_then(|line| line.split("wav: ").nth(1))
+        .and_then(|rest| rest.split(" s").next())
+        .and_then(|seconds| seconds.trim().parse().ok())
+        .context("no S3Gen time in the reference benchmark's output")
+}
+
+/// Peak resident set size of this process (`VmHWM`), Linux only.
+fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
