@@ -12,9 +12,11 @@ pub mod weights;
 pub use config::ChatterboxConfig;
 
 pub mod campplus;
+pub mod conditionals;
 pub mod dsp;
 pub mod s3gen;
 pub mod s3tokenizer;
 pub mod t3;
 pub mod text;
+pub mod voice_conditioner;
 pub mod voice_encoder;
