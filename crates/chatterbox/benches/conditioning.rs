@@ -17,9 +17,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use candle_core::Device;
 use chatterbox::ChatterboxConfig;
-use chatterbox::voice_conditioner::{VOICE_ENCODER_FILE, VoiceConditioner};
+use chatterbox::voice_conditioner::{REFERENCE_LUFS, VOICE_ENCODER_FILE, VoiceConditioner};
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use resonance_audio::loudness::normalize_to;
+use resonance_audio::resample::resample;
 
 struct Args {
     threads: usize,
@@ -75,7 +77,8 @@ fn synthetic_voice(rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
     let samples: Vec<f64> = (0..(seconds * rate).round() as usize)
         .map(|n| {
             let t = n as f64 / rate;
-            let f = F0 + 0.2 * F0 * (2.0 * PI * 0.7 * t).sin() + 0.05 * F0 * (2.0 * PI * 5.5 * t).sin();
+            let f =
+                F0 + 0.2 * F0 * (2.0 * PI * 0.7 * t).sin() + 0.05 * F0 * (2.0 * PI * 5.5 * t).sin();
             phase += 2.0 * PI * f / rate;
             let voice: f64 = phases
                 .iter()
@@ -89,6 +92,27 @@ fn synthetic_voice(rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
         .collect();
     let peak = samples.iter().fold(0.0f64, |m, s| m.max(s.abs()));
     samples.iter().map(|s| (0.3 * s / peak) as f32).collect()
+}
+
+/// One run of `prepare`'s stages on their own: resampling and loudness, S3Gen's part
+/// (first 10 s), T3's part (whole clip at 16 kHz).
+fn stage_times(conditioner: &VoiceConditioner, clip: &[f32], rate: u32) -> anyhow::Result<()> {
+    const S3GEN_RATE: u32 = 24_000;
+    let start = Instant::now();
+    let mut wav = resample(clip, rate, S3GEN_RATE)?;
+    normalize_to(&mut wav, S3GEN_RATE, REFERENCE_LUFS)?;
+    let wav_16k = resample(&wav, S3GEN_RATE, 16_000)?;
+    let audio = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    conditioner.s3gen_conditionals(&wav[..wav.len().min(10 * S3GEN_RATE as usize)])?;
+    let s3gen = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    conditioner.t3_conditionals(&wav_16k)?;
+    let t3 = start.elapsed().as_secs_f64();
+    println!(
+        "        stages: resample + loudness {audio:.2} s, S3Gen (mel, tokens, x-vector) {s3gen:.2} s, T3 (speaker embedding, tokens) {t3:.2} s"
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -141,6 +165,7 @@ fn main() -> anyhow::Result<()> {
             conds.s3gen.tokens.dim(1)?,
             conds.s3gen.mel.dim(1)?,
         );
+        stage_times(&conditioner, &clip, args.rate)?;
     }
     Ok(())
 }

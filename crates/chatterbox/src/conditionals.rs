@@ -33,7 +33,10 @@ impl Conditionals {
         let tensors = [
             (T3_SPEAKER_EMB, f32_cpu(&self.t3.speaker_emb)?),
             (T3_PROMPT_TOKENS, tokens(&self.t3.prompt_tokens)?),
-            (S3GEN_PROMPT_TOKENS, tokens(&token_ids(&self.s3gen.tokens)?)?),
+            (
+                S3GEN_PROMPT_TOKENS,
+                tokens(&token_ids(&self.s3gen.tokens)?)?,
+            ),
             (S3GEN_PROMPT_FEAT, f32_cpu(&self.s3gen.mel)?),
             (S3GEN_EMBEDDING, f32_cpu(&self.s3gen.embedding)?),
         ];

@@ -45,7 +45,10 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         // mel_24k
         ("mel_24k", Some(crate::dsp::verify_mel_24k)),
         // turbo_e2e: voice conditioning from the reference clip
-        ("turbo_e2e/conditionals", Some(crate::voice_conditioner::verify)),
+        (
+            "turbo_e2e/conditionals",
+            Some(crate::voice_conditioner::verify),
+        ),
         // s3gen_meanflow_e2e
         ("s3gen_meanflow_e2e", Some(crate::s3gen::verify)),
         // turbo_e2e

@@ -131,7 +131,9 @@ impl VoiceConditioner {
         }
         normalize_to(&mut wav, self.s3gen_rate, REFERENCE_LUFS)?;
         let wav_speech_rate = self.to_speech_rate.process(&wav);
-        let s3gen_len = wav.len().min(S3GEN_PROMPT_SECONDS * self.s3gen_rate as usize);
+        let s3gen_len = wav
+            .len()
+            .min(S3GEN_PROMPT_SECONDS * self.s3gen_rate as usize);
         Ok(Conditionals {
             t3: self.t3_conditionals(&wav_speech_rate)?,
             s3gen: self.s3gen_conditionals(&wav[..s3gen_len])?,
@@ -168,7 +170,9 @@ impl VoiceConditioner {
     /// embedding of all of it, the S3 tokens of its first 15 s (at most
     /// `speech_cond_prompt_len`).
     pub fn t3_conditionals(&self, wav_16k: &[f32]) -> candle_core::Result<T3Conditionals> {
-        let prompt_len = wav_16k.len().min(T3_PROMPT_SECONDS * self.speech_rate as usize);
+        let prompt_len = wav_16k
+            .len()
+            .min(T3_PROMPT_SECONDS * self.speech_rate as usize);
         Ok(T3Conditionals {
             speaker_emb: self
                 .voice_encoder

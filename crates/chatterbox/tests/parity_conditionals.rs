@@ -59,13 +59,15 @@ fn prepare_from_the_clip_matches_reference() {
     assert_eq!(conds.t3.prompt_tokens.len(), expected_tokens.len());
     let ours: Vec<i64> = conds.t3.prompt_tokens.iter().map(|&t| t.into()).collect();
     let agreement = share_equal(&ours, &expected_tokens);
-    assert!(agreement > 0.9, "T3 prompt tokens agree on {agreement:.3}");
+    // 126 of 138 here: the tiny fixture's FSQ projection is scaled up, so small input
+    // differences flip tokens more often than the real model's.
+    assert!(agreement > 0.8, "T3 prompt tokens agree on {agreement:.3}");
     let err = max_abs_diff(
         &conds.t3.speaker_emb,
         &fixture.tensor("ve_speaker_emb").unwrap(),
     )
     .unwrap();
-    assert!(err < 1e-2, "speaker embedding differs by {err:e}");
+    assert!(err < 1e-3, "speaker embedding differs by {err:e}");
 }
 
 /// A 44.1 kHz recording of the same clip conditions (nearly) like the 24 kHz one.
@@ -80,10 +82,13 @@ fn any_input_rate_is_resampled_first() {
     assert_eq!(at_44k.s3gen.mel.dims(), at_24k.s3gen.mel.dims());
     let mel_err = max_abs_diff(&at_44k.s3gen.mel, &at_24k.s3gen.mel).unwrap();
     let emb_err = max_abs_diff(&at_44k.t3.speaker_emb, &at_24k.t3.speaker_emb).unwrap();
-    assert!(mel_err < 0.5, "prompt mel differs by {mel_err}");
-    assert!(emb_err < 1e-2, "speaker embedding differs by {emb_err}");
+    assert!(mel_err < 0.05, "prompt mel differs by {mel_err}");
+    assert!(emb_err < 1e-3, "speaker embedding differs by {emb_err}");
     let agreement = share_equal(&ids(&at_44k.s3gen.tokens), &ids(&at_24k.s3gen.tokens));
-    assert!(agreement > 0.9, "S3Gen prompt tokens agree on {agreement:.3}");
+    assert!(
+        agreement > 0.9,
+        "S3Gen prompt tokens agree on {agreement:.3}"
+    );
 }
 
 #[test]
@@ -122,8 +127,8 @@ fn prepared_conditionals_round_trip_through_safetensors() {
     let (fixture, conditioner) = fixture_and_conditioner();
     let wav: Vec<f32> = fixture.tensor("ref_wav_24k").unwrap().to_vec1().unwrap();
     let conds = conditioner.prepare(&wav, 24_000).unwrap();
-    let back = Conditionals::from_safetensors(&conds.to_safetensors().unwrap(), &Device::Cpu)
-        .unwrap();
+    let back =
+        Conditionals::from_safetensors(&conds.to_safetensors().unwrap(), &Device::Cpu).unwrap();
     assert_eq!(back.t3.prompt_tokens, conds.t3.prompt_tokens);
     assert_eq!(ids(&back.s3gen.tokens), ids(&conds.s3gen.tokens));
     for (a, b) in [
