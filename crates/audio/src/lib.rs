@@ -1,8 +1,12 @@
 //! Audio decoding, validation, resampling, loudness and encoding.
 
+pub mod crossfade;
 pub mod decode;
+pub mod encode;
 pub mod loudness;
 pub mod resample;
+pub mod stretch;
 pub mod wav;
 
 pub use decode::{DecodeError, MonoAudio, decode};
+pub use encode::{OutputFormat, StreamEncoder, UnsupportedFormat, encode};

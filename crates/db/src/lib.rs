@@ -1,1 +1,118 @@
-//! The database: one `Store` trait, one implementation per backend (SQLite, PostgreSQL).
+//! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`),
+//! combined into [`Database`], implemented once per backend ([`SqliteDatabase`],
+//! [`PostgresDatabase`]). Every query is one SQL text for both backends (`queries.rs`); only
+//! connection setup and the migrations differ, so the backends behave identically.
+
+#[macro_use]
+mod queries;
+
+mod error;
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use resonance_domain::{GenerationId, OrgId, OrganizationName, VoiceId, VoiceOwner};
+
+pub use error::DbError;
+pub use model::{
+    Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
+    Voice, VoiceFilter,
+};
+pub use postgres::PostgresDatabase;
+pub use sqlite::SqliteDatabase;
+
+#[async_trait]
+pub trait Organizations: Send + Sync {
+    async fn create_organization(&self, name: &OrganizationName) -> Result<Organization, DbError>;
+
+    async fn get_organization(&self, id: &OrgId) -> Result<Organization, DbError>;
+}
+
+/// Voices as an organization sees them: every SYSTEM voice and its own CUSTOM voices.
+#[async_trait]
+pub trait Voices: Send + Sync {
+    async fn create_voice(&self, voice: &NewVoice) -> Result<Voice, DbError>;
+
+    /// The voice if it is a SYSTEM voice or a CUSTOM voice of `org`.
+    async fn get_voice(&self, org: &OrgId, id: &VoiceId) -> Result<Voice, DbError>;
+
+    /// The voices visible to `org` that pass `filter`, ordered by case-folded name.
+    async fn list_voices(
+        &self,
+        org: &OrgId,
+        filter: &VoiceFilter,
+        page: Page,
+    ) -> Result<Paged<Voice>, DbError>;
+
+    /// Records where the voice's audio lies; only `owner` may change its voices.
+    async fn set_voice_object_key(
+        &self,
+        owner: &VoiceOwner,
+        id: &VoiceId,
+        object_key: &str,
+    ) -> Result<Voice, DbError>;
+
+    /// Deletes one of `owner`'s voices and returns its object key, for the caller to delete
+    /// the audio. Generations made with it keep their `voice_name` and lose their `voice_id`.
+    async fn delete_voice(
+        &self,
+        owner: &VoiceOwner,
+        id: &VoiceId,
+    ) -> Result<Option<String>, DbError>;
+}
+
+/// An organization's generation history; no organization sees another's.
+#[async_trait]
+pub trait Generations: Send + Sync {
+    /// Fails with `NotFound("voice")` unless the voice is visible to the organization.
+    async fn create_generation(&self, generation: &NewGeneration) -> Result<Generation, DbError>;
+
+    async fn get_generation(&self, org: &OrgId, id: &GenerationId) -> Result<Generation, DbError>;
+
+    /// Newest first.
+    async fn list_generations(
+        &self,
+        org: &OrgId,
+        filter: &GenerationFilter,
+        page: Page,
+    ) -> Result<Paged<Generation>, DbError>;
+
+    async fn set_generation_object_key(
+        &self,
+        org: &OrgId,
+        id: &GenerationId,
+        object_key: &str,
+    ) -> Result<Generation, DbError>;
+
+    /// Deletes the generation and returns its object key, for the caller to delete the audio.
+    async fn delete_generation(
+        &self,
+        org: &OrgId,
+        id: &GenerationId,
+    ) -> Result<Option<String>, DbError>;
+}
+
+#[async_trait]
+pub trait Database: Organizations + Voices + Generations {
+    /// Applies the embedded migrations not yet applied; running it again changes nothing.
+    async fn migrate(&self) -> Result<(), DbError>;
+
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> Result<(), DbError>;
+}
+
+/// Opens the database `url` names: `sqlite://PATH` (the file and its directory are created
+/// when missing) or `postgres://USER:PASSWORD@HOST:PORT/DB`. Does not migrate.
+pub async fn connect(url: &str) -> Result<Arc<dyn Database>, DbError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+    match scheme {
+        Some("sqlite") => Ok(Arc::new(SqliteDatabase::connect(url).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PostgresDatabase::connect(url).await?)),
+        _ => Err(DbError::InvalidUrl(
+            "expected a URL starting with sqlite:// or postgres://".to_string(),
+        )),
+    }
+}

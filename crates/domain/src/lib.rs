@@ -1,8 +1,14 @@
 //! Resonance's domain types: parsed once at the boundary, trusted everywhere after
 //! (parse, don't validate).
 
+pub mod generation;
 pub mod ids;
+pub mod org;
 pub mod voice;
 
+pub use generation::{GenerationFieldError, GenerationParams, GenerationText};
 pub use ids::{GenerationId, Id, IdError, OrgId, UserId, VoiceId};
-pub use voice::{Language, VoiceCategory, VoiceDescription, VoiceName, VoiceVariant};
+pub use org::{OrganizationName, OrganizationNameError};
+pub use voice::{
+    Language, VoiceCategory, VoiceDescription, VoiceFieldError, VoiceName, VoiceOwner, VoiceVariant,
+};

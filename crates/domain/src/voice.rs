@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::OrgId;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VoiceCategory {
@@ -104,6 +106,29 @@ impl FromStr for VoiceVariant {
             _ => Err(format!(
                 "unknown voice variant {s:?}; expected SYSTEM or CUSTOM"
             )),
+        }
+    }
+}
+
+/// Who a voice belongs to: every organization (a SYSTEM voice) or one (a CUSTOM voice).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VoiceOwner {
+    System,
+    Org(OrgId),
+}
+
+impl VoiceOwner {
+    pub fn variant(&self) -> VoiceVariant {
+        match self {
+            Self::System => VoiceVariant::System,
+            Self::Org(_) => VoiceVariant::Custom,
+        }
+    }
+
+    pub fn org_id(&self) -> Option<&OrgId> {
+        match self {
+            Self::System => None,
+            Self::Org(org) => Some(org),
         }
     }
 }

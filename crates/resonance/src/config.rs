@@ -79,7 +79,7 @@ struct FileS3 {
     virtual_hosted: Option<bool>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
@@ -89,7 +89,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum StorageConfig {
     Local { root: PathBuf },
     S3(S3Config),

@@ -1,0 +1,57 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::DbError;
+
+/// The database on a PostgreSQL server.
+pub struct PostgresDatabase {
+    pool: PgPool,
+    /// "PostgreSQL at HOST:PORT/DB", for errors; never the credentials.
+    target: String,
+}
+
+impl PostgresDatabase {
+    /// Opens `postgres://USER:PASSWORD@HOST:PORT/DB`, failing at once when the server
+    /// cannot be reached or refuses the login.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| DbError::InvalidUrl(format!("not a PostgreSQL URL: {e}")))?;
+        let target = describe(&options);
+        let unavailable = |source: sqlx::Error| DbError::Unavailable {
+            target: target.clone(),
+            source: source.into(),
+        };
+        // One direct connection first: the pool would retry a refused connection until its
+        // timeout and then report only that it timed out.
+        options
+            .connect()
+            .await
+            .map_err(unavailable)?
+            .close()
+            .await
+            .map_err(unavailable)?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { pool, target })
+    }
+}
+
+fn describe(options: &PgConnectOptions) -> String {
+    let database = options.get_database().unwrap_or(options.get_username());
+    match options.get_socket() {
+        Some(socket) => format!("PostgreSQL at socket {}/{database}", socket.display()),
+        None => format!(
+            "PostgreSQL at {}:{}/{database}",
+            options.get_host(),
+            options.get_port()
+        ),
+    }
+}
+
+impl_database!(PostgresDatabase, sqlx::migrate!("./migrations/postgres"));

@@ -1,0 +1,369 @@
+//! The SQL both backends share, and the macro that implements the storage traits with it.
+//! Both dialects accept `$N` placeholders, `RETURNING`, `LIMIT/OFFSET` and `LIKE ... ESCAPE`.
+
+macro_rules! voice_columns {
+    () => {
+        "id, org_id, name, description, category, language, variant, object_key, created_at, updated_at"
+    };
+}
+
+macro_rules! generation_columns {
+    () => {
+        "id, org_id, voice_id, voice_name, text, temperature, top_p, top_k, repetition_penalty, object_key, created_at, updated_at"
+    };
+}
+
+/// Voices visible to organization $1, narrowed by category $2, language $3, variant $4 and
+/// name pattern $5 (each NULL for no filter).
+macro_rules! visible_voices {
+    () => {
+        "FROM voices \
+         WHERE (variant = 'SYSTEM' OR org_id = $1) \
+         AND ($2 IS NULL OR category = $2) \
+         AND ($3 IS NULL OR language = $3) \
+         AND ($4 IS NULL OR variant = $4) \
+         AND ($5 IS NULL OR name_folded LIKE $5 ESCAPE '\\')"
+    };
+}
+
+/// Generations of organization $1, made with voice $2 (NULL for any).
+macro_rules! org_generations {
+    () => {
+        "FROM generations WHERE org_id = $1 AND ($2 IS NULL OR voice_id = $2)"
+    };
+}
+
+/// Implements `Organizations`, `Voices`, `Generations` and `Database` for a backend struct
+/// with fields `pool` (its sqlx pool) and `target` (where it is, for errors), migrating with
+/// the given `sqlx::migrate!` migrator.
+macro_rules! impl_database {
+    ($backend:ty, $migrator:expr) => {
+        impl $backend {
+            fn error(&self, error: sqlx::Error) -> $crate::DbError {
+                $crate::DbError::from_sqlx(&self.target, error)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Organizations for $backend {
+            async fn create_organization(
+                &self,
+                name: &resonance_domain::OrganizationName,
+            ) -> Result<$crate::Organization, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::OrganizationRow>(
+                    "INSERT INTO organizations (id, name, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3) RETURNING id, name, created_at, updated_at",
+                )
+                .bind(resonance_domain::OrgId::new().as_str())
+                .bind(name.as_str())
+                .bind($crate::model::now_millis())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .try_into()
+            }
+
+            async fn get_organization(
+                &self,
+                id: &resonance_domain::OrgId,
+            ) -> Result<$crate::Organization, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::OrganizationRow>(
+                    "SELECT id, name, created_at, updated_at FROM organizations WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("organization"))?
+                .try_into()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Voices for $backend {
+            async fn create_voice(
+                &self,
+                voice: &$crate::NewVoice,
+            ) -> Result<$crate::Voice, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
+                    "INSERT INTO voices (id, org_id, name, name_folded, description, category, \
+                     language, variant, object_key, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
+                    voice_columns!()
+                ))
+                .bind(voice.id.as_str())
+                .bind(voice.owner.org_id().map(|org| org.as_str()))
+                .bind(voice.name.as_str())
+                .bind($crate::model::fold(voice.name.as_str()))
+                .bind(voice.description.as_ref().map(|d| d.as_str()))
+                .bind(voice.category.as_str())
+                .bind(voice.language.as_str())
+                .bind(voice.owner.variant().as_str())
+                .bind(voice.object_key.as_deref())
+                .bind($crate::model::now_millis())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .try_into()
+            }
+
+            async fn get_voice(
+                &self,
+                org: &resonance_domain::OrgId,
+                id: &resonance_domain::VoiceId,
+            ) -> Result<$crate::Voice, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
+                    "SELECT ",
+                    voice_columns!(),
+                    " FROM voices WHERE id = $1 AND (variant = 'SYSTEM' OR org_id = $2)"
+                ))
+                .bind(id.as_str())
+                .bind(org.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("voice"))?
+                .try_into()
+            }
+
+            async fn list_voices(
+                &self,
+                org: &resonance_domain::OrgId,
+                filter: &$crate::VoiceFilter,
+                page: $crate::Page,
+            ) -> Result<$crate::Paged<$crate::Voice>, $crate::DbError> {
+                let category = filter.category.map(|c| c.as_str());
+                let language = filter.language.as_ref().map(|l| l.as_str());
+                let variant = filter.variant.map(|v| v.as_str());
+                let name_pattern = filter
+                    .name_contains
+                    .as_deref()
+                    .map($crate::model::contains_pattern);
+                let rows = sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
+                    "SELECT ",
+                    voice_columns!(),
+                    " ",
+                    visible_voices!(),
+                    " ORDER BY name_folded, id LIMIT $6 OFFSET $7"
+                ))
+                .bind(org.as_str())
+                .bind(category)
+                .bind(language)
+                .bind(variant)
+                .bind(name_pattern.as_deref())
+                .bind(i64::from(page.limit()))
+                .bind(i64::from(page.offset()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                let total: i64 =
+                    sqlx::query_scalar(concat!("SELECT COUNT(*) ", visible_voices!()))
+                        .bind(org.as_str())
+                        .bind(category)
+                        .bind(language)
+                        .bind(variant)
+                        .bind(name_pattern.as_deref())
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                Ok($crate::Paged {
+                    items: rows
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
+                    // COUNT(*) is never negative.
+                    total: total as u64,
+                })
+            }
+
+            async fn set_voice_object_key(
+                &self,
+                owner: &resonance_domain::VoiceOwner,
+                id: &resonance_domain::VoiceId,
+                object_key: &str,
+            ) -> Result<$crate::Voice, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
+                    "UPDATE voices SET object_key = $1, updated_at = $2 \
+                     WHERE id = $3 AND variant = $4 AND ($5 IS NULL OR org_id = $5) RETURNING ",
+                    voice_columns!()
+                ))
+                .bind(object_key)
+                .bind($crate::model::now_millis())
+                .bind(id.as_str())
+                .bind(owner.variant().as_str())
+                .bind(owner.org_id().map(|org| org.as_str()))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("voice"))?
+                .try_into()
+            }
+
+            async fn delete_voice(
+                &self,
+                owner: &resonance_domain::VoiceOwner,
+                id: &resonance_domain::VoiceId,
+            ) -> Result<Option<String>, $crate::DbError> {
+                sqlx::query_scalar::<_, Option<String>>(
+                    "DELETE FROM voices \
+                     WHERE id = $1 AND variant = $2 AND ($3 IS NULL OR org_id = $3) \
+                     RETURNING object_key",
+                )
+                .bind(id.as_str())
+                .bind(owner.variant().as_str())
+                .bind(owner.org_id().map(|org| org.as_str()))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("voice"))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Generations for $backend {
+            async fn create_generation(
+                &self,
+                generation: &$crate::NewGeneration,
+            ) -> Result<$crate::Generation, $crate::DbError> {
+                let params = &generation.params;
+                // Copies the voice's name, and inserts nothing unless the voice is visible
+                // to the organization.
+                sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "INSERT INTO generations (id, org_id, voice_id, voice_name, text, \
+                     temperature, top_p, top_k, repetition_penalty, created_at, updated_at) \
+                     SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9 FROM voices v \
+                     WHERE v.id = $3 AND (v.variant = 'SYSTEM' OR v.org_id = $2) RETURNING ",
+                    generation_columns!()
+                ))
+                .bind(generation.id.as_str())
+                .bind(generation.org_id.as_str())
+                .bind(generation.voice_id.as_str())
+                .bind(generation.text.as_str())
+                .bind(params.temperature())
+                .bind(params.top_p())
+                // top_k is at most 10000.
+                .bind(params.top_k() as i32)
+                .bind(params.repetition_penalty())
+                .bind($crate::model::now_millis())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("voice"))?
+                .try_into()
+            }
+
+            async fn get_generation(
+                &self,
+                org: &resonance_domain::OrgId,
+                id: &resonance_domain::GenerationId,
+            ) -> Result<$crate::Generation, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "SELECT ",
+                    generation_columns!(),
+                    " FROM generations WHERE id = $1 AND org_id = $2"
+                ))
+                .bind(id.as_str())
+                .bind(org.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("generation"))?
+                .try_into()
+            }
+
+            async fn list_generations(
+                &self,
+                org: &resonance_domain::OrgId,
+                filter: &$crate::GenerationFilter,
+                page: $crate::Page,
+            ) -> Result<$crate::Paged<$crate::Generation>, $crate::DbError> {
+                let voice_id = filter.voice_id.as_ref().map(|v| v.as_str());
+                let rows = sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "SELECT ",
+                    generation_columns!(),
+                    " ",
+                    org_generations!(),
+                    " ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+                ))
+                .bind(org.as_str())
+                .bind(voice_id)
+                .bind(i64::from(page.limit()))
+                .bind(i64::from(page.offset()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                let total: i64 =
+                    sqlx::query_scalar(concat!("SELECT COUNT(*) ", org_generations!()))
+                        .bind(org.as_str())
+                        .bind(voice_id)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                Ok($crate::Paged {
+                    items: rows
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
+                    // COUNT(*) is never negative.
+                    total: total as u64,
+                })
+            }
+
+            async fn set_generation_object_key(
+                &self,
+                org: &resonance_domain::OrgId,
+                id: &resonance_domain::GenerationId,
+                object_key: &str,
+            ) -> Result<$crate::Generation, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "UPDATE generations SET object_key = $1, updated_at = $2 \
+                     WHERE id = $3 AND org_id = $4 RETURNING ",
+                    generation_columns!()
+                ))
+                .bind(object_key)
+                .bind($crate::model::now_millis())
+                .bind(id.as_str())
+                .bind(org.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("generation"))?
+                .try_into()
+            }
+
+            async fn delete_generation(
+                &self,
+                org: &resonance_domain::OrgId,
+                id: &resonance_domain::GenerationId,
+            ) -> Result<Option<String>, $crate::DbError> {
+                sqlx::query_scalar::<_, Option<String>>(
+                    "DELETE FROM generations WHERE id = $1 AND org_id = $2 RETURNING object_key",
+                )
+                .bind(id.as_str())
+                .bind(org.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .ok_or($crate::DbError::NotFound("generation"))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Database for $backend {
+            async fn migrate(&self) -> Result<(), $crate::DbError> {
+                $migrator.run(&self.pool).await.map_err(|e| match e {
+                    sqlx::migrate::MigrateError::Execute(e) => self.error(e),
+                    other => $crate::DbError::Other(other.into()),
+                })
+            }
+
+            async fn ping(&self) -> Result<(), $crate::DbError> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                Ok(())
+            }
+        }
+    };
+}

@@ -1,0 +1,44 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::DbError;
+
+/// The database in one SQLite file, in WAL mode with foreign keys enforced.
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+    /// "SQLite database PATH", for errors.
+    target: String,
+}
+
+impl SqliteDatabase {
+    /// Opens `sqlite://PATH`, creating the file and its parent directory when missing.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| DbError::InvalidUrl(format!("not a SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let path = options.get_filename();
+        let target = format!("SQLite database {}", path.display());
+        let unavailable = |source: Box<dyn std::error::Error + Send + Sync>| DbError::Unavailable {
+            target: target.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| unavailable(e.into()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(|e| unavailable(e.into()))?;
+        Ok(Self { pool, target })
+    }
+}
+
+impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"));
