@@ -1,7 +1,11 @@
 //! A voice's conditioning for both models (`Conditionals` in the reference's
 //! `chatterbox/tts_turbo.py`): what T3 and S3Gen need to speak in that voice.
 //! It is computed once per voice and cached: [`Conditionals::to_safetensors`]
-//! and [`Conditionals::from_safetensors`] are the cache format.
+//! and [`Conditionals::from_safetensors`] are the cache format, and
+//! [`Conditionals::from_torch_file`] reads the checkpoint's `conds.pt`.
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use candle_core::{DType, Device, Result, Tensor};
 
@@ -62,6 +66,54 @@ impl Conditionals {
                 tokens: prompt_row(&get(S3GEN_PROMPT_TOKENS)?)?,
                 mel: get(S3GEN_PROMPT_FEAT)?,
                 embedding: get(S3GEN_EMBEDDING)?,
+            },
+        })
+    }
+
+    /// Reads a torch pickle saved by the reference's `Conditionals.save` (the
+    /// checkpoint's `conds.pt`): `{"t3": T3Cond fields, "gen": embed_ref dict}`.
+    pub fn from_torch_file(path: &Path, device: &Device) -> Result<Self> {
+        let context = |e: candle_core::Error| {
+            candle_core::Error::Msg(format!(
+                "reading voice conditionals {}: {e}",
+                path.display()
+            ))
+        };
+        let read = |key: &str| -> Result<HashMap<String, Tensor>> {
+            let tensors = candle_core::pickle::read_all_with_key(path, Some(key))?;
+            Ok(tensors.into_iter().collect())
+        };
+        let t3 = read("t3").map_err(context)?;
+        let gen_dict = read("gen").map_err(context)?;
+        let get = |dict: &HashMap<String, Tensor>, key: &str, name: &str| {
+            dict.get(name).cloned().ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "voice conditionals {} lack {key}.{name}",
+                    path.display()
+                ))
+            })
+        };
+        let prompt_tokens = prompt_row(&get(&gen_dict, "gen", "prompt_token")?)?;
+        if let Some(len) = gen_dict.get("prompt_token_len") {
+            let len = len.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+            if len != [prompt_tokens.dim(1)? as i64] {
+                candle_core::bail!(
+                    "voice conditionals {}: prompt_token_len {len:?} disagrees with {} prompt tokens",
+                    path.display(),
+                    prompt_tokens.dim(1)?
+                );
+            }
+        }
+        let on_device = |t: Tensor| t.to_dtype(DType::F32)?.to_device(device);
+        Ok(Self {
+            t3: T3Conditionals {
+                speaker_emb: on_device(get(&t3, "t3", "speaker_emb")?)?,
+                prompt_tokens: token_ids(&get(&t3, "t3", "cond_prompt_speech_tokens")?)?,
+            },
+            s3gen: S3GenConditionals {
+                tokens: prompt_tokens.to_device(device)?,
+                mel: on_device(get(&gen_dict, "gen", "prompt_feat")?)?,
+                embedding: on_device(get(&gen_dict, "gen", "embedding")?)?,
             },
         })
     }
@@ -157,6 +209,19 @@ mod tests {
             assert_eq!(x.dims(), y.dims());
             assert_eq!(max_abs_diff(x, y).unwrap(), 0.0);
         }
+    }
+
+    #[test]
+    fn torch_conds_file_reads_as_the_reference_saved_it() {
+        let fixture = Fixture::load(&fixture_dir(), "turbo_e2e").unwrap();
+        let expected = fixture_conditionals(&fixture);
+        let conds =
+            Conditionals::from_torch_file(&fixture_dir().join("turbo_e2e_conds.pt"), &Device::Cpu)
+                .unwrap();
+        assert_same(&conds, &expected);
+        assert_eq!(conds.t3.prompt_tokens.len(), 138);
+        assert_eq!(conds.s3gen.mel.dims(), &[1, 275, 80]);
+        conds.validate(&fixture.config().unwrap()).unwrap();
     }
 
     #[test]
