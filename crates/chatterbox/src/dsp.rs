@@ -51,7 +51,7 @@ pub fn pad(
         PadMode::Reflect => {
             if left >= n || right >= n {
                 candle_core::bail!(
-                    "reflect padding of {left}/{right} samples needs a signal longer than that, got {n}"
+                    "signal too short: reflect padding of {left}/{right} samples needs more samples than that, got {n}"
                 );
             }
             out.extend((1..=left).rev().map(|i| signal[i]));

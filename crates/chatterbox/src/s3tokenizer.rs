@@ -8,8 +8,8 @@ use candle_core::{DType, Device, Module, Result, Tensor, bail};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
 use crate::config::S3TokenizerConfig;
+use crate::dsp::{self, MelFilterBank, MelFilterConfig, PadMode, Stft};
 use crate::fixtures::Fixture;
-use crate::speech_frontend;
 use crate::verify::{self, Check};
 
 /// Longest mel (frames) encoded in one pass; longer audio goes through
@@ -221,11 +221,9 @@ impl FsqCodebook {
 
 /// The S3 speech tokenizer (`chatterbox.models.s3tokenizer.S3Tokenizer`).
 pub struct S3Tokenizer {
-    /// `(n_mels, n_fft/2 + 1)` mel filter bank.
-    mel_filters: Vec<Vec<f32>>,
-    window: Vec<f32>,
-    n_fft: usize,
-    hop: usize,
+    /// Centred STFT (reflect padding), `n_fft` 400, hop 160.
+    stft: Stft,
+    mel_filters: MelFilterBank,
     encoder: AudioEncoderV2,
     quantizer: FsqCodebook,
     device: Device,
@@ -237,32 +235,34 @@ impl S3Tokenizer {
     /// Uses the checkpoint's `_mel_filters` and `window` buffers when present, else
     /// librosa's Slaney filters and a periodic Hann window, as the reference builds them.
     pub fn new(cfg: &S3TokenizerConfig, vb: VarBuilder) -> Result<Self> {
-        let n_bins = cfg.n_fft / 2 + 1;
+        let n_freqs = cfg.n_fft / 2 + 1;
         let mel_filters = if vb.contains_tensor("_mel_filters") {
-            vb.get((cfg.n_mels, n_bins), "_mel_filters")?
-                .to_dtype(DType::F32)?
-                .to_vec2::<f32>()?
+            MelFilterBank {
+                n_mels: cfg.n_mels,
+                n_freqs,
+                weights: vb
+                    .get((cfg.n_mels, n_freqs), "_mel_filters")?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            }
         } else {
-            speech_frontend::slaney_mel_filters(
+            MelFilterBank::new(&MelFilterConfig::librosa(
                 f64::from(cfg.sample_rate),
                 cfg.n_fft,
                 cfg.n_mels,
-                0.0,
-                f64::from(cfg.sample_rate) / 2.0,
-            )
+            ))?
         };
         let window = if vb.contains_tensor("window") {
             vb.get(cfg.n_fft, "window")?
                 .to_dtype(DType::F32)?
                 .to_vec1::<f32>()?
         } else {
-            speech_frontend::hann_window(cfg.n_fft)
+            dsp::hann_window(cfg.n_fft, true)
         };
         Ok(Self {
+            stft: Stft::new(cfg.n_fft, cfg.hop, &window, true, PadMode::Reflect)?,
             mel_filters,
-            window,
-            n_fft: cfg.n_fft,
-            hop: cfg.hop,
             encoder: AudioEncoderV2::new(cfg, vb.pp("encoder"))?,
             quantizer: FsqCodebook::new(cfg, vb.pp("quantizer._codebook"))?,
             device: vb.device().clone(),
@@ -274,22 +274,19 @@ impl S3Tokenizer {
     /// frame dropped), mel, `log10(max(x, 1e-10))`, floored at 8 below the maximum,
     /// then `(x + 4) / 4`.
     pub fn log_mel_spectrogram(&self, wav_16k: &[f32]) -> Result<Tensor> {
-        let mut power =
-            speech_frontend::power_spectrogram(wav_16k, self.n_fft, self.hop, &self.window)?;
-        power.pop();
-        let mel = speech_frontend::mel_spectrogram(&power, &self.mel_filters);
-        let n_frames = mel.len();
+        let spectrum = self.stft.forward(wav_16k)?;
+        let mel = self
+            .mel_filters
+            .apply(&spectrum.power(), spectrum.n_frames)?;
+        let n_frames = spectrum.n_frames - 1;
         let log: Vec<f32> = mel
-            .into_iter()
-            .flatten()
-            .map(|x| x.max(1e-10).log10())
+            .chunks_exact(spectrum.n_frames)
+            .flat_map(|row| &row[..n_frames])
+            .map(|&x| (x as f32).max(1e-10).log10())
             .collect();
         let floor = log.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 8.0;
         let scaled: Vec<f32> = log.iter().map(|&x| (x.max(floor) + 4.0) / 4.0).collect();
-        Tensor::from_vec(scaled, (n_frames, self.mel_filters.len()), &Device::Cpu)?
-            .t()?
-            .unsqueeze(0)?
-            .to_device(&self.device)?
+        Tensor::from_vec(scaled, (1, self.mel_filters.n_mels, n_frames), &self.device)?
             .to_dtype(self.dtype)
     }
 

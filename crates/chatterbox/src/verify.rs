@@ -25,7 +25,7 @@ impl Check {
 pub type VerifyFn = fn(&Fixture) -> candle_core::Result<Vec<Check>>;
 
 /// Every module of the fixtures, in the order the reference lists them, with its
-/// check when implemented.
+/// check when implemented. `<fixture>/<part>` checks one part of a fixture.
 pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
     vec![
         // t3_turbo
@@ -44,6 +44,11 @@ pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
         ("hift", Some(crate::s3gen::hift::verify)),
         // mel_24k
         ("mel_24k", Some(crate::dsp::verify_mel_24k)),
+        // turbo_e2e: voice conditioning from the reference clip
+        (
+            "turbo_e2e/conditionals",
+            Some(crate::voice_conditioner::verify),
+        ),
         // s3gen_meanflow_e2e
         ("s3gen_meanflow_e2e", Some(crate::s3gen::verify)),
         // turbo_e2e
@@ -66,10 +71,11 @@ pub fn run_module(dir: &Path, module: &str) -> ModuleOutcome {
     let Some(check) = check else {
         return ModuleOutcome::NotImplemented;
     };
-    if !dir.join(format!("{module}.safetensors")).exists() {
+    let fixture = module.split('/').next().unwrap_or(module);
+    if !dir.join(format!("{fixture}.safetensors")).exists() {
         return ModuleOutcome::MissingFixture;
     }
-    match Fixture::load(dir, module).and_then(|f| check(&f)) {
+    match Fixture::load(dir, fixture).and_then(|f| check(&f)) {
         Ok(checks) => ModuleOutcome::Checked(checks),
         Err(e) => ModuleOutcome::Error(e.to_string()),
     }

@@ -10,8 +10,8 @@ use candle_nn::rnn::{LSTM, LSTMConfig, RNN};
 use candle_nn::{Linear, VarBuilder};
 
 use crate::config::VoiceEncoderConfig;
+use crate::dsp::{self, MelFilterBank, MelFilterConfig, MelNorm, PadMode, Stft};
 use crate::fixtures::Fixture;
-use crate::speech_frontend;
 use crate::verify::{self, Check};
 
 /// `librosa.effects.trim` framing: RMS over 2048 samples every 512.
@@ -75,9 +75,10 @@ fn partial_count(n_frames: usize, step: usize, window: usize, min_coverage: f64)
 pub struct VoiceEncoder {
     lstm: Vec<LSTM>,
     proj: Linear,
+    /// Centred STFT (reflect padding) with a periodic Hann window.
+    stft: Stft,
     /// `(num_mels, n_fft/2 + 1)` Slaney mel filter bank.
-    mel_filters: Vec<Vec<f32>>,
-    window: Vec<f32>,
+    mel_filters: MelFilterBank,
     cfg: VoiceEncoderConfig,
     device: Device,
     dtype: DType,
@@ -107,14 +108,22 @@ impl VoiceEncoder {
         Ok(Self {
             lstm,
             proj: candle_nn::linear(hidden, cfg.speaker_embed_size, vb.pp("proj"))?,
-            mel_filters: speech_frontend::slaney_mel_filters(
-                f64::from(cfg.sample_rate),
+            stft: Stft::new(
                 cfg.n_fft,
-                cfg.num_mels,
-                cfg.fmin,
-                cfg.fmax,
-            ),
-            window: speech_frontend::hann_window(cfg.n_fft),
+                cfg.hop_size,
+                &dsp::hann_window(cfg.n_fft, true),
+                true,
+                PadMode::Reflect,
+            )?,
+            mel_filters: MelFilterBank::new(&MelFilterConfig {
+                sample_rate: f64::from(cfg.sample_rate),
+                n_fft: cfg.n_fft,
+                n_mels: cfg.num_mels,
+                fmin: cfg.fmin,
+                fmax: Some(cfg.fmax),
+                htk: false,
+                norm: MelNorm::Slaney,
+            })?,
             cfg: cfg.clone(),
             device: vb.device().clone(),
             dtype: vb.dtype(),
@@ -124,27 +133,21 @@ impl VoiceEncoder {
     /// `(T, num_mels)` mel of 16 kHz audio, `T = 1 + len / hop`: `|STFT|^mel_power`
     /// through the mel filters, no log.
     pub fn mel_spectrogram(&self, wav_16k: &[f32]) -> Result<Tensor> {
-        let mut power = speech_frontend::power_spectrogram(
-            wav_16k,
-            self.cfg.n_fft,
-            self.cfg.hop_size,
-            &self.window,
-        )?;
+        let spectrum = self.stft.forward(wav_16k)?;
+        let mut power = spectrum.power();
         // The STFT gives |X|^2; mel_power 2 keeps it, other powers rescale it.
         let exponent = self.cfg.mel_power / 2.0;
         if exponent != 1.0 {
-            power
-                .iter_mut()
-                .flatten()
-                .for_each(|p| *p = p.powf(exponent));
+            power.iter_mut().for_each(|p| *p = p.powf(exponent));
         }
-        let mel = speech_frontend::mel_spectrogram(&power, &self.mel_filters);
-        let n_frames = mel.len();
+        let mel = self.mel_filters.apply(&power, spectrum.n_frames)?;
         Tensor::from_vec(
-            mel.into_iter().flatten().collect(),
-            (n_frames, self.cfg.num_mels),
+            mel.into_iter().map(|x| x as f32).collect(),
+            (self.cfg.num_mels, spectrum.n_frames),
             &self.device,
         )?
+        .t()?
+        .contiguous()?
         .to_dtype(self.dtype)
     }
 
@@ -217,11 +220,7 @@ pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
     let trim_index = Tensor::new(&[start as i64, end as i64], &Device::Cpu)?;
     let trimmed = &wav[start..end];
     let wav_trimmed = Tensor::new(trimmed, &Device::Cpu)?;
-    let mel_basis = Tensor::from_vec(
-        encoder.mel_filters.concat(),
-        (cfg.ve.num_mels, cfg.ve.n_fft / 2 + 1),
-        &Device::Cpu,
-    )?;
+    let mel_basis = encoder.mel_filters.to_tensor(&Device::Cpu)?;
     let mel = encoder.mel_spectrogram(trimmed)?;
     let partials = encoder.partials(&mel)?;
     let partial_embeds = encoder.forward(&partials)?;
