@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod auth;
+pub mod generations;
 mod health;
 pub mod objects;
 mod server;
