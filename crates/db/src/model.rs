@@ -1,8 +1,9 @@
 //! What the database stores, as domain types, and the raw rows they are read from.
 
 use resonance_domain::{
-    GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId, OrganizationName,
-    VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
+    GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId,
+    OrganizationName, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner,
+    VoiceVariant,
 };
 use time::OffsetDateTime;
 
@@ -349,7 +350,8 @@ impl TryFrom<GenerationRow> for Generation {
                 .filter(|p| *p <= 100)
                 .ok_or_else(|| DbError::corrupt(T, "progress", row.progress))?,
             failure_reason: row.failure_reason,
-            attempts: u32::try_from(row.attempts).map_err(|e| DbError::corrupt(T, "attempts", e))?,
+            attempts: u32::try_from(row.attempts)
+                .map_err(|e| DbError::corrupt(T, "attempts", e))?,
             object_key: row.object_key,
             created_at: from_millis(T, "created_at", row.created_at)?,
             updated_at: from_millis(T, "updated_at", row.updated_at)?,

@@ -280,7 +280,10 @@ impl Config {
                         key: "RESONANCE_S3_SECRET_ACCESS_KEY (s3.secret_access_key)",
                         why: "required when an S3 bucket is configured",
                     })?,
-                virtual_hosted: args.s3_virtual_hosted.or(s3.virtual_hosted).unwrap_or(false),
+                virtual_hosted: args
+                    .s3_virtual_hosted
+                    .or(s3.virtual_hosted)
+                    .unwrap_or(false),
             }),
         };
 
@@ -304,45 +307,46 @@ impl Config {
                 got: "0".into(),
             });
         }
-        let engine = match args.engine.clone().or(file.engine).as_deref() {
-            None => None,
-            Some("chatterbox") => Some(EngineConfig::Chatterbox {
-                concurrency: concurrency.unwrap_or(1),
-            }),
-            Some("remote") => {
-                let url = args.remote_url.clone().or(file.remote_url).ok_or(
-                    ConfigError::Missing {
-                        key: "RESONANCE_REMOTE_URL (remote_url)",
-                        why: "required when RESONANCE_ENGINE=remote",
-                    },
-                )?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let engine =
+            match args.engine.clone().or(file.engine).as_deref() {
+                None => None,
+                Some("chatterbox") => Some(EngineConfig::Chatterbox {
+                    concurrency: concurrency.unwrap_or(1),
+                }),
+                Some("remote") => {
+                    let url = args.remote_url.clone().or(file.remote_url).ok_or(
+                        ConfigError::Missing {
+                            key: "RESONANCE_REMOTE_URL (remote_url)",
+                            why: "required when RESONANCE_ENGINE=remote",
+                        },
+                    )?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(ConfigError::Invalid {
+                            key: "RESONANCE_REMOTE_URL (remote_url)",
+                            expected: "an http:// or https:// URL",
+                            got: url,
+                        });
+                    }
+                    let api_key = args.remote_api_key.clone().or(file.remote_api_key).ok_or(
+                        ConfigError::Missing {
+                            key: "RESONANCE_REMOTE_API_KEY (remote_api_key)",
+                            why: "required when RESONANCE_ENGINE=remote",
+                        },
+                    )?;
+                    Some(EngineConfig::Remote {
+                        url,
+                        api_key,
+                        concurrency: concurrency.unwrap_or(4),
+                    })
+                }
+                Some(other) => {
                     return Err(ConfigError::Invalid {
-                        key: "RESONANCE_REMOTE_URL (remote_url)",
-                        expected: "an http:// or https:// URL",
-                        got: url,
+                        key: "RESONANCE_ENGINE (engine)",
+                        expected: "chatterbox or remote",
+                        got: other.to_string(),
                     });
                 }
-                let api_key = args.remote_api_key.clone().or(file.remote_api_key).ok_or(
-                    ConfigError::Missing {
-                        key: "RESONANCE_REMOTE_API_KEY (remote_api_key)",
-                        why: "required when RESONANCE_ENGINE=remote",
-                    },
-                )?;
-                Some(EngineConfig::Remote {
-                    url,
-                    api_key,
-                    concurrency: concurrency.unwrap_or(4),
-                })
-            }
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    key: "RESONANCE_ENGINE (engine)",
-                    expected: "chatterbox or remote",
-                    got: other.to_string(),
-                });
-            }
-        };
+            };
         Ok(Self {
             bind,
             data_dir,

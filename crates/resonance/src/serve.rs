@@ -25,7 +25,9 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
         (0, _) => Vec::new(),
         (count, Some(engine)) => worker(&state, engine).spawn(&worker_name("serve"), count),
         (_, None) => {
-            tracing::warn!("{NO_ENGINE}; generations stay queued until a worker with an engine runs");
+            tracing::warn!(
+                "{NO_ENGINE}; generations stay queued until a worker with an engine runs"
+            );
             Vec::new()
         }
     };
@@ -64,7 +66,11 @@ fn speech_engine(config: &Config) -> anyhow::Result<Option<Arc<dyn SpeechEngine>
             url,
             api_key,
             concurrency,
-        }) => Ok(Some(Arc::new(RemoteEngine::new(url, api_key, *concurrency)))),
+        }) => Ok(Some(Arc::new(RemoteEngine::new(
+            url,
+            api_key,
+            *concurrency,
+        )))),
         Some(EngineConfig::Chatterbox { .. }) => anyhow::bail!(
             "RESONANCE_ENGINE=chatterbox: the native engine is not part of this build yet; \
              use RESONANCE_ENGINE=remote"

@@ -1,8 +1,8 @@
 //! The HTTP server: REST API, compatibility APIs and web pages, over one shared
 //! [`AppState`].
 
-pub mod error;
 pub mod auth;
+pub mod error;
 pub mod generations;
 mod health;
 pub mod objects;

@@ -204,7 +204,11 @@ async fn long_text_is_spoken_in_order_and_joined(postgres: bool) {
 
     let spoken = engine.spoken.lock().unwrap().clone();
     assert!(spoken.len() >= 4, "{} chunks", spoken.len());
-    assert_eq!(spoken.join(" "), text, "chunks spoken in order, nothing lost");
+    assert_eq!(
+        spoken.join(" "),
+        text,
+        "chunks spoken in order, nothing lost"
+    );
     let key = ObjectKey::generation(&s.org, &job.id);
     assert_eq!(done.object_key.as_deref(), Some(key.as_str()));
     let overlap = (CHUNK_CROSSFADE.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
@@ -231,7 +235,10 @@ async fn engine_failure_fails_the_job_and_stores_and_charges_nothing(postgres: b
     assert_eq!(done.status, GenerationStatus::Failed);
     let reason = done.failure_reason.unwrap();
     assert!(reason.contains("synthesis failed"), "{reason}");
-    assert!(!reason.contains("secret"), "internal detail leaked: {reason}");
+    assert!(
+        !reason.contains("secret"),
+        "internal detail leaked: {reason}"
+    );
     assert_eq!(done.object_key, None);
     assert!(s.stored_generations().await.is_empty());
     assert!(s.db.list_usage_events(&s.org).await.unwrap().is_empty());

@@ -17,11 +17,10 @@ async fn let_leases_expire() {
 
 async fn org_with_voice(t: &TestDb) -> (resonance_domain::OrgId, resonance_domain::VoiceId) {
     let org = t.new_org("Acme").await;
-    let voice = t
-        .db
-        .create_voice(&new_voice(VoiceOwner::Org(org.clone()), "Narrator"))
-        .await
-        .unwrap();
+    let voice =
+        t.db.create_voice(&new_voice(VoiceOwner::Org(org.clone()), "Narrator"))
+            .await
+            .unwrap();
     (org, voice.id)
 }
 
@@ -41,8 +40,17 @@ async fn claims_the_oldest_queued_job_once(t: TestDb) {
     assert_eq!(next.id, second.id);
     assert!(t.db.claim_generation("w3", LEASE).await.unwrap().is_none());
 
-    assert!(t.db.heartbeat_generation(&first.id, "w1", LEASE, 40).await.unwrap());
-    assert!(!t.db.heartbeat_generation(&first.id, "w2", LEASE, 90).await.unwrap());
+    assert!(
+        t.db.heartbeat_generation(&first.id, "w1", LEASE, 40)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !t.db
+            .heartbeat_generation(&first.id, "w2", LEASE, 90)
+            .await
+            .unwrap()
+    );
     let seen = t.db.get_generation(&org, &first.id).await.unwrap();
     assert_eq!(seen.progress, 40);
 }
@@ -50,20 +58,41 @@ async fn claims_the_oldest_queued_job_once(t: TestDb) {
 async fn an_expired_lease_is_claimed_again_and_the_old_worker_is_shut_out(t: TestDb) {
     let (org, voice) = org_with_voice(&t).await;
     let job = generate(&t, &org, &voice).await;
-    t.db.claim_generation("dead", Duration::ZERO).await.unwrap().unwrap();
+    t.db.claim_generation("dead", Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
     let_leases_expire().await;
 
-    let again = t.db.claim_generation("alive", LEASE).await.unwrap().unwrap();
+    let again =
+        t.db.claim_generation("alive", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(again.id, job.id);
     assert_eq!(again.attempts, 2);
 
     let key = format!("generations/orgs/{org}/{}", job.id);
-    assert!(!t.db.heartbeat_generation(&job.id, "dead", LEASE, 50).await.unwrap());
-    assert!(t.db.complete_generation(&job.id, "dead", &key).await.unwrap().is_none());
+    assert!(
+        !t.db
+            .heartbeat_generation(&job.id, "dead", LEASE, 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.db.complete_generation(&job.id, "dead", &key)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(!t.db.fail_generation(&job.id, "dead", "boom").await.unwrap());
     assert!(t.db.list_usage_events(&org).await.unwrap().is_empty());
 
-    let done = t.db.complete_generation(&job.id, "alive", &key).await.unwrap().unwrap();
+    let done =
+        t.db.complete_generation(&job.id, "alive", &key)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(done.status, GenerationStatus::Succeeded);
     assert_eq!(done.progress, 100);
     assert_eq!(done.object_key.as_deref(), Some(key.as_str()));
@@ -76,11 +105,26 @@ async fn success_records_usage_once_and_failure_none(t: TestDb) {
     let bad = generate(&t, &org, &voice).await;
     let a = t.db.claim_generation("w", LEASE).await.unwrap().unwrap();
     let b = t.db.claim_generation("w", LEASE).await.unwrap().unwrap();
-    assert_eq!(HashSet::from([a.id.clone(), b.id.clone()]), HashSet::from([ok.id.clone(), bad.id.clone()]));
+    assert_eq!(
+        HashSet::from([a.id.clone(), b.id.clone()]),
+        HashSet::from([ok.id.clone(), bad.id.clone()])
+    );
 
-    t.db.complete_generation(&ok.id, "w", "generations/orgs/x/y").await.unwrap().unwrap();
-    assert!(t.db.complete_generation(&ok.id, "w", "generations/orgs/x/y").await.unwrap().is_none());
-    assert!(t.db.fail_generation(&bad.id, "w", "the voice could not be read").await.unwrap());
+    t.db.complete_generation(&ok.id, "w", "generations/orgs/x/y")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        t.db.complete_generation(&ok.id, "w", "generations/orgs/x/y")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        t.db.fail_generation(&bad.id, "w", "the voice could not be read")
+            .await
+            .unwrap()
+    );
 
     let usage = t.db.list_usage_events(&org).await.unwrap();
     assert_eq!(usage.len(), 1);
@@ -89,7 +133,10 @@ async fn success_records_usage_once_and_failure_none(t: TestDb) {
     assert_eq!(usage[0].generation_id.as_ref(), Some(&ok.id));
     let failed = t.db.get_generation(&org, &bad.id).await.unwrap();
     assert_eq!(failed.status, GenerationStatus::Failed);
-    assert_eq!(failed.failure_reason.as_deref(), Some("the voice could not be read"));
+    assert_eq!(
+        failed.failure_reason.as_deref(),
+        Some("the voice could not be read")
+    );
     assert_eq!(failed.object_key, None);
 
     let other = t.new_org("Other").await;
@@ -111,8 +158,18 @@ async fn cancel_stops_queued_and_running_jobs_only(t: TestDb) {
         Err(DbError::NotFound("generation"))
     ));
     t.db.cancel_generation(&org, &running.id).await.unwrap();
-    assert!(!t.db.heartbeat_generation(&running.id, "w", LEASE, 10).await.unwrap());
-    assert!(t.db.complete_generation(&running.id, "w", "k").await.unwrap().is_none());
+    assert!(
+        !t.db
+            .heartbeat_generation(&running.id, "w", LEASE, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.db.complete_generation(&running.id, "w", "k")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
         t.db.cancel_generation(&org, &running.id).await,
         Err(DbError::Conflict(_))
@@ -124,7 +181,11 @@ async fn a_job_that_keeps_losing_its_worker_fails(t: TestDb) {
     let (org, voice) = org_with_voice(&t).await;
     let job = generate(&t, &org, &voice).await;
     for attempt in 1..=MAX_ATTEMPTS {
-        let claimed = t.db.claim_generation("w", Duration::ZERO).await.unwrap().unwrap();
+        let claimed =
+            t.db.claim_generation("w", Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(claimed.attempts, attempt);
         let_leases_expire().await;
     }

@@ -9,16 +9,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use resonance_db::{Database, Generation};
-use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
-use resonance_engine::{EngineError, SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
 use resonance_domain::GenerationStatus;
+use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
+use resonance_engine::{
+    EngineError, SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef,
+};
 use resonance_storage::{ObjectKey, Storage};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-/// The pause-free overlap between consecutive chunks.
-pub const CHUNK_CROSSFADE: Duration = Duration::from_millis(50);
+/// The overlap between consecutive chunks.
+pub const CHUNK_CROSSFADE: Duration = resonance_audio::crossfade::DEFAULT_CROSSFADE;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -73,7 +75,9 @@ impl Worker {
                     self.run_job(name, job).instrument(span).await
                 }
                 Ok(None) => {
-                    let _ = tokio::time::timeout(self.settings.poll_interval, self.new_jobs.notified()).await;
+                    let _ =
+                        tokio::time::timeout(self.settings.poll_interval, self.new_jobs.notified())
+                            .await;
                 }
                 Err(e) => {
                     tracing::warn!(worker = name, error = %e, "cannot claim generation jobs");
@@ -107,12 +111,15 @@ impl Worker {
             }
             Some(Err(reason)) => {
                 tracing::warn!(%reason, "generation failed");
-                match self.db.fail_generation(&job.id, worker, &reason).await {
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot record the failure"),
+                if let Err(e) = self.db.fail_generation(&job.id, worker, &reason).await {
+                    tracing::error!(error = %e, "cannot record the failure");
                 }
             }
-            Some(Ok(())) => match self.db.complete_generation(&job.id, worker, key.as_str()).await {
+            Some(Ok(())) => match self
+                .db
+                .complete_generation(&job.id, worker, key.as_str())
+                .await
+            {
                 Ok(Some(_)) => tracing::info!("generation succeeded"),
                 Ok(None) => self.discard_unless_succeeded(&job, &key).await,
                 // The lease runs out and another worker stores the same key again.
