@@ -1,9 +1,8 @@
 //! The HTTP server: REST API, compatibility APIs and web pages, over one shared
 //! [`AppState`].
 
-pub mod auth;
 pub mod error;
-pub mod generations;
+pub mod auth;
 mod health;
 pub mod objects;
 mod server;
