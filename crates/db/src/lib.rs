@@ -12,6 +12,7 @@ mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use resonance_domain::{GenerationId, OrgId, OrganizationName, VoiceId, VoiceOwner};
@@ -19,7 +20,7 @@ use resonance_domain::{GenerationId, OrgId, OrganizationName, VoiceId, VoiceOwne
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
-    Voice, VoiceFilter,
+    UsageEvent, UsageKind, Voice, VoiceFilter,
 };
 pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;
@@ -95,8 +96,69 @@ pub trait Generations: Send + Sync {
     ) -> Result<Option<String>, DbError>;
 }
 
+/// Generations as durable jobs. A worker claims a job with a lease it renews by heartbeats;
+/// a job whose lease ran out (its worker died) is claimed again. Every change a worker
+/// makes names the worker and takes effect only while it still holds the job, so a worker
+/// that lost its lease (expired, cancelled, deleted) changes nothing.
 #[async_trait]
-pub trait Database: Organizations + Voices + Generations {
+pub trait GenerationJobs: Send + Sync {
+    /// Claims the oldest queued job, or a running one whose lease has expired, for `worker`
+    /// until `lease` from now. No two workers ever hold the same job. Jobs claimed
+    /// [`MAX_ATTEMPTS`] times whose lease expired again are failed instead.
+    async fn claim_generation(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Generation>, DbError>;
+
+    /// Renews the lease and records `progress` (0-100). `false` when `worker` no longer
+    /// holds the job: it should stop.
+    async fn heartbeat_generation(
+        &self,
+        id: &GenerationId,
+        worker: &str,
+        lease: Duration,
+        progress: u8,
+    ) -> Result<bool, DbError>;
+
+    /// Marks the job succeeded with its audio at `object_key` and records its usage
+    /// (characters spoken) in the same transaction. `None` when `worker` no longer holds
+    /// the job: nothing changed.
+    async fn complete_generation(
+        &self,
+        id: &GenerationId,
+        worker: &str,
+        object_key: &str,
+    ) -> Result<Option<Generation>, DbError>;
+
+    /// Marks the job failed with a reason for the user. `false` when `worker` no longer
+    /// holds the job.
+    async fn fail_generation(
+        &self,
+        id: &GenerationId,
+        worker: &str,
+        reason: &str,
+    ) -> Result<bool, DbError>;
+
+    /// Cancels a queued or running generation of `org`. `Conflict` once it has finished.
+    async fn cancel_generation(
+        &self,
+        org: &OrgId,
+        id: &GenerationId,
+    ) -> Result<Generation, DbError>;
+}
+
+/// How many times a job is claimed before a lease running out fails it for good.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[async_trait]
+pub trait Usage: Send + Sync {
+    /// The organization's usage events, oldest first.
+    async fn list_usage_events(&self, org: &OrgId) -> Result<Vec<UsageEvent>, DbError>;
+}
+
+#[async_trait]
+pub trait Database: Organizations + Voices + Generations + GenerationJobs + Usage {
     /// Applies the embedded migrations not yet applied; running it again changes nothing.
     async fn migrate(&self) -> Result<(), DbError>;
 

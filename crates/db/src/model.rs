@@ -1,8 +1,9 @@
 //! What the database stores, as domain types, and the raw rows they are read from.
 
 use resonance_domain::{
-    GenerationId, GenerationParams, GenerationText, Language, OrgId, OrganizationName,
-    VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
+    GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId,
+    OrganizationName, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner,
+    VoiceVariant,
 };
 use time::OffsetDateTime;
 
@@ -67,10 +68,19 @@ pub struct Generation {
     pub voice_name: VoiceName,
     pub text: GenerationText,
     pub params: GenerationParams,
-    /// Where the generated audio lies in object storage, once uploaded.
+    pub seed: Option<u32>,
+    pub status: GenerationStatus,
+    /// 0-100; advances per synthesized chunk while running.
+    pub progress: u8,
+    /// Why it failed, in words for the user.
+    pub failure_reason: Option<String>,
+    /// How many times a worker has claimed it.
+    pub attempts: u32,
+    /// Where the generated audio lies in object storage, once stored.
     pub object_key: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 /// A generation to create. Its voice must be visible to `org_id` (a SYSTEM voice or one of
@@ -82,6 +92,34 @@ pub struct NewGeneration {
     pub voice_id: VoiceId,
     pub text: GenerationText,
     pub params: GenerationParams,
+    pub seed: Option<u32>,
+}
+
+/// What an organization consumed; the billing issue reads these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageKind {
+    /// Quantity: characters spoken.
+    TtsGeneration,
+    /// Quantity: voices created.
+    VoiceCreation,
+}
+
+impl UsageKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::TtsGeneration => "tts_generation",
+            Self::VoiceCreation => "voice_creation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent {
+    pub org_id: OrgId,
+    pub kind: UsageKind,
+    pub quantity: u64,
+    pub generation_id: Option<GenerationId>,
+    pub created_at: OffsetDateTime,
 }
 
 /// Narrows a generation listing; `None` (the default) does not filter.
@@ -139,6 +177,10 @@ pub struct Paged<T> {
 pub(crate) fn now_millis() -> i64 {
     // i64 milliseconds cover ±292 million years.
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn from_millis(table: &str, column: &str, millis: i64) -> Result<OffsetDateTime, DbError> {
@@ -258,9 +300,15 @@ pub(crate) struct GenerationRow {
     top_p: f64,
     top_k: i32,
     repetition_penalty: f64,
+    seed: Option<i64>,
+    status: String,
+    progress: i32,
+    failure_reason: Option<String>,
+    attempts: i32,
     object_key: Option<String>,
     created_at: i64,
     updated_at: i64,
+    finished_at: Option<i64>,
 }
 
 impl TryFrom<GenerationRow> for Generation {
@@ -288,9 +336,63 @@ impl TryFrom<GenerationRow> for Generation {
                 row.repetition_penalty,
             )
             .map_err(|e| DbError::corrupt(T, "sampling parameters", e))?,
+            seed: row
+                .seed
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|e| DbError::corrupt(T, "seed", e))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| DbError::corrupt(T, "status", e))?,
+            progress: u8::try_from(row.progress)
+                .ok()
+                .filter(|p| *p <= 100)
+                .ok_or_else(|| DbError::corrupt(T, "progress", row.progress))?,
+            failure_reason: row.failure_reason,
+            attempts: u32::try_from(row.attempts)
+                .map_err(|e| DbError::corrupt(T, "attempts", e))?,
             object_key: row.object_key,
             created_at: from_millis(T, "created_at", row.created_at)?,
             updated_at: from_millis(T, "updated_at", row.updated_at)?,
+            finished_at: row
+                .finished_at
+                .map(|ms| from_millis(T, "finished_at", ms))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UsageEventRow {
+    org_id: String,
+    kind: String,
+    quantity: i64,
+    generation_id: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<UsageEventRow> for UsageEvent {
+    type Error = DbError;
+
+    fn try_from(row: UsageEventRow) -> Result<Self, DbError> {
+        const T: &str = "usage_events";
+        Ok(Self {
+            org_id: OrgId::parse(&row.org_id).map_err(|e| DbError::corrupt(T, "org_id", e))?,
+            kind: match row.kind.as_str() {
+                "tts_generation" => UsageKind::TtsGeneration,
+                "voice_creation" => UsageKind::VoiceCreation,
+                other => return Err(DbError::corrupt(T, "kind", other)),
+            },
+            quantity: u64::try_from(row.quantity)
+                .map_err(|e| DbError::corrupt(T, "quantity", e))?,
+            generation_id: row
+                .generation_id
+                .as_deref()
+                .map(GenerationId::parse)
+                .transpose()
+                .map_err(|e| DbError::corrupt(T, "generation_id", e))?,
+            created_at: from_millis(T, "created_at", row.created_at)?,
         })
     }
 }

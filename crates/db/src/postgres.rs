@@ -54,4 +54,8 @@ fn describe(options: &PgConnectOptions) -> String {
     }
 }
 
-impl_database!(PostgresDatabase, sqlx::migrate!("./migrations/postgres"));
+impl_database!(
+    PostgresDatabase,
+    sqlx::migrate!("./migrations/postgres"),
+    "FOR UPDATE SKIP LOCKED"
+);

@@ -9,7 +9,9 @@ macro_rules! voice_columns {
 
 macro_rules! generation_columns {
     () => {
-        "id, org_id, voice_id, voice_name, text, temperature, top_p, top_k, repetition_penalty, object_key, created_at, updated_at"
+        "id, org_id, voice_id, voice_name, text, temperature, top_p, top_k, repetition_penalty, \
+         seed, status, progress, failure_reason, attempts, object_key, created_at, updated_at, \
+         finished_at"
     };
 }
 
@@ -33,11 +35,12 @@ macro_rules! org_generations {
     };
 }
 
-/// Implements `Organizations`, `Voices`, `Generations` and `Database` for a backend struct
-/// with fields `pool` (its sqlx pool) and `target` (where it is, for errors), migrating with
-/// the given `sqlx::migrate!` migrator.
+/// Implements the storage traits and `Database` for a backend struct with fields `pool` (its
+/// sqlx pool) and `target` (where it is, for errors), migrating with the given
+/// `sqlx::migrate!` migrator. `$row_lock` ends the claim's row selection: PostgreSQL's
+/// `FOR UPDATE SKIP LOCKED`; SQLite needs none, as it runs one writer at a time.
 macro_rules! impl_database {
-    ($backend:ty, $migrator:expr) => {
+    ($backend:ty, $migrator:expr, $row_lock:literal) => {
         impl $backend {
             fn error(&self, error: sqlx::Error) -> $crate::DbError {
                 $crate::DbError::from_sqlx(&self.target, error)
@@ -230,8 +233,8 @@ macro_rules! impl_database {
                 // to the organization.
                 sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
                     "INSERT INTO generations (id, org_id, voice_id, voice_name, text, \
-                     temperature, top_p, top_k, repetition_penalty, created_at, updated_at) \
-                     SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9 FROM voices v \
+                     temperature, top_p, top_k, repetition_penalty, created_at, updated_at, seed) \
+                     SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9, $10 FROM voices v \
                      WHERE v.id = $3 AND (v.variant = 'SYSTEM' OR v.org_id = $2) RETURNING ",
                     generation_columns!()
                 ))
@@ -245,6 +248,7 @@ macro_rules! impl_database {
                 .bind(params.top_k() as i32)
                 .bind(params.repetition_penalty())
                 .bind($crate::model::now_millis())
+                .bind(generation.seed.map(i64::from))
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.error(e))?
@@ -345,6 +349,184 @@ macro_rules! impl_database {
                 .await
                 .map_err(|e| self.error(e))?
                 .ok_or($crate::DbError::NotFound("generation"))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::GenerationJobs for $backend {
+            async fn claim_generation(
+                &self,
+                worker: &str,
+                lease: std::time::Duration,
+            ) -> Result<Option<$crate::Generation>, $crate::DbError> {
+                let now = $crate::model::now_millis();
+                sqlx::query(
+                    "UPDATE generations SET status = 'failed', failure_reason = $1, \
+                     lease_owner = NULL, lease_expires_at = NULL, finished_at = $2, updated_at = $2 \
+                     WHERE status = 'running' AND lease_expires_at < $2 AND attempts >= $3",
+                )
+                .bind("the generation was interrupted too many times; please try again")
+                .bind(now)
+                .bind($crate::MAX_ATTEMPTS as i32)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "UPDATE generations SET status = 'running', lease_owner = $1, \
+                     lease_expires_at = $2, attempts = attempts + 1, progress = 0, updated_at = $3 \
+                     WHERE id = (SELECT id FROM generations \
+                     WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $3) \
+                     ORDER BY created_at, id LIMIT 1 ",
+                    $row_lock,
+                    ") RETURNING ",
+                    generation_columns!()
+                ))
+                .bind(worker)
+                .bind(now + $crate::model::millis(lease))
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            async fn heartbeat_generation(
+                &self,
+                id: &resonance_domain::GenerationId,
+                worker: &str,
+                lease: std::time::Duration,
+                progress: u8,
+            ) -> Result<bool, $crate::DbError> {
+                let now = $crate::model::now_millis();
+                let result = sqlx::query(
+                    "UPDATE generations SET lease_expires_at = $1, progress = $2, updated_at = $3 \
+                     WHERE id = $4 AND lease_owner = $5 AND status = 'running'",
+                )
+                .bind(now + $crate::model::millis(lease))
+                .bind(i32::from(progress.min(100)))
+                .bind(now)
+                .bind(id.as_str())
+                .bind(worker)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn complete_generation(
+                &self,
+                id: &resonance_domain::GenerationId,
+                worker: &str,
+                object_key: &str,
+            ) -> Result<Option<$crate::Generation>, $crate::DbError> {
+                let now = $crate::model::now_millis();
+                let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+                let Some(row) = sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "UPDATE generations SET status = 'succeeded', progress = 100, \
+                     object_key = $1, lease_owner = NULL, lease_expires_at = NULL, \
+                     finished_at = $2, updated_at = $2 \
+                     WHERE id = $3 AND lease_owner = $4 AND status = 'running' RETURNING ",
+                    generation_columns!()
+                ))
+                .bind(object_key)
+                .bind(now)
+                .bind(id.as_str())
+                .bind(worker)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?
+                else {
+                    return Ok(None);
+                };
+                let generation: $crate::Generation = row.try_into()?;
+                sqlx::query(
+                    "INSERT INTO usage_events (org_id, kind, quantity, generation_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(generation.org_id.as_str())
+                .bind($crate::UsageKind::TtsGeneration.as_str())
+                // At most 5000 characters.
+                .bind(generation.text.char_count() as i64)
+                .bind(generation.id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+                tx.commit().await.map_err(|e| self.error(e))?;
+                Ok(Some(generation))
+            }
+
+            async fn fail_generation(
+                &self,
+                id: &resonance_domain::GenerationId,
+                worker: &str,
+                reason: &str,
+            ) -> Result<bool, $crate::DbError> {
+                let now = $crate::model::now_millis();
+                let result = sqlx::query(
+                    "UPDATE generations SET status = 'failed', failure_reason = $1, \
+                     lease_owner = NULL, lease_expires_at = NULL, finished_at = $2, updated_at = $2 \
+                     WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+                )
+                .bind(reason)
+                .bind(now)
+                .bind(id.as_str())
+                .bind(worker)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn cancel_generation(
+                &self,
+                org: &resonance_domain::OrgId,
+                id: &resonance_domain::GenerationId,
+            ) -> Result<$crate::Generation, $crate::DbError> {
+                let now = $crate::model::now_millis();
+                let cancelled = sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                    "UPDATE generations SET status = 'cancelled', lease_owner = NULL, \
+                     lease_expires_at = NULL, finished_at = $1, updated_at = $1 \
+                     WHERE id = $2 AND org_id = $3 AND status IN ('queued', 'running') RETURNING ",
+                    generation_columns!()
+                ))
+                .bind(now)
+                .bind(id.as_str())
+                .bind(org.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                match cancelled {
+                    Some(row) => row.try_into(),
+                    None => {
+                        let existing = $crate::Generations::get_generation(self, org, id).await?;
+                        Err($crate::DbError::Conflict(format!(
+                            "the generation has already {}",
+                            existing.status.as_str()
+                        )))
+                    }
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Usage for $backend {
+            async fn list_usage_events(
+                &self,
+                org: &resonance_domain::OrgId,
+            ) -> Result<Vec<$crate::UsageEvent>, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::UsageEventRow>(
+                    "SELECT org_id, kind, quantity, generation_id, created_at FROM usage_events \
+                     WHERE org_id = $1 ORDER BY created_at, id",
+                )
+                .bind(org.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
             }
         }
 

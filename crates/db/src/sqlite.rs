@@ -41,4 +41,4 @@ impl SqliteDatabase {
     }
 }
 
-impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"));
+impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");

@@ -41,6 +41,55 @@ impl GenerationText {
     }
 }
 
+/// Where a generation job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GenerationStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl GenerationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Succeeded, failed and cancelled generations never change state again.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown generation status {0:?}")]
+pub struct UnknownGenerationStatus(String);
+
+impl std::str::FromStr for GenerationStatus {
+    type Err = UnknownGenerationStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+        .ok_or_else(|| UnknownGenerationStatus(s.to_string()))
+    }
+}
+
 /// Sampling parameters of one generation, each within the bounds the seed gives.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct GenerationParams {

@@ -6,7 +6,10 @@ pub mod ids;
 pub mod org;
 pub mod voice;
 
-pub use generation::{GenerationFieldError, GenerationParams, GenerationText};
+pub use generation::{
+    GenerationFieldError, GenerationParams, GenerationStatus, GenerationText,
+    UnknownGenerationStatus,
+};
 pub use ids::{GenerationId, Id, IdError, OrgId, UserId, VoiceId};
 pub use org::{OrganizationName, OrganizationNameError};
 pub use voice::{

@@ -13,6 +13,7 @@ pub async fn generate(t: &TestDb, org: &OrgId, voice: &VoiceId) -> Generation {
         voice_id: voice.clone(),
         text: GenerationText::parse("Hello there.").unwrap(),
         params: GenerationParams::default(),
+        seed: None,
     })
     .await
     .unwrap()
@@ -30,6 +31,7 @@ async fn create_then_get_keeps_every_field(t: TestDb) {
         voice_id: voice.id.clone(),
         text: GenerationText::parse("It was a dark [sigh] and stormy night.").unwrap(),
         params: GenerationParams::new(1.3, 0.9, 250, 1.05).unwrap(),
+        seed: None,
     };
     let created = t.db.create_generation(&new).await.unwrap();
     assert_eq!(created.id, new.id);
@@ -73,6 +75,7 @@ async fn only_visible_voices_can_generate(t: TestDb) {
                 voice_id: voice.clone(),
                 text: GenerationText::parse("Hi").unwrap(),
                 params: GenerationParams::default(),
+                seed: None,
             })
             .await
             .unwrap_err();

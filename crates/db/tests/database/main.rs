@@ -3,6 +3,7 @@
 
 mod connect;
 mod generations;
+mod jobs;
 mod organizations;
 mod voices;
 

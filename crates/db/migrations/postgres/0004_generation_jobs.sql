@@ -1,0 +1,35 @@
+-- Generations become durable jobs: workers claim queued rows, hold a lease they renew
+-- with heartbeats, and the row ends succeeded, failed or cancelled. Times are unix ms.
+
+ALTER TABLE generations ADD COLUMN status TEXT NOT NULL DEFAULT 'queued'
+    CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled'));
+ALTER TABLE generations ADD COLUMN progress INTEGER NOT NULL DEFAULT 0
+    CHECK (progress BETWEEN 0 AND 100);
+ALTER TABLE generations ADD COLUMN seed BIGINT CHECK (seed BETWEEN 0 AND 4294967295);
+-- Why a failed generation failed, in words for the user.
+ALTER TABLE generations ADD COLUMN failure_reason TEXT;
+-- How many times a worker has claimed the job.
+ALTER TABLE generations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+-- The worker running the job and until when its claim holds without a heartbeat.
+ALTER TABLE generations ADD COLUMN lease_owner TEXT;
+ALTER TABLE generations ADD COLUMN lease_expires_at BIGINT;
+ALTER TABLE generations ADD COLUMN finished_at BIGINT;
+
+-- Rows from before jobs existed that already have audio are done.
+UPDATE generations SET status = 'succeeded', progress = 100 WHERE object_key IS NOT NULL;
+
+CREATE INDEX generations_status_created_at_idx ON generations (status, created_at);
+
+-- What organizations consumed, for billing. A generation is charged at most once.
+CREATE TABLE usage_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('tts_generation', 'voice_creation')),
+    -- Characters for tts_generation, voices for voice_creation.
+    quantity BIGINT NOT NULL CHECK (quantity >= 0),
+    -- No foreign key: usage outlives a deleted generation.
+    generation_id TEXT UNIQUE,
+    created_at BIGINT NOT NULL DEFAULT (floor(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT)
+);
+
+CREATE INDEX usage_events_org_id_created_at_idx ON usage_events (org_id, created_at);
