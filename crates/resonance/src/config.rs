@@ -20,6 +20,9 @@ pub struct SettingsArgs {
     /// Folder for the SQLite database, local objects and model weights [default: ./data]
     #[arg(long, env = "RESONANCE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Folder holding the Chatterbox Turbo checkpoint [default: <data dir>/models/chatterbox-turbo]
+    #[arg(long, env = "RESONANCE_MODEL_DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
     /// Database URL, sqlite://PATH or postgres://... [default: SQLite in the data folder]
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
@@ -61,6 +64,7 @@ pub struct SettingsArgs {
 struct FileSettings {
     bind: Option<String>,
     data_dir: Option<PathBuf>,
+    model_dir: Option<PathBuf>,
     database_url: Option<String>,
     public_url: Option<String>,
     log_format: Option<String>,
@@ -83,6 +87,7 @@ struct FileS3 {
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    pub model_dir: PathBuf,
     pub database_url: String,
     pub public_url: Option<String>,
     pub storage: StorageConfig,
@@ -166,6 +171,11 @@ impl Config {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("data"));
+        let model_dir = args
+            .model_dir
+            .clone()
+            .or(file.model_dir)
+            .unwrap_or_else(|| data_dir.join("models").join("chatterbox-turbo"));
         let database_url = args
             .database_url
             .clone()
@@ -220,7 +230,10 @@ impl Config {
                         key: "RESONANCE_S3_SECRET_ACCESS_KEY (s3.secret_access_key)",
                         why: "required when an S3 bucket is configured",
                     })?,
-                virtual_hosted: args.s3_virtual_hosted.or(s3.virtual_hosted).unwrap_or(false),
+                virtual_hosted: args
+                    .s3_virtual_hosted
+                    .or(s3.virtual_hosted)
+                    .unwrap_or(false),
             }),
         };
 
@@ -239,6 +252,7 @@ impl Config {
         Ok(Self {
             bind,
             data_dir,
+            model_dir,
             database_url,
             public_url,
             storage,
@@ -299,6 +313,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(cfg.model_dir, dir.path().join("models/chatterbox-turbo"));
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(matches!(cfg.storage, StorageConfig::Local { .. }));
     }
@@ -307,7 +322,7 @@ mod tests {
     fn flags_override_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("resonance.toml");
-        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
+        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\nmodel_dir = \"/models/turbo\"\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
         let cfg = Config::load(&SettingsArgs {
             config: Some(file.clone()),
             bind: Some("127.0.0.1:9000".into()),
@@ -316,6 +331,14 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.bind.to_string(), "127.0.0.1:9000");
         assert_eq!(cfg.data_dir, PathBuf::from("/srv/x"));
+        assert_eq!(cfg.model_dir, PathBuf::from("/models/turbo"));
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            model_dir: Some("/elsewhere".into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.model_dir, PathBuf::from("/elsewhere"));
         let StorageConfig::S3(s3) = cfg.storage else {
             panic!("expected S3 storage")
         };

@@ -1,7 +1,10 @@
 //! `resonance`: serve the product, run migrations, manage the model.
 
 mod config;
+mod download;
+mod engine;
 mod model;
+mod say;
 mod serve;
 
 use std::process::ExitCode;
@@ -32,6 +35,8 @@ enum Command {
     /// Model maintenance
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Speak a text into a WAV file with the native model
+    Say(say::SayArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,7 +55,8 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::serve(&cli.settings).await,
             Command::Migrate => serve::migrate(&cli.settings).await,
-            Command::Model(cmd) => model::run(cmd),
+            Command::Model(cmd) => model::run(cmd, &cli.settings).await,
+            Command::Say(args) => say::run(args, &cli.settings).await,
         }
     });
     match result {

@@ -1,13 +1,21 @@
-//! `resonance model ...`: checks of the native Chatterbox implementation.
+//! `resonance model ...`: the checkpoint and checks of the native Chatterbox
+//! implementation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chatterbox::verify::{ModuleOutcome, modules, run_module};
+use chatterbox::weights::CheckpointManifest;
 use clap::Subcommand;
+
+use crate::config::{Config, SettingsArgs};
+use crate::download::{self, DownloadOptions};
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
+    /// Download the Chatterbox Turbo checkpoint from Hugging Face into the model
+    /// folder (resumes partial downloads; honours HF_ENDPOINT and HF_TOKEN)
+    Download,
     /// Compare every implemented model module with reference fixtures
     Verify {
         /// A fixture directory made by make_fixtures.py (index.json + <module>.safetensors)
@@ -16,10 +24,31 @@ pub enum ModelCommand {
     },
 }
 
-pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: ModelCommand, settings: &SettingsArgs) -> anyhow::Result<ExitCode> {
     match cmd {
+        ModelCommand::Download => {
+            let config = Config::load(settings)?;
+            download_checkpoint(&config.model_dir).await
+        }
         ModelCommand::Verify { fixtures } => verify(&fixtures),
     }
+}
+
+async fn download_checkpoint(model_dir: &Path) -> anyhow::Result<ExitCode> {
+    let options = DownloadOptions::from_env();
+    println!(
+        "downloading {} from {} into {}",
+        chatterbox::checkpoint::REPO_ID,
+        options.endpoint,
+        model_dir.display()
+    );
+    let fetched = download::download(model_dir, &CheckpointManifest::official(), &options).await?;
+    if fetched.is_empty() {
+        println!("every file was already present and valid");
+    } else {
+        println!("downloaded and verified {}", fetched.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(dir: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,114 @@
+//! `resonance say`: text to a WAV file with the native engine, from the
+//! command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chatterbox::tts::ChatterboxTurbo;
+use clap::Args;
+use resonance_engine::{SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
+
+use crate::config::{Config, SettingsArgs};
+use crate::download::{DownloadOptions, manual_instructions, missing_files};
+use crate::engine::{BuiltinVoices, ChatterboxSynthesizer};
+
+/// The voice name of the checkpoint's built-in voice on the command line.
+const BUILTIN_VOICE: &str = "default";
+
+#[derive(Debug, Args)]
+pub struct SayArgs {
+    /// Text to speak; paralinguistic tags like [chuckle] or [sigh] are voiced
+    pub text: String,
+    /// Voice to speak in (the checkpoint's built-in voice is "default")
+    #[arg(long, default_value = BUILTIN_VOICE)]
+    pub voice: String,
+    /// WAV file to write (24 kHz mono, 16-bit)
+    #[arg(long, short, default_value = "out.wav")]
+    pub out: PathBuf,
+    /// Seed of every random draw; the same seed gives the same audio
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, default_value_t = SynthesisParams::default().temperature)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = SynthesisParams::default().top_p)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = SynthesisParams::default().top_k)]
+    pub top_k: u32,
+    #[arg(long, default_value_t = SynthesisParams::default().repetition_penalty)]
+    pub repetition_penalty: f32,
+}
+
+pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(settings)?;
+    if !args.voice.eq_ignore_ascii_case(BUILTIN_VOICE) {
+        anyhow::bail!(
+            "unknown voice {:?}: the command line offers the built-in voice \"{BUILTIN_VOICE}\"",
+            args.voice
+        );
+    }
+    let started = Instant::now();
+    let model_dir = config.model_dir.clone();
+    let model = tokio::task::spawn_blocking(move || load(&model_dir))
+        .await
+        .context("model loading panicked")??;
+    let voice = model.builtin_voice().with_context(|| {
+        format!(
+            "the checkpoint in {} has no built-in voice (conds.pt)",
+            config.model_dir.display()
+        )
+    })?;
+    let loaded = started.elapsed();
+    let voices = Arc::new(BuiltinVoices::default());
+    voices.insert(BUILTIN_VOICE, voice);
+    let engine = ChatterboxSynthesizer::new(Arc::new(model), voices).start(1, 1);
+    let request = SynthesisRequest {
+        text: args.text,
+        voice: VoiceRef {
+            id: BUILTIN_VOICE.into(),
+            storage_key: String::new(),
+        },
+        params: SynthesisParams {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            top_k: args.top_k,
+            repetition_penalty: args.repetition_penalty,
+            seed: args.seed,
+            norm_loudness: true,
+        },
+    };
+    let speech = engine.synthesize(request).await?;
+    let spoken = started.elapsed() - loaded;
+    let wav = resonance_audio::wav::encode_wav_pcm16(&speech.samples, SAMPLE_RATE);
+    std::fs::write(&args.out, wav)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let seconds = speech.samples.len() as f64 / f64::from(SAMPLE_RATE);
+    println!(
+        "wrote {} ({seconds:.2} s of audio; model loaded in {:.1} s, spoken in {:.1} s)",
+        args.out.display(),
+        loaded.as_secs_f64(),
+        spoken.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the checkpoint, saying how to get it when files are missing.
+fn load(model_dir: &Path) -> anyhow::Result<ChatterboxTurbo> {
+    let missing = missing_files(model_dir);
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+        anyhow::bail!(
+            "the model is not installed: {} missing.\nRun `resonance model download`, or {}",
+            names.join(", "),
+            manual_instructions(&DownloadOptions::from_env().endpoint, model_dir)
+        );
+    }
+    let cfg = ChatterboxTurbo::config_for(model_dir)?;
+    Ok(ChatterboxTurbo::load(
+        model_dir,
+        &cfg,
+        &candle_core::Device::Cpu,
+    )?)
+}

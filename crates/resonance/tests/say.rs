@@ -1,0 +1,83 @@
+//! `resonance say` end to end on a tiny random-weight checkpoint laid out like
+//! the official one (built from the reference's `turbo_e2e` fixture).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Samples per mel frame (S3Gen makes 2 mel frames per speech token).
+const SAMPLES_PER_FRAME: usize = 480;
+
+fn say(dir: &Path, model_dir: &Path, out: &str, seed: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resonance"))
+        .current_dir(dir)
+        .env_remove("RESONANCE_CONFIG")
+        .args(["--data-dir", "data", "--model-dir"])
+        .arg(model_dir)
+        .args([
+            "say",
+            "Hello [chuckle] there.",
+            "--out",
+            out,
+            "--seed",
+            seed,
+        ])
+        .output()
+        .unwrap()
+}
+
+fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+    let reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    let samples = reader.into_samples::<i16>().map(Result::unwrap).collect();
+    (spec, samples)
+}
+
+#[test]
+fn say_writes_reproducible_24khz_speech_with_the_builtin_voice() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("tiny-model");
+    chatterbox::testing::write_tiny_checkpoint(&model_dir).unwrap();
+
+    let first = say(dir.path(), &model_dir, "a.wav", "7");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("a.wav"));
+    let (spec, samples) = read_wav(&dir.path().join("a.wav"));
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (24_000, 1, 16)
+    );
+    // The built-in voice's prompt has 137 tokens and 275 mel frames, so N speech
+    // tokens (3 of them appended silence) give 2 (137 + N) - 275 frames.
+    assert_eq!(samples.len() % SAMPLES_PER_FRAME, 0, "{}", samples.len());
+    let frames = samples.len() / SAMPLES_PER_FRAME;
+    assert!(frames % 2 == 1 && frames >= 5, "{frames} frames");
+    assert!(frames <= 2 * (137 + 1001 + 3) - 275, "{frames} frames");
+    assert!(samples.iter().any(|&s| s != 0), "silent output");
+
+    let again = say(dir.path(), &model_dir, "b.wav", "7");
+    assert!(again.status.success());
+    assert_eq!(read_wav(&dir.path().join("b.wav")).1, samples);
+    let other = say(dir.path(), &model_dir, "c.wav", "8");
+    assert!(other.status.success());
+    assert_ne!(read_wav(&dir.path().join("c.wav")).1, samples);
+}
+
+#[test]
+fn say_without_a_model_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("empty");
+    let output = say(dir.path(), &model_dir, "a.wav", "1");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("resonance model download"), "{err}");
+    assert!(
+        err.contains("/ResembleAI/chatterbox-turbo/resolve/main/t3_turbo_v1.safetensors"),
+        "{err}"
+    );
+    assert!(err.contains(&model_dir.display().to_string()), "{err}");
+    assert!(!dir.path().join("a.wav").exists());
+}
