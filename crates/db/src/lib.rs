@@ -1,10 +1,13 @@
-//! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`),
+//! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`,
+//! `Accounts`),
 //! combined into [`Database`], implemented once per backend ([`SqliteDatabase`],
 //! [`PostgresDatabase`]). Every query is one SQL text for both backends (`queries.rs`); only
 //! connection setup and the migrations differ, so the backends behave identically.
 
 #[macro_use]
 mod queries;
+#[macro_use]
+mod accounts;
 
 mod error;
 mod model;
@@ -16,6 +19,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use resonance_domain::{GenerationId, OrgId, OrganizationName, VoiceId, VoiceOwner};
 
+pub use accounts::{
+    Accounts, ApiKey, ApiKeyCredentials, Invite, Member, Membership, NewApiKey, NewInvite,
+    NewSession, Session, User, UserCredentials,
+};
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
@@ -96,7 +103,7 @@ pub trait Generations: Send + Sync {
 }
 
 #[async_trait]
-pub trait Database: Organizations + Voices + Generations {
+pub trait Database: Organizations + Voices + Generations + Accounts {
     /// Applies the embedded migrations not yet applied; running it again changes nothing.
     async fn migrate(&self) -> Result<(), DbError>;
 

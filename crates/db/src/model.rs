@@ -141,7 +141,11 @@ pub(crate) fn now_millis() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn from_millis(table: &str, column: &str, millis: i64) -> Result<OffsetDateTime, DbError> {
+pub(crate) fn from_millis(
+    table: &str,
+    column: &str,
+    millis: i64,
+) -> Result<OffsetDateTime, DbError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .map_err(|e| DbError::corrupt(table, column, e))
 }

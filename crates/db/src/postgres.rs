@@ -55,3 +55,4 @@ fn describe(options: &PgConnectOptions) -> String {
 }
 
 impl_database!(PostgresDatabase, sqlx::migrate!("./migrations/postgres"));
+impl_accounts!(PostgresDatabase);

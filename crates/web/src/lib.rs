@@ -1,11 +1,16 @@
 //! The HTTP server: REST API, compatibility APIs and web pages, over one shared
 //! [`AppState`].
 
-pub mod error;
+mod api_keys;
 pub mod auth;
+pub mod error;
 mod health;
+mod json;
+mod members;
 pub mod objects;
+mod orgs;
 mod server;
 
 pub use error::ApiError;
+pub use json::ApiJson;
 pub use server::{AppState, RunningServer, router, serve};

@@ -25,14 +25,28 @@ pub async fn object_response(
     request_headers: &HeaderMap,
     presentation: &Presentation<'_>,
 ) -> Result<Response, ApiError> {
-    let range = request_headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = request_headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, header_value(presentation.content_type));
-    headers.insert(header::CACHE_CONTROL, header_value(presentation.cache_control));
+    headers.insert(
+        header::CONTENT_TYPE,
+        header_value(presentation.content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header_value(presentation.cache_control),
+    );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(name) = presentation.download_as {
-        let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
-        headers.insert(header::CONTENT_DISPOSITION, header_value(&format!("attachment; filename=\"{name}\"")));
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        headers.insert(
+            header::CONTENT_DISPOSITION,
+            header_value(&format!("attachment; filename=\"{name}\"")),
+        );
     }
     match range {
         None => {
@@ -43,11 +57,21 @@ pub async fn object_response(
         Some(range) => {
             let size = state.storage.head(key).await.map_err(storage_error)?.size;
             let Some((start, end)) = parse_range(range, size) else {
-                headers.insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}")));
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{size}")),
+                );
                 return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
             };
-            let bytes = state.storage.get_range(key, start..end + 1).await.map_err(storage_error)?;
-            headers.insert(header::CONTENT_RANGE, header_value(&format!("bytes {start}-{end}/{size}")));
+            let bytes = state
+                .storage
+                .get_range(key, start..end + 1)
+                .await
+                .map_err(storage_error)?;
+            headers.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {start}-{end}/{size}")),
+            );
             headers.insert(header::CONTENT_LENGTH, (bytes.len() as u64).into());
             Ok((StatusCode::PARTIAL_CONTENT, headers, bytes).into_response())
         }
@@ -55,7 +79,8 @@ pub async fn object_response(
 }
 
 fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    HeaderValue::from_str(s)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
 }
 
 /// Parses a single `bytes=` range into inclusive bounds within `size`.
@@ -103,8 +128,11 @@ pub async fn signed_file(
         .storage
         .verify_local_signature(&key, query.expires, &query.sig, unix_now())
         .map_err(|_| ApiError::Forbidden("this link is invalid or has expired".into()))?;
-    let presentation =
-        Presentation { content_type: "audio/wav", cache_control: "private, max-age=3600", download_as: None };
+    let presentation = Presentation {
+        content_type: "audio/wav",
+        cache_control: "private, max-age=3600",
+        download_as: None,
+    };
     object_response(&state, &key, &headers, &presentation).await
 }
 

@@ -51,11 +51,38 @@ mod tests {
     #[test]
     fn writes_need_our_origin() {
         let post = Method::POST;
-        assert!(same_origin(&post, &headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(!same_origin(&post, &headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(same_origin(&post, &headers(&[("host", "app.example:3000"), ("origin", "https://app.example:3000")])));
-        assert!(!same_origin(&post, &headers(&[("host", "app.example:3000"), ("origin", "https://evil.example")])));
-        assert!(!same_origin(&post, &headers(&[("host", "app.example:3000")])));
-        assert!(same_origin(&post, &headers(&[("host", "a.example"), ("referer", "http://a.example/voices")])));
+        assert!(same_origin(
+            &post,
+            &headers(&[("sec-fetch-site", "same-origin")])
+        ));
+        assert!(!same_origin(
+            &post,
+            &headers(&[("sec-fetch-site", "cross-site")])
+        ));
+        assert!(same_origin(
+            &post,
+            &headers(&[
+                ("host", "app.example:3000"),
+                ("origin", "https://app.example:3000")
+            ])
+        ));
+        assert!(!same_origin(
+            &post,
+            &headers(&[
+                ("host", "app.example:3000"),
+                ("origin", "https://evil.example")
+            ])
+        ));
+        assert!(!same_origin(
+            &post,
+            &headers(&[("host", "app.example:3000")])
+        ));
+        assert!(same_origin(
+            &post,
+            &headers(&[
+                ("host", "a.example"),
+                ("referer", "http://a.example/voices")
+            ])
+        ));
     }
 }

@@ -12,7 +12,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(max_attempts: u32, window: Duration) -> Self {
-        Self { max_attempts, window, windows: Mutex::new(HashMap::new()) }
+        Self {
+            max_attempts,
+            window,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts an attempt for `key`; `Err(retry_after)` once the key is over its limit.
@@ -31,7 +35,10 @@ impl RateLimiter {
         }
         entry.1 += 1;
         if entry.1 > self.max_attempts {
-            Err(self.window.saturating_sub(now.duration_since(entry.0)).max(Duration::from_secs(1)))
+            Err(self
+                .window
+                .saturating_sub(now.duration_since(entry.0))
+                .max(Duration::from_secs(1)))
         } else {
             Ok(())
         }
@@ -49,7 +56,9 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.check_at("a", t0).is_ok());
         }
-        let retry = limiter.check_at("a", t0 + Duration::from_secs(10)).unwrap_err();
+        let retry = limiter
+            .check_at("a", t0 + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(retry, Duration::from_secs(50));
         assert!(limiter.check_at("b", t0).is_ok());
         assert!(limiter.check_at("a", t0 + Duration::from_secs(61)).is_ok());

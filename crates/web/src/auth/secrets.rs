@@ -17,7 +17,11 @@ const API_KEY_PREFIX_LEN: usize = 8;
 
 fn argon2() -> Argon2<'static> {
     // OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid params"))
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid params"),
+    )
 }
 
 /// Hashes a password (PHC string). CPU-heavy: call from a blocking thread.
@@ -25,12 +29,16 @@ pub fn hash_password(password: &str) -> String {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-    argon2().hash_password(password.as_bytes(), &salt).expect("argon2 hashing cannot fail").to_string()
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing cannot fail")
+        .to_string()
 }
 
 /// Checks a password against a stored PHC hash. CPU-heavy: call from a blocking thread.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+    PasswordHash::new(stored)
+        .is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
 }
 
 /// A hash of a password nobody has, verified against when an account does not exist
@@ -70,7 +78,11 @@ pub struct NewApiKey {
 
 pub fn new_api_key() -> NewApiKey {
     let secret = random_secret();
-    let prefix: String = secret.chars().filter(char::is_ascii_alphanumeric).take(API_KEY_PREFIX_LEN).collect();
+    let prefix: String = secret
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(API_KEY_PREFIX_LEN)
+        .collect();
     let key = format!("{API_KEY_TAG}_{prefix}_{secret}");
     let hash = secret_hash(&key);
     NewApiKey { key, prefix, hash }
