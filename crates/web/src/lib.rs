@@ -13,4 +13,4 @@ mod server;
 
 pub use error::ApiError;
 pub use json::ApiJson;
-pub use server::{AppState, RunningServer, router, serve};
+pub use server::{AppState, RunningServer, SHUTDOWN_GRACE, router, serve};
