@@ -1,10 +1,13 @@
-//! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`),
+//! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`,
+//! `Accounts`),
 //! combined into [`Database`], implemented once per backend ([`SqliteDatabase`],
 //! [`PostgresDatabase`]). Every query is one SQL text for both backends (`queries.rs`); only
 //! connection setup and the migrations differ, so the backends behave identically.
 
 #[macro_use]
 mod queries;
+#[macro_use]
+mod accounts;
 
 mod error;
 mod model;
@@ -17,6 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resonance_domain::{GenerationId, OrgId, OrganizationName, VoiceId, VoiceOwner};
 
+pub use accounts::{
+    Accounts, ApiKey, ApiKeyCredentials, Invite, Member, Membership, NewApiKey, NewInvite,
+    NewSession, Session, User, UserCredentials,
+};
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
@@ -158,7 +165,9 @@ pub trait Usage: Send + Sync {
 }
 
 #[async_trait]
-pub trait Database: Organizations + Voices + Generations + GenerationJobs + Usage {
+pub trait Database:
+    Organizations + Voices + Generations + GenerationJobs + Usage + Accounts
+{
     /// Applies the embedded migrations not yet applied; running it again changes nothing.
     async fn migrate(&self) -> Result<(), DbError>;
 

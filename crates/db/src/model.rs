@@ -183,7 +183,11 @@ pub(crate) fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn from_millis(table: &str, column: &str, millis: i64) -> Result<OffsetDateTime, DbError> {
+pub(crate) fn from_millis(
+    table: &str,
+    column: &str,
+    millis: i64,
+) -> Result<OffsetDateTime, DbError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .map_err(|e| DbError::corrupt(table, column, e))
 }

@@ -59,3 +59,4 @@ impl_database!(
     sqlx::migrate!("./migrations/postgres"),
     "FOR UPDATE SKIP LOCKED"
 );
+impl_accounts!(PostgresDatabase);

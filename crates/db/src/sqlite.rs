@@ -42,3 +42,4 @@ impl SqliteDatabase {
 }
 
 impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
+impl_accounts!(SqliteDatabase);

@@ -126,6 +126,8 @@ id_kind!(Org, OrgId, "organization");
 id_kind!(User, UserId, "user");
 id_kind!(Voice, VoiceId, "voice");
 id_kind!(Generation, GenerationId, "generation");
+id_kind!(ApiKey, ApiKeyId, "API key");
+id_kind!(Invite, InviteId, "invite");
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use resonance_db::Database;
 use resonance_storage::Storage;
 use resonance_web::AppState;
+use resonance_web::auth::AuthSettings;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat, SettingsArgs, StorageConfig, redact_url};
@@ -40,7 +41,19 @@ async fn open(config: &Config) -> anyhow::Result<AppState> {
     let db = connect_db(config).await?;
     db.migrate().await.context("applying database migrations")?;
     let storage = open_storage(config)?;
-    Ok(AppState { db, storage })
+    Ok(AppState::new(db, storage, auth_settings(config)))
+}
+
+/// Sessions ride in `Secure` cookies when users reach the server over HTTPS.
+fn auth_settings(config: &Config) -> AuthSettings {
+    AuthSettings {
+        secure_cookies: config
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
+        public_url: config.public_url.clone(),
+        ..AuthSettings::default()
+    }
 }
 
 async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {

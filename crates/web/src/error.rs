@@ -1,7 +1,7 @@
 //! The API's one error type, mapped to HTTP once: `{ "error": { "code", "message" } }`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -13,6 +13,12 @@ pub enum ApiError {
     Unauthenticated,
     #[error("{0}")]
     Forbidden(String),
+    #[error("choose an organization first: create one or activate one you belong to")]
+    NoActiveOrganization,
+    #[error("email or password is incorrect")]
+    InvalidCredentials,
+    #[error("too many attempts; try again in {} seconds", retry_after.as_secs())]
+    TooManyRequests { retry_after: std::time::Duration },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -37,6 +43,9 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            Self::NoActiveOrganization => (StatusCode::CONFLICT, "NO_ACTIVE_ORGANIZATION"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
@@ -55,10 +64,31 @@ impl IntoResponse for ApiError {
             Self::BadGateway(detail) => tracing::error!(%detail, "object storage failure"),
             _ => {}
         }
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": self.to_string() } })),
         )
-            .into_response()
+            .into_response();
+        if let Self::TooManyRequests { retry_after } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.as_secs().max(1).into());
+        }
+        response
+    }
+}
+
+impl From<resonance_db::DbError> for ApiError {
+    fn from(error: resonance_db::DbError) -> Self {
+        use resonance_db::DbError;
+        match error {
+            DbError::NotFound(what) => Self::NotFound(what),
+            DbError::Conflict(message) => Self::Conflict(message),
+            DbError::Unavailable { .. } => {
+                tracing::error!(%error, "database unavailable");
+                Self::Unavailable
+            }
+            other => Self::internal(other),
+        }
     }
 }

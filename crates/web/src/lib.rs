@@ -1,12 +1,17 @@
 //! The HTTP server: REST API, compatibility APIs and web pages, over one shared
 //! [`AppState`].
 
+mod api_keys;
 pub mod auth;
 pub mod error;
 mod health;
+mod json;
+mod members;
 pub mod objects;
+mod orgs;
 mod pages;
 mod server;
 
 pub use error::ApiError;
+pub use json::ApiJson;
 pub use server::{AppState, RunningServer, SHUTDOWN_GRACE, router, serve};

@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::{health, objects, pages};
+use crate::auth::{Auth, AuthSettings};
+use crate::{api_keys, auth, health, members, objects, orgs, pages};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -24,6 +25,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub db: Arc<dyn Database>,
     pub storage: Storage,
+    pub auth: Arc<Auth>,
+}
+
+impl AppState {
+    pub fn new(db: Arc<dyn Database>, storage: Storage, auth: AuthSettings) -> Self {
+        Self {
+            db,
+            storage,
+            auth: Arc::new(Auth::new(auth)),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +43,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/files/{*key}", get(objects::signed_file))
+        .merge(auth::routes())
+        .merge(orgs::routes())
+        .merge(api_keys::routes())
+        .merge(members::routes())
         .merge(pages::routes())
         .with_state(state)
         .layer(

@@ -75,6 +75,7 @@ async fn migrate_again_changes_nothing(t: TestDb) {
     reconnected.migrate().await.unwrap();
 
     reconnected.ping().await.unwrap();
+    // Both backends have the same migrations, one file each.
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .unwrap()
         .count();

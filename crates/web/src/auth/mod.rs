@@ -1,5 +1,76 @@
 //! Who is asking: accounts, sessions, organizations, roles and API keys.
+//!
+//! Every org-scoped route takes a [`Caller`] (the organization it acts in and its role
+//! there); routes for a signed-in person outside any organization take a [`SignedIn`];
+//! routes under `/api/orgs/{orgId}` take a [`Principal`] and call [`Principal::in_org`].
+//! An API key acts for its own organization with the admin role, except that keys cannot
+//! manage keys, members or invites: those need a signed-in admin ([`Caller::require_user`]).
 
+mod accounts;
 pub mod csrf;
+mod extract;
 pub mod rate_limit;
 pub mod secrets;
+
+use std::time::Duration;
+
+use axum::Router;
+
+pub use extract::{Caller, Principal, SESSION_COOKIE, SignedIn};
+pub use resonance_domain::Role;
+
+use crate::AppState;
+use rate_limit::RateLimiter;
+
+/// How authentication behaves; the defaults suit a server on plain HTTP.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Marks the session cookie `Secure`: set when users reach the server over HTTPS.
+    pub secure_cookies: bool,
+    /// The base URL users reach the server at, for invite links; relative links without it.
+    pub public_url: Option<String>,
+    /// How long a session lasts after signing in.
+    pub session_ttl: Duration,
+    /// How long an invite link stays valid.
+    pub invite_ttl: Duration,
+    /// Sign-in attempts allowed per account in each window.
+    pub attempts_per_account: u32,
+    /// Sign-in and sign-up attempts allowed per client IP in each window.
+    pub attempts_per_ip: u32,
+    pub attempt_window: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            secure_cookies: false,
+            public_url: None,
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            attempts_per_account: 10,
+            attempts_per_ip: 100,
+            attempt_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Authentication settings and the sign-in rate limiters, shared by all requests.
+pub struct Auth {
+    pub settings: AuthSettings,
+    per_account: RateLimiter,
+    per_ip: RateLimiter,
+}
+
+impl Auth {
+    pub fn new(settings: AuthSettings) -> Self {
+        Self {
+            per_account: RateLimiter::new(settings.attempts_per_account, settings.attempt_window),
+            per_ip: RateLimiter::new(settings.attempts_per_ip, settings.attempt_window),
+            settings,
+        }
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    accounts::routes()
+}

@@ -1,0 +1,241 @@
+//! Signing up, in and out, and who am I.
+//!
+//! Neither sign-up nor sign-in tells whether an email has an account: sign-up answers the
+//! same whether or not it created one (the new account then signs in), sign-in answers
+//! "email or password is incorrect" for both, and both hash or verify a password either way
+//! so that they take as long.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use resonance_db::{Membership, NewSession, User};
+use resonance_domain::{Email, OrgId, Password, Role, UserId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::extract::{cross_site, session_token};
+use super::{SESSION_COOKIE, SignedIn, csrf, secrets};
+use crate::json::ApiJson;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/sign-up", post(sign_up))
+        .route("/api/auth/sign-in", post(sign_in))
+        .route("/api/auth/sign-out", post(sign_out))
+        .route("/api/me", get(me))
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignUpResponse {
+    message: &'static str,
+}
+
+/// `POST /api/auth/sign-up`: 202 whether or not the email already had an account.
+async fn sign_up(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<(StatusCode, Json<SignUpResponse>), ApiError> {
+    if !csrf::same_origin(&axum::http::Method::POST, &headers) {
+        return Err(cross_site());
+    }
+    let email = Email::parse(&body.email).map_err(|e| invalid("INVALID_EMAIL", e))?;
+    let password = Password::parse(&body.password).map_err(|e| invalid("INVALID_PASSWORD", e))?;
+    limit(state.auth.per_ip.check(&client.ip().to_string()))?;
+    let hash = blocking(move || secrets::hash_password(password.expose())).await?;
+    match state.db.create_user(&email, &hash).await? {
+        Some(user) => {
+            tracing::info!(user = %user.id, operator = user.is_operator, "account created")
+        }
+        None => tracing::info!("sign-up for an email that already has an account"),
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SignUpResponse {
+            message: "unless this email already had an account, it has one now: sign in to continue",
+        }),
+    ))
+}
+
+/// `POST /api/auth/sign-in`: a new session (the old one, if any, ends) in a cookie.
+async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    if !csrf::same_origin(&axum::http::Method::POST, &headers) {
+        return Err(cross_site());
+    }
+    limit(state.auth.per_ip.check(&client.ip().to_string()))?;
+    let email = Email::parse(&body.email).ok();
+    if let Some(email) = &email {
+        limit(state.auth.per_account.check(email.as_str()))?;
+    }
+    let credentials = match &email {
+        Some(email) => state.db.user_credentials(email).await?,
+        None => None,
+    };
+    let stored_hash = credentials
+        .as_ref()
+        .map_or(secrets::dummy_password_hash().to_string(), |c| {
+            c.password_hash.clone()
+        });
+    let password = body.password;
+    let verified = blocking(move || secrets::verify_password(&password, &stored_hash)).await?;
+    let user = match credentials {
+        Some(credentials) if verified => credentials.user,
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+
+    if let Some(old) = session_token(&headers) {
+        state.db.delete_session(&secrets::secret_hash(old)).await?;
+    }
+    let memberships = state.db.memberships_of(&user.id).await?;
+    let active_org = memberships.first().map(|m| m.organization.id.clone());
+    let token = secrets::new_session_token();
+    let ttl = state.auth.settings.session_ttl;
+    state
+        .db
+        .create_session(&NewSession {
+            token_hash: secrets::secret_hash(&token),
+            user_id: user.id.clone(),
+            active_org: active_org.clone(),
+            expires_at: OffsetDateTime::now_utc() + ttl,
+        })
+        .await?;
+    tracing::info!(user = %user.id, "signed in");
+    let cookie = session_cookie(&state, &token, ttl.as_secs());
+    let body = MeResponse::new(&user, &memberships, active_org.as_ref());
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// `POST /api/auth/sign-out`: ends this session at once.
+async fn sign_out(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Response, ApiError> {
+    state.db.delete_session(&signed_in.session_hash).await?;
+    let cookie = session_cookie(&state, "", 0);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// `GET /api/me`: the signed-in user, their organizations and the active one.
+async fn me(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Json<MeResponse>, ApiError> {
+    let memberships = state.db.memberships_of(&signed_in.user.id).await?;
+    let active = signed_in.active_org.map(|(org, _)| org);
+    Ok(Json(MeResponse::new(
+        &signed_in.user,
+        &memberships,
+        active.as_ref(),
+    )))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBody {
+    id: UserId,
+    email: Email,
+    is_operator: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// An organization as one of its members sees it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipBody {
+    id: OrgId,
+    name: String,
+    role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl From<&Membership> for MembershipBody {
+    fn from(m: &Membership) -> Self {
+        Self {
+            id: m.organization.id.clone(),
+            name: m.organization.name.as_str().to_string(),
+            role: m.role,
+            created_at: m.organization.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeResponse {
+    user: UserBody,
+    organizations: Vec<MembershipBody>,
+    /// The organization requests act in; `null` until the user creates or joins one.
+    active_organization: Option<MembershipBody>,
+}
+
+impl MeResponse {
+    fn new(user: &User, memberships: &[Membership], active: Option<&OrgId>) -> Self {
+        Self {
+            user: UserBody {
+                id: user.id.clone(),
+                email: user.email.clone(),
+                is_operator: user.is_operator,
+                created_at: user.created_at,
+            },
+            organizations: memberships.iter().map(Into::into).collect(),
+            active_organization: active.and_then(|active| {
+                memberships
+                    .iter()
+                    .find(|m| &m.organization.id == active)
+                    .map(Into::into)
+            }),
+        }
+    }
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age_secs: u64) -> HeaderValue {
+    let secure = if state.auth.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    );
+    HeaderValue::from_str(&cookie).expect("session tokens are URL-safe base64")
+}
+
+fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
+    ApiError::Unprocessable {
+        code,
+        message: error.to_string(),
+    }
+}
+
+fn limit(checked: Result<(), std::time::Duration>) -> Result<(), ApiError> {
+    checked.map_err(|retry_after| ApiError::TooManyRequests { retry_after })
+}
+
+/// Runs CPU-heavy password hashing off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,312 @@
+//! Accounts, sessions, organizations and API keys over HTTP, on SQLite and PostgreSQL.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{DbKind, PASSWORD, TestApp, error_code, session_cookie};
+
+async fn first_account_is_the_operator_and_signs_in(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let operator = app.signed_up("Operator@Example.com").await;
+    let other = app.signed_up("other@example.com").await;
+
+    let me: Value = operator
+        .client
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["email"], "operator@example.com");
+    assert_eq!(me["user"]["isOperator"], true);
+    assert_eq!(me["organizations"], json!([]));
+    assert_eq!(me["activeOrganization"], Value::Null);
+    let me: Value = other
+        .client
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["isOperator"], false);
+    assert_ne!(me["user"]["id"], operator.id);
+}
+
+async fn sign_up_does_not_say_whether_an_email_is_taken(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let first = app.sign_up("taken@example.com", PASSWORD).await;
+    let (status, body) = (first.status(), first.text().await.unwrap());
+    let again = app
+        .sign_up("TAKEN@example.com", "another password entirely")
+        .await;
+    assert_eq!(again.status(), status);
+    assert_eq!(again.text().await.unwrap(), body);
+    // The second sign-up changed nothing: the first password still works, the second does not.
+    assert_eq!(
+        app.sign_in("taken@example.com", "another password entirely")
+            .await
+            .status(),
+        401
+    );
+    app.signed_in("taken@example.com", PASSWORD).await;
+}
+
+async fn sign_in_fails_alike_for_wrong_password_and_unknown_email(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    app.signed_up("known@example.com").await;
+    let wrong_password = app.sign_in("known@example.com", "not the password").await;
+    assert_eq!(wrong_password.status(), 401);
+    assert!(session_cookie(&wrong_password).is_none());
+    let wrong_body: Value = wrong_password.json().await.unwrap();
+    let unknown = app.sign_in("nobody@example.com", PASSWORD).await;
+    assert_eq!(unknown.status(), 401);
+    let unknown_body: Value = unknown.json().await.unwrap();
+    assert_eq!(wrong_body, unknown_body);
+    assert_eq!(wrong_body["error"]["code"], "INVALID_CREDENTIALS");
+}
+
+async fn bad_sign_up_input_is_refused_clearly(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let response = app.sign_up("not-an-email", PASSWORD).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "INVALID_EMAIL");
+    let response = app.sign_up("short@example.com", "short").await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "INVALID_PASSWORD");
+    let response = app
+        .anonymous()
+        .post(app.url("/api/auth/sign-up"))
+        .header("content-type", "application/json")
+        .body("{\"email\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(error_code(response).await, "INVALID_BODY");
+}
+
+async fn creating_and_switching_organizations(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let first = app.create_org(&alice, "First").await;
+    let second = app.create_org(&alice, "Second").await;
+
+    let me: Value = alice
+        .client
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["activeOrganization"]["id"],
+        first.as_str(),
+        "the first org becomes active"
+    );
+    assert_eq!(me["activeOrganization"]["role"], "admin");
+    let orgs: Value = alice
+        .client
+        .get(app.url("/api/orgs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = orgs["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["First", "Second"]);
+
+    app.activate(&alice, &second).await;
+    let me: Value = alice
+        .client
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["activeOrganization"]["id"], second.as_str());
+
+    let bob = app.signed_up("bob@example.com").await;
+    let response = bob
+        .client
+        .post(app.url(&format!("/api/orgs/{first}/activate")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        404,
+        "a non-member cannot activate an organization"
+    );
+
+    let response = alice
+        .client
+        .post(app.url("/api/orgs"))
+        .json(&json!({ "name": "  " }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}
+
+async fn api_keys_authenticate_with_both_headers_and_show_their_secret_once(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let org = app.create_org(&alice, "Acme").await;
+    let response = alice
+        .client
+        .post(app.url(&format!("/api/orgs/{org}/api-keys")))
+        .json(&json!({ "name": "CI" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let key = created["key"].as_str().unwrap();
+    let prefix = created["prefix"].as_str().unwrap();
+    assert!(key.starts_with(&format!("rsn_{prefix}_")), "{key}");
+    assert_eq!(created["lastUsedAt"], Value::Null);
+
+    let list: Value = alice
+        .client
+        .get(app.url(&format!("/api/orgs/{org}/api-keys")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["apiKeys"].as_array().unwrap().len(), 1);
+    assert_eq!(list["apiKeys"][0]["name"], "CI");
+    assert!(
+        !list.to_string().contains(key),
+        "listings never show the key"
+    );
+
+    // The key acts for its organization through either header.
+    let response = app
+        .key_client(key)
+        .get(app.url(&format!("/api/orgs/{org}/api-keys")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "keys cannot manage keys");
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/api/orgs/{org}/api-keys")))
+        .header("xi-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        403,
+        "xi-api-key authenticates the same key"
+    );
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/api/orgs/{org}/api-keys")))
+        .header("xi-api-key", format!("{key}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "a wrong secret with a right prefix is refused"
+    );
+
+    let list: Value = alice
+        .client
+        .get(app.url(&format!("/api/orgs/{org}/api-keys")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["apiKeys"][0]["lastUsedAt"].is_string(), "{list}");
+}
+
+async fn requests_without_credentials_are_unauthenticated(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    for path in ["/api/me", "/api/orgs"] {
+        let response = reqwest::get(app.url(path)).await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        assert_eq!(error_code(response).await, "UNAUTHENTICATED");
+    }
+    let response = app
+        .cookie_client("resonance_session=forged")
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app
+        .key_client("rsn_aaaaaaaa_forged")
+        .get(app.url("/api/orgs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+async fn cookie_writes_need_our_origin(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let alice = app.signed_up("alice@example.com").await;
+    let cross_site = reqwest::Client::new()
+        .post(app.url("/api/orgs"))
+        .header(
+            "cookie",
+            format!("resonance_session={}", alice.session_token),
+        )
+        .header("origin", "https://evil.example")
+        .json(&json!({ "name": "Phished" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let no_origin = reqwest::Client::new()
+        .post(app.url("/api/orgs"))
+        .header(
+            "cookie",
+            format!("resonance_session={}", alice.session_token),
+        )
+        .json(&json!({ "name": "Phished" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), 403);
+    let orgs: Value = alice
+        .client
+        .get(app.url("/api/orgs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orgs["organizations"], json!([]), "nothing was created");
+}
+
+on_both_databases!(
+    first_account_is_the_operator_and_signs_in,
+    sign_up_does_not_say_whether_an_email_is_taken,
+    sign_in_fails_alike_for_wrong_password_and_unknown_email,
+    bad_sign_up_input_is_refused_clearly,
+    creating_and_switching_organizations,
+    api_keys_authenticate_with_both_headers_and_show_their_secret_once,
+    requests_without_credentials_are_unauthenticated,
+    cookie_writes_need_our_origin,
+);
