@@ -53,6 +53,9 @@ pub struct SettingsArgs {
     /// Log format: pretty or json [default: pretty]
     #[arg(long, env = "RESONANCE_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
+    #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
+    pub voice_upload_max_bytes: Option<usize>,
 }
 
 /// The `resonance.toml` file. Keys mirror the flags.
@@ -64,6 +67,7 @@ struct FileSettings {
     database_url: Option<String>,
     public_url: Option<String>,
     log_format: Option<String>,
+    voice_upload_max_bytes: Option<usize>,
     #[serde(default)]
     s3: FileS3,
 }
@@ -87,6 +91,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub storage: StorageConfig,
     pub log_format: LogFormat,
+    pub voice_upload_max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +241,11 @@ impl Config {
             }
         };
 
+        let voice_upload_max_bytes = args
+            .voice_upload_max_bytes
+            .or(file.voice_upload_max_bytes)
+            .unwrap_or(resonance_web::voices::DEFAULT_UPLOAD_MAX_BYTES);
+
         Ok(Self {
             bind,
             data_dir,
@@ -243,6 +253,7 @@ impl Config {
             public_url,
             storage,
             log_format,
+            voice_upload_max_bytes,
         })
     }
 }

@@ -3,6 +3,7 @@
 mod config;
 mod model;
 mod serve;
+mod voices;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,12 @@ enum Command {
     /// Model maintenance
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Voice library maintenance (operator)
+    #[command(subcommand)]
+    Voices(voices::VoicesCommand),
+    /// Object storage maintenance (operator)
+    #[command(subcommand)]
+    Storage(voices::StorageCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +58,8 @@ fn main() -> ExitCode {
             Command::Serve => serve::serve(&cli.settings).await,
             Command::Migrate => serve::migrate(&cli.settings).await,
             Command::Model(cmd) => model::run(cmd),
+            Command::Voices(cmd) => voices::voices(&cli.settings, cmd).await,
+            Command::Storage(cmd) => voices::storage(&cli.settings, cmd).await,
         }
     });
     match result {

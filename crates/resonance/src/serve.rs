@@ -40,10 +40,14 @@ async fn open(config: &Config) -> anyhow::Result<AppState> {
     let db = connect_db(config).await?;
     db.migrate().await.context("applying database migrations")?;
     let storage = open_storage(config)?;
-    Ok(AppState { db, storage })
+    Ok(AppState {
+        db,
+        storage,
+        voice_upload_max_bytes: config.voice_upload_max_bytes,
+    })
 }
 
-async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+pub async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
     resonance_db::connect(&config.database_url)
         .await
         .with_context(|| {
@@ -54,7 +58,7 @@ async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
         })
 }
 
-fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+pub fn open_storage(config: &Config) -> anyhow::Result<Storage> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data folder {} (RESONANCE_DATA_DIR)",

@@ -6,6 +6,7 @@ pub mod auth;
 mod health;
 pub mod objects;
 mod server;
+pub mod voices;
 
 pub use error::ApiError;
 pub use server::{AppState, RunningServer, router, serve};

@@ -24,6 +24,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub db: Arc<dyn Database>,
     pub storage: Storage,
+    /// Largest accepted voice upload; larger bodies are refused while they stream in.
+    pub voice_upload_max_bytes: usize,
 }
 
 pub fn router(state: AppState) -> Router {
