@@ -77,7 +77,13 @@ pub fn decode_at_most(
     let track = format
         .tracks()
         .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .find(|t| {
+            let codec = t.codec_params.codec;
+            // Skips video and other non-audio tracks; Opus always runs at 48 kHz, whether
+            // or not the container says so.
+            codec != CODEC_TYPE_NULL
+                && (t.codec_params.sample_rate.is_some() || codec == CODEC_TYPE_OPUS)
+        })
         .ok_or(DecodeError::NoAudioTrack)?
         .clone();
     let mut sink = if track.codec_params.codec == CODEC_TYPE_OPUS {
@@ -112,9 +118,7 @@ pub fn decode_at_most(
     })
 }
 
-fn next_packet(
-    format: &mut dyn FormatReader,
-) -> Result<Option<Packet>, DecodeError> {
+fn next_packet(format: &mut dyn FormatReader) -> Result<Option<Packet>, DecodeError> {
     match format.next_packet() {
         Ok(packet) => Ok(Some(packet)),
         Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {

@@ -50,8 +50,8 @@ pub fn prepare(bytes: &[u8], content_type: Option<&str>) -> Result<VoiceSample, 
         });
     }
     // At least 10 s of audio is always longer than one 400 ms loudness block.
-    let loudness = integrated_loudness(&audio.samples, audio.sample_rate)
-        .map_err(|_| SampleError::Silent)?;
+    let loudness =
+        integrated_loudness(&audio.samples, audio.sample_rate).map_err(|_| SampleError::Silent)?;
     if loudness < SILENCE_LUFS {
         return Err(SampleError::Silent);
     }

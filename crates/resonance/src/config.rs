@@ -225,7 +225,10 @@ impl Config {
                         key: "RESONANCE_S3_SECRET_ACCESS_KEY (s3.secret_access_key)",
                         why: "required when an S3 bucket is configured",
                     })?,
-                virtual_hosted: args.s3_virtual_hosted.or(s3.virtual_hosted).unwrap_or(false),
+                virtual_hosted: args
+                    .s3_virtual_hosted
+                    .or(s3.virtual_hosted)
+                    .unwrap_or(false),
             }),
         };
 

@@ -135,13 +135,25 @@ language = "en-GB"
         stdout(&resonance(data.path(), &args))
     };
     let dry = reconcile(&["--dry-run"]);
-    assert!(dry.contains(&format!("would remove voice row {}", ids[1])), "{dry}");
-    assert!(dry.contains(&format!("would remove object {stray}")), "{dry}");
+    assert!(
+        dry.contains(&format!("would remove voice row {}", ids[1])),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(&format!("would remove object {stray}")),
+        "{dry}"
+    );
     assert!(stray_path.exists());
 
     let done = reconcile(&[]);
-    assert!(done.contains("1 voice rows without audio, 1 objects without a voice"), "{done}");
+    assert!(
+        done.contains("1 voice rows without audio, 1 objects without a voice"),
+        "{done}"
+    );
     assert!(!stray_path.exists());
     let clean = reconcile(&["--dry-run"]);
-    assert!(clean.contains("0 voice rows without audio, 0 objects without a voice"), "{clean}");
+    assert!(
+        clean.contains("0 voice rows without audio, 0 objects without a voice"),
+        "{clean}"
+    );
 }

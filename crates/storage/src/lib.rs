@@ -296,7 +296,10 @@ impl Storage {
     }
 
     /// Like [`Storage::list`], with each object's size and last modification time.
-    pub async fn list_objects(&self, prefix: &KeyPrefix) -> Result<Vec<ListedObject>, StorageError> {
+    pub async fn list_objects(
+        &self,
+        prefix: &KeyPrefix,
+    ) -> Result<Vec<ListedObject>, StorageError> {
         let prefix_path = prefix.as_str().map(StorePath::from);
         let metas: Vec<_> = self
             .store

@@ -47,18 +47,6 @@ impl UploadFormat {
             Self::WebmOpus => "audio/webm;codecs=opus",
         }
     }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Wav => "wav",
-            Self::Mp3 => "mp3",
-            Self::Flac => "flac",
-            Self::OggVorbis | Self::OggOpus => "ogg",
-            Self::Aac => "aac",
-            Self::M4a => "m4a",
-            Self::WebmOpus => "webm",
-        }
-    }
 }
 
 /// `seconds` of a speech-like signal at [`SOURCE_RATE`], peak about `level`. `seed` varies
@@ -78,7 +66,9 @@ pub fn speech_like(seconds: f64, level: f32, seed: u32) -> Vec<f32> {
                 .sum();
             // Syllables at about 4 per second.
             let envelope = 0.5 + 0.5 * (std::f64::consts::TAU * 4.0 * t).sin();
-            noise_state = noise_state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            noise_state = noise_state
+                .wrapping_mul(1_664_525)
+                .wrapping_add(1_013_904_223);
             let noise = f64::from(noise_state >> 8) / f64::from(1u32 << 24) - 0.5;
             (f64::from(level) * (0.45 * voiced * envelope + 0.05 * noise)) as f32
         })

@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use resonance_audio::voice_sample::{self, SampleError, VoiceSample};
 use resonance_db::{Database, DbError, NewVoice, Voice};
-use resonance_domain::{
-    Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner,
-};
+use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, StorageError};
 
 const WAV: &str = "audio/wav";

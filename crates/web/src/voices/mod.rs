@@ -33,7 +33,7 @@ pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
 
 /// Who is asking, as far as the voice routes need to know: extracted from the request
 /// (rejecting a request that is not signed in) and implemented by the accounts' caller.
-pub trait VoiceCaller: FromRequestParts<AppState> + Send + 'static {
+pub trait VoiceCaller: FromRequestParts<AppState> + Send + Sync + 'static {
     /// The organization the caller acts for.
     fn org_id(&self) -> &OrgId;
     /// Succeeds for the organization's admins; otherwise 403.
