@@ -315,13 +315,14 @@ mod tests {
         assert_eq!(cfg.bind.to_string(), "127.0.0.1:3000");
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(matches!(cfg.storage, StorageConfig::Local { .. }));
+        assert_eq!(cfg.voice_upload_max_bytes, 20 * 1024 * 1024);
     }
 
     #[test]
     fn flags_override_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("resonance.toml");
-        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
+        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\nvoice_upload_max_bytes = 1000\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
         let cfg = Config::load(&SettingsArgs {
             config: Some(file.clone()),
             bind: Some("127.0.0.1:9000".into()),
@@ -330,6 +331,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.bind.to_string(), "127.0.0.1:9000");
         assert_eq!(cfg.data_dir, PathBuf::from("/srv/x"));
+        assert_eq!(cfg.voice_upload_max_bytes, 1000);
         let StorageConfig::S3(s3) = cfg.storage else {
             panic!("expected S3 storage")
         };
