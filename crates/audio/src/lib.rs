@@ -6,7 +6,8 @@ pub mod encode;
 pub mod loudness;
 pub mod resample;
 pub mod stretch;
+pub mod voice_sample;
 pub mod wav;
 
-pub use decode::{DecodeError, MonoAudio, decode};
+pub use decode::{DecodeError, MonoAudio, decode, decode_at_most};
 pub use encode::{OutputFormat, StreamEncoder, UnsupportedFormat, encode};

@@ -55,6 +55,10 @@ pub trait Voices: Send + Sync {
         page: Page,
     ) -> Result<Paged<Voice>, DbError>;
 
+    /// Every voice of every organization and every SYSTEM voice, for maintenance (storage
+    /// reconciliation); never for a request.
+    async fn all_voices(&self) -> Result<Vec<Voice>, DbError>;
+
     /// Records where the voice's audio lies; only `owner` may change its voices.
     async fn set_voice_object_key(
         &self,

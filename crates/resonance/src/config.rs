@@ -56,6 +56,9 @@ pub struct SettingsArgs {
     /// Log format: pretty or json [default: pretty]
     #[arg(long, env = "RESONANCE_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
+    #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
+    pub voice_upload_max_bytes: Option<usize>,
 }
 
 /// The `resonance.toml` file. Keys mirror the flags.
@@ -68,6 +71,7 @@ struct FileSettings {
     database_url: Option<String>,
     public_url: Option<String>,
     log_format: Option<String>,
+    voice_upload_max_bytes: Option<usize>,
     #[serde(default)]
     s3: FileS3,
 }
@@ -92,6 +96,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub storage: StorageConfig,
     pub log_format: LogFormat,
+    pub voice_upload_max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +254,11 @@ impl Config {
             }
         };
 
+        let voice_upload_max_bytes = args
+            .voice_upload_max_bytes
+            .or(file.voice_upload_max_bytes)
+            .unwrap_or(resonance_web::voices::DEFAULT_UPLOAD_MAX_BYTES);
+
         Ok(Self {
             bind,
             data_dir,
@@ -257,6 +267,7 @@ impl Config {
             public_url,
             storage,
             log_format,
+            voice_upload_max_bytes,
         })
     }
 }
@@ -316,13 +327,14 @@ mod tests {
         assert_eq!(cfg.model_dir, dir.path().join("models/chatterbox-turbo"));
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(matches!(cfg.storage, StorageConfig::Local { .. }));
+        assert_eq!(cfg.voice_upload_max_bytes, 20 * 1024 * 1024);
     }
 
     #[test]
     fn flags_override_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("resonance.toml");
-        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\nmodel_dir = \"/models/turbo\"\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
+        std::fs::write(&file, "bind = \"0.0.0.0:8080\"\ndata_dir = \"/srv/x\"\nmodel_dir = \"/models/turbo\"\nvoice_upload_max_bytes = 1000\n[s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
         let cfg = Config::load(&SettingsArgs {
             config: Some(file.clone()),
             bind: Some("127.0.0.1:9000".into()),
@@ -339,6 +351,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.model_dir, PathBuf::from("/elsewhere"));
+        assert_eq!(cfg.voice_upload_max_bytes, 1000);
         let StorageConfig::S3(s3) = cfg.storage else {
             panic!("expected S3 storage")
         };

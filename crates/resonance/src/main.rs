@@ -6,6 +6,7 @@ mod engine;
 mod model;
 mod say;
 mod serve;
+mod voices;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,12 @@ enum Command {
     Model(model::ModelCommand),
     /// Speak a text into a WAV file with the native model
     Say(say::SayArgs),
+    /// Voice library maintenance (operator)
+    #[command(subcommand)]
+    Voices(voices::VoicesCommand),
+    /// Object storage maintenance (operator)
+    #[command(subcommand)]
+    Storage(voices::StorageCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +64,8 @@ fn main() -> ExitCode {
             Command::Migrate => serve::migrate(&cli.settings).await,
             Command::Model(cmd) => model::run(cmd, &cli.settings).await,
             Command::Say(args) => say::run(args, &cli.settings).await,
+            Command::Voices(cmd) => voices::voices(&cli.settings, cmd).await,
+            Command::Storage(cmd) => voices::storage(&cli.settings, cmd).await,
         }
     });
     match result {

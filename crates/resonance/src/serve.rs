@@ -41,7 +41,9 @@ async fn open(config: &Config) -> anyhow::Result<AppState> {
     let db = connect_db(config).await?;
     db.migrate().await.context("applying database migrations")?;
     let storage = open_storage(config)?;
-    Ok(AppState::new(db, storage, auth_settings(config)))
+    let mut state = AppState::new(db, storage, auth_settings(config));
+    state.voice_upload_max_bytes = config.voice_upload_max_bytes;
+    Ok(state)
 }
 
 /// Sessions ride in `Secure` cookies when users reach the server over HTTPS.
@@ -56,7 +58,7 @@ fn auth_settings(config: &Config) -> AuthSettings {
     }
 }
 
-async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+pub async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
     resonance_db::connect(&config.database_url)
         .await
         .with_context(|| {
@@ -67,7 +69,7 @@ async fn connect_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
         })
 }
 
-fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+pub fn open_storage(config: &Config) -> anyhow::Result<Storage> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data folder {} (RESONANCE_DATA_DIR)",

@@ -103,6 +103,15 @@ impl KeyPrefix {
         Self(None)
     }
 
+    /// Every voice sample and upload: system, custom and custom originals.
+    pub fn voices() -> Self {
+        Self(Some("voices".to_string()))
+    }
+
+    pub fn voice_conditionals() -> Self {
+        Self(Some(VOICE_CONDITIONALS.to_string()))
+    }
+
     pub fn system_voices() -> Self {
         Self(Some(SYSTEM_VOICES.to_string()))
     }

@@ -73,6 +73,14 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
 }
 
+/// One object found by [`Storage::list_objects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: ObjectKey,
+    pub size: u64,
+    pub last_modified: SystemTime,
+}
+
 /// An object's info and its bytes as they arrive.
 pub struct ObjectStream {
     pub info: ObjectInfo,
@@ -279,6 +287,19 @@ impl Storage {
     /// Every key under `prefix`, in no particular order. Objects whose names are not one of
     /// our key shapes (put there by something else) are skipped with a warning.
     pub async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<ObjectKey>, StorageError> {
+        Ok(self
+            .list_objects(prefix)
+            .await?
+            .into_iter()
+            .map(|object| object.key)
+            .collect())
+    }
+
+    /// Like [`Storage::list`], with each object's size and last modification time.
+    pub async fn list_objects(
+        &self,
+        prefix: &KeyPrefix,
+    ) -> Result<Vec<ListedObject>, StorageError> {
         let prefix_path = prefix.as_str().map(StorePath::from);
         let metas: Vec<_> = self
             .store
@@ -289,7 +310,11 @@ impl Storage {
         Ok(metas
             .into_iter()
             .filter_map(|meta| match ObjectKey::parse(meta.location.as_ref()) {
-                Ok(key) => Some(key),
+                Ok(key) => Some(ListedObject {
+                    key,
+                    size: meta.size,
+                    last_modified: meta.last_modified.into(),
+                }),
                 Err(_) => {
                     tracing::warn!(object = %meta.location, store = %self.target, "skipping an object that is not a Resonance key");
                     None

@@ -272,6 +272,23 @@ async fn list_returns_the_keys_under_a_prefix(fixture: Fixture) {
         sorted(storage.list(&KeyPrefix::everything()).await.unwrap()),
         sorted(a_voices.iter().chain(&others).cloned().collect())
     );
+    let mut every_voice_object: Vec<ObjectKey> = a_voices.to_vec();
+    every_voice_object.extend([others[0].clone(), others[1].clone(), others[2].clone()]);
+    assert_eq!(
+        sorted(storage.list(&KeyPrefix::voices()).await.unwrap()),
+        sorted(every_voice_object)
+    );
+    let conditionals = storage
+        .list_objects(&KeyPrefix::voice_conditionals())
+        .await
+        .unwrap();
+    assert_eq!(conditionals.len(), 1);
+    assert_eq!(conditionals[0].key, others[4]);
+    assert_eq!(conditionals[0].size, audio_bytes(10).len() as u64);
+    let age = std::time::SystemTime::now()
+        .duration_since(conditionals[0].last_modified)
+        .unwrap_or_default();
+    assert!(age.as_secs() < 600, "written just now, not {age:?} ago");
 }
 
 async fn ping_succeeds_on_a_working_store(fixture: Fixture) {

@@ -23,6 +23,8 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("the service is temporarily unavailable")]
@@ -48,10 +50,26 @@ impl ApiError {
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "STORAGE_UNAVAILABLE"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        }
+    }
+}
+
+impl From<resonance_db::DbError> for ApiError {
+    fn from(error: resonance_db::DbError) -> Self {
+        use resonance_db::DbError;
+        match error {
+            DbError::NotFound(what) => Self::NotFound(what),
+            DbError::Conflict(message) => Self::Conflict(message),
+            DbError::Unavailable { .. } => {
+                tracing::error!(%error, "database unavailable");
+                Self::Unavailable
+            }
+            other => Self::internal(other),
         }
     }
 }

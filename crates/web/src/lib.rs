@@ -11,6 +11,7 @@ pub mod objects;
 mod orgs;
 mod pages;
 mod server;
+pub mod voices;
 
 pub use error::ApiError;
 pub use json::ApiJson;

@@ -16,7 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Auth, AuthSettings};
-use crate::{api_keys, auth, health, members, objects, orgs, pages};
+use crate::{api_keys, auth, health, members, objects, orgs, pages, voices};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -26,7 +26,12 @@ pub struct AppState {
     pub db: Arc<dyn Database>,
     pub storage: Storage,
     pub auth: Arc<Auth>,
+    /// Largest accepted voice upload; larger bodies are refused while they stream in.
+    pub voice_upload_max_bytes: usize,
 }
+
+/// The original's upload limit.
+pub const DEFAULT_VOICE_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
 
 impl AppState {
     pub fn new(db: Arc<dyn Database>, storage: Storage, auth: AuthSettings) -> Self {
@@ -34,6 +39,7 @@ impl AppState {
             db,
             storage,
             auth: Arc::new(Auth::new(auth)),
+            voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
         }
     }
 }
@@ -47,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::routes())
         .merge(api_keys::routes())
         .merge(members::routes())
+        .merge(voices::routes::<auth::Caller>())
         .merge(pages::routes())
         .with_state(state)
         .layer(

@@ -410,7 +410,23 @@ async fn check_constraints_refuse_inconsistent_rows(t: TestDb) {
     );
 }
 
+async fn all_voices_spans_every_organization(t: TestDb) {
+    let acme = t.new_org("Acme").await;
+    let other = t.new_org("Other").await;
+    let mut created = Vec::new();
+    for voice in [
+        new_voice(VoiceOwner::System, "Shared"),
+        new_voice(VoiceOwner::Org(acme), "Acme's"),
+        new_voice(VoiceOwner::Org(other), "Other's"),
+    ] {
+        created.push(t.db.create_voice(&voice).await.unwrap());
+    }
+    created.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(t.db.all_voices().await.unwrap(), created);
+}
+
 on_both_backends!(
+    all_voices_spans_every_organization,
     create_then_get_keeps_every_field,
     schema_defaults_category_and_language,
     custom_voices_are_visible_only_to_their_organization,

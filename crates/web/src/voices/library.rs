@@ -1,0 +1,222 @@
+//! Creating and deleting voices together with their audio, and reconciling the database
+//! with object storage. Shared by the API and the operator CLI.
+//!
+//! Order of writes: the audio objects first, then the row that points at them. A failed
+//! row insert removes the objects again, so a voice row never exists without its audio;
+//! a crash between the two leaves only objects without a row, which [`reconcile`] removes.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use resonance_audio::voice_sample::{self, SampleError, VoiceSample};
+use resonance_db::{Database, DbError, NewVoice, Voice};
+use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
+use resonance_storage::{KeyPrefix, ObjectKey, Storage, StorageError};
+
+const WAV: &str = "audio/wav";
+
+/// What describes a voice, parsed.
+#[derive(Debug, Clone)]
+pub struct VoiceDetails {
+    pub name: VoiceName,
+    pub description: Option<VoiceDescription>,
+    pub category: VoiceCategory,
+    pub language: Language,
+}
+
+/// An uploaded recording as received.
+pub struct Upload {
+    pub bytes: Bytes,
+    pub content_type: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateVoiceError {
+    #[error(transparent)]
+    Sample(#[from] SampleError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// Checks the recording, stores its canonical sample (and, for custom voices, the upload as
+/// received), then creates the row. Nothing stays stored when any step fails.
+pub async fn create_voice(
+    db: &dyn Database,
+    storage: &Storage,
+    owner: VoiceOwner,
+    details: VoiceDetails,
+    upload: Upload,
+) -> Result<Voice, CreateVoiceError> {
+    let sample = prepare(upload.bytes.clone(), upload.content_type.clone()).await?;
+    let id = VoiceId::new();
+    let keys = ObjectKeys::new(&owner, &id);
+    if let Err(error) = put_objects(storage, &keys, sample, upload).await {
+        remove_objects(storage, &keys.all()).await;
+        return Err(error.into());
+    }
+    let new_voice = NewVoice {
+        id,
+        owner,
+        name: details.name,
+        description: details.description,
+        category: details.category,
+        language: details.language,
+        object_key: Some(keys.sample.to_string()),
+    };
+    match db.create_voice(&new_voice).await {
+        Ok(voice) => Ok(voice),
+        Err(error) => {
+            remove_objects(storage, &keys.all()).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Deletes one of `owner`'s voices: the row first (generations keep the name and lose the
+/// link), then its audio. Audio left behind by a storage failure is logged and later
+/// removed by [`reconcile`].
+pub async fn delete_voice(
+    db: &dyn Database,
+    storage: &Storage,
+    owner: &VoiceOwner,
+    id: &VoiceId,
+) -> Result<(), DbError> {
+    db.delete_voice(owner, id).await?;
+    remove_objects(storage, &ObjectKeys::new(owner, id).all()).await;
+    Ok(())
+}
+
+/// Decoding and resampling take a while; they run off the async threads.
+async fn prepare(bytes: Bytes, content_type: String) -> Result<VoiceSample, SampleError> {
+    tokio::task::spawn_blocking(move || voice_sample::prepare(&bytes, Some(&content_type)))
+        .await
+        .expect("voice sample preparation does not panic")
+}
+
+/// Every object a voice may have.
+struct ObjectKeys {
+    sample: ObjectKey,
+    original: Option<ObjectKey>,
+    conditionals: ObjectKey,
+}
+
+impl ObjectKeys {
+    fn new(owner: &VoiceOwner, id: &VoiceId) -> Self {
+        match owner {
+            VoiceOwner::System => Self {
+                sample: ObjectKey::system_voice(id),
+                original: None,
+                conditionals: ObjectKey::voice_conditionals(id),
+            },
+            VoiceOwner::Org(org) => Self {
+                sample: ObjectKey::custom_voice(org, id),
+                original: Some(ObjectKey::custom_voice_original(org, id)),
+                conditionals: ObjectKey::voice_conditionals(id),
+            },
+        }
+    }
+
+    fn all(&self) -> Vec<ObjectKey> {
+        let mut keys = vec![self.sample.clone(), self.conditionals.clone()];
+        keys.extend(self.original.clone());
+        keys
+    }
+}
+
+async fn put_objects(
+    storage: &Storage,
+    keys: &ObjectKeys,
+    sample: VoiceSample,
+    upload: Upload,
+) -> Result<(), StorageError> {
+    storage
+        .put(&keys.sample, Bytes::from(sample.wav), WAV)
+        .await?;
+    if let Some(original) = &keys.original {
+        storage
+            .put(original, upload.bytes, &upload.content_type)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn remove_objects(storage: &Storage, keys: &[ObjectKey]) {
+    for key in keys {
+        if let Err(error) = storage.delete(key).await {
+            tracing::warn!(%key, %error, "could not remove a voice object; `resonance storage reconcile` will");
+        }
+    }
+}
+
+/// What [`reconcile`] found (and removed, unless it was a dry run).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ReconcileReport {
+    /// Voice rows whose audio object is missing.
+    pub rows_without_objects: Vec<Voice>,
+    /// Voice objects (samples, uploads, cached conditionals) no row refers to.
+    pub objects_without_rows: Vec<ObjectKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// Finds voice rows without their audio and voice objects without a row, and removes them
+/// unless `dry_run`. Objects younger than `grace` are left alone: an upload in progress
+/// writes its objects shortly before its row.
+pub async fn reconcile(
+    db: &dyn Database,
+    storage: &Storage,
+    grace: Duration,
+    dry_run: bool,
+) -> Result<ReconcileReport, ReconcileError> {
+    let mut report = ReconcileReport::default();
+    let mut wanted = HashSet::new();
+    for voice in db.all_voices().await? {
+        let sample = match voice.object_key.as_deref().map(ObjectKey::parse) {
+            Some(Ok(key)) => match storage.head(&key).await {
+                Ok(_) => Some(key),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(error) => return Err(error.into()),
+            },
+            Some(Err(_)) | None => None,
+        };
+        let Some(sample) = sample else {
+            report.rows_without_objects.push(voice);
+            continue;
+        };
+        let keys = ObjectKeys::new(&voice.owner, &voice.id);
+        wanted.extend(keys.all());
+        wanted.insert(sample);
+    }
+    let settled_before = SystemTime::now() - grace;
+    for prefix in [KeyPrefix::voices(), KeyPrefix::voice_conditionals()] {
+        for object in storage.list_objects(&prefix).await? {
+            if !wanted.contains(&object.key) && object.last_modified <= settled_before {
+                report.objects_without_rows.push(object.key);
+            }
+        }
+    }
+    report.objects_without_rows.sort();
+    if dry_run {
+        return Ok(report);
+    }
+    for voice in &report.rows_without_objects {
+        match db.delete_voice(&voice.owner, &voice.id).await {
+            Ok(_) | Err(DbError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+        remove_objects(storage, &ObjectKeys::new(&voice.owner, &voice.id).all()).await;
+    }
+    for key in &report.objects_without_rows {
+        storage.delete(key).await?;
+    }
+    Ok(report)
+}

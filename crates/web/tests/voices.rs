@@ -1,0 +1,851 @@
+//! The voice routes on a real server (port 0): SQLite with a local folder, and PostgreSQL
+//! with an S3 server. Until the accounts' `Caller` is wired in, requests say who they are
+//! with test headers read by `HeaderCaller` (no header: not signed in).
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use resonance_audio::wav::encode_wav_pcm16;
+use resonance_db::{Database, NewGeneration, Page, VoiceFilter};
+use resonance_domain::{
+    GenerationId, GenerationParams, GenerationText, Language, OrgId, OrganizationName,
+    VoiceCategory, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
+};
+use resonance_storage::{KeyPrefix, ObjectKey, S3Settings, Storage, UrlSigningSecret};
+use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
+use resonance_testkit::postgres::TestPostgres;
+use resonance_testkit::s3::TestS3;
+use resonance_web::voices::library::{self, Upload, VoiceDetails};
+use resonance_web::voices::{self, VoiceCaller};
+use resonance_web::{ApiError, AppState};
+use serde_json::Value;
+
+/// Who a test request is: `x-test-org`, `x-test-role` (`admin` or `member`) and
+/// `x-test-operator: 1`.
+struct HeaderCaller {
+    org_id: OrgId,
+    admin: bool,
+    operator: bool,
+}
+
+impl FromRequestParts<AppState> for HeaderCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let org_id = header("x-test-org")
+            .and_then(|org| OrgId::parse(org).ok())
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(Self {
+            org_id,
+            admin: header("x-test-role") == Some("admin"),
+            operator: header("x-test-operator") == Some("1"),
+        })
+    }
+}
+
+impl VoiceCaller for HeaderCaller {
+    fn org_id(&self) -> &OrgId {
+        &self.org_id
+    }
+
+    fn require_admin(&self) -> Result<(), ApiError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "only organization admins may do this".into(),
+            ))
+        }
+    }
+
+    fn is_operator(&self) -> bool {
+        self.operator
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    SqliteLocal,
+    PostgresS3,
+}
+
+struct App {
+    base: String,
+    db: Arc<dyn Database>,
+    storage: Storage,
+    http: reqwest::Client,
+    acme: OrgId,
+    other: OrgId,
+    s3: Option<TestS3>,
+    _postgres: Option<TestPostgres>,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn start(setup: Setup, upload_limit: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, postgres) = match setup {
+            Setup::SqliteLocal => (
+                format!("sqlite://{}", dir.path().join("resonance.db").display()),
+                None,
+            ),
+            Setup::PostgresS3 => {
+                let postgres = TestPostgres::new().await.unwrap();
+                (postgres.url().to_string(), Some(postgres))
+            }
+        };
+        let db = resonance_db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let (storage, s3) = match setup {
+            Setup::SqliteLocal => {
+                let secret = UrlSigningSecret::new([3u8; 32]).unwrap();
+                (
+                    Storage::local(dir.path().join("objects"), secret).unwrap(),
+                    None,
+                )
+            }
+            Setup::PostgresS3 => {
+                let server = TestS3::start().unwrap();
+                let storage = Storage::s3(&S3Settings {
+                    endpoint: Some(server.endpoint()),
+                    region: server.region().to_string(),
+                    bucket: server.bucket().to_string(),
+                    access_key_id: server.access_key_id().to_string(),
+                    secret_access_key: server.secret_access_key().to_string(),
+                    virtual_hosted_style: false,
+                    allow_http: true,
+                })
+                .unwrap();
+                (storage, Some(server))
+            }
+        };
+        let acme = new_org(db.as_ref(), "Acme").await;
+        let other = new_org(db.as_ref(), "Other").await;
+        let state = AppState {
+            db: db.clone(),
+            storage: storage.clone(),
+            voice_upload_max_bytes: upload_limit,
+        };
+        let app = voices::routes::<HeaderCaller>().with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base: format!("http://{addr}"),
+            db,
+            storage,
+            http: reqwest::Client::new(),
+            acme,
+            other,
+            s3,
+            _postgres: postgres,
+            _dir: dir,
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str, who: Who) -> reqwest::RequestBuilder {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let (org, role, operator) = match who {
+            Who::Anonymous => return request,
+            Who::Admin(org) => (org, "admin", "0"),
+            Who::Member(org) => (org, "member", "0"),
+            Who::Operator(org) => (org, "member", "1"),
+        };
+        request = request
+            .header("x-test-org", org.as_str())
+            .header("x-test-role", role)
+            .header("x-test-operator", operator);
+        request
+    }
+
+    fn get(&self, path: &str, who: Who) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path, who)
+    }
+
+    /// A raw upload with the fields as query parameters.
+    fn upload(&self, query: &str, who: Who) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, &format!("/api/voices?{query}"), who)
+    }
+
+    /// Every stored voice row and voice object: both must stay empty after a refusal.
+    async fn stored(&self) -> (usize, Vec<ObjectKey>) {
+        let rows = self.db.all_voices().await.unwrap().len();
+        let mut objects = self.storage.list(&KeyPrefix::everything()).await.unwrap();
+        objects.sort();
+        (rows, objects)
+    }
+
+    async fn system_voice(&self, name: &str, category: VoiceCategory) -> VoiceId {
+        library::create_voice(
+            self.db.as_ref(),
+            &self.storage,
+            VoiceOwner::System,
+            VoiceDetails {
+                name: VoiceName::parse(name).unwrap(),
+                description: None,
+                category,
+                language: Language::parse("en-GB").unwrap(),
+            },
+            Upload {
+                bytes: wav_speech(11.0).into(),
+                content_type: "audio/wav".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Anonymous,
+    Admin(&'a OrgId),
+    Member(&'a OrgId),
+    Operator(&'a OrgId),
+}
+
+async fn new_org(db: &dyn Database, name: &str) -> OrgId {
+    db.create_organization(&OrganizationName::parse(name).unwrap())
+        .await
+        .unwrap()
+        .id
+}
+
+fn wav_speech(seconds: f64) -> Vec<u8> {
+    encode_as(&speech_like(seconds, 0.5, 1), UploadFormat::Wav)
+}
+
+async fn json(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body = json(response).await;
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+const FIELDS: &str = "name=Ada&category=NARRATIVE&language=en-GB&description=Warm";
+
+/// Reads a stored voice sample: (channels, sample rate, seconds).
+fn wav_shape(bytes: &[u8]) -> (u16, u32, f64) {
+    let reader = hound::WavReader::new(bytes).unwrap();
+    let spec = reader.spec();
+    let seconds = f64::from(reader.duration()) / f64::from(spec.sample_rate);
+    (spec.channels, spec.sample_rate, seconds)
+}
+
+async fn every_upload_format_becomes_a_24k_mono_voice(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let admin = Who::Admin(&app.acme);
+    for (seed, format) in UploadFormat::ALL.into_iter().enumerate() {
+        let audio = encode_as(&speech_like(12.0, 0.5, seed as u32), format);
+        let response = app
+            .upload(
+                &format!("name=Voice+{format:?}&category=PODCAST&language=en-us"),
+                admin,
+            )
+            .header("content-type", format.content_type())
+            .body(audio.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{format:?}");
+        let voice = json(response).await;
+        assert_eq!(voice["name"], format!("Voice {format:?}"));
+        assert_eq!(voice["category"], "PODCAST");
+        assert_eq!(voice["language"], "en-US");
+        assert_eq!(voice["variant"], "CUSTOM");
+        let id = VoiceId::parse(voice["id"].as_str().unwrap()).unwrap();
+
+        let sample = app
+            .storage
+            .get(&ObjectKey::custom_voice(&app.acme, &id))
+            .await
+            .unwrap();
+        let (channels, rate, seconds) = wav_shape(&sample);
+        assert_eq!((channels, rate), (1, 24_000), "{format:?}");
+        // Encoders add or trim a few milliseconds of padding.
+        assert!((seconds - 12.0).abs() < 0.15, "{format:?}: {seconds} s");
+        let original = app
+            .storage
+            .get(&ObjectKey::custom_voice_original(&app.acme, &id))
+            .await
+            .unwrap();
+        assert_eq!(original, Bytes::from(audio), "{format:?}");
+
+        let served = app
+            .get(voice["audioUrl"].as_str().unwrap(), admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status(), StatusCode::OK);
+        assert_eq!(served.bytes().await.unwrap(), sample);
+    }
+    let listed = json(
+        app.get("/api/voices?variant=CUSTOM", admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed["total"], UploadFormat::ALL.len());
+}
+
+async fn the_web_form_uploads_a_voice(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let form = |content_type: Option<&str>| {
+        let mut part = reqwest::multipart::Part::bytes(wav_speech(10.5)).file_name("take.wav");
+        if let Some(content_type) = content_type {
+            part = part.mime_str(content_type).unwrap();
+        }
+        reqwest::multipart::Form::new()
+            .text("name", "Form voice")
+            .text("category", "CORPORATE")
+            .text("language", "en-AU")
+            .part("file", part)
+    };
+    let refused = app
+        .request(reqwest::Method::POST, "/api/voices", Who::Admin(&app.acme))
+        .multipart(form(None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(refused).await,
+        (StatusCode::BAD_REQUEST, "MISSING_CONTENT_TYPE".into())
+    );
+    assert_eq!(app.stored().await, (0, vec![]));
+
+    let created = app
+        .request(reqwest::Method::POST, "/api/voices", Who::Admin(&app.acme))
+        .multipart(form(Some("audio/wav")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let voice = json(created).await;
+    assert_eq!(voice["name"], "Form voice");
+    assert_eq!(voice["category"], "CORPORATE");
+    assert_eq!(voice["language"], "en-AU");
+    assert_eq!(app.stored().await.0, 1);
+}
+
+async fn bad_uploads_are_refused_in_order_and_store_nothing(setup: Setup) {
+    // Room for the 301 s clip (14.4 MB at 24 kHz).
+    const LIMIT: usize = 16 * 1024 * 1024;
+    let app = App::start(setup, LIMIT).await;
+    let (admin, member) = (Who::Admin(&app.acme), Who::Member(&app.acme));
+    let speech = wav_speech(12.0);
+    let too_big = vec![1u8; LIMIT + 1];
+    let short = wav_speech(9.0);
+    let silent = encode_wav_pcm16(&vec![0.0; 16_000 * 12], 16_000);
+    let too_long = encode_wav_pcm16(&speech_like(301.0, 0.5, 3)[..], 24_000);
+    let long_name = format!("name={}", "n".repeat(101));
+    let cases = vec![
+        (
+            "anonymous",
+            Who::Anonymous,
+            FIELDS,
+            Some("audio/wav"),
+            b"RIFF".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        ),
+        (
+            "member, empty body",
+            member,
+            FIELDS,
+            None,
+            vec![],
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        ),
+        (
+            "empty body, no type",
+            admin,
+            FIELDS,
+            None,
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "EMPTY_BODY",
+        ),
+        (
+            "too big, no type",
+            admin,
+            FIELDS,
+            None,
+            too_big.clone(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            "no type, garbage",
+            admin,
+            FIELDS,
+            None,
+            b"garbage".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "MISSING_CONTENT_TYPE",
+        ),
+        (
+            "garbage, bad name",
+            admin,
+            "name=&language=en-GB",
+            Some("audio/wav"),
+            b"garbage".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+        ),
+        (
+            "name too long",
+            admin,
+            long_name.as_str(),
+            Some("audio/wav"),
+            speech.clone(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+        ),
+        (
+            "language without region",
+            admin,
+            "name=Ada&language=en",
+            Some("audio/wav"),
+            speech.clone(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+        ),
+        (
+            "unknown category",
+            admin,
+            "name=Ada&category=ROBOT",
+            Some("audio/wav"),
+            speech.clone(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+        ),
+        (
+            "undecodable",
+            admin,
+            FIELDS,
+            Some("audio/wav"),
+            b"RIFF....WAVEjunk".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNDECODABLE_AUDIO",
+        ),
+        (
+            "nine seconds",
+            admin,
+            FIELDS,
+            Some("audio/wav"),
+            short,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "AUDIO_TOO_SHORT",
+        ),
+        (
+            "silence",
+            admin,
+            FIELDS,
+            Some("audio/wav"),
+            silent,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "AUDIO_SILENT",
+        ),
+        (
+            "five minutes and a second",
+            admin,
+            FIELDS,
+            Some("audio/wav"),
+            too_long,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "AUDIO_TOO_LONG",
+        ),
+    ];
+    for (label, who, query, content_type, body, status, code) in cases {
+        let mut request = app.upload(query, who).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            error_code(response).await,
+            (status, code.to_string()),
+            "{label}"
+        );
+        assert_eq!(app.stored().await, (0, vec![]), "{label} stored something");
+    }
+
+    // A body without a declared length is cut off once it passes the limit.
+    let chunks = (0..LIMIT / 65_536 + 2).map(|_| Ok::<_, std::io::Error>(vec![0u8; 65_536]));
+    let response = app
+        .upload(FIELDS, admin)
+        .header("content-type", "audio/wav")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE".into())
+    );
+    assert_eq!(app.stored().await, (0, vec![]));
+}
+
+async fn a_failed_database_write_leaves_no_audio(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    // An organization the database does not know: the row insert fails after the audio
+    // was stored.
+    let ghost = OrgId::new();
+    let response = app
+        .upload(FIELDS, Who::Admin(&ghost))
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+        .send()
+        .await
+        .unwrap();
+    assert!(!response.status().is_success(), "{}", response.status());
+    assert_eq!(app.stored().await, (0, vec![]));
+}
+
+async fn browse_filter_search_paginate_and_isolate(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let aaron = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
+    app.system_voice("Walter", VoiceCategory::Narrative).await;
+    let mut ours = Vec::new();
+    for (name, org) in [
+        ("Zed", &app.acme),
+        ("Ada", &app.acme),
+        ("Theirs", &app.other),
+    ] {
+        let response = app
+            .upload(
+                &format!("name={name}&category=NARRATIVE&language=en-US"),
+                Who::Admin(org),
+            )
+            .header("content-type", "audio/wav")
+            .body(wav_speech(10.5))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        ours.push(json(response).await["id"].as_str().unwrap().to_string());
+    }
+    let theirs = ours.pop().unwrap();
+    let member = Who::Member(&app.acme);
+    let names = |body: &Value| -> Vec<String> {
+        body["voices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = |query: &str| {
+        let request = app.get(&format!("/api/voices{query}"), member);
+        async move { json(request.send().await.unwrap()).await }
+    };
+    let all = list("").await;
+    assert_eq!(names(&all), ["Aaron", "Ada", "Walter", "Zed"]);
+    assert_eq!(all["total"], 4);
+    assert_eq!(
+        names(&list("?category=NARRATIVE").await),
+        ["Ada", "Walter", "Zed"]
+    );
+    assert_eq!(names(&list("?variant=SYSTEM").await), ["Aaron", "Walter"]);
+    assert_eq!(names(&list("?language=en-gb").await), ["Aaron", "Walter"]);
+    assert_eq!(names(&list("?search=A").await), ["Aaron", "Ada", "Walter"]);
+    let page = list("?limit=2&offset=1").await;
+    assert_eq!(names(&page), ["Ada", "Walter"]);
+    assert_eq!(page["total"], 4);
+    let bad = app
+        .get("/api/voices?category=ROBOT", member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(bad).await,
+        (StatusCode::BAD_REQUEST, "INVALID_QUERY".into())
+    );
+
+    let one = json(
+        app.get(&format!("/api/voices/{}", ours[0]), member)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(one["name"], "Zed");
+    let system = json(
+        app.get(&format!("/api/voices/{aaron}"), member)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(system["variant"], "SYSTEM");
+
+    // Another organization's voice does not exist for us, on every route.
+    for path in [
+        format!("/api/voices/{theirs}"),
+        format!("/api/voices/{theirs}/audio"),
+    ] {
+        let response = app.get(&path, Who::Admin(&app.acme)).send().await.unwrap();
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::NOT_FOUND, "NOT_FOUND".into()),
+            "{path}"
+        );
+    }
+    let response = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/voices/{theirs}"),
+            Who::Admin(&app.acme),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let still_there = app
+        .db
+        .get_voice(&app.other, &VoiceId::parse(&theirs).unwrap())
+        .await;
+    assert!(still_there.is_ok());
+    for path in [
+        "/api/voices".to_string(),
+        format!("/api/voices/{aaron}"),
+        format!("/api/voices/{aaron}/audio"),
+    ] {
+        let response = app.get(&path, Who::Anonymous).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+async fn audio_serves_ranges_with_cache_headers(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let system = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
+    let custom = app
+        .upload(FIELDS, Who::Admin(&app.acme))
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+        .send()
+        .await
+        .unwrap();
+    let custom = json(custom).await["id"].as_str().unwrap().to_string();
+    for (id, cache_control) in [
+        (system.to_string(), "public, max-age=86400"),
+        (custom, "private, max-age=3600"),
+    ] {
+        let path = format!("/api/voices/{id}/audio");
+        let full = app.get(&path, Who::Member(&app.acme)).send().await.unwrap();
+        assert_eq!(full.status(), StatusCode::OK);
+        assert_eq!(full.headers()["cache-control"], cache_control);
+        assert_eq!(full.headers()["content-type"], "audio/wav");
+        let full = full.bytes().await.unwrap();
+        let part = app
+            .get(&path, Who::Member(&app.acme))
+            .header("range", "bytes=100-199")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(part.headers()["cache-control"], cache_control);
+        assert_eq!(
+            part.headers()["content-range"],
+            format!("bytes 100-199/{}", full.len()).as_str()
+        );
+        assert_eq!(part.bytes().await.unwrap(), full.slice(100..200));
+    }
+}
+
+async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let created = app
+        .upload(FIELDS, Who::Admin(&app.acme))
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+        .send()
+        .await
+        .unwrap();
+    let id = VoiceId::parse(json(created).await["id"].as_str().unwrap()).unwrap();
+    let generation = app
+        .db
+        .create_generation(&NewGeneration {
+            id: GenerationId::new(),
+            org_id: app.acme.clone(),
+            voice_id: id.clone(),
+            text: GenerationText::parse("Hello there.").unwrap(),
+            params: GenerationParams::default(),
+        })
+        .await
+        .unwrap();
+    let system = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
+    let delete = |id: String, who| {
+        app.request(reqwest::Method::DELETE, &format!("/api/voices/{id}"), who)
+            .send()
+    };
+
+    let refused = delete(id.to_string(), Who::Member(&app.acme))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(refused).await,
+        (StatusCode::FORBIDDEN, "FORBIDDEN".into())
+    );
+    let refused = delete(system.to_string(), Who::Admin(&app.acme))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(refused).await,
+        (StatusCode::FORBIDDEN, "FORBIDDEN".into())
+    );
+    assert_eq!(app.stored().await.0, 2);
+
+    let deleted = delete(id.to_string(), Who::Admin(&app.acme)).await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let history = app
+        .db
+        .get_generation(&app.acme, &generation.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (history.voice_id, history.voice_name.as_str()),
+        (None, "Ada")
+    );
+    assert_eq!(
+        app.stored().await,
+        (1, vec![ObjectKey::system_voice(&system)])
+    );
+
+    let deleted = delete(system.to_string(), Who::Operator(&app.acme))
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.stored().await, (0, vec![]));
+    let gone = delete(system.to_string(), Who::Operator(&app.acme))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
+
+async fn reconcile_removes_orphans_both_ways(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let kept = app.system_voice("Kept", VoiceCategory::General).await;
+    let lost = app.system_voice("Lost audio", VoiceCategory::General).await;
+    app.storage
+        .delete(&ObjectKey::system_voice(&lost))
+        .await
+        .unwrap();
+    let stray = ObjectKey::custom_voice(&app.acme, &VoiceId::new());
+    app.storage
+        .put(&stray, Bytes::from_static(b"left by a crash"), "audio/wav")
+        .await
+        .unwrap();
+    let db = app.db.as_ref();
+
+    let young = library::reconcile(db, &app.storage, std::time::Duration::from_secs(3600), true)
+        .await
+        .unwrap();
+    assert!(
+        young.objects_without_rows.is_empty(),
+        "within the grace period"
+    );
+    let report = library::reconcile(db, &app.storage, std::time::Duration::ZERO, true)
+        .await
+        .unwrap();
+    let lost_rows: Vec<_> = report
+        .rows_without_objects
+        .iter()
+        .map(|v| v.id.clone())
+        .collect();
+    assert_eq!(lost_rows, vec![lost.clone()]);
+    assert_eq!(report.objects_without_rows, vec![stray.clone()]);
+    assert_eq!(app.stored().await.0, 2, "a dry run removes nothing");
+
+    let removed = library::reconcile(db, &app.storage, std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(removed, report);
+    assert_eq!(
+        app.stored().await,
+        (1, vec![ObjectKey::system_voice(&kept)])
+    );
+    let visible = db
+        .list_voices(
+            &app.acme,
+            &VoiceFilter {
+                variant: Some(VoiceVariant::System),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(visible.total, 1);
+}
+
+async fn a_storage_outage_stores_nothing(setup: Setup) {
+    let mut app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    drop(app.s3.take().expect("an S3 setup"));
+    let response = app
+        .upload(FIELDS, Who::Admin(&app.acme))
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::BAD_GATEWAY, "STORAGE_UNAVAILABLE".into())
+    );
+    assert_eq!(app.db.all_voices().await.unwrap().len(), 0);
+}
+
+macro_rules! on_both_setups {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite_local {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Setup::SqliteLocal).await;
+                }
+            )*
+        }
+        mod postgres_s3 {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Setup::PostgresS3).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_setups!(
+    every_upload_format_becomes_a_24k_mono_voice,
+    the_web_form_uploads_a_voice,
+    bad_uploads_are_refused_in_order_and_store_nothing,
+    a_failed_database_write_leaves_no_audio,
+    browse_filter_search_paginate_and_isolate,
+    audio_serves_ranges_with_cache_headers,
+    deleting_removes_row_and_audio_and_keeps_history,
+    reconcile_removes_orphans_both_ways,
+);
+
+/// Only the S3 setup has a server to take away.
+#[tokio::test]
+async fn a_storage_outage_stores_nothing_on_s3() {
+    a_storage_outage_stores_nothing(Setup::PostgresS3).await;
+}
