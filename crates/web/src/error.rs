@@ -96,17 +96,3 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<resonance_db::DbError> for ApiError {
-    fn from(error: resonance_db::DbError) -> Self {
-        use resonance_db::DbError;
-        match error {
-            DbError::NotFound(what) => Self::NotFound(what),
-            DbError::Conflict(message) => Self::Conflict(message),
-            DbError::Unavailable { .. } => {
-                tracing::error!(%error, "database unavailable");
-                Self::Unavailable
-            }
-            other => Self::internal(other),
-        }
-    }
-}

@@ -40,7 +40,7 @@ impl Browser {
         let storage = Storage::local(data.path().join("objects"), secret).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = resonance_web::serve(listener, AppState { db, storage }, async {
+        let server = resonance_web::serve(listener, AppState::new(db, storage, Default::default()), async {
             let _ = stopped.await;
         })
         .unwrap();

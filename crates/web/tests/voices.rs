@@ -125,11 +125,8 @@ impl App {
         };
         let acme = new_org(db.as_ref(), "Acme").await;
         let other = new_org(db.as_ref(), "Other").await;
-        let state = AppState {
-            db: db.clone(),
-            storage: storage.clone(),
-            voice_upload_max_bytes: upload_limit,
-        };
+        let mut state = AppState::new(db.clone(), storage.clone(), Default::default());
+        state.voice_upload_max_bytes = upload_limit;
         let app = voices::routes::<HeaderCaller>().with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -687,6 +684,7 @@ async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
             voice_id: id.clone(),
             text: GenerationText::parse("Hello there.").unwrap(),
             params: GenerationParams::default(),
+            seed: None,
         })
         .await
         .unwrap();
