@@ -95,4 +95,3 @@ impl IntoResponse for ApiError {
         response
     }
 }
-

@@ -40,9 +40,13 @@ impl Browser {
         let storage = Storage::local(data.path().join("objects"), secret).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = resonance_web::serve(listener, AppState::new(db, storage, Default::default()), async {
-            let _ = stopped.await;
-        })
+        let server = resonance_web::serve(
+            listener,
+            AppState::new(db, storage, Default::default()),
+            async {
+                let _ = stopped.await;
+            },
+        )
         .unwrap();
         let base = format!("http://{}", server.addr);
 

@@ -40,8 +40,12 @@ async fn start() -> Server {
     )
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server =
-        resonance_web::serve(listener, AppState::new(db, storage, Default::default()), std::future::pending()).unwrap();
+    let server = resonance_web::serve(
+        listener,
+        AppState::new(db, storage, Default::default()),
+        std::future::pending(),
+    )
+    .unwrap();
     Server {
         base: format!("http://{}", server.addr),
         _server: server,
