@@ -60,6 +60,18 @@ impl TestPostgres {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Drops the database now, ending every connection to it: for tests of what
+    /// happens when the database goes away.
+    pub async fn drop_database_now(&self) -> Result<()> {
+        let name = self
+            .url
+            .rsplit('/')
+            .next()
+            .and_then(|path| path.split('?').next())
+            .context("test database URL has no database name")?;
+        drop_database(&with_database(&self.url, "postgres")?, name).await
+    }
 }
 
 impl Drop for TestPostgres {
