@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use chatterbox::conditionals::Conditionals;
 use chatterbox::tts::ChatterboxTurbo;
+use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
 use resonance_engine::{SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
 
@@ -25,6 +27,9 @@ pub struct SayArgs {
     /// Voice to speak in (the checkpoint's built-in voice is "default")
     #[arg(long, default_value = BUILTIN_VOICE)]
     pub voice: String,
+    /// Clone the voice of this recording instead (WAV, MP3, FLAC, Ogg, M4A; more than 5 s)
+    #[arg(long, conflicts_with = "voice")]
+    pub voice_file: Option<PathBuf>,
     /// WAV file to write (24 kHz mono, 16-bit)
     #[arg(long, short, default_value = "out.wav")]
     pub out: PathBuf,
@@ -54,12 +59,15 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     let model = tokio::task::spawn_blocking(move || load(&model_dir))
         .await
         .context("model loading panicked")??;
-    let voice = model.builtin_voice().with_context(|| {
-        format!(
-            "the checkpoint in {} has no built-in voice (conds.pt)",
-            config.model_dir.display()
-        )
-    })?;
+    let voice = match &args.voice_file {
+        Some(path) => clone_voice(path, &config.model_dir).await?,
+        None => model.builtin_voice().with_context(|| {
+            format!(
+                "the checkpoint in {} has no built-in voice (conds.pt)",
+                config.model_dir.display()
+            )
+        })?,
+    };
     let loaded = started.elapsed();
     let voices = Arc::new(BuiltinVoices::default());
     voices.insert(BUILTIN_VOICE, voice);
@@ -92,6 +100,21 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
         spoken.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Computes a voice's conditioning from a reference recording.
+async fn clone_voice(path: &Path, model_dir: &Path) -> anyhow::Result<Conditionals> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let audio = resonance_audio::decode(&bytes, None)
+        .with_context(|| format!("cannot decode {}", path.display()))?;
+    let model_dir = model_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Conditionals> {
+        let cfg = ChatterboxTurbo::config_for(&model_dir)?;
+        let conditioner = VoiceConditioner::load(&model_dir, &cfg, &candle_core::Device::Cpu)?;
+        Ok(conditioner.prepare(&audio.samples, audio.sample_rate)?)
+    })
+    .await
+    .context("voice conditioning panicked")?
 }
 
 /// Loads the checkpoint, saying how to get it when files are missing.

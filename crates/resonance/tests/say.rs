@@ -81,3 +81,77 @@ fn say_without_a_model_says_how_to_get_one() {
     assert!(err.contains(&model_dir.display().to_string()), "{err}");
     assert!(!dir.path().join("a.wav").exists());
 }
+
+#[test]
+fn say_clones_the_voice_of_a_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("tiny-model");
+    chatterbox::testing::write_tiny_checkpoint(&model_dir).unwrap();
+    // Six seconds of a voiced, amplitude-modulated 44.1 kHz signal.
+    let rate = 44_100u32;
+    let samples: Vec<f32> = (0..6 * rate)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let envelope = 0.5 + 0.5 * (std::f32::consts::TAU * 3.0 * t).sin();
+            envelope
+                * (0.3 * (std::f32::consts::TAU * 140.0 * t).sin()
+                    + 0.1 * (std::f32::consts::TAU * 1100.0 * t).sin())
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("ref.wav"),
+        resonance_audio::wav::encode_wav_pcm16(&samples, rate),
+    )
+    .unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_resonance"))
+        .current_dir(dir.path())
+        .args(["--data-dir", "data", "--model-dir"])
+        .arg(&model_dir)
+        .args([
+            "say",
+            "Hello there.",
+            "--voice-file",
+            "ref.wav",
+            "--out",
+            "cloned.wav",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (spec, cloned) = read_wav(&dir.path().join("cloned.wav"));
+    assert_eq!((spec.sample_rate, spec.channels), (24_000, 1));
+    assert!(cloned.iter().any(|&s| s != 0), "silent output");
+    let builtin = say(dir.path(), &model_dir, "builtin.wav", "3");
+    assert!(builtin.status.success());
+    assert_ne!(
+        read_wav(&dir.path().join("builtin.wav")).1,
+        cloned,
+        "the recording changed nothing"
+    );
+
+    std::fs::write(
+        dir.path().join("short.wav"),
+        resonance_audio::wav::encode_wav_pcm16(&samples[..rate as usize], rate),
+    )
+    .unwrap();
+    let short = Command::new(env!("CARGO_BIN_EXE_resonance"))
+        .current_dir(dir.path())
+        .args(["--data-dir", "data", "--model-dir"])
+        .arg(&model_dir)
+        .args(["say", "Hi.", "--voice-file", "short.wav", "--out", "x.wav"])
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("5 s"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+}
