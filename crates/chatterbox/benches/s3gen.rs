@@ -30,7 +30,10 @@ const TOKENS_PER_SECOND: f64 = 25.0;
 const PROMPT_TOKENS: usize = 250;
 const SILENCE_TOKEN: u32 = 4299;
 const SPEECH_VOCAB: u32 = 6561;
-const DEFAULT_REFERENCE_TOOLS: &str = "/work/shared/tools/chatterbox-ref";
+const DEFAULT_REFERENCE_TOOLS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/tools/chatterbox-ref"
+);
 
 struct Args {
     threads: usize,
