@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -74,6 +75,20 @@ impl From<resonance_db::DbError> for ApiError {
     }
 }
 
+/// The body of every API error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, like `NOT_FOUND` or `AUDIO_TOO_SHORT`.
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -84,7 +99,12 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             status,
-            Json(json!({ "error": { "code": code, "message": self.to_string() } })),
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: self.to_string(),
+                },
+            }),
         )
             .into_response();
         if let Self::TooManyRequests { retry_after } = &self {
