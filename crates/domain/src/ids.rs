@@ -118,7 +118,7 @@ impl<K: IdKind> utoipa::PartialSchema for Id<K> {
         let pattern = format!("^[{}]{{{LEN}}}$", std::str::from_utf8(ALPHABET).expect("ASCII"));
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some(format!("A {} id.", K::NAME)))
+            .description(Some(format!("{} id: {LEN} lowercase base-32 characters", K::NAME)))
             .pattern(Some(pattern))
             .into()
     }

@@ -40,7 +40,7 @@ const XI_API_KEY: &str = "xiApiKey";
                        `{ \"error\": { \"code\", \"message\" } }`."
     ),
     components(schemas(ErrorBody)),
-    modifiers(&SecuritySchemes, &ErrorsByDefault),
+    modifiers(&SecuritySchemes),
     security(("session" = []), ("bearer" = []), ("xiApiKey" = [])),
     tags(
         (name = "accounts", description = "Signing up, in and out"),
@@ -80,8 +80,9 @@ impl Modify for SecuritySchemes {
 }
 
 /// Every operation may also fail in ways that are not its own (an unavailable database,
-/// an internal error): those answers share the error body.
-struct ErrorsByDefault;
+/// an internal error): those answers share the error body. Applied to the whole document,
+/// after the routers have added their paths.
+pub struct ErrorsByDefault;
 
 impl Modify for ErrorsByDefault {
     fn modify(&self, doc: &mut Document) {

@@ -15,12 +15,12 @@ use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Auth, AuthSettings};
-use crate::openapi::{ApiDoc, require_documented};
+use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
 use crate::{api_keys, auth, health, members, objects, openapi, orgs, pages, voices};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,7 +64,9 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route [`router`] documents.
 pub fn api_document() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    let mut document = documented_routes().into_openapi();
+    ErrorsByDefault.modify(&mut document);
+    document
 }
 
 pub fn router(state: AppState) -> Router {

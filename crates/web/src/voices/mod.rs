@@ -79,11 +79,14 @@ impl From<Voice> for VoiceView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this category, like `NARRATIVE`.
+    /// Only this category.
+    #[param(value_type = Option<VoiceCategory>)]
     category: Option<String>,
     /// Only this language, like `en-US`.
+    #[param(value_type = Option<Language>)]
     language: Option<String>,
-    /// `SYSTEM` or `CUSTOM`.
+    /// Only system or only custom voices.
+    #[param(value_type = Option<VoiceVariant>)]
     variant: Option<String>,
     /// Case-insensitive part of the name.
     search: Option<String>,
@@ -280,9 +283,11 @@ async fn delete_voice(
 pub struct CreateQuery {
     /// 1-100 characters.
     name: Option<String>,
-    /// Like `NARRATIVE` [default: `GENERAL`].
+    /// [default: `GENERAL`]
+    #[param(value_type = Option<VoiceCategory>)]
     category: Option<String>,
     /// A BCP-47 tag with a region, like `en-US` [default: `en-US`].
+    #[param(value_type = Option<Language>)]
     language: Option<String>,
     /// At most 1000 characters.
     description: Option<String>,

@@ -45,6 +45,7 @@ pub struct TestAppBuilder {
     db: DbKind,
     storage: StorageKind,
     auth: AuthSettings,
+    voice_upload_max_bytes: Option<usize>,
 }
 
 impl TestAppBuilder {
@@ -76,6 +77,12 @@ impl TestAppBuilder {
     /// Changes authentication settings (rate limits, secure cookies, lifetimes).
     pub fn auth(mut self, change: impl FnOnce(&mut AuthSettings)) -> Self {
         change(&mut self.auth);
+        self
+    }
+
+    /// Changes the largest accepted voice upload.
+    pub fn voice_upload_max_bytes(mut self, limit: usize) -> Self {
+        self.voice_upload_max_bytes = Some(limit);
         self
     }
 
@@ -122,7 +129,10 @@ impl TestAppBuilder {
             }
         };
 
-        let state = AppState::new(db, storage, self.auth);
+        let mut state = AppState::new(db, storage, self.auth);
+        if let Some(limit) = self.voice_upload_max_bytes {
+            state.voice_upload_max_bytes = limit;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = resonance_web::serve(listener, state.clone(), async {
@@ -132,11 +142,12 @@ impl TestAppBuilder {
         TestApp {
             base_url: format!("http://{}", server.addr),
             state,
+            db_url,
             db_kind: self.db,
             storage_kind: self.storage,
             _stop: stop,
             _postgres: postgres,
-            _s3: s3,
+            s3,
             _dir: dir,
         }
     }
@@ -148,11 +159,13 @@ pub struct TestApp {
     pub base_url: String,
     /// The server's state: its database and storage, for checks past the API.
     pub state: AppState,
+    /// The database's URL, for tests that reach past the server's database layer.
+    pub db_url: String,
     pub db_kind: DbKind,
     pub storage_kind: StorageKind,
     _stop: oneshot::Sender<()>,
     _postgres: Option<TestPostgres>,
-    _s3: Option<TestS3>,
+    s3: Option<TestS3>,
     _dir: tempfile::TempDir,
 }
 
@@ -171,7 +184,13 @@ impl TestApp {
             db: DbKind::Sqlite,
             storage: StorageKind::Local,
             auth: AuthSettings::default(),
+            voice_upload_max_bytes: None,
         }
+    }
+
+    /// Stops the S3 server, as an outage would; panics without one.
+    pub fn stop_s3(&mut self) {
+        drop(self.s3.take().expect("an app on S3 storage"));
     }
 
     pub fn db(&self) -> &Arc<dyn Database> {
