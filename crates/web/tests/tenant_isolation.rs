@@ -1,11 +1,12 @@
 //! Tenant isolation: two organizations, and for every route that takes an id, a member or
-//! key of the other organization gets 404 (existence does not leak), no session gets 401,
-//! and a member gets 403 where only admins may act. Later features add their routes to
-//! [`routes`].
+//! key of the other organization gets 404 (existence does not leak); for every route, no
+//! session gets 401 and a member gets 403 where only admins may act. Later features add
+//! their routes to [`routes`].
 
 mod support;
 
 use reqwest::Method;
+use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
 use serde_json::{Value, json};
 use support::{DbKind, TestApp, TestUser};
 
@@ -27,6 +28,8 @@ struct World {
 struct Ids {
     api_key: String,
     invite: String,
+    /// A custom voice of the organization.
+    voice: String,
 }
 
 enum Caller {
@@ -43,23 +46,44 @@ impl Caller {
     }
 }
 
-/// A route that takes an id, with a body that would succeed for an admin.
+/// A route with a body that would succeed for an admin.
 struct Route {
     method: Method,
     path: String,
-    body: Option<Value>,
+    body: Body,
     /// Whether a plain member of the organization is refused (403).
     admin_only: bool,
+    /// Whether the route names something of the organization, which outsiders must not
+    /// find (404); otherwise it acts in the caller's own organization.
+    names_the_organizations: bool,
+}
+
+enum Body {
+    None,
+    Json(Value),
+    /// A voice recording.
+    Audio,
+}
+
+/// 12 s of speech-like sound, as a WAV file.
+fn recording() -> Vec<u8> {
+    encode_as(&speech_like(12.0, 0.5, 1), UploadFormat::Wav)
 }
 
 fn routes(w: &World) -> Vec<Route> {
     let org = &w.org;
     let member = &w.target.id;
+    let voice = &w.ids.voice;
     let route = |method: Method, path: String, body: Option<Value>, admin_only| Route {
         method,
         path,
-        body,
+        body: body.map_or(Body::None, Body::Json),
         admin_only,
+        names_the_organizations: true,
+    };
+    let in_own_organization = |route: Route| Route {
+        names_the_organizations: false,
+        ..route
     };
     vec![
         route(
@@ -101,6 +125,19 @@ fn routes(w: &World) -> Vec<Route> {
             None,
             true,
         ),
+        in_own_organization(route(Method::GET, "/api/voices".into(), None, false)),
+        route(Method::GET, format!("/api/voices/{voice}"), None, false),
+        route(Method::GET, format!("/api/voices/{voice}/audio"), None, false),
+        in_own_organization(Route {
+            body: Body::Audio,
+            ..route(
+                Method::POST,
+                "/api/voices?name=Ada&language=en-US".into(),
+                None,
+                true,
+            )
+        }),
+        route(Method::DELETE, format!("/api/voices/{voice}"), None, true),
         // Last: removes the target.
         route(
             Method::DELETE,
@@ -138,6 +175,17 @@ async fn world(db: DbKind) -> World {
         .unwrap();
     let invite: Value = response.json().await.unwrap();
     let invite = invite["id"].as_str().unwrap().to_string();
+    let response = admin
+        .client
+        .post(app.url("/api/voices?name=Ours"))
+        .header("content-type", "audio/wav")
+        .body(recording())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "creating a voice");
+    let voice: Value = response.json().await.unwrap();
+    let voice = voice["id"].as_str().unwrap().to_string();
 
     let other_admin = app.signed_up("admin@two.example").await;
     let other_org = app.create_org(&other_admin, "Two").await;
@@ -154,21 +202,29 @@ async fn world(db: DbKind) -> World {
             Caller::User(other_member),
             Caller::Key(other_key),
         ],
-        ids: Ids { api_key, invite },
+        ids: Ids {
+            api_key,
+            invite,
+            voice,
+        },
     }
 }
 
 async fn send(app: &TestApp, client: &reqwest::Client, route: &Route) -> reqwest::StatusCode {
-    let mut request = client.request(route.method.clone(), app.url(&route.path));
-    if let Some(body) = &route.body {
-        request = request.json(body);
-    }
+    let request = client.request(route.method.clone(), app.url(&route.path));
+    let request = match &route.body {
+        Body::None => request,
+        Body::Json(body) => request.json(body),
+        Body::Audio => request
+            .header("content-type", "audio/wav")
+            .body(recording()),
+    };
     request.send().await.unwrap().status()
 }
 
 async fn other_organizations_get_404(db: DbKind) {
     let w = world(db).await;
-    for route in routes(&w) {
+    for route in routes(&w).into_iter().filter(|r| r.names_the_organizations) {
         for outsider in &w.outsiders {
             let status = send(&w.app, &outsider.client(&w.app), &route).await;
             assert_eq!(
