@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use resonance_web::auth::IpNetwork;
 use serde::Deserialize;
 
 /// Settings a flag or environment variable can set; each is optional so the
@@ -59,6 +60,15 @@ pub struct SettingsArgs {
     /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
     #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
     pub voice_upload_max_bytes: Option<usize>,
+    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose X-Forwarded-For names
+    /// the client for per-IP sign-in limits [default: none, the header is ignored]
+    #[arg(
+        long,
+        env = "RESONANCE_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The `resonance.toml` file. Keys mirror the flags.
@@ -72,6 +82,7 @@ struct FileSettings {
     public_url: Option<String>,
     log_format: Option<String>,
     voice_upload_max_bytes: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     s3: FileS3,
 }
@@ -97,6 +108,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +271,21 @@ impl Config {
             .or(file.voice_upload_max_bytes)
             .unwrap_or(resonance_web::voices::DEFAULT_UPLOAD_MAX_BYTES);
 
+        let trusted_proxies = args
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                entry.parse().map_err(|_| ConfigError::Invalid {
+                    key: "RESONANCE_TRUSTED_PROXIES (trusted_proxies)",
+                    expected: "IP addresses or CIDR blocks, like 10.0.0.0/8",
+                    got: entry.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
         Ok(Self {
             bind,
             data_dir,
@@ -268,6 +295,7 @@ impl Config {
             storage,
             log_format,
             voice_upload_max_bytes,
+            trusted_proxies,
         })
     }
 }
@@ -381,6 +409,34 @@ mod tests {
             err.to_string().contains("RESONANCE_S3_ACCESS_KEY_ID"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n").unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            ..args()
+        })
+        .unwrap();
+        let proxy = |ip: &str| cfg.trusted_proxies.iter().any(|n| n.contains(ip.parse().unwrap()));
+        assert!(proxy("10.1.2.3") && proxy("192.0.2.7") && !proxy("192.0.2.8"));
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            trusted_proxies: Some(vec!["fd00::/8".into()]),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.trusted_proxies, vec!["fd00::/8".parse().unwrap()]);
+        assert!(Config::load(&args()).unwrap().trusted_proxies.is_empty());
+        let err = Config::load(&SettingsArgs {
+            trusted_proxies: Some(vec!["10.0.0.0/33".into()]),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("RESONANCE_TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]
