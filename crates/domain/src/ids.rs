@@ -115,10 +115,16 @@ impl<'de, K: IdKind> Deserialize<'de> for Id<K> {
 
 impl<K: IdKind> utoipa::PartialSchema for Id<K> {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let pattern = format!("^[{}]{{{LEN}}}$", std::str::from_utf8(ALPHABET).expect("ASCII"));
+        let pattern = format!(
+            "^[{}]{{{LEN}}}$",
+            std::str::from_utf8(ALPHABET).expect("ASCII")
+        );
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some(format!("{} id: {LEN} lowercase base-32 characters", K::NAME)))
+            .description(Some(format!(
+                "{} id: {LEN} lowercase base-32 characters",
+                K::NAME
+            )))
             .pattern(Some(pattern))
             .into()
     }

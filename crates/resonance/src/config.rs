@@ -421,7 +421,11 @@ mod tests {
             ..args()
         })
         .unwrap();
-        let proxy = |ip: &str| cfg.trusted_proxies.iter().any(|n| n.contains(ip.parse().unwrap()));
+        let proxy = |ip: &str| {
+            cfg.trusted_proxies
+                .iter()
+                .any(|n| n.contains(ip.parse().unwrap()))
+        };
         assert!(proxy("10.1.2.3") && proxy("192.0.2.7") && !proxy("192.0.2.8"));
         let cfg = Config::load(&SettingsArgs {
             config: Some(file.clone()),
@@ -436,7 +440,10 @@ mod tests {
             ..args()
         })
         .unwrap_err();
-        assert!(err.to_string().contains("RESONANCE_TRUSTED_PROXIES"), "{err}");
+        assert!(
+            err.to_string().contains("RESONANCE_TRUSTED_PROXIES"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -150,7 +150,11 @@ pub async fn openapi_json() -> Response {
         serde_json::to_string_pretty(&crate::server::api_document())
             .expect("the OpenAPI document serializes")
     });
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
 }
 
 /// In debug builds, a request to a route under `/api` that `doc` does not document panics:
@@ -173,7 +177,8 @@ pub fn require_documented<S: Clone + Send + Sync + 'static>(
                 };
                 let path = path.as_str();
                 assert!(
-                    !path.starts_with("/api/") || documented.contains(&(method.clone(), path.into())),
+                    !path.starts_with("/api/")
+                        || documented.contains(&(method.clone(), path.into())),
                     "{method} {path} is served but not in the OpenAPI document: register its \
                      handler with `routes!` and give it a `#[utoipa::path]`"
                 );

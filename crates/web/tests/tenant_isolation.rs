@@ -127,7 +127,12 @@ fn routes(w: &World) -> Vec<Route> {
         ),
         in_own_organization(route(Method::GET, "/api/voices".into(), None, false)),
         route(Method::GET, format!("/api/voices/{voice}"), None, false),
-        route(Method::GET, format!("/api/voices/{voice}/audio"), None, false),
+        route(
+            Method::GET,
+            format!("/api/voices/{voice}/audio"),
+            None,
+            false,
+        ),
         in_own_organization(Route {
             body: Body::Audio,
             ..route(
@@ -263,6 +268,52 @@ async fn members_get_403_where_only_admins_may_act(db: DbKind) {
             route.method,
             route.path
         );
+    }
+}
+
+/// Whether `path` (with its query, if any) is an instance of the OpenAPI path `template`.
+fn instance_of(template: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap();
+    let (template, path): (Vec<_>, Vec<_>) =
+        (template.split('/').collect(), path.split('/').collect());
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+/// New routes that take an id cannot be forgotten here: every such route in the OpenAPI
+/// document must be in [`routes`].
+#[tokio::test]
+async fn every_documented_route_that_takes_an_id_is_in_this_suite() {
+    // Invite tokens are secrets that anyone signed in may redeem, not ids of an organization.
+    const NOT_ORGANIZATION_SCOPED: &[&str] = &["/api/invites/{token}/accept"];
+    let w = world(DbKind::Sqlite).await;
+    let document: Value = w
+        .app
+        .anonymous()
+        .get(w.app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let routes = routes(&w);
+    for (template, item) in document["paths"].as_object().unwrap() {
+        if !template.contains('{') || NOT_ORGANIZATION_SCOPED.contains(&template.as_str()) {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r.method == method && instance_of(template, &r.path)),
+                "{method} {template} is not in the tenant-isolation suite"
+            );
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use resonance_domain::{
 };
 use resonance_storage::{KeyPrefix, ObjectKey, Storage};
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
-use resonance_web::voices::library::{self, Upload, VoiceDetails};
 use resonance_web::voices;
+use resonance_web::voices::library::{self, Upload, VoiceDetails};
 use serde_json::Value;
 use support::{DbKind, TestApp, TestUser};
 
@@ -94,11 +94,7 @@ impl App {
     /// Every stored voice row and voice object: both must stay empty after a refusal.
     async fn stored(&self) -> (usize, Vec<ObjectKey>) {
         let rows = self.db().all_voices().await.unwrap().len();
-        let mut objects = self
-            .storage()
-            .list(&KeyPrefix::everything())
-            .await
-            .unwrap();
+        let mut objects = self.storage().list(&KeyPrefix::everything()).await.unwrap();
         objects.sort();
         (rows, objects)
     }
@@ -654,16 +650,12 @@ async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
             .send()
     };
 
-    let refused = delete(id.to_string(), Who::Member)
-        .await
-        .unwrap();
+    let refused = delete(id.to_string(), Who::Member).await.unwrap();
     assert_eq!(
         error_code(refused).await,
         (StatusCode::FORBIDDEN, "FORBIDDEN".into())
     );
-    let refused = delete(system.to_string(), Who::Admin)
-        .await
-        .unwrap();
+    let refused = delete(system.to_string(), Who::Admin).await.unwrap();
     assert_eq!(
         error_code(refused).await,
         (StatusCode::FORBIDDEN, "FORBIDDEN".into())
@@ -686,14 +678,10 @@ async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
         (1, vec![ObjectKey::system_voice(&system)])
     );
 
-    let deleted = delete(system.to_string(), Who::Operator)
-        .await
-        .unwrap();
+    let deleted = delete(system.to_string(), Who::Operator).await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.stored().await, (0, vec![]));
-    let gone = delete(system.to_string(), Who::Operator)
-        .await
-        .unwrap();
+    let gone = delete(system.to_string(), Who::Operator).await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
@@ -712,9 +700,14 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
         .unwrap();
     let db = app.db();
 
-    let young = library::reconcile(db, &app.storage(), std::time::Duration::from_secs(3600), true)
-        .await
-        .unwrap();
+    let young = library::reconcile(
+        db,
+        &app.storage(),
+        std::time::Duration::from_secs(3600),
+        true,
+    )
+    .await
+    .unwrap();
     assert!(
         young.objects_without_rows.is_empty(),
         "within the grace period"

@@ -34,7 +34,11 @@ impl FromStr for IpNetwork {
         let address: IpAddr = address.parse().map_err(|_| invalid())?;
         let max = if address.is_ipv4() { 32 } else { 128 };
         let prefix_len = match prefix_len {
-            Some(len) => len.parse().ok().filter(|len| *len <= max).ok_or_else(invalid)?,
+            Some(len) => len
+                .parse()
+                .ok()
+                .filter(|len| *len <= max)
+                .ok_or_else(invalid)?,
             None => max,
         };
         Ok(Self {
@@ -152,7 +156,14 @@ mod tests {
         assert!(net("fd00::/8").contains(ip("fd12::1")));
         assert!(!net("fd00::/8").contains(ip("10.0.0.1")));
         assert!(net("0.0.0.0/0").contains(ip("203.0.113.9")));
-        for bad in ["", "10.0.0.0/33", "10.0.0/8", "example.com", "::/129", "1.2.3.4/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "example.com",
+            "::/129",
+            "1.2.3.4/x",
+        ] {
             assert!(bad.parse::<IpNetwork>().is_err(), "{bad:?}");
         }
     }

@@ -176,9 +176,9 @@ fn voice_id(raw: &str) -> Result<VoiceId, ApiError> {
 /// Get a voice
 #[utoipa::path(
     get,
-    path = "/api/voices/{voice_id}",
+    path = "/api/voices/{voiceId}",
     tag = "voices",
-    params(("voice_id" = VoiceId, Path, description = "The voice")),
+    params(("voiceId" = VoiceId, Path, description = "The voice")),
     responses(
         (status = 200, description = "The voice", body = VoiceView),
         (status = 401, description = "Not signed in", body = ErrorBody),
@@ -200,10 +200,10 @@ async fn get_voice(
 /// The voice's sample as WAV, with HTTP range requests.
 #[utoipa::path(
     get,
-    path = "/api/voices/{voice_id}/audio",
+    path = "/api/voices/{voiceId}/audio",
     tag = "voices",
     params(
-        ("voice_id" = VoiceId, Path, description = "The voice"),
+        ("voiceId" = VoiceId, Path, description = "The voice"),
         ("Range" = Option<String>, Header, description = "A byte range, like `bytes=0-1023`"),
     ),
     responses(
@@ -247,9 +247,9 @@ async fn voice_audio(
 /// audio go; earlier generations keep the voice's name.
 #[utoipa::path(
     delete,
-    path = "/api/voices/{voice_id}",
+    path = "/api/voices/{voiceId}",
     tag = "voices",
-    params(("voice_id" = VoiceId, Path, description = "The voice")),
+    params(("voiceId" = VoiceId, Path, description = "The voice")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not signed in", body = ErrorBody),
