@@ -152,6 +152,11 @@ async fn invites_add_members_and_roles_keep_an_admin(db: DbKind) {
     assert_eq!(invites["invites"].as_array().unwrap().len(), 1);
 
     let bob = app.signed_up("bob@example.com").await;
+    // The link the API gave (`app.invite` checked it).
+    let link = format!("/invite/{token}");
+    let page = bob.client.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the invite link opens the invite page");
+    assert!(page.text().await.unwrap().contains(&token));
     let accept = app.url(&format!("/api/invites/{token}/accept"));
     let response = bob.client.post(&accept).send().await.unwrap();
     assert_eq!(response.status(), 200);

@@ -702,7 +702,7 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
 
     let young = library::reconcile(
         db,
-        &app.storage(),
+        app.storage(),
         std::time::Duration::from_secs(3600),
         true,
     )
@@ -712,7 +712,7 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
         young.objects_without_rows.is_empty(),
         "within the grace period"
     );
-    let report = library::reconcile(db, &app.storage(), std::time::Duration::ZERO, true)
+    let report = library::reconcile(db, app.storage(), std::time::Duration::ZERO, true)
         .await
         .unwrap();
     let lost_rows: Vec<_> = report
@@ -724,7 +724,7 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
     assert_eq!(report.objects_without_rows, vec![stray.clone()]);
     assert_eq!(app.stored().await.0, 2, "a dry run removes nothing");
 
-    let removed = library::reconcile(db, &app.storage(), std::time::Duration::ZERO, false)
+    let removed = library::reconcile(db, app.storage(), std::time::Duration::ZERO, false)
         .await
         .unwrap();
     assert_eq!(removed, report);

@@ -326,7 +326,10 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 201, "inviting a {role} to {org}");
         let invite: Value = response.json().await.unwrap();
-        invite["token"].as_str().unwrap().to_string()
+        let token = invite["token"].as_str().unwrap().to_string();
+        // Relative: the test server has no public URL. `lifecycle` opens the page.
+        assert_eq!(invite["url"], format!("/invite/{token}"), "the invite link");
+        token
     }
 
     /// `member` joins `org` with `role` through an invite that `admin` creates, and acts in
