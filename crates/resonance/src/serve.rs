@@ -1,4 +1,4 @@
-//! `resonance serve` and `resonance migrate`.
+//! `resonance serve`, `resonance worker` and `resonance migrate`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +10,10 @@ use resonance_web::AppState;
 use resonance_web::auth::AuthSettings;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat, SettingsArgs, StorageConfig, redact_url};
+use crate::config::{Config, EngineConfig, LogFormat, SettingsArgs, StorageConfig, redact_url};
+use resonance_engine::SpeechEngine;
+use resonance_engine::remote::RemoteEngine;
+use resonance_web::generations::worker::{Worker, WorkerSettings};
 
 pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args)?;
@@ -19,11 +22,77 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {} (RESONANCE_BIND)", config.bind))?;
+    let workers = match (config.workers, speech_engine(&config)?) {
+        (0, _) => Vec::new(),
+        (count, Some(engine)) => worker(&state, engine).spawn(&worker_name("serve"), count),
+        (_, None) => {
+            tracing::warn!(
+                "{NO_ENGINE}; generations stay queued until a worker with an engine runs"
+            );
+            Vec::new()
+        }
+    };
     let server = resonance_web::serve(listener, state, shutdown_signal())?;
-    tracing::info!(addr = %server.addr, "Resonance is serving on http://{}", server.addr);
+    tracing::info!(addr = %server.addr, workers = workers.len(), "Resonance is serving on http://{}", server.addr);
     server.task.await.context("server task")??;
+    workers.iter().for_each(|w| w.abort());
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `resonance worker`: runs generation workers only, sharing the database and storage
+/// with the web tier.
+pub async fn worker_only(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args)?;
+    init_logging(config.log_format);
+    let engine = speech_engine(&config)?.ok_or_else(|| anyhow::anyhow!(NO_ENGINE))?;
+    let count = config.workers.max(1);
+    let state = open(&config).await?;
+    let workers = worker(&state, engine).spawn(&worker_name("worker"), count);
+    tracing::info!(workers = workers.len(), "generation workers running");
+    shutdown_signal().await;
+    // A job cut short here is re-run by another worker once its lease expires.
+    workers.iter().for_each(|w| w.abort());
+    Ok(ExitCode::SUCCESS)
+}
+
+const NO_ENGINE: &str = "no speech engine is configured: set RESONANCE_ENGINE=remote with \
+     RESONANCE_REMOTE_URL and RESONANCE_REMOTE_API_KEY, or RESONANCE_ENGINE=chatterbox with the \
+     model downloaded (`resonance model download`)";
+
+fn speech_engine(config: &Config) -> anyhow::Result<Option<Arc<dyn SpeechEngine>>> {
+    match &config.engine {
+        None => Ok(None),
+        Some(EngineConfig::Remote {
+            url,
+            api_key,
+            concurrency,
+        }) => Ok(Some(Arc::new(RemoteEngine::new(
+            url,
+            api_key,
+            *concurrency,
+        )))),
+        Some(EngineConfig::Chatterbox { .. }) => anyhow::bail!(
+            "RESONANCE_ENGINE=chatterbox: the native engine is not part of this build yet; \
+             use RESONANCE_ENGINE=remote"
+        ),
+    }
+}
+
+fn worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
+    Worker {
+        db: state.db.clone(),
+        storage: state.storage.clone(),
+        engine,
+        new_jobs: Arc::default(),
+        settings: WorkerSettings::default(),
+    }
+}
+
+/// Unique per process, so leases name which process holds a job.
+fn worker_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!("{role}-{host}-{}", std::process::id())
 }
 
 pub async fn migrate(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
