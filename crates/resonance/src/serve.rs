@@ -84,7 +84,7 @@ fn worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         db: state.db.clone(),
         storage: state.storage.clone(),
         engine,
-        new_jobs: Arc::default(),
+        new_jobs: state.new_jobs.clone(),
         settings: WorkerSettings::default(),
     }
 }

@@ -1,63 +1,25 @@
 //! Generation workers against a real database (SQLite file and PostgreSQL), local object
-//! storage and a deterministic engine defined here: a tone as long as the text.
+//! storage and the deterministic tone engine of the tests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use resonance_db::{Database, Generation, NewGeneration, NewVoice};
 use resonance_domain::{
     GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId,
     OrganizationName, VoiceCategory, VoiceId, VoiceName, VoiceOwner,
 };
 use resonance_engine::remote::RemoteEngine;
-use resonance_engine::{EngineError, SAMPLE_RATE, Speech, SpeechEngine, SynthesisRequest};
+use resonance_engine::{SAMPLE_RATE, SpeechEngine};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
 use resonance_web::generations::worker::{CHUNK_CROSSFADE, Worker, WorkerSettings};
 use tokio::sync::Notify;
 
-/// Samples per character of text.
-const SAMPLES_PER_CHAR: usize = 240;
+mod support;
 
-/// A 220 Hz tone of [`SAMPLES_PER_CHAR`] samples per character. Text containing `[fail]`
-/// fails; text containing `[stall]` never finishes the first time it is seen.
-#[derive(Default)]
-struct ToneEngine {
-    spoken: Mutex<Vec<String>>,
-    stalled_once: Mutex<bool>,
-}
-
-fn tone(chars: usize) -> Vec<f32> {
-    (0..chars * SAMPLES_PER_CHAR)
-        .map(|i| 0.5 * (i as f32 * 220.0 * std::f32::consts::TAU / SAMPLE_RATE as f32).sin())
-        .collect()
-}
-
-#[async_trait]
-impl SpeechEngine for ToneEngine {
-    fn name(&self) -> &str {
-        "tone"
-    }
-
-    async fn synthesize(&self, request: SynthesisRequest) -> Result<Speech, EngineError> {
-        if request.text.contains("[fail]") {
-            return Err(EngineError::Failed(
-                "asked to fail: secret internal detail".into(),
-            ));
-        }
-        let stall = request.text.contains("[stall]")
-            && !std::mem::replace(&mut *self.stalled_once.lock().unwrap(), true);
-        if stall {
-            std::future::pending::<()>().await;
-        }
-        self.spoken.lock().unwrap().push(request.text.clone());
-        Ok(Speech {
-            samples: tone(request.text.chars().count()),
-        })
-    }
-}
+use support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
 
 struct Setup {
     db: Arc<dyn Database>,
@@ -170,14 +132,6 @@ impl Setup {
     }
 }
 
-async fn wait_until_stalled(engine: &ToneEngine) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !*engine.stalled_once.lock().unwrap() {
-        assert!(Instant::now() < deadline, "no worker reached the engine");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn decoded_len(wav: &[u8]) -> usize {
     let audio = resonance_audio::decode(wav, Some("audio/wav")).unwrap();
     assert_eq!(audio.sample_rate, SAMPLE_RATE);
@@ -202,7 +156,7 @@ async fn long_text_is_spoken_in_order_and_joined(postgres: bool) {
     );
     assert_eq!(done.progress, 100);
 
-    let spoken = engine.spoken.lock().unwrap().clone();
+    let spoken = engine.spoken();
     assert!(spoken.len() >= 4, "{} chunks", spoken.len());
     assert_eq!(
         spoken.join(" "),
@@ -250,7 +204,7 @@ async fn a_killed_worker_s_job_is_run_again_once(postgres: bool) {
     let engine = Arc::new(ToneEngine::default());
     let job = s.queue("Hello [stall] world.").await;
     let doomed = s.worker(s.db.clone(), engine.clone()).spawn("doomed", 1);
-    wait_until_stalled(&engine).await;
+    engine.stalled().await;
     doomed.into_iter().for_each(|w| w.abort());
     let running = s.db.get_generation(&s.org, &job.id).await.unwrap();
     assert_eq!(running.status, GenerationStatus::Running);
@@ -272,7 +226,7 @@ async fn cancelling_a_running_job_stops_it_without_audio(postgres: bool) {
     let engine = Arc::new(ToneEngine::default());
     let job = s.queue("Hello [stall] world.").await;
     let workers = s.worker(s.db.clone(), engine.clone()).spawn("w", 1);
-    wait_until_stalled(&engine).await;
+    engine.stalled().await;
     s.db.cancel_generation(&s.org, &job.id).await.unwrap();
     // The worker notices at its next heartbeat and moves on to the next job.
     let next = s.queue("Next one.").await;
