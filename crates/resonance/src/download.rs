@@ -303,7 +303,10 @@ mod tests {
             .rposition(|r| *r == (0, 0))
             .expect("a second attempt");
         let resumed = &t3_requests[second_probe + 1..];
-        assert!(resumed.contains(&(5 * chunk, 6 * chunk - 1)), "{t3_requests:?}");
+        assert!(
+            resumed.contains(&(5 * chunk, 6 * chunk - 1)),
+            "{t3_requests:?}"
+        );
         assert!(resumed.iter().all(|r| r.0 >= 5 * chunk), "{t3_requests:?}");
         for (file, bytes) in &files {
             assert_eq!(
