@@ -69,6 +69,28 @@ pub struct SettingsArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Speech engine: chatterbox (native), remote (the original's inference service) or
+    /// none (no generation workers in this process) [default: chatterbox]
+    #[arg(long, env = "RESONANCE_ENGINE", global = true)]
+    pub engine: Option<String>,
+    /// Base URL of the remote inference service (RESONANCE_ENGINE=remote)
+    #[arg(long, env = "RESONANCE_REMOTE_URL", global = true)]
+    pub remote_url: Option<String>,
+    /// API key sent to the remote inference service as x-api-key
+    #[arg(
+        long,
+        env = "RESONANCE_REMOTE_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub remote_api_key: Option<String>,
+    /// Syntheses the engine runs at once [default: 1 for chatterbox, 4 for remote]
+    #[arg(long, env = "RESONANCE_ENGINE_CONCURRENCY", global = true)]
+    pub engine_concurrency: Option<usize>,
+    /// Generation workers `serve` runs in-process; 0 leaves jobs to `resonance worker`
+    /// [default: 1]
+    #[arg(long, env = "RESONANCE_WORKERS", global = true)]
+    pub workers: Option<usize>,
 }
 
 /// The `resonance.toml` file. Keys mirror the flags.
@@ -83,6 +105,11 @@ struct FileSettings {
     log_format: Option<String>,
     voice_upload_max_bytes: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
+    engine: Option<String>,
+    remote_url: Option<String>,
+    remote_api_key: Option<String>,
+    engine_concurrency: Option<usize>,
+    workers: Option<usize>,
     #[serde(default)]
     s3: FileS3,
 }
@@ -109,6 +136,40 @@ pub struct Config {
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
     pub trusted_proxies: Vec<IpNetwork>,
+    /// `None` for `none`: this process runs no generation workers.
+    pub engine: Option<EngineConfig>,
+    /// Generation workers `serve` runs in-process.
+    pub workers: usize,
+}
+
+#[derive(Clone)]
+pub enum EngineConfig {
+    Chatterbox {
+        concurrency: usize,
+    },
+    Remote {
+        url: String,
+        api_key: String,
+        concurrency: usize,
+    },
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Chatterbox { concurrency } => f
+                .debug_struct("Chatterbox")
+                .field("concurrency", concurrency)
+                .finish(),
+            Self::Remote {
+                url, concurrency, ..
+            } => f
+                .debug_struct("Remote")
+                .field("url", url)
+                .field("concurrency", concurrency)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +347,54 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
 
+        let concurrency = args.engine_concurrency.or(file.engine_concurrency);
+        if concurrency == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "RESONANCE_ENGINE_CONCURRENCY (engine_concurrency)",
+                expected: "at least 1",
+                got: "0".into(),
+            });
+        }
+        let engine =
+            match args.engine.clone().or(file.engine).as_deref() {
+                Some("none") => None,
+                None | Some("chatterbox") => Some(EngineConfig::Chatterbox {
+                    concurrency: concurrency.unwrap_or(1),
+                }),
+                Some("remote") => {
+                    let url = args.remote_url.clone().or(file.remote_url).ok_or(
+                        ConfigError::Missing {
+                            key: "RESONANCE_REMOTE_URL (remote_url)",
+                            why: "required when RESONANCE_ENGINE=remote",
+                        },
+                    )?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(ConfigError::Invalid {
+                            key: "RESONANCE_REMOTE_URL (remote_url)",
+                            expected: "an http:// or https:// URL",
+                            got: url,
+                        });
+                    }
+                    let api_key = args.remote_api_key.clone().or(file.remote_api_key).ok_or(
+                        ConfigError::Missing {
+                            key: "RESONANCE_REMOTE_API_KEY (remote_api_key)",
+                            why: "required when RESONANCE_ENGINE=remote",
+                        },
+                    )?;
+                    Some(EngineConfig::Remote {
+                        url,
+                        api_key,
+                        concurrency: concurrency.unwrap_or(4),
+                    })
+                }
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "RESONANCE_ENGINE (engine)",
+                        expected: "chatterbox, remote or none",
+                        got: other.to_string(),
+                    });
+                }
+            };
         Ok(Self {
             bind,
             data_dir,
@@ -296,6 +405,8 @@ impl Config {
             log_format,
             voice_upload_max_bytes,
             trusted_proxies,
+            engine,
+            workers: args.workers.or(file.workers).unwrap_or(1),
         })
     }
 }
@@ -457,6 +568,48 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("bnid"), "{err}");
+    }
+
+    #[test]
+    fn remote_engine_needs_url_and_key_and_hides_the_key() {
+        let err = Config::load(&SettingsArgs {
+            engine: Some("remote".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("RESONANCE_REMOTE_URL"), "{err}");
+        let config = Config::load(&SettingsArgs {
+            engine: Some("remote".into()),
+            remote_url: Some("http://gpu:8000".into()),
+            remote_api_key: Some("hunter2".into()),
+            workers: Some(0),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(config.workers, 0);
+        assert!(matches!(
+            &config.engine,
+            Some(EngineConfig::Remote { url, concurrency: 4, .. }) if url == "http://gpu:8000"
+        ));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::load(&SettingsArgs {
+            engine: Some("gpt".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("chatterbox, remote or none"),
+            "{err}"
+        );
+        assert!(matches!(
+            Config::load(&args()).unwrap().engine,
+            Some(EngineConfig::Chatterbox { concurrency: 1 })
+        ));
+        let none = Config::load(&SettingsArgs {
+            engine: Some("none".into()),
+            ..args()
+        });
+        assert!(none.unwrap().engine.is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod api_keys;
 pub mod auth;
 pub mod error;
+pub mod generations;
 mod health;
 mod json;
 mod members;

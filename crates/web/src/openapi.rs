@@ -48,6 +48,7 @@ const XI_API_KEY: &str = "xiApiKey";
         (name = "members", description = "Members and invites (signed-in admins)"),
         (name = "api-keys", description = "API keys (signed-in admins)"),
         (name = "voices", description = "The voice library and voice cloning"),
+        (name = "generations", description = "Text to speech: queued jobs, their history and audio"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -11,6 +11,7 @@ use axum::routing::get;
 use resonance_db::Database;
 use resonance_storage::Storage;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Auth, AuthSettings};
 use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
-use crate::{api_keys, auth, health, members, objects, openapi, orgs, pages, voices};
+use crate::{api_keys, auth, generations, health, members, objects, openapi, orgs, pages, voices};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -33,6 +34,9 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Largest accepted voice upload; larger bodies are refused while they stream in.
     pub voice_upload_max_bytes: usize,
+    /// Raised when a generation is queued, to wake this process's idle workers (workers in
+    /// other processes find it by polling).
+    pub new_jobs: Arc<Notify>,
 }
 
 /// The original's upload limit.
@@ -45,6 +49,7 @@ impl AppState {
             storage,
             auth: Arc::new(Auth::new(auth)),
             voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
+            new_jobs: Arc::default(),
         }
     }
 }
@@ -60,6 +65,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(api_keys::routes())
         .merge(members::routes())
         .merge(voices::routes())
+        .merge(generations::routes())
 }
 
 /// The OpenAPI document of every route [`router`] documents.

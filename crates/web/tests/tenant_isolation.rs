@@ -5,7 +5,12 @@
 
 mod support;
 
+use std::time::Duration;
+
 use reqwest::Method;
+use resonance_db::NewGeneration;
+use resonance_domain::{GenerationId, GenerationParams, GenerationText, OrgId, VoiceId};
+use resonance_storage::ObjectKey;
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
 use serde_json::{Value, json};
 use support::{DbKind, TestApp, TestUser};
@@ -30,6 +35,10 @@ struct Ids {
     invite: String,
     /// A custom voice of the organization.
     voice: String,
+    /// A generation that has succeeded, with its audio.
+    finished_generation: String,
+    /// A generation still in the queue.
+    queued_generation: String,
 }
 
 enum Caller {
@@ -74,6 +83,7 @@ fn routes(w: &World) -> Vec<Route> {
     let org = &w.org;
     let member = &w.target.id;
     let voice = &w.ids.voice;
+    let (finished, queued) = (&w.ids.finished_generation, &w.ids.queued_generation);
     let route = |method: Method, path: String, body: Option<Value>, admin_only| Route {
         method,
         path,
@@ -125,6 +135,38 @@ fn routes(w: &World) -> Vec<Route> {
             None,
             true,
         ),
+        in_own_organization(route(Method::GET, "/api/generations".into(), None, false)),
+        in_own_organization(route(
+            Method::POST,
+            "/api/generations".into(),
+            Some(json!({ "text": "Hello.", "voiceId": voice })),
+            false,
+        )),
+        route(
+            Method::GET,
+            format!("/api/generations/{finished}"),
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
+            format!("/api/generations/{finished}/audio"),
+            None,
+            false,
+        ),
+        route(
+            Method::POST,
+            format!("/api/generations/{queued}/cancel"),
+            None,
+            false,
+        ),
+        route(
+            Method::DELETE,
+            format!("/api/generations/{finished}"),
+            None,
+            false,
+        ),
+        // Voices after generations, which need the voice.
         in_own_organization(route(Method::GET, "/api/voices".into(), None, false)),
         route(Method::GET, format!("/api/voices/{voice}"), None, false),
         route(
@@ -191,6 +233,7 @@ async fn world(db: DbKind) -> World {
     assert_eq!(response.status(), 201, "creating a voice");
     let voice: Value = response.json().await.unwrap();
     let voice = voice["id"].as_str().unwrap().to_string();
+    let (finished_generation, queued_generation) = generations(&app, &org, &voice).await;
 
     let other_admin = app.signed_up("admin@two.example").await;
     let other_org = app.create_org(&other_admin, "Two").await;
@@ -211,8 +254,51 @@ async fn world(db: DbKind) -> World {
             api_key,
             invite,
             voice,
+            finished_generation,
+            queued_generation,
         },
     }
+}
+
+/// A generation that has succeeded (claimed, stored and completed as a worker would) and
+/// one left in the queue (the test server runs no worker): their ids.
+async fn generations(app: &TestApp, org: &str, voice: &str) -> (String, String) {
+    const WORKER: &str = "tenant-isolation";
+    let org = OrgId::parse(org).unwrap();
+    let new_generation = |text| NewGeneration {
+        id: GenerationId::new(),
+        org_id: org.clone(),
+        voice_id: VoiceId::parse(voice).unwrap(),
+        text: GenerationText::parse(text).unwrap(),
+        params: GenerationParams::default(),
+        seed: None,
+    };
+    let db = app.db();
+    let finished = db
+        .create_generation(&new_generation("Done."))
+        .await
+        .unwrap();
+    let claimed = db
+        .claim_generation(WORKER, Duration::from_secs(600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, finished.id);
+    let key = ObjectKey::generation(&org, &finished.id);
+    app.state
+        .storage
+        .put(&key, recording().into(), "audio/wav")
+        .await
+        .unwrap();
+    db.complete_generation(&finished.id, WORKER, key.as_str())
+        .await
+        .unwrap()
+        .expect("the worker holds the job");
+    let queued = db
+        .create_generation(&new_generation("Queued."))
+        .await
+        .unwrap();
+    (finished.id.to_string(), queued.id.to_string())
 }
 
 async fn send(app: &TestApp, client: &reqwest::Client, route: &Route) -> reqwest::StatusCode {
