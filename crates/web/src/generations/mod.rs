@@ -104,8 +104,8 @@ pub struct CreateGeneration {
     pub temperature: Option<f64>,
     /// In (0, 1] [default: 0.95].
     pub top_p: Option<f64>,
-    /// 1-10000 [default: 1000]. Wider than the bounds, so that a negative value is
-    /// refused naming the field.
+    /// 1-10000 [default: 1000].
+    // Wider than the bounds, so that a negative value is refused naming the field.
     pub top_k: Option<i64>,
     /// 1-2 [default: 1.2].
     pub repetition_penalty: Option<f64>,
