@@ -50,6 +50,7 @@ const XI_API_KEY: &str = "xiApiKey";
         (name = "voices", description = "The voice library and voice cloning"),
         (name = "generations", description = "Text to speech: queued jobs, their history and audio"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "documentation", description = "This document"),
     )
 )]
 pub struct ApiDoc;
@@ -138,11 +139,11 @@ fn documented_routes(mut doc: Document) -> HashSet<(Method, String)> {
         .collect()
 }
 
-/// `GET /api/openapi.json`
+/// This OpenAPI document
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
-    tag = "health",
+    tag = "documentation",
     security(()),
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
