@@ -15,11 +15,14 @@ use crate::serve::connect_db;
 #[derive(Subcommand)]
 pub enum OrgsCommand {
     /// Give an organization its own plan; limits not given keep their current value
-    SetPlan(SetPlanArgs),
+    #[command(name = "set-plan")]
+    Set(SetPlanArgs),
     /// Return an organization to the instance default plan
-    ClearPlan(OrgArgs),
+    #[command(name = "clear-plan")]
+    Clear(OrgArgs),
     /// Show an organization's plan and this month's usage
-    ShowPlan(OrgArgs),
+    #[command(name = "show-plan")]
+    Show(OrgArgs),
 }
 
 #[derive(Args)]
@@ -53,7 +56,7 @@ pub async fn run(args: &SettingsArgs, command: OrgsCommand) -> anyhow::Result<Ex
     db.migrate().await.context("applying database migrations")?;
     let default_plan = config.billing.default_plan;
     match command {
-        OrgsCommand::SetPlan(set) => {
+        OrgsCommand::Set(set) => {
             let org = org_id(&set.org_id)?;
             let name = organization_name(db.as_ref(), &org).await?;
             let current = db.org_plan(&org).await?.unwrap_or(default_plan);
@@ -69,14 +72,14 @@ pub async fn run(args: &SettingsArgs, command: OrgsCommand) -> anyhow::Result<Ex
             println!("{org} ({name}) now has its own plan:");
             print_plan(&plan);
         }
-        OrgsCommand::ClearPlan(clear) => {
+        OrgsCommand::Clear(clear) => {
             let org = org_id(&clear.org_id)?;
             let name = organization_name(db.as_ref(), &org).await?;
             db.clear_org_plan(&org).await?;
             println!("{org} ({name}) now follows the default plan:");
             print_plan(&default_plan);
         }
-        OrgsCommand::ShowPlan(show) => {
+        OrgsCommand::Show(show) => {
             let org = org_id(&show.org_id)?;
             let name = organization_name(db.as_ref(), &org).await?;
             let (plan, whose) = match db.org_plan(&org).await? {

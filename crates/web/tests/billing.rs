@@ -676,29 +676,30 @@ async fn usage_events_survive_a_polar_outage_and_arrive_exactly_once(db: DbKind)
 
     let ledger = app.db().list_usage_events(&org).await.unwrap();
     assert_eq!(ledger.len(), 5);
-    let state = polar.state.lock().unwrap();
-    assert_eq!(state.events.len(), 5, "every event arrived");
-    assert!(
-        state.events.values().any(|(_, sent)| *sent == 2),
-        "the batch whose answer was lost was sent again"
-    );
-    for event in &ledger {
-        let (received, _) = &state.events[&billing::polar::external_event_id(event)];
-        assert_eq!(received["name"], event.kind.as_str());
-        assert_eq!(received["external_customer_id"], org.as_str());
-        let metadata = match event.kind {
-            UsageKind::TtsGeneration => json!({ "characters": event.quantity }),
-            UsageKind::VoiceCreation => json!({}),
-        };
-        assert_eq!(received["metadata"], metadata);
+    {
+        let state = polar.state.lock().unwrap();
+        assert_eq!(state.events.len(), 5, "every event arrived");
+        assert!(
+            state.events.values().any(|(_, sent)| *sent == 2),
+            "the batch whose answer was lost was sent again"
+        );
+        for event in &ledger {
+            let (received, _) = &state.events[&billing::polar::external_event_id(event)];
+            assert_eq!(received["name"], event.kind.as_str());
+            assert_eq!(received["external_customer_id"], org.as_str());
+            let metadata = match event.kind {
+                UsageKind::TtsGeneration => json!({ "characters": event.quantity }),
+                UsageKind::VoiceCreation => json!({}),
+            };
+            assert_eq!(received["metadata"], metadata);
+        }
+        let characters: u64 = state
+            .events
+            .values()
+            .filter_map(|(event, _)| event["metadata"]["characters"].as_u64())
+            .sum();
+        assert_eq!(characters, 12 + 26);
     }
-    let characters: u64 = state
-        .events
-        .values()
-        .filter_map(|(event, _)| event["metadata"]["characters"].as_u64())
-        .sum();
-    assert_eq!(characters, 12 + 26);
-    drop(state);
 
     // Delivered events are not sent again.
     let sent_before: u32 = polar
