@@ -8,11 +8,11 @@ pub enum GenerationFieldError {
     Text,
     #[error("temperature must be greater than 0 and at most 2")]
     Temperature,
-    #[error("top_p must be greater than 0 and at most 1")]
+    #[error("topP must be greater than 0 and at most 1")]
     TopP,
-    #[error("top_k must be between 1 and 10000")]
+    #[error("topK must be between 1 and 10000")]
     TopK,
-    #[error("repetition_penalty must be between 1 and 2")]
+    #[error("repetitionPenalty must be between 1 and 2")]
     RepetitionPenalty,
 }
 
@@ -90,7 +90,8 @@ impl std::str::FromStr for GenerationStatus {
     }
 }
 
-/// Sampling parameters of one generation, each within the bounds the seed gives.
+/// Sampling parameters of one generation, each within the bounds the seed gives. Errors name
+/// the fields as the API spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct GenerationParams {
     temperature: f64,

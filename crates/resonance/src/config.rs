@@ -62,6 +62,28 @@ pub struct SettingsArgs {
     /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
     #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
     pub voice_upload_max_bytes: Option<usize>,
+    /// Speech engine: chatterbox (native), remote (the original's inference service) or
+    /// none (no generation workers in this process) [default: chatterbox]
+    #[arg(long, env = "RESONANCE_ENGINE", global = true)]
+    pub engine: Option<String>,
+    /// Base URL of the remote inference service (RESONANCE_ENGINE=remote)
+    #[arg(long, env = "RESONANCE_REMOTE_URL", global = true)]
+    pub remote_url: Option<String>,
+    /// API key sent to the remote inference service as x-api-key
+    #[arg(
+        long,
+        env = "RESONANCE_REMOTE_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub remote_api_key: Option<String>,
+    /// Syntheses the engine runs at once [default: 1 for chatterbox, 4 for remote]
+    #[arg(long, env = "RESONANCE_ENGINE_CONCURRENCY", global = true)]
+    pub engine_concurrency: Option<usize>,
+    /// Generation workers `serve` runs in-process; 0 leaves jobs to `resonance worker`
+    /// [default: 1]
+    #[arg(long, env = "RESONANCE_WORKERS", global = true)]
+    pub workers: Option<usize>,
     /// Default plan: characters an organization may speak per calendar month (UTC), or
     /// `unlimited` [default: unlimited]
     #[arg(long, env = "RESONANCE_PLAN_CHARACTERS_PER_MONTH", global = true)]
@@ -138,6 +160,11 @@ struct FileSettings {
     public_url: Option<String>,
     log_format: Option<String>,
     voice_upload_max_bytes: Option<usize>,
+    engine: Option<String>,
+    remote_url: Option<String>,
+    remote_api_key: Option<String>,
+    engine_concurrency: Option<usize>,
+    workers: Option<usize>,
     #[serde(default)]
     s3: FileS3,
     #[serde(default)]
@@ -183,8 +210,42 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
+    /// `None` for `none`: this process runs no generation workers.
+    pub engine: Option<EngineConfig>,
+    /// Generation workers `serve` runs in-process.
+    pub workers: usize,
     /// The default plan and, when configured, Polar.
     pub billing: BillingSettings,
+}
+
+#[derive(Clone)]
+pub enum EngineConfig {
+    Chatterbox {
+        concurrency: usize,
+    },
+    Remote {
+        url: String,
+        api_key: String,
+        concurrency: usize,
+    },
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Chatterbox { concurrency } => f
+                .debug_struct("Chatterbox")
+                .field("concurrency", concurrency)
+                .finish(),
+            Self::Remote {
+                url, concurrency, ..
+            } => f
+                .debug_struct("Remote")
+                .field("url", url)
+                .field("concurrency", concurrency)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +408,54 @@ impl Config {
             .or(file.voice_upload_max_bytes)
             .unwrap_or(resonance_web::voices::DEFAULT_UPLOAD_MAX_BYTES);
 
+        let concurrency = args.engine_concurrency.or(file.engine_concurrency);
+        if concurrency == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "RESONANCE_ENGINE_CONCURRENCY (engine_concurrency)",
+                expected: "at least 1",
+                got: "0".into(),
+            });
+        }
+        let engine =
+            match args.engine.clone().or(file.engine).as_deref() {
+                Some("none") => None,
+                None | Some("chatterbox") => Some(EngineConfig::Chatterbox {
+                    concurrency: concurrency.unwrap_or(1),
+                }),
+                Some("remote") => {
+                    let url = args.remote_url.clone().or(file.remote_url).ok_or(
+                        ConfigError::Missing {
+                            key: "RESONANCE_REMOTE_URL (remote_url)",
+                            why: "required when RESONANCE_ENGINE=remote",
+                        },
+                    )?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(ConfigError::Invalid {
+                            key: "RESONANCE_REMOTE_URL (remote_url)",
+                            expected: "an http:// or https:// URL",
+                            got: url,
+                        });
+                    }
+                    let api_key = args.remote_api_key.clone().or(file.remote_api_key).ok_or(
+                        ConfigError::Missing {
+                            key: "RESONANCE_REMOTE_API_KEY (remote_api_key)",
+                            why: "required when RESONANCE_ENGINE=remote",
+                        },
+                    )?;
+                    Some(EngineConfig::Remote {
+                        url,
+                        api_key,
+                        concurrency: concurrency.unwrap_or(4),
+                    })
+                }
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "RESONANCE_ENGINE (engine)",
+                        expected: "chatterbox, remote or none",
+                        got: other.to_string(),
+                    });
+                }
+            };
         let plan = file.plan;
         let default_plan = Plan {
             characters_per_month: args
@@ -377,6 +486,8 @@ impl Config {
             storage,
             log_format,
             voice_upload_max_bytes,
+            engine,
+            workers: args.workers.or(file.workers).unwrap_or(1),
             billing,
         })
     }
@@ -546,6 +657,48 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("bnid"), "{err}");
+    }
+
+    #[test]
+    fn remote_engine_needs_url_and_key_and_hides_the_key() {
+        let err = Config::load(&SettingsArgs {
+            engine: Some("remote".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("RESONANCE_REMOTE_URL"), "{err}");
+        let config = Config::load(&SettingsArgs {
+            engine: Some("remote".into()),
+            remote_url: Some("http://gpu:8000".into()),
+            remote_api_key: Some("hunter2".into()),
+            workers: Some(0),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(config.workers, 0);
+        assert!(matches!(
+            &config.engine,
+            Some(EngineConfig::Remote { url, concurrency: 4, .. }) if url == "http://gpu:8000"
+        ));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::load(&SettingsArgs {
+            engine: Some("gpt".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("chatterbox, remote or none"),
+            "{err}"
+        );
+        assert!(matches!(
+            Config::load(&args()).unwrap().engine,
+            Some(EngineConfig::Chatterbox { concurrency: 1 })
+        ));
+        let none = Config::load(&SettingsArgs {
+            engine: Some("none".into()),
+            ..args()
+        });
+        assert!(none.unwrap().engine.is_none());
     }
 
     #[test]

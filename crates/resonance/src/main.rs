@@ -7,6 +7,7 @@ mod model;
 mod orgs;
 mod say;
 mod serve;
+mod voice_cache;
 mod voices;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ struct Cli {
 enum Command {
     /// Serve the web app and API (the default)
     Serve,
+    /// Run generation workers only (no web server), sharing the database and storage
+    Worker,
     /// Apply database migrations and exit
     Migrate,
     /// Model maintenance
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::serve(&cli.settings).await,
+            Command::Worker => serve::worker_only(&cli.settings).await,
             Command::Migrate => serve::migrate(&cli.settings).await,
             Command::Model(cmd) => model::run(cmd, &cli.settings).await,
             Command::Say(args) => say::run(args, &cli.settings).await,

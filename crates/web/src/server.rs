@@ -11,13 +11,14 @@ use axum::routing::get;
 use resonance_db::Database;
 use resonance_storage::Storage;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Auth, AuthSettings};
 use crate::billing::Billing;
-use crate::{api_keys, auth, billing, health, members, objects, orgs, pages, voices};
+use crate::{api_keys, auth, billing, generations, health, members, objects, orgs, pages, voices};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -31,6 +32,9 @@ pub struct AppState {
     pub voice_upload_max_bytes: usize,
     /// Plans, quotas and the billing provider; unlimited and without one by default.
     pub billing: Arc<Billing>,
+    /// Raised when a generation is queued, to wake this process's idle workers (workers in
+    /// other processes find it by polling).
+    pub new_jobs: Arc<Notify>,
 }
 
 /// The original's upload limit.
@@ -44,6 +48,7 @@ impl AppState {
             auth: Arc::new(Auth::new(auth)),
             voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
             billing: Arc::new(Billing::default()),
+            new_jobs: Arc::default(),
         }
     }
 }
@@ -59,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::routes())
         .merge(voices::routes::<auth::Caller>())
         .merge(billing::routes())
+        .merge(generations::routes())
         .merge(pages::routes())
         .with_state(state)
         .layer(

@@ -14,18 +14,24 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod tone;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use resonance_db::Database;
+use resonance_engine::SpeechEngine;
 use resonance_storage::{S3Settings, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
 use resonance_testkit::s3::TestS3;
 use resonance_web::AppState;
 use resonance_web::auth::{AuthSettings, SESSION_COOKIE};
 use resonance_web::billing::Billing;
+use resonance_web::generations::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -47,6 +53,7 @@ pub struct TestAppBuilder {
     storage: StorageKind,
     auth: AuthSettings,
     billing: Option<Billing>,
+    engine: Option<Arc<dyn SpeechEngine>>,
 }
 
 impl TestAppBuilder {
@@ -84,6 +91,13 @@ impl TestAppBuilder {
     /// Plans, quotas and Polar; unlimited and without Polar unless set.
     pub fn billing(mut self, billing: Billing) -> Self {
         self.billing = Some(billing);
+        self
+    }
+
+    /// Runs a generation worker in the server's process with `engine`, on leases short
+    /// enough for tests.
+    pub fn engine(mut self, engine: Arc<dyn SpeechEngine>) -> Self {
+        self.engine = Some(engine);
         self
     }
 
@@ -140,8 +154,13 @@ impl TestAppBuilder {
             let _ = stopped.await;
         })
         .unwrap();
+        let workers = match self.engine {
+            Some(engine) => test_worker(&state, engine).spawn("test-worker", 1),
+            None => Vec::new(),
+        };
         TestApp {
             base_url: format!("http://{}", server.addr),
+            workers,
             state,
             db_kind: self.db,
             storage_kind: self.storage,
@@ -161,10 +180,32 @@ pub struct TestApp {
     pub state: AppState,
     pub db_kind: DbKind,
     pub storage_kind: StorageKind,
+    workers: Vec<JoinHandle<()>>,
     _stop: oneshot::Sender<()>,
     _postgres: Option<TestPostgres>,
     _s3: Option<TestS3>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.workers.iter().for_each(JoinHandle::abort);
+    }
+}
+
+/// A worker sharing `state`'s database, storage and new-job signal, on short leases.
+pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
+    Worker {
+        db: state.db.clone(),
+        storage: state.storage.clone(),
+        engine,
+        new_jobs: state.new_jobs.clone(),
+        settings: WorkerSettings {
+            lease: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(50),
+        },
+    }
 }
 
 /// A signed-in user: `client` sends their session cookie and this server's Origin.
@@ -183,6 +224,7 @@ impl TestApp {
             storage: StorageKind::Local,
             auth: AuthSettings::default(),
             billing: None,
+            engine: None,
         }
     }
 
@@ -333,6 +375,29 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "accepting an invite to {org}");
+    }
+
+    /// `POST /api/voices` as `admin`: clones a voice named `name` from 12 s of a
+    /// speech-like WAV; returns the new voice's id.
+    pub async fn upload_voice(&self, admin: &TestUser, name: &str) -> String {
+        let samples = resonance_testkit::audio::speech_like(12.0, 0.5, 1);
+        let wav = resonance_testkit::audio::encode_as(
+            &samples,
+            resonance_testkit::audio::UploadFormat::Wav,
+        );
+        let response = admin
+            .client
+            .post(self.url(&format!(
+                "/api/voices?name={name}&category=NARRATIVE&language=en-US"
+            )))
+            .header(reqwest::header::CONTENT_TYPE, "audio/wav")
+            .body(wav)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "uploading voice {name}");
+        let voice: Value = response.json().await.unwrap();
+        voice["id"].as_str().unwrap().to_string()
     }
 
     /// `POST /api/orgs/{org}/api-keys` as `admin`; returns the full key.

@@ -1,0 +1,385 @@
+//! Speech generation: the API that queues jobs and serves their history and audio, and
+//! the workers that run them.
+
+pub mod worker;
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use resonance_db::{Generation, GenerationFilter, NewGeneration, Page};
+use resonance_domain::{
+    GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText,
+    VoiceId, VoiceName,
+};
+use resonance_storage::ObjectKey;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::objects::{Presentation, object_response};
+use crate::{ApiError, ApiJson, AppState};
+
+/// How long `?wait=true` waits for a job before answering 202 with it still unfinished.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/generations",
+            get(list_generations).post(create_generation),
+        )
+        .route(
+            "/api/generations/{generation_id}",
+            get(get_generation).delete(delete_generation),
+        )
+        .route(
+            "/api/generations/{generation_id}/cancel",
+            post(cancel_generation),
+        )
+        .route("/api/generations/{generation_id}/audio", get(audio))
+}
+
+/// A generation as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationView {
+    pub id: GenerationId,
+    /// `null` once the voice has been deleted; `voiceName` still says which it was.
+    pub voice_id: Option<VoiceId>,
+    pub voice_name: VoiceName,
+    pub text: String,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: u32,
+    pub repetition_penalty: f64,
+    pub seed: Option<u32>,
+    pub status: GenerationStatus,
+    pub progress: u8,
+    pub failure_reason: Option<String>,
+    /// Set once the audio is ready.
+    pub audio_url: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl From<Generation> for GenerationView {
+    fn from(generation: Generation) -> Self {
+        let audio_url = (generation.status == GenerationStatus::Succeeded)
+            .then(|| format!("/api/generations/{}/audio", generation.id));
+        Self {
+            id: generation.id,
+            voice_id: generation.voice_id,
+            voice_name: generation.voice_name,
+            text: generation.text.as_str().to_string(),
+            temperature: generation.params.temperature(),
+            top_p: generation.params.top_p(),
+            top_k: generation.params.top_k(),
+            repetition_penalty: generation.params.repetition_penalty(),
+            seed: generation.seed,
+            status: generation.status,
+            progress: generation.progress,
+            failure_reason: generation.failure_reason,
+            audio_url,
+            created_at: generation.created_at,
+            updated_at: generation.updated_at,
+            finished_at: generation.finished_at,
+        }
+    }
+}
+
+/// `POST /api/generations`. Absent parameters take Chatterbox Turbo's defaults.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateGeneration {
+    pub text: Option<String>,
+    pub voice_id: Option<String>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    /// Wider than the bounds, so that a negative value is refused naming the field.
+    pub top_k: Option<i64>,
+    pub repetition_penalty: Option<f64>,
+    pub seed: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+fn invalid_field(message: impl ToString) -> ApiError {
+    ApiError::Unprocessable {
+        code: "INVALID_FIELD",
+        message: message.to_string(),
+    }
+}
+
+/// A [`CreateGeneration`] whose every field is within its bounds.
+pub struct ValidGeneration {
+    pub text: GenerationText,
+    pub params: GenerationParams,
+    pub voice_id: VoiceId,
+    pub seed: Option<u32>,
+}
+
+impl CreateGeneration {
+    /// The text and parameters, or 422 naming the first field out of bounds.
+    pub fn parse(&self) -> Result<ValidGeneration, ApiError> {
+        let text = GenerationText::parse(self.text.as_deref().unwrap_or_default())
+            .map_err(invalid_field)?;
+        let defaults = GenerationParams::default();
+        let params = GenerationParams::new(
+            self.temperature.unwrap_or(defaults.temperature()),
+            self.top_p.unwrap_or(defaults.top_p()),
+            self.top_k
+                .map_or(Ok(defaults.top_k()), |k| {
+                    u32::try_from(k).map_err(|_| GenerationFieldError::TopK)
+                })
+                .map_err(invalid_field)?,
+            self.repetition_penalty
+                .unwrap_or(defaults.repetition_penalty()),
+        )
+        .map_err(invalid_field)?;
+        let voice_id = match self.voice_id.as_deref() {
+            None | Some("") => return Err(invalid_field("voiceId is required: choose a voice")),
+            // An id that does not parse names no voice.
+            Some(raw) => VoiceId::parse(raw).map_err(|_| ApiError::NotFound("voice"))?,
+        };
+        let seed = self
+            .seed
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| invalid_field(format!("seed must be between 0 and {}", u32::MAX)))?;
+        Ok(ValidGeneration {
+            text,
+            params,
+            voice_id,
+            seed,
+        })
+    }
+}
+
+/// Queues a generation: 202 with it, or with `?wait=true` 201 once it has finished
+/// (succeeded, failed or cancelled: its `status` says which).
+async fn create_generation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<CreateQuery>,
+    ApiJson(body): ApiJson<CreateGeneration>,
+) -> Result<Response, ApiError> {
+    let generation = queue(&state, &caller, &body).await?;
+    if !query.wait {
+        return Ok((StatusCode::ACCEPTED, Json(GenerationView::from(generation))).into_response());
+    }
+    let generation = wait_until_finished(&state, generation, WAIT_LIMIT).await?;
+    let status = if generation.status.is_finished() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(GenerationView::from(generation))).into_response())
+}
+
+/// Validates `body`, checks the organization's subscription and plan (403, 402) and that
+/// the voice is visible to it, and queues the job, waking an idle in-process worker.
+pub async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    body: &CreateGeneration,
+) -> Result<Generation, ApiError> {
+    let valid = body.parse()?;
+    crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
+        .await?;
+    let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
+    if voice.object_key.is_none() {
+        return Err(ApiError::Conflict(
+            "the voice's audio is not ready yet".into(),
+        ));
+    }
+    let generation = state
+        .db
+        .create_generation(&NewGeneration {
+            id: GenerationId::new(),
+            org_id: caller.org_id.clone(),
+            voice_id: valid.voice_id,
+            text: valid.text,
+            params: valid.params,
+            seed: valid.seed,
+        })
+        .await?;
+    state.new_jobs.notify_one();
+    Ok(generation)
+}
+
+/// Polls the job until it has finished or `limit` has passed; the database is the only
+/// thing the API and workers on other machines share.
+pub async fn wait_until_finished(
+    state: &AppState,
+    mut generation: Generation,
+    limit: Duration,
+) -> Result<Generation, ApiError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !generation.status.is_finished() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(WAIT_POLL).await;
+        generation = state
+            .db
+            .get_generation(&generation.org_id, &generation.id)
+            .await?;
+    }
+    Ok(generation)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    voice_id: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GenerationList {
+    generations: Vec<GenerationView>,
+    total: u64,
+    limit: u32,
+    offset: u32,
+}
+
+fn invalid_query(message: impl ToString) -> ApiError {
+    ApiError::BadRequest {
+        code: "INVALID_QUERY",
+        message: message.to_string(),
+    }
+}
+
+/// Newest first, optionally only those made with one voice.
+async fn list_generations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<GenerationList>, ApiError> {
+    let filter = GenerationFilter {
+        voice_id: query
+            .voice_id
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(VoiceId::parse)
+            .transpose()
+            .map_err(|e| invalid_query(format!("voiceId: {e}")))?,
+    };
+    let default = Page::default();
+    let page = Page::new(
+        query.limit.unwrap_or(default.limit()),
+        query.offset.unwrap_or(default.offset()),
+    )
+    .map_err(invalid_query)?;
+    let listed = state
+        .db
+        .list_generations(&caller.org_id, &filter, page)
+        .await?;
+    Ok(Json(GenerationList {
+        generations: listed.items.into_iter().map(Into::into).collect(),
+        total: listed.total,
+        limit: page.limit(),
+        offset: page.offset(),
+    }))
+}
+
+/// An id that does not parse names no generation.
+fn generation_id(raw: &str) -> Result<GenerationId, ApiError> {
+    GenerationId::parse(raw).map_err(|_| ApiError::NotFound("generation"))
+}
+
+async fn get_generation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<GenerationView>, ApiError> {
+    let generation = state
+        .db
+        .get_generation(&caller.org_id, &generation_id(&id)?)
+        .await?;
+    Ok(Json(generation.into()))
+}
+
+/// Removes the generation and its audio. A running job stops at its worker's next
+/// heartbeat and leaves nothing behind.
+async fn delete_generation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = generation_id(&id)?;
+    let object_key = state.db.delete_generation(&caller.org_id, &id).await?;
+    let key = match object_key {
+        Some(key) => ObjectKey::parse(&key).map_err(ApiError::internal)?,
+        None => ObjectKey::generation(&caller.org_id, &id),
+    };
+    if let Err(e) = state.storage.delete(&key).await {
+        // The row is gone; reconciliation removes the orphan later.
+        tracing::warn!(error = %e, key = key.as_str(), "cannot delete a generation's audio");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// 200 with the cancelled generation; 409 once it has finished.
+async fn cancel_generation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<GenerationView>, ApiError> {
+    let generation = state
+        .db
+        .cancel_generation(&caller.org_id, &generation_id(&id)?)
+        .await?;
+    Ok(Json(generation.into()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AudioQuery {
+    /// `1` or `true` asks the browser to save the file.
+    download: Option<String>,
+}
+
+/// The generated WAV with range requests; 409 while the job has not succeeded.
+async fn audio(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<AudioQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let generation = state
+        .db
+        .get_generation(&caller.org_id, &generation_id(&id)?)
+        .await?;
+    let key = match (&generation.status, &generation.object_key) {
+        (GenerationStatus::Succeeded, Some(key)) => {
+            ObjectKey::parse(key).map_err(ApiError::internal)?
+        }
+        (status, _) => {
+            return Err(ApiError::Conflict(format!(
+                "the audio is not ready: the generation is {}",
+                status.as_str()
+            )));
+        }
+    };
+    let filename = format!("{}-{}.wav", generation.voice_name.as_str(), generation.id);
+    let download = matches!(query.download.as_deref(), Some("1" | "true"));
+    let presentation = Presentation {
+        content_type: "audio/wav",
+        cache_control: "private, max-age=3600",
+        download_as: download.then_some(filename.as_str()),
+    };
+    object_response(&state, &key, &headers, &presentation).await
+}
