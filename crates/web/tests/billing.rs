@@ -400,6 +400,87 @@ async fn the_character_quota_starts_again_in_the_next_period(db: DbKind) {
     );
 }
 
+/// `POST /api/generations` as `user` with a SYSTEM voice whose audio is stored.
+async fn request_generation(app: &TestApp, user: &TestUser, text: &str) -> reqwest::Response {
+    let voice = app
+        .db()
+        .create_voice(&resonance_db::NewVoice {
+            id: resonance_domain::VoiceId::new(),
+            owner: resonance_domain::VoiceOwner::System,
+            name: resonance_domain::VoiceName::parse("Announcer").unwrap(),
+            description: None,
+            category: Default::default(),
+            language: Default::default(),
+            object_key: Some("voices/system/announcer".into()),
+        })
+        .await
+        .unwrap();
+    user.client
+        .post(app.url("/api/generations"))
+        .json(&json!({ "text": text, "voiceId": voice.id }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn generation_requests_over_the_plan_are_refused_before_queueing(db: DbKind) {
+    let app = TestApp::builder()
+        .db(db)
+        .billing(Billing::new(BillingSettings {
+            default_plan: Plan {
+                characters_per_month: Some(20),
+                voice_slots: None,
+                max_concurrent_jobs: Some(1),
+            },
+            ..Default::default()
+        }))
+        .spawn()
+        .await;
+    let (admin, org) = admin_and_org(&app).await;
+    let listed = || async {
+        app.db()
+            .list_generations(&org, &Default::default(), Default::default())
+            .await
+            .unwrap()
+            .total
+    };
+
+    let too_long = request_generation(&app, &admin, "This sentence is too long.").await;
+    assert_eq!(too_long.status(), 402);
+    let body: Value = too_long.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "QUOTA_EXCEEDED");
+    assert_eq!(body["error"]["limit"], "characters_per_month");
+    assert_eq!(body["error"]["used"], 0);
+    assert_eq!(body["error"]["allowed"], 20);
+    assert_eq!(body["error"]["requested"], 26);
+    let reset = Period::containing(OffsetDateTime::now_utc()).end;
+    assert_eq!(
+        body["error"]["resetsAt"],
+        reset
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&reset.date().to_string()),
+        "{body}"
+    );
+    assert_eq!(listed().await, 0, "nothing was queued");
+
+    assert_eq!(
+        request_generation(&app, &admin, "Hello.").await.status(),
+        202
+    );
+    let busy = request_generation(&app, &admin, "Hello again.").await;
+    assert_eq!(busy.status(), 402);
+    let body: Value = busy.json().await.unwrap();
+    assert_eq!(body["error"]["limit"], "max_concurrent_jobs");
+    assert_eq!(body["error"]["resetsAt"], Value::Null);
+    assert_eq!(listed().await, 1);
+}
+
 /// How the fake Polar answers event ingestion.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ingestion {
@@ -578,10 +659,17 @@ async fn polar_subscription_gates_voices_and_generations(db: DbKind) {
             .unwrap()
             .is_empty()
     );
-    assert!(matches!(
-        billing::ensure_can_generate(&app.state, &org, 5).await,
-        Err(ApiError::SubscriptionRequired)
-    ));
+    let refused = request_generation(&app, &admin, "Hello.").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(error_code(refused).await, "SUBSCRIPTION_REQUIRED");
+    assert_eq!(
+        app.db()
+            .list_generations(&org, &Default::default(), Default::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
     let status = get_json(&app, &admin, "/api/billing/status").await;
     assert_eq!(
         status,
@@ -617,9 +705,10 @@ async fn polar_subscription_gates_voices_and_generations(db: DbKind) {
 
     polar.subscribe(&org, 250);
     assert_eq!(upload_voice(&app, &admin, "Mine", 1).await.status(), 201);
-    billing::ensure_can_generate(&app.state, &org, 5)
-        .await
-        .unwrap();
+    assert_eq!(
+        request_generation(&app, &admin, "Hello.").await.status(),
+        202
+    );
     let status = get_json(&app, &admin, "/api/billing/status").await;
     assert_eq!(
         status,
@@ -728,6 +817,7 @@ on_both_databases!(
     parallel_voice_creations_are_each_charged_once,
     generations_are_checked_against_jobs_and_the_monthly_characters,
     the_character_quota_starts_again_in_the_next_period,
+    generation_requests_over_the_plan_are_refused_before_queueing,
     polar_subscription_gates_voices_and_generations,
     usage_events_survive_a_polar_outage_and_arrive_exactly_once,
 );
