@@ -501,6 +501,8 @@ struct PolarState {
     events: HashMap<String, (Value, u32)>,
     failed_requests: u32,
     checkouts: Vec<Value>,
+    /// Customer state answers 503 while set.
+    customers_down: bool,
 }
 
 #[derive(Clone, Default)]
@@ -551,6 +553,9 @@ async fn customer_state(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let state = polar.state.lock().unwrap();
+    if state.customers_down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     match state.subscribed.get(&external_id) {
         None => (StatusCode::NOT_FOUND, Json(json!({ "error": "ResourceNotFound" })))
             .into_response(),
@@ -724,6 +729,16 @@ async fn polar_subscription_gates_voices_and_generations(db: DbKind) {
         usage["meters"],
         json!([{ "meterId": "m_chars", "consumedUnits": 1200.0, "creditedUnits": 1000.0, "amountCents": 250 }])
     );
+
+    // While Polar cannot be asked, nothing new is let through; usage stays readable.
+    polar.state.lock().unwrap().customers_down = true;
+    let refused = upload_voice(&app, &admin, "Another", 2).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(error_code(refused).await, "BILLING_UNAVAILABLE");
+    assert_eq!(app.db().custom_voice_count(&org).await.unwrap(), 1);
+    let usage = get_json(&app, &admin, "/api/usage").await;
+    assert_eq!(usage["voices"]["used"], 1);
+    assert!(usage.get("meters").is_none());
 }
 
 /// Waits until the outbox is empty, for at most 20 seconds.

@@ -255,7 +255,8 @@ pub struct UsageBody {
     concurrent_jobs: Allowance,
     /// Every day of the period, first to last, days to come included.
     daily: Vec<DayBody>,
-    /// Polar's meters for the subscription's billing period, when Polar is configured.
+    /// Polar's meters for the subscription's billing period, when Polar is configured and
+    /// answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     meters: Option<Vec<MeterBody>>,
 }
@@ -309,7 +310,12 @@ async fn usage(State(state): State<AppState>, caller: Caller) -> Result<Json<Usa
             }
         })
         .collect();
-    let meters = customer_state(&state, org).await?.map(|(polar, customer)| {
+    // The local usage stays readable while Polar is down; only its meters are missing then.
+    let customer = customer_state(&state, org).await.unwrap_or_else(|error| {
+        tracing::warn!(?error, "usage without Polar's meters");
+        None
+    });
+    let meters = customer.map(|(polar, customer)| {
         customer
             .iter()
             .flat_map(|c| polar.subscriptions(c))
