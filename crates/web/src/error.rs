@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::billing::QuotaExceeded;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -28,8 +30,15 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    #[error("{0}")]
+    QuotaExceeded(crate::billing::QuotaExceeded),
+    #[error("this organization needs an active subscription; subscribe on the billing page")]
+    SubscriptionRequired,
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// The billing provider failed; the detail is logged, not shown.
+    #[error("billing is unavailable right now; try again shortly")]
+    BillingUnavailable(String),
     #[error("the audio storage is unavailable; try again shortly")]
     BadGateway(String),
     #[error("internal error")]
@@ -53,7 +62,10 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::QuotaExceeded(_) => (StatusCode::PAYMENT_REQUIRED, "QUOTA_EXCEEDED"),
+            Self::SubscriptionRequired => (StatusCode::FORBIDDEN, "SUBSCRIPTION_REQUIRED"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            Self::BillingUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "BILLING_UNAVAILABLE"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "STORAGE_UNAVAILABLE"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
@@ -81,12 +93,18 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// With the code `QUOTA_EXCEEDED`, it also has the fields of `QuotaExceeded`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable and machine-readable, like `NOT_FOUND` or `AUDIO_TOO_SHORT`.
     pub code: &'static str,
     /// For people; may change.
     pub message: String,
+    /// With `QUOTA_EXCEEDED`: the limit and the numbers. Documented beside, since a
+    /// flattened `Option` would read as "or null" in the schema.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub quota: Option<QuotaExceeded>,
 }
 
 impl IntoResponse for ApiError {
@@ -95,14 +113,22 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(source) => tracing::error!(error = %source, "internal error"),
             Self::BadGateway(detail) => tracing::error!(%detail, "object storage failure"),
+            Self::BillingUnavailable(detail) => {
+                tracing::error!(%detail, "billing provider failure")
+            }
             _ => {}
         }
+        let quota = match &self {
+            Self::QuotaExceeded(quota) => Some(quota.clone()),
+            _ => None,
+        };
         let mut response = (
             status,
             Json(ErrorBody {
                 error: ErrorDetail {
                     code,
                     message: self.to_string(),
+                    quota,
                 },
             }),
         )

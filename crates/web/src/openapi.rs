@@ -22,6 +22,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::SESSION_COOKIE;
+use crate::billing::QuotaExceeded;
 use crate::error::ErrorBody;
 
 /// Security scheme names; operations' `security(...)` spell them out (the macro needs
@@ -39,7 +40,7 @@ const XI_API_KEY: &str = "xiApiKey";
         description = "Self-hosted text-to-speech and voice cloning. Errors are JSON: \
                        `{ \"error\": { \"code\", \"message\" } }`."
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, QuotaExceeded)),
     modifiers(&SecuritySchemes),
     security(("session" = []), ("bearer" = []), ("xiApiKey" = [])),
     tags(
@@ -49,6 +50,7 @@ const XI_API_KEY: &str = "xiApiKey";
         (name = "api-keys", description = "API keys (signed-in admins)"),
         (name = "voices", description = "The voice library and voice cloning"),
         (name = "generations", description = "Text to speech: queued jobs, their history and audio"),
+        (name = "billing", description = "Usage against the plan, and subscriptions with Polar"),
         (name = "health", description = "Liveness and readiness"),
         (name = "documentation", description = "This document"),
     )

@@ -188,9 +188,12 @@ impl CreateGeneration {
         (status = 202, description = "Queued, or still running when the wait ended", body = GenerationView),
         (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 402, description = "`QUOTA_EXCEEDED`: over the plan's characters or concurrent jobs", body = ErrorBody),
+        (status = 403, description = "`SUBSCRIPTION_REQUIRED`", body = ErrorBody),
         (status = 404, description = "No such voice for this organization", body = ErrorBody),
         (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or the voice's audio is not ready", body = ErrorBody),
         (status = 422, description = "`INVALID_FIELD`: the message starts with the field's name", body = ErrorBody),
+        (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
     )
 )]
 async fn create_generation(
@@ -212,14 +215,16 @@ async fn create_generation(
     Ok((status, Json(GenerationView::from(generation))).into_response())
 }
 
-/// Validates `body`, checks the voice is visible to the caller's organization, and queues
-/// the job, waking an idle in-process worker.
+/// Validates `body`, checks the organization's subscription and plan (403, 402) and that
+/// the voice is visible to it, and queues the job, waking an idle in-process worker.
 pub async fn queue(
     state: &AppState,
     caller: &Caller,
     body: &CreateGeneration,
 ) -> Result<Generation, ApiError> {
     let valid = body.parse()?;
+    crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
+        .await?;
     let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
     if voice.object_key.is_none() {
         return Err(ApiError::Conflict(

@@ -295,8 +295,9 @@ pub struct CreateQuery {
 
 /// Clone a voice
 ///
-/// Org admins only. Checks in the original's order: signed in (401), admin (403), non-empty
-/// body (400), size (413), Content-Type (400); then the fields (400) and the audio (422).
+/// Org admins only. Checks in the original's order: signed in (401), admin (403),
+/// subscription (403) and voice slots (402), non-empty body (400), size (413), Content-Type
+/// (400); then the fields (400) and the audio (422).
 #[utoipa::path(
     post,
     path = "/api/voices",
@@ -312,11 +313,13 @@ pub struct CreateQuery {
         (status = 201, description = "The new voice", body = VoiceView),
         (status = 400, description = "`EMPTY_BODY`, `MISSING_CONTENT_TYPE`, `INVALID_FIELD` or `INVALID_FORM`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 402, description = "`QUOTA_EXCEEDED`: every voice slot of the plan is taken", body = ErrorBody),
+        (status = 403, description = "Not an admin, or `SUBSCRIPTION_REQUIRED`", body = ErrorBody),
         (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
         (status = 413, description = "Over the upload limit (20 MB unless configured)", body = ErrorBody),
         (status = 422, description = "`UNDECODABLE_AUDIO`, `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
         (status = 502, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody),
+        (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
     )
 )]
 async fn create_voice(
@@ -326,6 +329,7 @@ async fn create_voice(
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
+    crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let content_type = content_type(&parts.headers)?;

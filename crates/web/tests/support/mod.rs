@@ -27,6 +27,7 @@ use resonance_testkit::postgres::TestPostgres;
 use resonance_testkit::s3::TestS3;
 use resonance_web::AppState;
 use resonance_web::auth::{AuthSettings, SESSION_COOKIE};
+use resonance_web::billing::Billing;
 use resonance_web::generations::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -52,6 +53,7 @@ pub struct TestAppBuilder {
     storage: StorageKind,
     auth: AuthSettings,
     voice_upload_max_bytes: Option<usize>,
+    billing: Option<Billing>,
     engine: Option<Arc<dyn SpeechEngine>>,
 }
 
@@ -90,6 +92,12 @@ impl TestAppBuilder {
     /// Changes the largest accepted voice upload.
     pub fn voice_upload_max_bytes(mut self, limit: usize) -> Self {
         self.voice_upload_max_bytes = Some(limit);
+        self
+    }
+
+    /// Plans, quotas and Polar; unlimited and without Polar unless set.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = Some(billing);
         self
     }
 
@@ -146,6 +154,9 @@ impl TestAppBuilder {
         let mut state = AppState::new(db, storage, self.auth);
         if let Some(limit) = self.voice_upload_max_bytes {
             state.voice_upload_max_bytes = limit;
+        }
+        if let Some(billing) = self.billing {
+            state.billing = Arc::new(billing);
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -226,6 +237,7 @@ impl TestApp {
             storage: StorageKind::Local,
             auth: AuthSettings::default(),
             voice_upload_max_bytes: None,
+            billing: None,
             engine: None,
         }
     }
