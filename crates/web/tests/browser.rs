@@ -2,18 +2,23 @@
 //! through WebDriver against the real server on port 0. Screenshots of every page land in
 //! `target/screenshots/`.
 
+mod support;
+
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use resonance_storage::{Storage, UrlSigningSecret};
-use resonance_web::{AppState, RunningServer};
-use serde_json::json;
+use resonance_engine::SAMPLE_RATE;
+use serde_json::{Value, json};
+use support::TestApp;
+use support::tone::{SAMPLES_PER_CHAR, ToneEngine};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(20);
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -22,34 +27,18 @@ const PHONE: (u32, u32) = (390, 844);
 /// The server, a chromedriver and one Chromium session; everything stops on drop.
 struct Browser {
     client: Client,
-    base: String,
-    _server: RunningServer,
-    _stop_server: oneshot::Sender<()>,
+    app: TestApp,
     _chromedriver: Child,
-    _dirs: Vec<tempfile::TempDir>,
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
+    /// The app without a generation worker.
     async fn start() -> Browser {
-        let data = tempfile::tempdir().unwrap();
-        let db = resonance_db::connect(&format!("sqlite://{}/resonance.db", data.path().display()))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
-        let secret = UrlSigningSecret::new(vec![42u8; 32]).unwrap();
-        let storage = Storage::local(data.path().join("objects"), secret).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = resonance_web::serve(
-            listener,
-            AppState::new(db, storage, Default::default()),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .unwrap();
-        let base = format!("http://{}", server.addr);
+        Browser::on(TestApp::builder().spawn().await).await
+    }
 
+    async fn on(app: TestApp) -> Browser {
         let port = free_port();
         let chromedriver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -89,17 +78,15 @@ impl Browser {
             .expect("Chromium starts under chromedriver");
         Browser {
             client,
-            base,
-            _server: server,
-            _stop_server: stop_server,
+            app,
             _chromedriver: chromedriver,
-            _dirs: vec![data, profile],
+            _profile: profile,
         }
     }
 
     async fn open(&self, path: &str) {
         self.client
-            .goto(&format!("{}{path}", self.base))
+            .goto(&self.app.url(path))
             .await
             .unwrap();
     }
@@ -132,6 +119,74 @@ impl Browser {
 
     async fn text_of(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
+    }
+
+    /// Runs `script` (a function body; may `await`) in the page and returns its result.
+    async fn run(&self, script: &str) -> Value {
+        self.client
+            .execute(&format!("return (async () => {{ {script} }})();"), vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    async fn path(&self) -> String {
+        self.run("return location.pathname + location.search;")
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Types into the field `css` after clearing it.
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Signs up through the sign-up page (which then signs in) and waits for `landing`.
+    async fn sign_up(&self, from: &str, email: &str, landing: &str) {
+        self.open(from).await;
+        self.fill("#email", email).await;
+        self.fill("#password", support::PASSWORD).await;
+        self.click("form[data-auth-form] button[type=submit]").await;
+        self.wait_for_js(&format!(
+            "location.pathname === {landing:?} && document.readyState === 'complete'"
+        ))
+        .await;
+    }
+
+    /// Fetches `url` in the page with its session; returns status, headers and body.
+    async fn fetch(&self, method: &str, url: &str) -> (u16, Value, Vec<u8>) {
+        let result = self
+            .run(&format!(
+                "const response = await fetch({url:?}, {{ method: {method:?} }});
+                 const bytes = new Uint8Array(await response.arrayBuffer());
+                 let binary = '';
+                 for (const byte of bytes) binary += String.fromCharCode(byte);
+                 return {{ status: response.status, headers: Object.fromEntries(response.headers), body: btoa(binary) }};"
+            ))
+            .await;
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(result["body"].as_str().unwrap())
+            .unwrap();
+        (
+            result["status"].as_u64().unwrap() as u16,
+            result["headers"].clone(),
+            body,
+        )
+    }
+
+    /// Whether the page scrolls sideways (it must not, even on a phone).
+    async fn overflows(&self) -> bool {
+        self.run("return document.documentElement.scrollWidth > window.innerWidth;")
+            .await
+            .as_bool()
+            .unwrap()
     }
 
     async fn screenshot(&self, name: &str) {
@@ -222,17 +277,10 @@ async fn sign_in_and_sign_up_pages_validate_before_calling_the_api() {
     browser.resize(PHONE).await;
     browser.open("/sign-in").await;
     browser.find("#email").await;
-    let overflow: bool = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap();
-    assert!(!overflow, "the sign-in page scrolls sideways on a phone");
+    assert!(
+        !browser.overflows().await,
+        "the sign-in page scrolls sideways on a phone"
+    );
     browser.screenshot("sign-in-phone").await;
     browser.close().await;
 }
@@ -247,12 +295,301 @@ async fn unknown_pages_say_what_to_do_next() {
     assert_eq!(action.attr("href").await.unwrap().as_deref(), Some("/"));
     browser.screenshot("not-found").await;
 
-    browser.open("/text-to-speech/not-a-generation-id").await;
-    assert_eq!(browser.text_of("h1").await, "Generation not found");
-    let action = browser.find(".auth-card a.btn").await;
+    browser.open("/history").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
     assert_eq!(
-        action.attr("href").await.unwrap().as_deref(),
-        Some("/history")
+        browser.find("[data-auth-form]").await.attr("data-next").await.unwrap().as_deref(),
+        Some("/history"),
+        "a signed-out visitor signs in and comes back"
     );
+    browser.close().await;
+}
+
+/// A WAV of 12 s of speech-like sound, as a file the file picker can choose.
+fn voice_recording(dir: &std::path::Path) -> PathBuf {
+    let samples = resonance_testkit::audio::speech_like(12.0, 0.5, 3);
+    let wav = resonance_testkit::audio::encode_as(
+        &samples,
+        resonance_testkit::audio::UploadFormat::Wav,
+    );
+    let path = dir.join("narrator.wav");
+    std::fs::write(&path, wav).unwrap();
+    path
+}
+
+/// The time the player shows, in whole seconds.
+async fn shown_seconds(browser: &Browser) -> u64 {
+    let text = browser.text_of("[data-current-time]").await;
+    let (minutes, seconds) = text.split_once(':').unwrap();
+    minutes.parse::<u64>().unwrap() * 60 + seconds.parse::<u64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine.clone()).spawn().await).await;
+    let files = tempfile::tempdir().unwrap();
+
+    // Sign up (the page signs in afterwards) and create the organization.
+    browser.sign_up("/sign-up", "owner@example.com", "/").await;
+    assert!(
+        browser
+            .find("[data-create-org]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("onboarding").await;
+    browser.fill("#org-name", "Acme Studio").await;
+    browser.click("[data-create-org-form] button[type=submit]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-dashboard]') && document.querySelector('[data-recent]').getAttribute('aria-busy') === 'false'")
+        .await;
+    assert_eq!(
+        browser.text_of("#org-switcher option:checked").await,
+        "Acme Studio"
+    );
+    assert!(browser.text_of("[data-recent]").await.contains("Nothing generated yet"));
+
+    // Clone a voice from a file chosen with the file picker.
+    browser.open("/voices/new").await;
+    let recording = voice_recording(files.path());
+    browser
+        .find("#voice-file")
+        .await
+        .send_keys(recording.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("!document.querySelector('[data-sample-preview]').hidden")
+        .await;
+    assert_eq!(browser.text_of("[data-sample-name]").await, "narrator.wav");
+    browser.fill("#voice-name", "Studio Narrator").await;
+    browser.screenshot("new-voice").await;
+    browser.click("[data-save-voice]").await;
+    browser
+        .wait_for_js("location.search === '?tab=custom' && document.querySelector('[data-voice-id]')")
+        .await;
+    let card = browser.find("[data-voice-id]").await;
+    let voice = card.attr("data-voice-id").await.unwrap().unwrap();
+    assert!(card.text().await.unwrap().contains("Studio Narrator"));
+    assert!(card.text().await.unwrap().contains("General"));
+    browser
+        .find(&format!("[data-delete-voice='{voice}']"))
+        .await;
+    browser.screenshot("voices").await;
+
+    // Write a script with a tag and generate it with the new voice.
+    browser
+        .open(&format!("/text-to-speech?voiceId={voice}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    let script = "Welcome to Resonance, the open studio for lifelike speech. \
+                  This short script becomes a waveform you can play, seek and download.";
+    browser.fill("#tts-text", script).await;
+    browser.click("[data-insert-tag='[chuckle]']").await;
+    let text = format!("{script} [chuckle] ");
+    assert_eq!(
+        browser.find("#tts-text").await.prop("value").await.unwrap().as_deref(),
+        Some(text.as_str())
+    );
+    assert_eq!(
+        browser.text_of("[data-char-count]").await,
+        text.chars().count().to_string()
+    );
+    assert_eq!(
+        browser.find("#voice-picker").await.prop("value").await.unwrap().as_deref(),
+        Some(voice.as_str())
+    );
+    browser.screenshot("text-to-speech").await;
+    browser.click("[data-generate]").await;
+    browser
+        .wait_for_js("location.pathname.startsWith('/text-to-speech/')")
+        .await;
+    let generation = browser.path().await["/text-to-speech/".len()..].to_string();
+    assert_eq!(engine.spoken(), vec![text.trim().to_string()]);
+
+    // The waveform renders from the generated audio, plays, and seeks by click.
+    browser
+        .wait_for_js("document.querySelector('[data-generation]').dataset.waveform === 'ready'")
+        .await;
+    let bars = browser
+        .run("const host = document.querySelector('[data-waveform] > div'); \
+              const canvas = host.shadowRoot.querySelector('canvas'); \
+              return canvas ? canvas.width : 0;")
+        .await;
+    assert!(bars.as_u64().unwrap() > 0, "the waveform is drawn");
+    let spoken_chars = text.trim().chars().count();
+    let seconds = (spoken_chars * SAMPLES_PER_CHAR) as f64 / SAMPLE_RATE as f64;
+    assert_eq!(
+        browser.text_of("[data-duration]").await,
+        format!("0:{:02}", seconds as u64)
+    );
+    assert_eq!(browser.text_of("[data-text]").await, text.trim());
+    assert_eq!(browser.text_of("[data-voice-name]").await, "Studio Narrator");
+    browser.screenshot("generation").await;
+
+    browser.click("[data-play]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-current-time]').textContent === '0:01'")
+        .await;
+    browser.click("[data-play]").await;
+    assert_eq!(
+        browser.find("[data-play]").await.attr("aria-label").await.unwrap().as_deref(),
+        Some("Play")
+    );
+    assert_eq!(shown_seconds(&browser).await, 1, "paused after a second");
+    let waveform = browser.find("[data-waveform]").await;
+    let (_, _, width, _) = waveform.rectangle().await.unwrap();
+    browser
+        .client
+        .perform_actions(
+            MouseActions::new("mouse".into())
+                .then(PointerAction::MoveToElement {
+                    element: waveform,
+                    duration: None,
+                    x: width * 0.4,
+                    y: 0.0,
+                })
+                .then(PointerAction::Down {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: MOUSE_BUTTON_LEFT,
+                }),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for_js(&format!(
+            "document.querySelector('[data-current-time]').textContent === '0:{:02}'",
+            (seconds * 0.9) as u64
+        ))
+        .await;
+
+    // Download gives the WAV the engine spoke, as an attachment.
+    let download = browser.find("[data-download]").await;
+    assert!(download.attr("download").await.unwrap().is_some());
+    let href = download.attr("href").await.unwrap().unwrap();
+    assert_eq!(href, format!("/api/generations/{generation}/audio?download=1"));
+    let (status, headers, wav) = browser.fetch("GET", &href).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert!(headers["content-disposition"].as_str().unwrap().starts_with("attachment"));
+    let audio = resonance_audio::decode(&wav, Some("audio/wav")).unwrap();
+    assert_eq!(audio.sample_rate, SAMPLE_RATE);
+    assert_eq!(audio.samples.len(), spoken_chars * SAMPLES_PER_CHAR);
+
+    // Regenerate opens the form with the same text, voice and settings.
+    browser.click("[data-regenerate]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    assert_eq!(
+        browser.find("#tts-text").await.prop("value").await.unwrap().as_deref(),
+        Some(text.trim())
+    );
+    assert_eq!(
+        browser.find("#voice-picker").await.prop("value").await.unwrap().as_deref(),
+        Some(voice.as_str())
+    );
+
+    // History and the dashboard list it.
+    browser.open("/history").await;
+    let row = browser
+        .find(&format!("[data-generation-id='{generation}']"))
+        .await;
+    let row_text = row.text().await.unwrap();
+    assert!(row_text.contains("Studio Narrator") && row_text.contains("Succeeded"));
+    browser.screenshot("history").await;
+    browser.open("/").await;
+    browser
+        .find(&format!("[data-recent] a[href='/text-to-speech/{generation}']"))
+        .await;
+    assert_eq!(browser.text_of("[data-usage-generations]").await, "1");
+    assert_eq!(
+        browser.text_of("[data-usage-characters]").await,
+        spoken_chars.to_string()
+    );
+    browser.screenshot("home").await;
+
+    // Invite a member with a link, and create an API key shown once.
+    browser.open("/settings").await;
+    browser.click("[data-invite-form] button[type=submit]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-invite-link]').value")
+        .await;
+    let invite = browser
+        .find("[data-invite-link]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let invite_path = invite.strip_prefix(&browser.app.base_url).unwrap().to_string();
+    assert!(invite_path.starts_with("/invites/"), "{invite}");
+    browser.fill("#key-name", "Build server").await;
+    browser.click("[data-key-form] button[type=submit]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-new-key]').value.startsWith('rsn_')")
+        .await;
+    browser.find("[data-keys] tr").await;
+    assert!(browser.text_of("[data-keys]").await.contains("Build server"));
+    browser.screenshot("settings").await;
+
+    // The member joins through the link and cannot delete the voice, by button or by URL.
+    browser.click("[data-sign-out]").await;
+    browser.wait_for_js("location.pathname === '/sign-in'").await;
+    browser.open(&invite_path).await;
+    browser.screenshot("invite").await;
+    browser.click("a[href^='/sign-up']").await;
+    browser.wait_for_js("location.pathname === '/sign-up'").await;
+    let next = browser.path().await;
+    browser.sign_up(&next, "member@example.com", &invite_path).await;
+    browser.click("[data-accept-invite]").await;
+    browser
+        .wait_for_js("location.pathname === '/' && document.querySelector('[data-dashboard]')")
+        .await;
+    assert_eq!(
+        browser.text_of("#org-switcher option:checked").await,
+        "Acme Studio"
+    );
+    browser.open("/voices?tab=custom").await;
+    browser.find(&format!("[data-voice-id='{voice}']")).await;
+    browser
+        .wait_for_js("document.querySelector('[data-voice-list]').getAttribute('aria-busy') === 'false'")
+        .await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("[data-delete-voice], a[href='/voices/new']"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a member sees neither delete nor new-voice buttons"
+    );
+    browser.screenshot("voices-member").await;
+    let (status, _, body) = browser.fetch("DELETE", &format!("/api/voices/{voice}")).await;
+    assert_eq!(status, 403);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], "FORBIDDEN");
+    let (status, _, _) = browser.fetch("GET", &format!("/api/voices/{voice}")).await;
+    assert_eq!(status, 200, "the voice is still there");
+    browser.open("/voices/new").await;
+    assert_eq!(browser.text_of("h1").await, "Only admins can do this");
+
+    // The member's phone: the generation page fits the screen.
+    browser.resize(PHONE).await;
+    browser.open(&format!("/text-to-speech/{generation}")).await;
+    browser
+        .wait_for_js("document.querySelector('[data-generation]').dataset.waveform === 'ready'")
+        .await;
+    assert!(!browser.overflows().await, "the generation page scrolls sideways on a phone");
+    browser.screenshot("generation-phone").await;
     browser.close().await;
 }
