@@ -85,10 +85,7 @@ impl Browser {
     }
 
     async fn open(&self, path: &str) {
-        self.client
-            .goto(&self.app.url(path))
-            .await
-            .unwrap();
+        self.client.goto(&self.app.url(path)).await.unwrap();
     }
 
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
@@ -300,7 +297,13 @@ async fn unknown_pages_say_what_to_do_next() {
         .wait_for_js("location.pathname === '/sign-in'")
         .await;
     assert_eq!(
-        browser.find("[data-auth-form]").await.attr("data-next").await.unwrap().as_deref(),
+        browser
+            .find("[data-auth-form]")
+            .await
+            .attr("data-next")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("/history"),
         "a signed-out visitor signs in and comes back"
     );
@@ -310,10 +313,8 @@ async fn unknown_pages_say_what_to_do_next() {
 /// A WAV of 12 s of speech-like sound, as a file the file picker can choose.
 fn voice_recording(dir: &std::path::Path) -> PathBuf {
     let samples = resonance_testkit::audio::speech_like(12.0, 0.5, 3);
-    let wav = resonance_testkit::audio::encode_as(
-        &samples,
-        resonance_testkit::audio::UploadFormat::Wav,
-    );
+    let wav =
+        resonance_testkit::audio::encode_as(&samples, resonance_testkit::audio::UploadFormat::Wav);
     let path = dir.join("narrator.wav");
     std::fs::write(&path, wav).unwrap();
     path
@@ -344,7 +345,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     );
     browser.screenshot("onboarding").await;
     browser.fill("#org-name", "Acme Studio").await;
-    browser.click("[data-create-org-form] button[type=submit]").await;
+    browser
+        .click("[data-create-org-form] button[type=submit]")
+        .await;
     browser
         .wait_for_js("document.querySelector('[data-dashboard]') && document.querySelector('[data-recent]').getAttribute('aria-busy') === 'false'")
         .await;
@@ -352,7 +355,12 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         browser.text_of("#org-switcher option:checked").await,
         "Acme Studio"
     );
-    assert!(browser.text_of("[data-recent]").await.contains("Nothing generated yet"));
+    assert!(
+        browser
+            .text_of("[data-recent]")
+            .await
+            .contains("Nothing generated yet")
+    );
 
     // Clone a voice from a file chosen with the file picker.
     browser.open("/voices/new").await;
@@ -371,7 +379,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser.screenshot("new-voice").await;
     browser.click("[data-save-voice]").await;
     browser
-        .wait_for_js("location.search === '?tab=custom' && document.querySelector('[data-voice-id]')")
+        .wait_for_js(
+            "location.search === '?tab=custom' && document.querySelector('[data-voice-id]')",
+        )
         .await;
     let card = browser.find("[data-voice-id]").await;
     let voice = card.attr("data-voice-id").await.unwrap().unwrap();
@@ -389,13 +399,22 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser
         .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
         .await;
+    // One chunk for the engine (under 300 characters), about 2.8 s of audio.
     let script = "Welcome to Resonance, the open studio for lifelike speech. \
-                  This short script becomes a waveform you can play, seek and download.";
+                  This short script becomes a waveform you can play, seek and download. \
+                  Clone a voice from a short recording, then write what it should say \
+                  and listen to it here a moment later.";
     browser.fill("#tts-text", script).await;
     browser.click("[data-insert-tag='[chuckle]']").await;
     let text = format!("{script} [chuckle] ");
     assert_eq!(
-        browser.find("#tts-text").await.prop("value").await.unwrap().as_deref(),
+        browser
+            .find("#tts-text")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(text.as_str())
     );
     assert_eq!(
@@ -403,7 +422,13 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         text.chars().count().to_string()
     );
     assert_eq!(
-        browser.find("#voice-picker").await.prop("value").await.unwrap().as_deref(),
+        browser
+            .find("#voice-picker")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(voice.as_str())
     );
     browser.screenshot("text-to-speech").await;
@@ -416,12 +441,14 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
 
     // The waveform renders from the generated audio, plays, and seeks by click.
     browser
-        .wait_for_js("document.querySelector('[data-generation]').dataset.waveform === 'ready'")
+        .wait_for_js("document.querySelector('[data-generation]').dataset.player === 'ready'")
         .await;
     let bars = browser
-        .run("const host = document.querySelector('[data-waveform] > div'); \
+        .run(
+            "const host = document.querySelector('[data-waveform] > div'); \
               const canvas = host.shadowRoot.querySelector('canvas'); \
-              return canvas ? canvas.width : 0;")
+              return canvas ? canvas.width : 0;",
+        )
         .await;
     assert!(bars.as_u64().unwrap() > 0, "the waveform is drawn");
     let spoken_chars = text.trim().chars().count();
@@ -431,7 +458,10 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         format!("0:{:02}", seconds as u64)
     );
     assert_eq!(browser.text_of("[data-text]").await, text.trim());
-    assert_eq!(browser.text_of("[data-voice-name]").await, "Studio Narrator");
+    assert_eq!(
+        browser.text_of("[data-voice-name]").await,
+        "Studio Narrator"
+    );
     browser.screenshot("generation").await;
 
     browser.click("[data-play]").await;
@@ -440,7 +470,13 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .await;
     browser.click("[data-play]").await;
     assert_eq!(
-        browser.find("[data-play]").await.attr("aria-label").await.unwrap().as_deref(),
+        browser
+            .find("[data-play]")
+            .await
+            .attr("aria-label")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("Play")
     );
     assert_eq!(shown_seconds(&browser).await, 1, "paused after a second");
@@ -465,10 +501,11 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         )
         .await
         .unwrap();
+    let seek_to = (seconds * 0.9) as u64;
+    assert!(seek_to >= 2, "the seek lands past where playback paused");
     browser
         .wait_for_js(&format!(
-            "document.querySelector('[data-current-time]').textContent === '0:{:02}'",
-            (seconds * 0.9) as u64
+            "document.querySelector('[data-current-time]').textContent === '0:{seek_to:02}'"
         ))
         .await;
 
@@ -476,11 +513,19 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     let download = browser.find("[data-download]").await;
     assert!(download.attr("download").await.unwrap().is_some());
     let href = download.attr("href").await.unwrap().unwrap();
-    assert_eq!(href, format!("/api/generations/{generation}/audio?download=1"));
+    assert_eq!(
+        href,
+        format!("/api/generations/{generation}/audio?download=1")
+    );
     let (status, headers, wav) = browser.fetch("GET", &href).await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "audio/wav");
-    assert!(headers["content-disposition"].as_str().unwrap().starts_with("attachment"));
+    assert!(
+        headers["content-disposition"]
+            .as_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
     let audio = resonance_audio::decode(&wav, Some("audio/wav")).unwrap();
     assert_eq!(audio.sample_rate, SAMPLE_RATE);
     assert_eq!(audio.samples.len(), spoken_chars * SAMPLES_PER_CHAR);
@@ -491,11 +536,23 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
         .await;
     assert_eq!(
-        browser.find("#tts-text").await.prop("value").await.unwrap().as_deref(),
+        browser
+            .find("#tts-text")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(text.trim())
     );
     assert_eq!(
-        browser.find("#voice-picker").await.prop("value").await.unwrap().as_deref(),
+        browser
+            .find("#voice-picker")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(voice.as_str())
     );
 
@@ -509,7 +566,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser.screenshot("history").await;
     browser.open("/").await;
     browser
-        .find(&format!("[data-recent] a[href='/text-to-speech/{generation}']"))
+        .find(&format!(
+            "[data-recent] a[href='/text-to-speech/{generation}']"
+        ))
         .await;
     assert_eq!(browser.text_of("[data-usage-generations]").await, "1");
     assert_eq!(
@@ -520,7 +579,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
 
     // Invite a member with a link, and create an API key shown once.
     browser.open("/settings").await;
-    browser.click("[data-invite-form] button[type=submit]").await;
+    browser
+        .click("[data-invite-form] button[type=submit]")
+        .await;
     browser
         .wait_for_js("document.querySelector('[data-invite-link]').value")
         .await;
@@ -531,7 +592,10 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .await
         .unwrap()
         .unwrap();
-    let invite_path = invite.strip_prefix(&browser.app.base_url).unwrap().to_string();
+    let invite_path = invite
+        .strip_prefix(&browser.app.base_url)
+        .unwrap()
+        .to_string();
     assert!(invite_path.starts_with("/invites/"), "{invite}");
     browser.fill("#key-name", "Build server").await;
     browser.click("[data-key-form] button[type=submit]").await;
@@ -539,18 +603,29 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .wait_for_js("document.querySelector('[data-new-key]').value.startsWith('rsn_')")
         .await;
     browser.find("[data-keys] tr").await;
-    assert!(browser.text_of("[data-keys]").await.contains("Build server"));
+    assert!(
+        browser
+            .text_of("[data-keys]")
+            .await
+            .contains("Build server")
+    );
     browser.screenshot("settings").await;
 
     // The member joins through the link and cannot delete the voice, by button or by URL.
     browser.click("[data-sign-out]").await;
-    browser.wait_for_js("location.pathname === '/sign-in'").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
     browser.open(&invite_path).await;
     browser.screenshot("invite").await;
     browser.click("a[href^='/sign-up']").await;
-    browser.wait_for_js("location.pathname === '/sign-up'").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-up'")
+        .await;
     let next = browser.path().await;
-    browser.sign_up(&next, "member@example.com", &invite_path).await;
+    browser
+        .sign_up(&next, "member@example.com", &invite_path)
+        .await;
     browser.click("[data-accept-invite]").await;
     browser
         .wait_for_js("location.pathname === '/' && document.querySelector('[data-dashboard]')")
@@ -562,7 +637,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser.open("/voices?tab=custom").await;
     browser.find(&format!("[data-voice-id='{voice}']")).await;
     browser
-        .wait_for_js("document.querySelector('[data-voice-list]').getAttribute('aria-busy') === 'false'")
+        .wait_for_js(
+            "document.querySelector('[data-voice-list]').getAttribute('aria-busy') === 'false'",
+        )
         .await;
     assert!(
         browser
@@ -574,7 +651,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         "a member sees neither delete nor new-voice buttons"
     );
     browser.screenshot("voices-member").await;
-    let (status, _, body) = browser.fetch("DELETE", &format!("/api/voices/{voice}")).await;
+    let (status, _, body) = browser
+        .fetch("DELETE", &format!("/api/voices/{voice}"))
+        .await;
     assert_eq!(status, 403);
     let error: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["error"]["code"], "FORBIDDEN");
@@ -587,9 +666,81 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser.resize(PHONE).await;
     browser.open(&format!("/text-to-speech/{generation}")).await;
     browser
-        .wait_for_js("document.querySelector('[data-generation]').dataset.waveform === 'ready'")
+        .wait_for_js("document.querySelector('[data-generation]').dataset.player === 'ready'")
         .await;
-    assert!(!browser.overflows().await, "the generation page scrolls sideways on a phone");
+    assert!(
+        !browser.overflows().await,
+        "the generation page scrolls sideways on a phone"
+    );
     browser.screenshot("generation-phone").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_pages_through_generations_and_filters_by_voice() {
+    let browser = Browser::start().await;
+    let app = &browser.app;
+    let admin = app.signed_up("history@example.com").await;
+    app.create_org(&admin, "Archive").await;
+    let narrator = app.upload_voice(&admin, "Narrator").await;
+    let announcer = app.upload_voice(&admin, "Announcer").await;
+    // No worker runs: the generations stay queued.
+    for (voice, count) in [(&narrator, 21), (&announcer, 2)] {
+        for i in 0..count {
+            let response = admin
+                .client
+                .post(app.url("/api/generations"))
+                .json(&json!({ "text": format!("Line {i}"), "voiceId": voice }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+        }
+    }
+
+    browser.open("/sign-in?next=/history").await;
+    browser.fill("#email", "history@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.pathname === '/history'")
+        .await;
+    let rows = "document.querySelectorAll('[data-history-rows] tr[data-generation-id]').length";
+    browser.wait_for_js(&format!("{rows} === 20")).await;
+    assert_eq!(browser.text_of("[data-page-label]").await, "Page 1 of 2");
+    assert!(
+        browser
+            .text_of("[data-history-rows]")
+            .await
+            .contains("Queued")
+    );
+    browser.screenshot("history-pages").await;
+    browser.click("[data-page-next]").await;
+    browser.wait_for_js(&format!("{rows} === 3")).await;
+    assert_eq!(browser.text_of("[data-page-label]").await, "Page 2 of 2");
+
+    browser
+        .find(&format!("#history-voice option[value='{announcer}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_js(&format!("{rows} === 2")).await;
+    assert_eq!(
+        browser.path().await,
+        format!("/history?voiceId={announcer}")
+    );
+    let listed = browser.text_of("[data-history-rows]").await;
+    assert!(listed.contains("Announcer") && !listed.contains("Narrator"));
+    assert!(
+        !browser
+            .find("[data-pager]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
     browser.close().await;
 }

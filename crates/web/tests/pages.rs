@@ -114,7 +114,10 @@ async fn every_page_renders_and_every_asset_it_needs_is_served_for_a_year() {
             html.contains("<title>") && html.contains("· Resonance</title>"),
             "{page}"
         );
-        if APP_PAGES.iter().any(|p| p.replace("{generation}", &generation) == page) {
+        if APP_PAGES
+            .iter()
+            .any(|p| p.replace("{generation}", &generation) == page)
+        {
             assert!(
                 html.contains(&format!("data-org-id=\"{org}\""))
                     && html.contains("pages-admin@example.com"),
@@ -206,11 +209,7 @@ async fn assets_of_another_build_or_unknown_names_are_not_found() {
     assert_eq!(version.len(), 12);
 
     let other_build = stylesheet.replace(version, "000000000000");
-    let response = http
-        .get(app.url(&other_build))
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(app.url(&other_build)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let unknown = app.url(&format!("/assets/{version}/js/missing.js"));
@@ -230,20 +229,12 @@ async fn unknown_urls_get_a_page_and_unknown_api_routes_get_json() {
     let app = start().await;
     let http = reqwest::Client::new();
 
-    let response = http
-        .get(app.url("/nowhere"))
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(app.url("/nowhere")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let html = response.text().await.unwrap();
     assert!(html.contains("Page not found") && html.contains("href=\"/\""));
 
-    let response = http
-        .get(app.url("/api/nowhere"))
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(app.url("/api/nowhere")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "NOT_FOUND");
@@ -287,7 +278,10 @@ async fn app_pages_check_who_is_asking() {
         let response = get(None, &page).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
         let location = response.headers()[LOCATION].to_str().unwrap().to_string();
-        assert!(location.starts_with("/sign-in?next=/"), "{page}: {location}");
+        assert!(
+            location.starts_with("/sign-in?next=/"),
+            "{page}: {location}"
+        );
         let sign_in = get(None, &location).await.text().await.unwrap();
         assert!(
             sign_in.contains(&format!("data-next=\"{page}\"")),
@@ -301,7 +295,13 @@ async fn app_pages_check_who_is_asking() {
     );
 
     // Without an organization, pages that act in one send the user to create one.
-    for page in ["/text-to-speech", "/history", "/voices", "/settings", generation_page.as_str()] {
+    for page in [
+        "/text-to-speech",
+        "/history",
+        "/voices",
+        "/settings",
+        generation_page.as_str(),
+    ] {
         let response = get(Some(&stranger), page).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
         assert_eq!(response.headers()[LOCATION], "/", "{page}");
@@ -328,7 +328,13 @@ async fn app_pages_check_who_is_asking() {
     // Members use the library but do not manage voices, invites or keys.
     let response = get(Some(&member), "/voices/new").await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert!(response.text().await.unwrap().contains("Only admins can do this"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Only admins can do this")
+    );
     let voices = get(Some(&member), "/voices").await.text().await.unwrap();
     assert!(voices.contains("data-role=\"member\"") && !voices.contains("href=\"/voices/new\""));
     let settings = get(Some(&member), "/settings").await.text().await.unwrap();

@@ -73,7 +73,7 @@ function showPlayer() {
     statusBox.hidden = true;
     controls.hidden = false;
     durationEl.textContent = formatSeconds(duration);
-    root.dataset.waveform = 'ready';
+    root.dataset.player = 'ready';
   });
   wavesurfer.on('timeupdate', (time) => { currentTimeEl.textContent = formatSeconds(time); });
   wavesurfer.on('play', () => { controls.classList.add('is-playing'); playButton.setAttribute('aria-label', 'Pause'); });

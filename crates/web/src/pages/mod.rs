@@ -16,7 +16,7 @@ use axum::routing::get;
 use resonance_domain::{GenerationId, VoiceCategory};
 use serde::Deserialize;
 
-use self::viewer::Viewer;
+use self::viewer::{InOrg, Viewer};
 use crate::generations::GenerationView;
 use crate::{ApiError, AppState};
 
@@ -160,14 +160,13 @@ struct TextToSpeechPage {
     tags: [&'static str; 9],
 }
 
-async fn text_to_speech(viewer: Viewer) -> Result<TextToSpeechPage, Response> {
-    viewer.require_org()?;
-    Ok(TextToSpeechPage {
+async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
+    TextToSpeechPage {
         assets: assets::base_url(),
         section: Section::TextToSpeech,
         viewer,
         tags: PARALINGUISTIC_TAGS,
-    })
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -193,12 +192,11 @@ fn generation_not_found() -> Response {
 /// Only the active organization's generations are shown; any other id is not found.
 async fn generation(
     State(state): State<AppState>,
-    viewer: Viewer,
+    InOrg { viewer, org_id }: InOrg,
     Path(generation_id): Path<String>,
 ) -> Result<GenerationPage, Response> {
-    let org = viewer.require_org()?;
     let id = GenerationId::parse(&generation_id).map_err(|_| generation_not_found())?;
-    let generation = match state.db.get_generation(&org.id, &id).await {
+    let generation = match state.db.get_generation(&org_id, &id).await {
         Ok(generation) => generation,
         Err(resonance_db::DbError::NotFound(_)) => return Err(generation_not_found()),
         Err(error) => return Err(ApiError::from(error).into_response()),
@@ -224,13 +222,12 @@ struct HistoryPage {
     viewer: Viewer,
 }
 
-async fn history(viewer: Viewer) -> Result<HistoryPage, Response> {
-    viewer.require_org()?;
-    Ok(HistoryPage {
+async fn history(InOrg { viewer, .. }: InOrg) -> HistoryPage {
+    HistoryPage {
         assets: assets::base_url(),
         section: Section::History,
         viewer,
-    })
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -242,14 +239,13 @@ struct VoicesPage {
     categories: Vec<CategoryOption>,
 }
 
-async fn voices(viewer: Viewer) -> Result<VoicesPage, Response> {
-    viewer.require_org()?;
-    Ok(VoicesPage {
+async fn voices(InOrg { viewer, .. }: InOrg) -> VoicesPage {
+    VoicesPage {
         assets: assets::base_url(),
         section: Section::Voices,
         viewer,
         categories: category_options(),
-    })
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -270,8 +266,7 @@ fn admins_only() -> Response {
     )
 }
 
-async fn new_voice(viewer: Viewer) -> Result<NewVoicePage, Response> {
-    viewer.require_org()?;
+async fn new_voice(InOrg { viewer, .. }: InOrg) -> Result<NewVoicePage, Response> {
     if !viewer.is_admin() {
         return Err(admins_only());
     }
@@ -291,13 +286,12 @@ struct SettingsPage {
     viewer: Viewer,
 }
 
-async fn settings(viewer: Viewer) -> Result<SettingsPage, Response> {
-    viewer.require_org()?;
-    Ok(SettingsPage {
+async fn settings(InOrg { viewer, .. }: InOrg) -> SettingsPage {
+    SettingsPage {
         assets: assets::base_url(),
         section: Section::Settings,
         viewer,
-    })
+    }
 }
 
 #[derive(Template, WebTemplate)]

@@ -62,14 +62,6 @@ impl Viewer {
     pub fn role(&self) -> &str {
         self.active.as_ref().map_or("", |org| org.role.as_str())
     }
-
-    /// The active organization; pages that act in one send a viewer without one to the
-    /// dashboard, which asks them to create one.
-    pub fn require_org(&self) -> Result<&ActiveOrg, Response> {
-        self.active
-            .as_ref()
-            .ok_or_else(|| Redirect::to("/").into_response())
-    }
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -79,11 +71,10 @@ impl FromRequestParts<AppState> for Viewer {
         let signed_in = match SignedIn::from_request_parts(parts, state).await {
             Ok(signed_in) => signed_in,
             Err(ApiError::Unauthenticated) => {
-                let here = parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |path| path.as_str());
-                return Err(Redirect::to(&format!("/sign-in?next={}", encode(here))).into_response());
+                let here = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+                return Err(
+                    Redirect::to(&format!("/sign-in?next={}", encode(here))).into_response()
+                );
             }
             Err(error) => return Err(unavailable(error)),
         };
@@ -114,6 +105,28 @@ impl FromRequestParts<AppState> for Viewer {
                 .collect(),
             active,
         })
+    }
+}
+
+/// A viewer acting in an organization. Pages that act in one send a viewer without one to
+/// the dashboard, which asks them to create one.
+pub struct InOrg {
+    pub viewer: Viewer,
+    pub org_id: OrgId,
+}
+
+impl FromRequestParts<AppState> for InOrg {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        match &viewer.active {
+            Some(org) => Ok(InOrg {
+                org_id: org.id.clone(),
+                viewer,
+            }),
+            None => Err(Redirect::to("/").into_response()),
+        }
     }
 }
 
