@@ -66,6 +66,9 @@ impl Browser {
                     "--no-first-run",
                     "--disable-dev-shm-usage",
                     "--autoplay-policy=no-user-gesture-required",
+                    // A microphone that plays a beep, allowed without asking.
+                    "--use-fake-device-for-media-stream",
+                    "--use-fake-ui-for-media-stream",
                     format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
@@ -310,12 +313,12 @@ async fn unknown_pages_say_what_to_do_next() {
     browser.close().await;
 }
 
-/// A WAV of 12 s of speech-like sound, as a file the file picker can choose.
-fn voice_recording(dir: &std::path::Path) -> PathBuf {
-    let samples = resonance_testkit::audio::speech_like(12.0, 0.5, 3);
+/// A WAV of `seconds` of speech-like sound, as a file the file picker can choose.
+fn voice_recording(dir: &std::path::Path, name: &str, seconds: f64) -> PathBuf {
+    let samples = resonance_testkit::audio::speech_like(seconds, 0.5, 3);
     let wav =
         resonance_testkit::audio::encode_as(&samples, resonance_testkit::audio::UploadFormat::Wav);
-    let path = dir.join("narrator.wav");
+    let path = dir.join(name);
     std::fs::write(&path, wav).unwrap();
     path
 }
@@ -362,9 +365,31 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
             .contains("Nothing generated yet")
     );
 
-    // Clone a voice from a file chosen with the file picker.
+    // Clone a voice from a file chosen with the file picker: a short one is refused with
+    // the reason, before and after uploading.
     browser.open("/voices/new").await;
-    let recording = voice_recording(files.path());
+    let short = voice_recording(files.path(), "short.wav", 3.0);
+    browser
+        .find("#voice-file")
+        .await
+        .send_keys(short.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('at least 10 seconds')")
+        .await;
+    browser.click("[data-save-voice]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('at least 10 s are needed')")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-form-error]")
+            .await
+            .contains("3.0 s long"),
+        "the server's reason names the length"
+    );
+    let recording = voice_recording(files.path(), "narrator.wav", 12.0);
     browser
         .find("#voice-file")
         .await
@@ -741,6 +766,65 @@ async fn history_pages_through_generations_and_filters_by_voice() {
             .is_displayed()
             .await
             .unwrap()
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
+    let browser = Browser::start().await;
+    let admin = browser.app.signed_up("recorder@example.com").await;
+    browser.app.create_org(&admin, "Booth").await;
+
+    browser.open("/sign-in?next=/voices/new").await;
+    browser.fill("#email", "recorder@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.pathname === '/voices/new'")
+        .await;
+    browser.click("[data-source-tab='record']").await;
+    browser.click("[data-record-start]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-record-timer]').textContent === '0:02'")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-record-hint]")
+            .await
+            .starts_with("Keep going")
+    );
+    assert!(
+        !browser
+            .find("[data-save-voice]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("new-voice-recording").await;
+    browser
+        .wait_for_js("document.querySelector('[data-record-timer]').classList.contains('is-ready')")
+        .await;
+    browser.click("[data-record-stop]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-sample-preview]').hidden")
+        .await;
+    assert_eq!(browser.text_of("[data-sample-name]").await, "Recording");
+    browser.fill("#voice-name", "Booth take").await;
+    browser.click("[data-save-voice]").await;
+    browser
+        .wait_for_js(
+            "location.search === '?tab=custom' && document.querySelector('[data-voice-id]')",
+        )
+        .await;
+    assert!(
+        browser
+            .text_of("[data-voice-list]")
+            .await
+            .contains("Booth take")
     );
     browser.close().await;
 }
