@@ -416,6 +416,12 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .find(&format!("[data-delete-voice='{voice}']"))
         .await;
     browser.screenshot("voices").await;
+    browser
+        .click(&format!("[data-voice-id='{voice}'] [aria-pressed]"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-sample-player]').currentTime > 0.2")
+        .await;
 
     // Write a script with a tag and generate it with the new voice.
     browser
@@ -825,6 +831,89 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
             .text_of("[data-voice-list]")
             .await
             .contains("Booth take")
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generating_shows_live_progress_and_can_be_cancelled() {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine.clone()).spawn().await).await;
+    let admin = browser.app.signed_up("patient@example.com").await;
+    browser.app.create_org(&admin, "Queue").await;
+    let voice = browser.app.upload_voice(&admin, "Narrator").await;
+
+    browser
+        .open(&format!(
+            "/sign-in?next=/text-to-speech%3FvoiceId%3D{voice}"
+        ))
+        .await;
+    browser.fill("#email", "patient@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]')?.dataset.ready === 'true'")
+        .await;
+    // The tone engine never finishes the first text containing [stall].
+    browser
+        .fill("#tts-text", "[stall] Hold the line, please.")
+        .await;
+    browser.click("[data-generate]").await;
+    engine.stalled().await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-progress-label]').textContent === 'Generating speech…'",
+        )
+        .await;
+    assert!(
+        !browser
+            .find("[data-generate]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("text-to-speech-progress").await;
+
+    browser.click("[data-cancel-generation]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent === 'The generation was cancelled.'")
+        .await;
+    assert!(
+        browser
+            .find("[data-generate]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    let listed: Value = admin
+        .client
+        .get(browser.app.url("/api/generations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["generations"][0]["status"], "cancelled");
+    let generation = listed["generations"][0]["id"].as_str().unwrap();
+
+    browser.open(&format!("/text-to-speech/{generation}")).await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-status-text]').textContent.includes('cancelled')",
+        )
+        .await;
+    assert!(
+        !browser
+            .find("[data-waveform]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
     );
     browser.close().await;
 }

@@ -39,6 +39,10 @@ export async function api(path, { method = 'GET', json, body, headers = {} } = {
   }
   if (!response.ok) {
     const error = data && data.error;
+    if (error && error.code === 'UNAUTHENTICATED' && document.querySelector('[data-app]')) {
+      // The session ended while the page was open: sign in again and come back.
+      location.assign(signInUrl());
+    }
     const retry = response.headers.get('Retry-After');
     let message = (error && error.message) || FALLBACK_MESSAGES[response.status]
       || `Something went wrong (${response.status}). Try again in a moment.`;
