@@ -59,7 +59,8 @@ pub struct SettingsArgs {
     /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
     #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
     pub voice_upload_max_bytes: Option<usize>,
-    /// Speech engine: chatterbox (native) or remote (the original's inference service)
+    /// Speech engine: chatterbox (native), remote (the original's inference service) or
+    /// none (no generation workers in this process) [default: chatterbox]
     #[arg(long, env = "RESONANCE_ENGINE", global = true)]
     pub engine: Option<String>,
     /// Base URL of the remote inference service (RESONANCE_ENGINE=remote)
@@ -123,7 +124,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
-    /// `None` when no engine is configured.
+    /// `None` for `none`: this process runs no generation workers.
     pub engine: Option<EngineConfig>,
     /// Generation workers `serve` runs in-process.
     pub workers: usize,
@@ -329,8 +330,8 @@ impl Config {
         }
         let engine =
             match args.engine.clone().or(file.engine).as_deref() {
-                None => None,
-                Some("chatterbox") => Some(EngineConfig::Chatterbox {
+                Some("none") => None,
+                None | Some("chatterbox") => Some(EngineConfig::Chatterbox {
                     concurrency: concurrency.unwrap_or(1),
                 }),
                 Some("remote") => {
@@ -362,7 +363,7 @@ impl Config {
                 Some(other) => {
                     return Err(ConfigError::Invalid {
                         key: "RESONANCE_ENGINE (engine)",
-                        expected: "chatterbox or remote",
+                        expected: "chatterbox, remote or none",
                         got: other.to_string(),
                     });
                 }
@@ -533,7 +534,19 @@ mod tests {
             ..args()
         })
         .unwrap_err();
-        assert!(err.to_string().contains("chatterbox or remote"), "{err}");
+        assert!(
+            err.to_string().contains("chatterbox, remote or none"),
+            "{err}"
+        );
+        assert!(matches!(
+            Config::load(&args()).unwrap().engine,
+            Some(EngineConfig::Chatterbox { concurrency: 1 })
+        ));
+        let none = Config::load(&SettingsArgs {
+            engine: Some("none".into()),
+            ..args()
+        });
+        assert!(none.unwrap().engine.is_none());
     }
 
     #[test]

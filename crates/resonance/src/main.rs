@@ -6,6 +6,7 @@ mod engine;
 mod model;
 mod say;
 mod serve;
+mod voice_cache;
 mod voices;
 
 use std::process::ExitCode;
