@@ -594,6 +594,12 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .await;
     let row_text = row.text().await.unwrap();
     assert!(row_text.contains("Studio Narrator") && row_text.contains("Succeeded"));
+    browser
+        .wait_for_js(&format!(
+            "document.querySelector(\"[data-generation-id='{generation}'] [data-duration]\").textContent === '0:{:02}'",
+            seconds as u64
+        ))
+        .await;
     browser.screenshot("history").await;
     browser.open("/").await;
     browser

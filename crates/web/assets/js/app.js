@@ -177,6 +177,26 @@ export function formatSeconds(seconds) {
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
 }
 
+/**
+ * The length in seconds of the WAV at `url`, read from its header alone (a range request
+ * for the first bytes): the data chunk's size over the format chunk's byte rate.
+ */
+export async function wavSeconds(url) {
+  const response = await fetch(url, { credentials: 'same-origin', headers: { Range: 'bytes=0-255' } });
+  if (!response.ok) return null;
+  const view = new DataView(await response.arrayBuffer());
+  const tag = (at) => String.fromCharCode(...new Uint8Array(view.buffer, at, 4));
+  if (view.byteLength < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return null;
+  let byteRate = null;
+  for (let at = 12; at + 8 <= view.byteLength;) {
+    const size = view.getUint32(at + 4, true);
+    if (tag(at) === 'fmt ' && at + 16 <= view.byteLength) byteRate = view.getUint32(at + 16, true);
+    if (tag(at) === 'data') return byteRate ? size / byteRate : null;
+    at += 8 + size + (size % 2);
+  }
+  return null;
+}
+
 export function statusBadge(generation) {
   const { status } = generation;
   return h('span', { class: `badge badge-${status}` }, status.charAt(0).toUpperCase() + status.slice(1));

@@ -1,5 +1,5 @@
 // History: the organization's generations, newest first, filtered by voice, paginated.
-import { allVoices, api, boot, formatDate, h, pageInfo, pager, showPageError, statusBadge } from './app.js';
+import { allVoices, api, boot, formatDate, formatSeconds, h, pageInfo, pager, showPageError, statusBadge, wavSeconds } from './app.js';
 
 const LIMIT = 20;
 
@@ -17,11 +17,20 @@ async function load(offset) {
   try {
     const data = await api(`/api/generations?${query}`);
     const { generations } = data;
-    rows.replaceChildren(...generations.map((generation) => h('tr', { 'data-generation-id': generation.id },
-      h('td', { class: 'cell-text' }, h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text)),
-      h('td', {}, generation.voiceId ? generation.voiceName : `${generation.voiceName} (deleted)`),
-      h('td', {}, statusBadge(generation)),
-      h('td', {}, formatDate(generation.createdAt)))));
+    rows.replaceChildren(...generations.map((generation) => {
+      const duration = h('td', { 'data-duration': '' }, '–');
+      if (generation.audioUrl) {
+        wavSeconds(generation.audioUrl).then((seconds) => {
+          if (seconds !== null) duration.textContent = formatSeconds(seconds);
+        }).catch(() => {});
+      }
+      return h('tr', { 'data-generation-id': generation.id },
+        h('td', { class: 'cell-text' }, h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text)),
+        h('td', {}, generation.voiceId ? generation.voiceName : `${generation.voiceName} (deleted)`),
+        h('td', {}, statusBadge(generation)),
+        duration,
+        h('td', {}, formatDate(generation.createdAt)));
+    }));
     empty.hidden = data.total > 0;
     rows.closest('.table-wrap').hidden = !empty.hidden;
     empty.querySelector('h3').textContent = voiceFilter.value ? 'No generations with this voice' : 'No generations yet';
