@@ -779,6 +779,46 @@ async fn history_pages_through_generations_and_filters_by_voice() {
             .await
             .unwrap()
     );
+
+    // A second organization from the switcher starts with an empty history; switching
+    // back shows the first one's again.
+    browser
+        .find("#org-switcher option[value='__new']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("location.search === '?new-org=1'")
+        .await;
+    browser.fill("#org-name", "Side project").await;
+    browser
+        .click("[data-create-org-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.search === '' && document.querySelector('#org-switcher option:checked').textContent === 'Side project'")
+        .await;
+    browser.open("/history").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-history-empty]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-history-empty] h3").await,
+        "No generations yet"
+    );
+    browser.screenshot("history-empty").await;
+    browser
+        .find("#org-switcher option:not([value='__new']):not(:checked)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js(
+            "document.querySelector('#org-switcher option:checked').textContent === 'Archive'",
+        )
+        .await;
+    browser.wait_for_js(&format!("{rows} === 20")).await;
     browser.close().await;
 }
 

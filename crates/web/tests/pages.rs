@@ -32,6 +32,9 @@ const PUBLIC_PAGES: [&str; 4] = [
     "/sign-in?next=//evil.example",
 ];
 
+/// Pages for visitors who are not signed in.
+const SIGNED_OUT_PAGES: [&str; 3] = ["/sign-in", "/sign-up", "/sign-in?next=//evil.example"];
+
 async fn start() -> TestApp {
     TestApp::builder().spawn().await
 }
@@ -95,14 +98,14 @@ async fn every_page_renders_and_every_asset_it_needs_is_served_for_a_year() {
     let org = app.create_org(&admin, "Pages").await;
     let voice = app.upload_voice(&admin, "Narrator").await;
     let generation = queued_generation(&app, &admin, &voice).await;
-    let http = browser(Some(&admin));
+    let http = reqwest::Client::new();
     let pages = APP_PAGES
         .iter()
-        .map(|page| page.replace("{generation}", &generation))
-        .chain(PUBLIC_PAGES.iter().map(|page| page.to_string()));
+        .map(|page| (page.replace("{generation}", &generation), Some(&admin)))
+        .chain(PUBLIC_PAGES.iter().map(|page| (page.to_string(), None)));
     let mut pending = Vec::new();
-    for page in pages {
-        let response = http.get(app.url(&page)).send().await.unwrap();
+    for (page, user) in pages {
+        let response = browser(user).get(app.url(&page)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{page}");
         assert_eq!(
             response.headers()["content-type"],
@@ -293,6 +296,15 @@ async fn app_pages_check_who_is_asking() {
         response.headers()[LOCATION],
         "/sign-in?next=/history%3FvoiceId%3Dx%26offset%3D20"
     );
+
+    // Signed in, the sign-in and sign-up pages go straight on.
+    for page in SIGNED_OUT_PAGES {
+        let response = get(Some(&stranger), page).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(response.headers()[LOCATION], "/", "{page}");
+    }
+    let response = get(Some(&stranger), "/sign-up?next=/invites/abc").await;
+    assert_eq!(response.headers()[LOCATION], "/invites/abc");
 
     // Without an organization, pages that act in one send the user to create one.
     for page in [

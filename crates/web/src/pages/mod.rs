@@ -11,7 +11,7 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use resonance_domain::{GenerationId, VoiceCategory};
 use serde::Deserialize;
@@ -100,11 +100,17 @@ struct SignInPage {
     next: String,
 }
 
-async fn sign_in(Query(query): Query<NextQuery>) -> SignInPage {
+/// Someone already signed in goes straight on to `next`.
+async fn sign_in(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Response {
+    let next = local_path(query.next);
+    if viewer.is_some() {
+        return Redirect::to(&next).into_response();
+    }
     SignInPage {
         assets: assets::base_url(),
-        next: local_path(query.next),
+        next,
     }
+    .into_response()
 }
 
 #[derive(Template, WebTemplate)]
@@ -114,11 +120,16 @@ struct SignUpPage {
     next: String,
 }
 
-async fn sign_up(Query(query): Query<NextQuery>) -> SignUpPage {
+async fn sign_up(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Response {
+    let next = local_path(query.next);
+    if viewer.is_some() {
+        return Redirect::to(&next).into_response();
+    }
     SignUpPage {
         assets: assets::base_url(),
-        next: local_path(query.next),
+        next,
     }
+    .into_response()
 }
 
 #[derive(Template, WebTemplate)]

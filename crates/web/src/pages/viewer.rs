@@ -2,7 +2,9 @@
 //! without a session is sent to the sign-in page (coming back afterwards), and the shell
 //! (user, organization switcher, admin-only controls) is rendered from it.
 
-use axum::extract::FromRequestParts;
+use std::convert::Infallible;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -108,6 +110,22 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// For pages anyone may open that change for a signed-in visitor.
+impl OptionalFromRequestParts<AppState> for Viewer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Infallible> {
+        Ok(
+            <Viewer as FromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
+    }
+}
+
 /// A viewer acting in an organization. Pages that act in one send a viewer without one to
 /// the dashboard, which asks them to create one.
 pub struct InOrg {
@@ -119,7 +137,8 @@ impl FromRequestParts<AppState> for InOrg {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let viewer = Viewer::from_request_parts(parts, state).await?;
+        let viewer =
+            <Viewer as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         match &viewer.active {
             Some(org) => Ok(InOrg {
                 org_id: org.id.clone(),
