@@ -438,6 +438,15 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser.fill("#tts-text", script).await;
     browser.click("[data-insert-tag='[chuckle]']").await;
     let text = format!("{script} [chuckle] ");
+    // Two steps up on Creativity with the arrow key, and a fixed seed.
+    browser
+        .find("#temperature")
+        .await
+        .send_keys("\u{E014}\u{E014}")
+        .await
+        .unwrap();
+    assert_eq!(browser.text_of("[data-output='temperature']").await, "0.9");
+    browser.fill("#seed", "42").await;
     assert_eq!(
         browser
             .find("#tts-text")
@@ -492,6 +501,19 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     assert_eq!(
         browser.text_of("[data-voice-name]").await,
         "Studio Narrator"
+    );
+    let details = browser.text_of("dl.details").await;
+    assert!(
+        details.contains("Creativity\n0.9") && details.contains("Seed\n42"),
+        "{details}"
+    );
+    let (_, _, body) = browser
+        .fetch("GET", &format!("/api/generations/{generation}"))
+        .await;
+    let stored: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (stored["temperature"].as_f64(), stored["seed"].as_u64()),
+        (Some(0.9), Some(42))
     );
     browser.screenshot("generation").await;
 
@@ -586,6 +608,19 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
             .as_deref(),
         Some(voice.as_str())
     );
+    for (field, value) in [("#temperature", "0.9"), ("#topK", "1000"), ("#seed", "42")] {
+        assert_eq!(
+            browser
+                .find(field)
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(value),
+            "{field}"
+        );
+    }
 
     // History and the dashboard list it.
     browser.open("/history").await;
@@ -961,5 +996,27 @@ async fn generating_shows_live_progress_and_can_be_cancelled() {
             .await
             .unwrap()
     );
+
+    // Delete asks first, then the generation and its page are gone.
+    browser.click("[data-delete]").await;
+    assert!(
+        browser
+            .client
+            .get_alert_text()
+            .await
+            .unwrap()
+            .starts_with("Delete this generation")
+    );
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("location.pathname === '/history' && !document.querySelector('[data-history-empty]').hidden")
+        .await;
+    let response = admin
+        .client
+        .get(browser.app.url(&format!("/api/generations/{generation}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
     browser.close().await;
 }
