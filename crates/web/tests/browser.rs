@@ -913,6 +913,42 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
             .await
             .contains("Booth take")
     );
+
+    // Search narrows the list and says so when nothing matches; the system tab is empty here.
+    let cards = "document.querySelectorAll('[data-voice-list] [data-voice-id]').length";
+    browser.fill("#voice-search", "zzz").await;
+    browser.wait_for_js(&format!("{cards} === 0")).await;
+    assert_eq!(
+        browser.text_of("[data-empty-title]").await,
+        "No voices match"
+    );
+    browser.fill("#voice-search", "booth").await;
+    browser.wait_for_js(&format!("{cards} === 1")).await;
+    browser.click("#tab-system").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-empty-title]').textContent === 'No voices match'",
+        )
+        .await;
+    browser
+        .find("#voice-search")
+        .await
+        .send_keys(&"\u{E003}".repeat(5))
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-empty-title]').textContent === 'No system voices installed'")
+        .await;
+    assert_eq!(
+        browser
+            .find("#tab-system")
+            .await
+            .attr("aria-selected")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
     browser.close().await;
 }
 
