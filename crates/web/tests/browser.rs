@@ -745,7 +745,67 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         "the generation page scrolls sideways on a phone"
     );
     browser.screenshot("generation-phone").await;
+
+    // Back as the owner (signing out from the phone's menu): make the member an admin,
+    // then remove them.
+    browser.click("[data-menu-toggle]").await;
+    browser.click("[data-sign-out]").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
+    browser.resize(DESKTOP).await;
+    browser.open("/sign-in?next=/settings").await;
+    browser.fill("#email", "owner@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.pathname === '/settings'")
+        .await;
+    let role = "select[aria-label='Role of member@example.com']";
+    browser
+        .find(&format!("{role} option[value='admin']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-toast]').textContent === 'Role updated'")
+        .await;
+    let (_, _, body) = browser
+        .fetch(
+            "GET",
+            &format!("/api/orgs/{}/members", org_id(&browser).await),
+        )
+        .await;
+    let members: Value = serde_json::from_slice(&body).unwrap();
+    let member = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "member@example.com")
+        .unwrap();
+    assert_eq!(member["role"], "admin");
+    browser
+        .click("button[aria-label='Remove member@example.com']")
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-toast]').textContent === 'Member removed' && !document.querySelector('[data-members]').textContent.includes('member@example.com')")
+        .await;
     browser.close().await;
+}
+
+/// The organization the page acts in.
+async fn org_id(browser: &Browser) -> String {
+    browser
+        .find("[data-app]")
+        .await
+        .attr("data-org-id")
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
