@@ -681,6 +681,13 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
             .await
             .contains("Build server")
     );
+    browser
+        .click("button[aria-label='Revoke Build server']")
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-keys]').textContent.includes('Revoked')")
+        .await;
     browser.screenshot("settings").await;
 
     // The member joins through the link and cannot delete the voice, by button or by URL.
@@ -1008,6 +1015,34 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
             .unwrap()
             .as_deref(),
         Some("true")
+    );
+
+    // An admin deletes the custom voice after confirming.
+    browser.click("#tab-custom").await;
+    browser
+        .find("[data-delete-voice]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .client
+            .get_alert_text()
+            .await
+            .unwrap()
+            .starts_with("Delete the voice \"Booth take\"?")
+    );
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-empty-title]').textContent === 'No custom voices yet'",
+        )
+        .await;
+    assert_eq!(
+        browser.text_of("[data-voice-list]").await,
+        "",
+        "the deleted voice is gone from the list"
     );
     browser.close().await;
 }
