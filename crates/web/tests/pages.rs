@@ -330,6 +330,12 @@ async fn app_pages_check_who_is_asking() {
         assert!(html.contains("Generation not found") && html.contains("href=\"/history\""));
         assert!(!html.contains("Hello there."));
     }
+    let home = get(Some(&admin), "/").await.text().await.unwrap();
+    assert!(home.contains("Welcome back, owner<") && home.contains("data-dashboard"));
+    assert!(
+        home.contains("data-create-org hidden"),
+        "onboarding stays hidden"
+    );
     let own = get(Some(&admin), &generation_page).await;
     assert_eq!(own.status(), StatusCode::OK);
     let html = own.text().await.unwrap();

@@ -38,6 +38,11 @@ pub struct ActiveOrg {
 }
 
 impl Viewer {
+    /// What the dashboard greets the viewer by: their email's local part.
+    pub fn greeting_name(&self) -> &str {
+        self.email.split('@').next().unwrap_or(&self.email)
+    }
+
     /// The letter in the avatar.
     pub fn initial(&self) -> String {
         self.email
