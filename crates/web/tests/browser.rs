@@ -1017,8 +1017,65 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
         Some("true")
     );
 
-    // An admin deletes the custom voice after confirming.
+    // Category filter on the custom tab.
     browser.click("#tab-custom").await;
+    browser.wait_for_js(&format!("{cards} === 1")).await;
+    browser
+        .find("#voice-category option[value='NARRATIVE']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_js(&format!("{cards} === 0")).await;
+    browser
+        .find("#voice-category option[value='GENERAL']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_js(&format!("{cards} === 1")).await;
+
+    // A file dropped on the drop zone becomes the sample (here, the saved recording).
+    let voice = browser
+        .find("[data-voice-id]")
+        .await
+        .attr("data-voice-id")
+        .await
+        .unwrap()
+        .unwrap();
+    browser.open("/voices/new").await;
+    browser.find("[data-dropzone]").await;
+    browser
+        .run(&format!(
+            "const audio = await (await fetch('/api/voices/{voice}/audio')).blob();
+             const files = new DataTransfer();
+             files.items.add(new File([audio], 'dropped.wav', {{ type: 'audio/wav' }}));
+             document.querySelector('[data-dropzone]').dispatchEvent(
+               new DragEvent('drop', {{ dataTransfer: files, bubbles: true, cancelable: true }}));"
+        ))
+        .await;
+    browser
+        .wait_for_js("!document.querySelector('[data-sample-preview]').hidden")
+        .await;
+    assert_eq!(browser.text_of("[data-sample-name]").await, "dropped.wav");
+    assert_eq!(
+        browser
+            .find("#voice-name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dropped")
+    );
+
+    // An admin deletes the custom voice after confirming.
+    browser.open("/voices?tab=custom").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-voice-list]').getAttribute('aria-busy') === 'false'",
+        )
+        .await;
     browser
         .find("[data-delete-voice]")
         .await

@@ -116,10 +116,13 @@ async function load(offset) {
 }
 
 let searchTimer;
-filters.addEventListener('input', (event) => {
+filters.elements.q.addEventListener('input', () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => load(0), event.target.type === 'search' ? 250 : 0);
+  searchTimer = setTimeout(() => load(0), 250);
 });
+for (const select of [filters.elements.category, filters.elements.language]) {
+  select.addEventListener('change', () => load(0));
+}
 filters.addEventListener('submit', (event) => {
   event.preventDefault();
   load(0);
