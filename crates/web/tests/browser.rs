@@ -323,6 +323,32 @@ fn voice_recording(dir: &std::path::Path, name: &str, seconds: f64) -> PathBuf {
     path
 }
 
+/// Clicks the waveform `fraction` of the way along it.
+async fn click_waveform_at(browser: &Browser, fraction: f64) {
+    let waveform = browser.find("[data-waveform]").await;
+    let (_, _, width, _) = waveform.rectangle().await.unwrap();
+    browser
+        .client
+        .perform_actions(
+            MouseActions::new("mouse".into())
+                .then(PointerAction::MoveToElement {
+                    element: waveform,
+                    duration: None,
+                    // From the element's center.
+                    x: width * (fraction - 0.5),
+                    y: 0.0,
+                })
+                .then(PointerAction::Down {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: MOUSE_BUTTON_LEFT,
+                }),
+        )
+        .await
+        .unwrap();
+}
+
 /// The time the player shows, in whole seconds.
 async fn shown_seconds(browser: &Browser) -> u64 {
     let text = browser.text_of("[data-current-time]").await;
@@ -517,10 +543,20 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     );
     browser.screenshot("generation").await;
 
-    browser.click("[data-play]").await;
+    // Seek by clicking 90% of the way along the waveform, then near its start.
+    let time = "document.querySelector('[data-current-time]').textContent";
+    click_waveform_at(&browser, 0.9).await;
+    let seek_to = (seconds * 0.9) as u64;
+    assert!(seek_to >= 2, "the seek is visible in whole seconds");
     browser
-        .wait_for_js("document.querySelector('[data-current-time]').textContent === '0:01'")
+        .wait_for_js(&format!("{time} === '0:{seek_to:02}'"))
         .await;
+    click_waveform_at(&browser, 0.02).await;
+    browser.wait_for_js(&format!("{time} === '0:00'")).await;
+
+    // Play advances the time; pause stops it.
+    browser.click("[data-play]").await;
+    browser.wait_for_js(&format!("{time} === '0:01'")).await;
     browser.click("[data-play]").await;
     assert_eq!(
         browser
@@ -532,35 +568,13 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
             .as_deref(),
         Some("Play")
     );
-    assert_eq!(shown_seconds(&browser).await, 1, "paused after a second");
-    let waveform = browser.find("[data-waveform]").await;
-    let (_, _, width, _) = waveform.rectangle().await.unwrap();
-    browser
-        .client
-        .perform_actions(
-            MouseActions::new("mouse".into())
-                .then(PointerAction::MoveToElement {
-                    element: waveform,
-                    duration: None,
-                    x: width * 0.4,
-                    y: 0.0,
-                })
-                .then(PointerAction::Down {
-                    button: MOUSE_BUTTON_LEFT,
-                })
-                .then(PointerAction::Up {
-                    button: MOUSE_BUTTON_LEFT,
-                }),
-        )
-        .await
-        .unwrap();
-    let seek_to = (seconds * 0.9) as u64;
-    assert!(seek_to >= 2, "the seek lands past where playback paused");
-    browser
-        .wait_for_js(&format!(
-            "document.querySelector('[data-current-time]').textContent === '0:{seek_to:02}'"
-        ))
-        .await;
+    let paused_at = shown_seconds(&browser).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        shown_seconds(&browser).await,
+        paused_at,
+        "paused playback stays put"
+    );
 
     // Download gives the WAV the engine spoke, as an attachment.
     let download = browser.find("[data-download]").await;
