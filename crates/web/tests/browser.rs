@@ -754,6 +754,7 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     assert_eq!(status, 200, "the voice is still there");
     browser.open("/voices/new").await;
     assert_eq!(browser.text_of("h1").await, "Only admins can do this");
+    browser.screenshot("admins-only").await;
 
     // The member's phone: the generation page fits the screen.
     browser.resize(PHONE).await;

@@ -1,6 +1,7 @@
 //! Who a page is rendered for. Pages of the signed-in app take a [`Viewer`]: a request
 //! without a session is sent to the sign-in page (coming back afterwards), and the shell
-//! (user, organization switcher, admin-only controls) is rendered from it.
+//! (user, organization switcher, admin-only controls) is rendered from it. Pages that act
+//! in an organization take an [`InOrg`] instead.
 
 use std::convert::Infallible;
 
