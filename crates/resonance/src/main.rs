@@ -4,6 +4,7 @@ mod config;
 mod download;
 mod engine;
 mod model;
+mod orgs;
 mod say;
 mod serve;
 mod voice_cache;
@@ -47,6 +48,9 @@ enum Command {
     /// Object storage maintenance (operator)
     #[command(subcommand)]
     Storage(voices::StorageCommand),
+    /// Organization plans (operator)
+    #[command(subcommand)]
+    Orgs(orgs::OrgsCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             Command::Say(args) => say::run(args, &cli.settings).await,
             Command::Voices(cmd) => voices::voices(&cli.settings, cmd).await,
             Command::Storage(cmd) => voices::storage(&cli.settings, cmd).await,
+            Command::Orgs(cmd) => orgs::run(&cli.settings, cmd).await,
         }
     });
     match result {

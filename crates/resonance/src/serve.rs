@@ -9,6 +9,7 @@ use resonance_db::Database;
 use resonance_storage::Storage;
 use resonance_web::AppState;
 use resonance_web::auth::AuthSettings;
+use resonance_web::billing::Billing;
 use tracing_subscriber::EnvFilter;
 
 use chatterbox::weights::CheckpointManifest;
@@ -178,6 +179,7 @@ async fn open(config: &Config) -> anyhow::Result<AppState> {
     let storage = open_storage(config)?;
     let mut state = AppState::new(db, storage, auth_settings(config));
     state.voice_upload_max_bytes = config.voice_upload_max_bytes;
+    state.billing = Arc::new(Billing::new(config.billing.clone()));
     Ok(state)
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::{TestApp, TestUser};
 
 /// The pages of the signed-in app; `{generation}` stands for a generation's id.
-const APP_PAGES: [&str; 8] = [
+const APP_PAGES: [&str; 9] = [
     "/",
     "/text-to-speech",
     "/text-to-speech/{generation}",
@@ -21,6 +21,7 @@ const APP_PAGES: [&str; 8] = [
     "/voices",
     "/voices/new",
     "/settings",
+    "/billing",
     "/?new-org=1",
 ];
 
@@ -162,6 +163,7 @@ async fn every_page_renders_and_every_asset_it_needs_is_served_for_a_year() {
         "/app.css",
         "/js/app.js",
         "/js/generation.js",
+        "/js/billing.js",
         "/vendor/wavesurfer.esm.js",
         "/js/wav-recorder.js",
     ] {
@@ -312,6 +314,7 @@ async fn app_pages_check_who_is_asking() {
         "/history",
         "/voices",
         "/settings",
+        "/billing",
         generation_page.as_str(),
     ] {
         let response = get(Some(&stranger), page).await;

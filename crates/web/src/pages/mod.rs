@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/voices", get(voices))
         .route("/voices/new", get(new_voice))
         .route("/settings", get(settings))
+        .route("/billing", get(billing))
         .route("/assets/{version}/{*path}", get(assets::serve))
         .fallback(not_found)
 }
@@ -44,6 +45,7 @@ enum Section {
     History,
     Voices,
     Settings,
+    Billing,
 }
 
 /// A voice category as a filter or form option.
@@ -301,6 +303,22 @@ async fn settings(InOrg { viewer, .. }: InOrg) -> SettingsPage {
     SettingsPage {
         assets: assets::base_url(),
         section: Section::Settings,
+        viewer,
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/billing.html")]
+struct BillingPage {
+    assets: String,
+    section: Section,
+    viewer: Viewer,
+}
+
+async fn billing(InOrg { viewer, .. }: InOrg) -> BillingPage {
+    BillingPage {
+        assets: assets::base_url(),
+        section: Section::Billing,
         viewer,
     }
 }
