@@ -560,16 +560,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser.click("[data-play]").await;
     browser.wait_for_js(&format!("{time} === '0:01'")).await;
     browser.click("[data-play]").await;
-    assert_eq!(
-        browser
-            .find("[data-play]")
-            .await
-            .attr("aria-label")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("Play")
-    );
+    browser
+        .wait_for_js("document.querySelector('[data-play]').getAttribute('aria-label') === 'Play'")
+        .await;
     let paused_at = shown_seconds(&browser).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
@@ -658,11 +651,16 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
             "[data-recent] a[href='/text-to-speech/{generation}']"
         ))
         .await;
-    assert_eq!(browser.text_of("[data-usage-generations]").await, "1");
+    browser
+        .wait_for_js("document.querySelector('[data-usage]').getAttribute('aria-busy') === 'false'")
+        .await;
     assert_eq!(
         browser.text_of("[data-usage-characters]").await,
-        spoken_chars.to_string()
+        spoken_chars.to_string(),
+        "the plan is unlimited: characters used this month, no limit"
     );
+    assert_eq!(browser.text_of("[data-usage-voices]").await, "1");
+    assert_eq!(browser.text_of("[data-usage-days]").await, "1");
     browser.screenshot("home").await;
 
     // Invite a member with a link, and create an API key shown once.

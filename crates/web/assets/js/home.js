@@ -1,5 +1,5 @@
 // Dashboard: creating an organization (the first, or another from the switcher), recent
-// generations and usage this period.
+// generations and this billing period's usage against the plan.
 import { api, boot, busy, formatDate, h, showError, statusBadge } from './app.js';
 
 const session = boot();
@@ -32,26 +32,27 @@ if (!session.activeOrg || new URLSearchParams(location.search).has('new-org')) {
   });
 }
 
-if (session.activeOrg) loadRecent();
+if (session.activeOrg) {
+  loadRecent();
+  loadUsage();
+}
 
 async function loadRecent() {
   const list = document.querySelector('[data-recent]');
   try {
-    const data = await api('/api/generations?limit=100');
-    const { generations } = data;
+    const { generations } = await api('/api/generations?limit=5');
     list.replaceChildren();
     if (!generations.length) {
       list.append(h('li', { class: 'empty-inline' }, 'Nothing generated yet. ',
         h('a', { href: '/text-to-speech' }, 'Create your first speech')));
     }
-    for (const generation of generations.slice(0, 5)) {
+    for (const generation of generations) {
       list.append(h('li', {},
         h('div', { class: 'list-main' },
           h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text),
           h('span', { class: 'list-sub' }, `${generation.voiceName} · ${formatDate(generation.createdAt)}`)),
         statusBadge(generation)));
     }
-    showUsage(data);
   } catch (error) {
     list.replaceChildren(h('li', { class: 'empty-inline' }, error.message));
   } finally {
@@ -59,16 +60,20 @@ async function loadRecent() {
   }
 }
 
-/** Counts this calendar month's generations among the newest 100 ("+" when there may be more). */
-function showUsage({ generations, total }) {
-  const start = new Date();
-  start.setDate(1);
-  start.setHours(0, 0, 0, 0);
-  const thisPeriod = generations.filter((g) => new Date(g.createdAt) >= start);
-  const more = total > generations.length && thisPeriod.length === generations.length ? '+' : '';
-  const characters = thisPeriod.reduce((sum, g) => sum + [...g.text].length, 0);
-  const succeeded = thisPeriod.filter((g) => g.status === 'succeeded').length;
-  document.querySelector('[data-usage-generations]').textContent = `${thisPeriod.length}${more}`;
-  document.querySelector('[data-usage-characters]').textContent = `${characters.toLocaleString()}${more}`;
-  document.querySelector('[data-usage-succeeded]').textContent = `${succeeded}${more}`;
+/** This billing period's usage against the organization's plan. */
+async function loadUsage() {
+  const usage = document.querySelector('[data-usage]');
+  const number = new Intl.NumberFormat();
+  const ofLimit = ({ used, limit }) => (limit === null ? number.format(used) : `${number.format(used)} of ${number.format(limit)}`);
+  try {
+    const { characters, voices, daily } = await api('/api/usage');
+    const activeDays = daily.filter((day) => day.characters > 0).length;
+    document.querySelector('[data-usage-characters]').textContent = ofLimit(characters);
+    document.querySelector('[data-usage-voices]').textContent = ofLimit(voices);
+    document.querySelector('[data-usage-days]').textContent = number.format(activeDays);
+  } catch (error) {
+    showError(document.querySelector('[data-usage-error]'), error);
+  } finally {
+    usage.setAttribute('aria-busy', 'false');
+  }
 }
