@@ -771,6 +771,9 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     // Back as the owner (signing out from the phone's menu): make the member an admin,
     // then remove them.
     browser.click("[data-menu-toggle]").await;
+    browser
+        .wait_for_js("getComputedStyle(document.querySelector('.sidebar')).transform === 'none'")
+        .await;
     browser.click("[data-sign-out]").await;
     browser
         .wait_for_js("location.pathname === '/sign-in'")
@@ -1008,10 +1011,14 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
     browser.wait_for_js(&format!("{cards} === 1")).await;
     browser.click("#tab-system").await;
     browser
-        .wait_for_js(
-            "document.querySelector('[data-empty-title]').textContent === 'No voices match'",
-        )
+        .wait_for_js(&format!(
+            "{cards} === 0 && !document.querySelector('[data-voice-empty]').hidden"
+        ))
         .await;
+    assert_eq!(
+        browser.text_of("[data-empty-title]").await,
+        "No voices match"
+    );
     browser
         .find("#voice-search")
         .await
@@ -1108,7 +1115,7 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
     browser.client.accept_alert().await.unwrap();
     browser
         .wait_for_js(
-            "document.querySelector('[data-empty-title]').textContent === 'No custom voices yet'",
+            "!document.querySelector('[data-voice-empty]').hidden && document.querySelector('[data-empty-title]').textContent === 'No custom voices yet'",
         )
         .await;
     assert_eq!(
