@@ -425,9 +425,8 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .await
         .unwrap();
     browser
-        .wait_for_js("!document.querySelector('[data-sample-preview]').hidden")
+        .wait_for_js("document.querySelector('[data-sample-name]').textContent === 'narrator.wav' && !document.querySelector('[data-form-error]').textContent")
         .await;
-    assert_eq!(browser.text_of("[data-sample-name]").await, "narrator.wav");
     browser.fill("#voice-name", "Studio Narrator").await;
     browser.screenshot("new-voice").await;
     browser.click("[data-save-voice]").await;
