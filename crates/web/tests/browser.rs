@@ -570,6 +570,19 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         "paused playback stays put"
     );
 
+    // The waveform is keyboard usable: arrows skip 5 s either way.
+    let waveform = browser.find("[data-waveform]").await;
+    assert_eq!(
+        waveform.attr("tabindex").await.unwrap().as_deref(),
+        Some("0")
+    );
+    waveform.send_keys("\u{E014}").await.unwrap();
+    browser
+        .wait_for_js(&format!("{time} === '0:{:02}'", seconds as u64))
+        .await;
+    waveform.send_keys("\u{E012}").await.unwrap();
+    browser.wait_for_js(&format!("{time} === '0:00'")).await;
+
     // Download gives the WAV the engine spoke, as an attachment.
     let download = browser.find("[data-download]").await;
     assert!(download.attr("download").await.unwrap().is_some());
