@@ -5,9 +5,17 @@
 //! (250 = 10 s of audio), as the reference's `bench_reference.py` does.
 //!
 //! ```sh
-//! cargo bench -p chatterbox --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0]
+//! cargo bench -p chatterbox --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0] \
+//!     [--reference /work/ref-venv/bin/python [--reference-tools DIR]]
 //! ```
+//!
+//! With `--reference PYTHON`, the Python reference's own benchmark
+//! (`bench_reference.py` in the `chatterbox-ref` tools directory, default
+//! `../shared/tools/chatterbox-ref` beside the checkout) runs right after ours on the same
+//! machine and the ratios are printed.
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -33,13 +41,20 @@ struct Args {
     threads: usize,
     tokens: usize,
     seed: u64,
+    reference_python: Option<String>,
+    reference_tools: PathBuf,
 }
+
+const DEFAULT_REFERENCE_TOOLS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/tools/chatterbox-ref");
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         threads: 2,
         tokens: 250,
         seed: 0,
+        reference_python: None,
+        reference_tools: PathBuf::from(DEFAULT_REFERENCE_TOOLS),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +63,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--threads" => args.threads = value()?.parse()?,
             "--tokens" => args.tokens = value()?.parse()?,
             "--seed" => args.seed = value()?.parse()?,
+            "--reference" => args.reference_python = Some(value()?),
+            "--reference-tools" => args.reference_tools = PathBuf::from(value()?),
             // `cargo bench` passes `--bench` to harness-less benchmarks.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -175,7 +192,63 @@ fn main() -> anyhow::Result<()> {
     if let Some(kib) = peak_rss_kib() {
         println!("peak RSS (VmHWM) {:.0} MB", kib as f64 / 1024.0);
     }
+    if let Some(python) = &args.reference_python {
+        let reference = run_reference(python, &args)?;
+        println!("ours / reference (wall time):");
+        println!(
+            "  T3 {:.2}, S3Gen {:.2}, pipeline {:.2}",
+            t3_time.as_secs_f64() / reference.t3_s,
+            s3gen_time.as_secs_f64() / reference.s3gen_s,
+            (t3_time + s3gen_time).as_secs_f64() / (reference.t3_s + reference.s3gen_s)
+        );
+    }
     Ok(())
+}
+
+/// The reference's T3 and S3Gen times, read from `bench_reference.py`'s report.
+struct ReferenceTimes {
+    t3_s: f64,
+    s3gen_s: f64,
+}
+
+fn run_reference(python: &str, args: &Args) -> anyhow::Result<ReferenceTimes> {
+    let script = args.reference_tools.join("bench_reference.py");
+    println!("Python reference ({}):", script.display());
+    let output = Command::new(python)
+        .arg(&script)
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--tokens", &args.tokens.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .env("TQDM_DISABLE", "1")
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines() {
+        println!("  | {line}");
+    }
+    if !output.status.success() {
+        bail!(
+            "reference benchmark failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // "(a) T3 Turbo 250 tokens: 83.10 s = ..." and "(b) S3Gen meanflow ...: 25.13 s, RTF ..."
+    let seconds_after = |marker: &str| -> anyhow::Result<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(marker))
+            .with_context(|| format!("no {marker:?} line in the reference's report"))?;
+        let (_, rest) = line.rsplit_once(": ").context("no ': ' in the line")?;
+        let number = rest.split(" s").next().unwrap_or_default();
+        number
+            .parse()
+            .with_context(|| format!("cannot read the time in {line:?}"))
+    };
+    Ok(ReferenceTimes {
+        t3_s: seconds_after("(a) T3 Turbo")?,
+        s3gen_s: seconds_after("(b) S3Gen")?,
+    })
 }
 
 /// `VmHWM` of `/proc/self/status` in KiB (Linux only).

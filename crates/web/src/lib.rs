@@ -13,6 +13,7 @@ pub mod objects;
 mod openapi;
 mod orgs;
 mod pages;
+mod paging;
 mod server;
 pub mod voices;
 

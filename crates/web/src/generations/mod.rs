@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use resonance_db::{Generation, GenerationFilter, NewGeneration, Page};
+use resonance_db::{Generation, GenerationFilter, NewGeneration};
 use resonance_domain::{
     GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText,
     VoiceId, VoiceName,
@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response};
+use crate::paging::{self, invalid_query};
 use crate::{ApiError, ApiJson, AppState};
 
 /// How long `?wait=true` waits for a job before answering 202 with it still unfinished.
@@ -286,13 +287,6 @@ pub struct GenerationList {
     offset: u32,
 }
 
-fn invalid_query(message: impl ToString) -> ApiError {
-    ApiError::BadRequest {
-        code: "INVALID_QUERY",
-        message: message.to_string(),
-    }
-}
-
 /// List generations
 ///
 /// Newest first, optionally only those made with one voice.
@@ -322,12 +316,7 @@ async fn list_generations(
             .transpose()
             .map_err(|e| invalid_query(format!("voiceId: {e}")))?,
     };
-    let default = Page::default();
-    let page = Page::new(
-        query.limit.unwrap_or(default.limit()),
-        query.offset.unwrap_or(default.offset()),
-    )
-    .map_err(invalid_query)?;
+    let page = paging::page(query.limit, query.offset)?;
     let listed = state
         .db
         .list_generations(&caller.org_id, &filter, page)

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use resonance_audio::voice_sample::SampleError;
-use resonance_db::{Page, Voice, VoiceFilter};
+use resonance_db::{Voice, VoiceFilter};
 use resonance_domain::{
     Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
@@ -27,6 +27,7 @@ use self::library::{CreateVoiceError, Upload, VoiceDetails};
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};
+use crate::paging::{self, invalid_query};
 use crate::{ApiError, AppState};
 
 /// The original's upload limit: 20 MB.
@@ -105,13 +106,6 @@ pub struct VoiceList {
     offset: u32,
 }
 
-fn invalid_query(message: impl ToString) -> ApiError {
-    ApiError::BadRequest {
-        code: "INVALID_QUERY",
-        message: message.to_string(),
-    }
-}
-
 /// List voices
 ///
 /// Every system voice and the active organization's custom voices, by name.
@@ -153,12 +147,7 @@ async fn list_voices(
             .map_err(invalid_query)?,
         name_contains: query.search.filter(|s| !s.trim().is_empty()),
     };
-    let default = Page::default();
-    let page = Page::new(
-        query.limit.unwrap_or(default.limit()),
-        query.offset.unwrap_or(default.offset()),
-    )
-    .map_err(invalid_query)?;
+    let page = paging::page(query.limit, query.offset)?;
     let listed = state.db.list_voices(&caller.org_id, &filter, page).await?;
     Ok(Json(VoiceList {
         voices: listed.items.into_iter().map(VoiceView::from).collect(),
