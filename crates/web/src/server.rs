@@ -17,7 +17,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Auth, AuthSettings};
-use crate::{api_keys, auth, generations, health, members, objects, orgs, pages, voices};
+use crate::generations::events::JobEvents;
+use crate::{api_keys, auth, compat, generations, health, members, objects, orgs, pages, voices};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -32,6 +33,8 @@ pub struct AppState {
     /// Raised when a generation is queued, to wake this process's idle workers (workers in
     /// other processes find it by polling).
     pub new_jobs: Arc<Notify>,
+    /// Where this process's workers publish the audio of jobs that a request streams.
+    pub job_events: JobEvents,
 }
 
 /// The original's upload limit.
@@ -45,6 +48,7 @@ impl AppState {
             auth: Arc::new(Auth::new(auth)),
             voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
             new_jobs: Arc::default(),
+            job_events: JobEvents::default(),
         }
     }
 }
@@ -60,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::routes())
         .merge(voices::routes::<auth::Caller>())
         .merge(generations::routes())
+        .merge(compat::routes())
         .merge(pages::routes())
         .with_state(state)
         .layer(

@@ -189,6 +189,7 @@ pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         storage: state.storage.clone(),
         engine,
         new_jobs: state.new_jobs.clone(),
+        events: state.job_events.clone(),
         settings: WorkerSettings {
             lease: Duration::from_millis(600),
             heartbeat: Duration::from_millis(100),
