@@ -5,8 +5,11 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::tone::ToneEngine;
 use support::{DbKind, TestApp, TestUser};
 
 /// Two organizations, each with an admin, a member and a key, and one of everything the
@@ -27,6 +30,9 @@ struct World {
 struct Ids {
     api_key: String,
     invite: String,
+    voice: String,
+    /// A generation that has succeeded.
+    generation: String,
 }
 
 enum Caller {
@@ -101,6 +107,50 @@ fn routes(w: &World) -> Vec<Route> {
             None,
             true,
         ),
+        // The drop-in APIs (errors in their peers' shapes, same statuses).
+        route(Method::GET, format!("/v1/voices/{}", w.ids.voice), None, false),
+        route(
+            Method::POST,
+            format!("/v1/text-to-speech/{}?output_format=pcm_16000", w.ids.voice),
+            Some(json!({ "text": "Hello." })),
+            false,
+        ),
+        route(
+            Method::POST,
+            format!("/v1/text-to-speech/{}/stream", w.ids.voice),
+            Some(json!({ "text": "Hello." })),
+            false,
+        ),
+        route(
+            Method::GET,
+            format!("/v1/history/{}", w.ids.generation),
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
+            format!("/v1/history/{}/audio", w.ids.generation),
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
+            format!("/api/generations/{}/audio?format=flac", w.ids.generation),
+            None,
+            false,
+        ),
+        route(
+            Method::DELETE,
+            format!("/v1/history/{}", w.ids.generation),
+            None,
+            false,
+        ),
+        route(
+            Method::DELETE,
+            format!("/v1/voices/{}", w.ids.voice),
+            None,
+            true,
+        ),
         // Last: removes the target.
         route(
             Method::DELETE,
@@ -112,7 +162,11 @@ fn routes(w: &World) -> Vec<Route> {
 }
 
 async fn world(db: DbKind) -> World {
-    let app = TestApp::builder().db(db).spawn().await;
+    let app = TestApp::builder()
+        .db(db)
+        .engine(Arc::new(ToneEngine::default()))
+        .spawn()
+        .await;
     let admin = app.signed_up("admin@one.example").await;
     let org = app.create_org(&admin, "One").await;
     let member = app.add_member(&admin, &org, "member").await;
@@ -138,6 +192,17 @@ async fn world(db: DbKind) -> World {
         .unwrap();
     let invite: Value = response.json().await.unwrap();
     let invite = invite["id"].as_str().unwrap().to_string();
+    let voice = app.upload_voice(&admin, "Narrator").await;
+    let response = admin
+        .client
+        .post(app.url("/api/generations?wait=true"))
+        .json(&json!({ "text": "Hello there.", "voiceId": voice }))
+        .send()
+        .await
+        .unwrap();
+    let generation: Value = response.json().await.unwrap();
+    assert_eq!(generation["status"], "succeeded", "{generation}");
+    let generation = generation["id"].as_str().unwrap().to_string();
 
     let other_admin = app.signed_up("admin@two.example").await;
     let other_org = app.create_org(&other_admin, "Two").await;
@@ -154,7 +219,12 @@ async fn world(db: DbKind) -> World {
             Caller::User(other_member),
             Caller::Key(other_key),
         ],
-        ids: Ids { api_key, invite },
+        ids: Ids {
+            api_key,
+            invite,
+            voice,
+            generation,
+        },
     }
 }
 
