@@ -78,5 +78,6 @@ async fn official_sdks_work_against_resonance() {
             "{script} failed:\n{stdout}\n{stderr}"
         );
         assert!(stdout.contains("ok "), "{script} checked nothing:\n{stdout}");
+        println!("{script}:\n{stdout}");
     }
 }

@@ -26,7 +26,7 @@ def probe(data: bytes) -> tuple[int, float]:
 
 
 def check(label: str, data: bytes, rate: int, seconds: float, tolerance: float = 0.12) -> None:
-    """Asserts `data` (raw when `rate` is given through the format name) lasts `seconds`."""
+    """Asserts `data` lasts `seconds` at `rate`; a `label` starting with pcm or ulaw is raw."""
     if label.startswith("pcm"):
         actual_rate, duration = rate, len(data) / 2 / rate
     elif label.startswith("ulaw"):

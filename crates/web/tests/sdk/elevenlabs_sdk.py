@@ -37,7 +37,7 @@ for output_format, rate in FORMATS.items():
 pieces = list(client.text_to_speech.stream(voice_id=VOICE, text=LONG, output_format="pcm_24000"))
 spoken += len(LONG)
 assert len(pieces) > 1, "the audio came in one piece"
-check("streamed pcm_24000", b"".join(pieces), 24_000, expected_seconds(LONG), tolerance=0.5)
+check("pcm_24000, streamed", b"".join(pieces), 24_000, expected_seconds(LONG), tolerance=0.5)
 
 slow = b"".join(client.text_to_speech.convert(
     voice_id=VOICE, text=TEXT, output_format="pcm_24000", seed=42,
@@ -85,7 +85,7 @@ older = client.history.list(page_size=3, start_after_history_item_id=history.las
 assert older.history[0].history_item_id not in {h.history_item_id for h in history.history}
 item = client.history.get(history_item_id=newest.history_item_id)
 assert item.history_item_id == newest.history_item_id and item.state == "created"
-check("history audio", b"".join(client.history.get_audio(history_item_id=item.history_item_id)),
+check("mp3 of a history item", b"".join(client.history.get_audio(history_item_id=item.history_item_id)),
       44_100, expected_seconds(TEXT))
 client.history.delete(history_item_id=item.history_item_id)
 try:

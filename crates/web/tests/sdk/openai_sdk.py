@@ -22,7 +22,10 @@ for response_format in ["mp3", "opus", "aac", "flac", "wav", "pcm"]:
         model="tts-1", voice=VOICE, input=TEXT, response_format=response_format
     ).read()
     rate = 48_000 if response_format == "opus" else 24_000
-    check(response_format, audio, rate, expected_seconds(TEXT))
+    # ADTS cannot signal the AAC encoder's delay: decoders play up to three 1024-sample
+    # frames of extra silence.
+    tolerance = 0.15 if response_format == "aac" else 0.12
+    check(response_format, audio, rate, expected_seconds(TEXT), tolerance)
 
 fast = client.audio.speech.create(
     model="gpt-4o-mini-tts", voice=VOICE, input=TEXT, response_format="wav", speed=2.0,
@@ -37,7 +40,7 @@ with client.audio.speech.with_streaming_response.create(
     pieces = list(response.iter_bytes(4096))
 streamed = b"".join(pieces)
 assert len(pieces) > 1, "the audio came in one piece"
-check("streamed pcm", streamed, 24_000, expected_seconds(LONG), tolerance=0.5)
+check("pcm, streamed", streamed, 24_000, expected_seconds(LONG), tolerance=0.5)
 
 with client.audio.speech.with_streaming_response.create(
     model="tts-1", voice=VOICE, input=TEXT, response_format="pcm", stream_format="sse"
@@ -47,7 +50,7 @@ with client.audio.speech.with_streaming_response.create(
 assert events[-1]["type"] == "speech.audio.done", events[-1]
 assert events[-1]["usage"]["input_tokens"] == len(TEXT)
 audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1] if e["type"] == "speech.audio.delta")
-check("sse pcm", audio, 24_000, expected_seconds(TEXT))
+check("pcm over server-sent events", audio, 24_000, expected_seconds(TEXT))
 
 ids = [model.id for model in client.models.list()]
 assert "tts-1" in ids and "chatterbox-turbo" in ids, ids
