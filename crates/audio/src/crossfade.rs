@@ -81,7 +81,12 @@ mod tests {
     #[test]
     fn released_samples_and_the_pending_tail_equal_the_whole_join() {
         // Chunks shorter and longer than the 1200-sample overlap at 24 kHz.
-        let chunks = [ramp(5000, 0.1), ramp(300, -0.2), ramp(4000, 0.3), ramp(900, 0.0)];
+        let chunks = [
+            ramp(5000, 0.1),
+            ramp(300, -0.2),
+            ramp(4000, 0.3),
+            ramp(900, 0.0),
+        ];
         let slices: Vec<&[f32]> = chunks.iter().map(Vec::as_slice).collect();
         let whole = join(&slices, 24_000, DEFAULT_CROSSFADE);
 

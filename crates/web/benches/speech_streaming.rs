@@ -40,7 +40,8 @@ impl SpeechEngine for FixedTimeEngine {
 }
 
 fn thousand_characters() -> String {
-    let sentence = "Streaming sends the first sentence while the next ones are still being spoken. ";
+    let sentence =
+        "Streaming sends the first sentence while the next ones are still being spoken. ";
     sentence.repeat(20).chars().take(1000).collect()
 }
 
@@ -85,7 +86,9 @@ async fn main() {
     let routes = [
         (
             "ElevenLabs stream, mp3_44100_128",
-            app.url(&format!("/v1/text-to-speech/{voice}/stream?output_format=mp3_44100_128")),
+            app.url(&format!(
+                "/v1/text-to-speech/{voice}/stream?output_format=mp3_44100_128"
+            )),
             json!({ "text": text }),
         ),
         (

@@ -69,7 +69,10 @@ impl World {
         let response = self
             .admin
             .client
-            .get(self.app.url(&format!("/api/generations/{generation}/audio")))
+            .get(
+                self.app
+                    .url(&format!("/api/generations/{generation}/audio")),
+            )
             .send()
             .await
             .unwrap();
@@ -160,16 +163,26 @@ async fn openai_speech_is_a_metered_generation_in_the_history() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "audio/mpeg");
-    let mp3 = resonance_audio::decode(&response.bytes().await.unwrap(), Some("audio/mpeg")).unwrap();
+    let mp3 =
+        resonance_audio::decode(&response.bytes().await.unwrap(), Some("audio/mpeg")).unwrap();
     assert_eq!(mp3.sample_rate, 24_000);
-    assert!((mp3.duration_secs() - 0.31).abs() < 0.1, "{}", mp3.duration_secs());
+    assert!(
+        (mp3.duration_secs() - 0.31).abs() < 0.1,
+        "{}",
+        mp3.duration_secs()
+    );
 }
 
 #[tokio::test]
 async fn openai_speed_stretches_time_and_sse_carries_the_same_audio() {
     let w = tone_world().await;
     let text = "Speed and events.";
-    let speech = |body: Value| w.bearer().post(w.app.url("/v1/audio/speech")).json(&body).send();
+    let speech = |body: Value| {
+        w.bearer()
+            .post(w.app.url("/v1/audio/speech"))
+            .json(&body)
+            .send()
+    };
     let fast = speech(json!({ "model": "tts-1", "input": text, "voice": "Narrator", "response_format": "pcm", "speed": 2.0 }))
         .await
         .unwrap();
@@ -259,7 +272,10 @@ async fn openai_errors_name_the_parameter_in_openai_shape() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&"tts-1") && ids.contains(&"chatterbox-turbo"), "{ids:?}");
+    assert!(
+        ids.contains(&"tts-1") && ids.contains(&"chatterbox-turbo"),
+        "{ids:?}"
+    );
     let models: Value = w
         .xi()
         .get(w.app.url("/v1/models"))
@@ -269,7 +285,13 @@ async fn openai_errors_name_the_parameter_in_openai_shape() {
         .json()
         .await
         .unwrap();
-    assert!(models.as_array().unwrap().iter().any(|m| m["model_id"] == "eleven_multilingual_v2"));
+    assert!(
+        models
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["model_id"] == "eleven_multilingual_v2")
+    );
 }
 
 /// The tone engine, answering its first call at once and every later one only when
@@ -376,25 +398,42 @@ async fn elevenlabs_speech_formats_settings_and_errors() {
             .json(&body)
             .send()
     };
-    let response = tts("pcm_16000", json!({ "text": text, "seed": 7 })).await.unwrap();
+    let response = tts("pcm_16000", json!({ "text": text, "seed": 7 }))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let pcm = pcm16(&response.bytes().await.unwrap());
-    assert!((pcm.len() as i64 - (samples * 2 / 3) as i64).abs() <= 2, "{}", pcm.len());
+    assert!(
+        (pcm.len() as i64 - (samples * 2 / 3) as i64).abs() <= 2,
+        "{}",
+        pcm.len()
+    );
 
-    let response = tts("ulaw_8000", json!({ "text": text, "voice_settings": { "speed": 0.5 } }))
-        .await
-        .unwrap();
+    let response = tts(
+        "ulaw_8000",
+        json!({ "text": text, "voice_settings": { "speed": 0.5 } }),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.headers()["content-type"], "audio/basic");
     let ulaw = response.bytes().await.unwrap();
-    assert!((ulaw.len() as i64 - (samples * 2 / 3) as i64).abs() <= 2, "{}", ulaw.len());
+    assert!(
+        (ulaw.len() as i64 - (samples * 2 / 3) as i64).abs() <= 2,
+        "{}",
+        ulaw.len()
+    );
 
     let response = tts("mp3_44100_128", json!({ "text": text })).await.unwrap();
-    let mp3 = resonance_audio::decode(&response.bytes().await.unwrap(), Some("audio/mpeg")).unwrap();
+    let mp3 =
+        resonance_audio::decode(&response.bytes().await.unwrap(), Some("audio/mpeg")).unwrap();
     assert_eq!(mp3.sample_rate, 44_100);
 
-    let response = tts("mp3_44100_128", json!({ "text": text, "voice_settings": { "stability": 1.0, "style": 0.5 } }))
-        .await
-        .unwrap();
+    let response = tts(
+        "mp3_44100_128",
+        json!({ "text": text, "voice_settings": { "stability": 1.0, "style": 0.5 } }),
+    )
+    .await
+    .unwrap();
     let generation = history_item(&response);
     let item: Value = w
         .xi()
@@ -410,8 +449,16 @@ async fn elevenlabs_speech_formats_settings_and_errors() {
 
     let cases = [
         ("wav_44100", json!({ "text": text }), "output_format"),
-        ("pcm_16000", json!({ "text": text, "voice_settings": { "stability": 2 } }), "voice_settings.stability"),
-        ("pcm_16000", json!({ "text": text, "model_id": "eleven_v9" }), "model_id"),
+        (
+            "pcm_16000",
+            json!({ "text": text, "voice_settings": { "stability": 2 } }),
+            "voice_settings.stability",
+        ),
+        (
+            "pcm_16000",
+            json!({ "text": text, "model_id": "eleven_v9" }),
+            "model_id",
+        ),
         ("pcm_16000", json!({ "text": "" }), "text"),
     ];
     for (format, body, field) in cases {
@@ -419,7 +466,10 @@ async fn elevenlabs_speech_formats_settings_and_errors() {
         assert_eq!(response.status(), 400, "{field}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["detail"]["status"], "invalid_request");
-        assert!(error["detail"]["message"].as_str().unwrap().contains(field), "{error}");
+        assert!(
+            error["detail"]["message"].as_str().unwrap().contains(field),
+            "{error}"
+        );
     }
     let response = w
         .xi()
@@ -507,7 +557,10 @@ async fn elevenlabs_voices_history_and_subscription() {
     let token = page["next_page_token"].as_str().unwrap();
     let next: Value = w
         .xi()
-        .get(w.app.url(&format!("/v2/voices?page_size=1&next_page_token={token}")))
+        .get(
+            w.app
+                .url(&format!("/v2/voices?page_size=1&next_page_token={token}")),
+        )
         .send()
         .await
         .unwrap()
@@ -545,7 +598,9 @@ async fn elevenlabs_voices_history_and_subscription() {
     let last = history["last_history_item_id"].as_str().unwrap();
     let rest: Value = w
         .xi()
-        .get(w.app.url(&format!("/v1/history?page_size=2&start_after_history_item_id={last}")))
+        .get(w.app.url(&format!(
+            "/v1/history?page_size=2&start_after_history_item_id={last}"
+        )))
         .send()
         .await
         .unwrap()
@@ -564,7 +619,11 @@ async fn elevenlabs_voices_history_and_subscription() {
         .unwrap();
     assert_eq!(audio.headers()["content-type"], "audio/mpeg");
     let mp3 = resonance_audio::decode(&audio.bytes().await.unwrap(), Some("audio/mpeg")).unwrap();
-    assert!((mp3.duration_secs() - 0.04).abs() < 0.1, "{}", mp3.duration_secs());
+    assert!(
+        (mp3.duration_secs() - 0.04).abs() < 0.1,
+        "{}",
+        mp3.duration_secs()
+    );
 
     let subscription: Value = w
         .xi()
@@ -577,7 +636,12 @@ async fn elevenlabs_voices_history_and_subscription() {
         .unwrap();
     assert_eq!(subscription["character_count"], 4 + 8 + 18);
     assert_eq!(subscription["voice_slots_used"], 2);
-    assert!(subscription["next_character_count_reset_unix"].as_i64().unwrap() > 0);
+    assert!(
+        subscription["next_character_count_reset_unix"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
 
     let deleted: Value = w
         .xi()
@@ -628,11 +692,15 @@ async fn generation_audio_is_encoded_on_request() {
         .unwrap();
     let generation: Value = response.json().await.unwrap();
     let id = generation["id"].as_str().unwrap();
-    let audio_url = |format: &str| w.app.url(&format!("/api/generations/{id}/audio?format={format}"));
+    let audio_url = |format: &str| {
+        w.app
+            .url(&format!("/api/generations/{id}/audio?format={format}"))
+    };
     let flac = w.admin.client.get(audio_url("flac")).send().await.unwrap();
     assert_eq!(flac.status(), 200);
     assert_eq!(flac.headers()["content-type"], "audio/flac");
-    let decoded = resonance_audio::decode(&flac.bytes().await.unwrap(), Some("audio/flac")).unwrap();
+    let decoded =
+        resonance_audio::decode(&flac.bytes().await.unwrap(), Some("audio/flac")).unwrap();
     assert_eq!(decoded.sample_rate, 24_000);
     let expected = tone(10);
     assert_eq!(decoded.samples.len(), expected.len());
@@ -644,12 +712,24 @@ async fn generation_audio_is_encoded_on_request() {
         .fold(0.0f32, f32::max);
     assert!(max_error < 1e-3, "{max_error}");
 
-    let opus = w.admin.client.get(audio_url("opus_48000_64")).send().await.unwrap();
+    let opus = w
+        .admin
+        .client
+        .get(audio_url("opus_48000_64"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(opus.headers()["content-type"], "audio/ogg");
     assert!(opus.bytes().await.unwrap().starts_with(b"OggS"));
 
     let bad = w.admin.client.get(audio_url("mp4")).send().await.unwrap();
     assert_eq!(bad.status(), 400);
     let error: Value = bad.json().await.unwrap();
-    assert!(error["error"]["message"].as_str().unwrap().contains("format"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("format"),
+        "{error}"
+    );
 }

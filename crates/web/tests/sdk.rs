@@ -21,7 +21,11 @@ fn sdk_dir() -> PathBuf {
 fn venv() -> PathBuf {
     // The test binary lies in `<target dir>/<profile>/deps/`.
     let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).expect("the target directory").to_path_buf();
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .to_path_buf();
     let venv = target.join("sdk-venv");
     let requirements = sdk_dir().join("requirements.txt");
     let wanted = std::fs::read_to_string(&requirements).unwrap();
@@ -30,10 +34,16 @@ fn venv() -> PathBuf {
         return venv;
     }
     let run = |command: &mut Command| {
-        let status = command.status().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        let status = command
+            .status()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
         assert!(status.success(), "{command:?} failed: {status}");
     };
-    run(Command::new("python3").arg("-m").arg("venv").arg("--clear").arg(&venv));
+    run(Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg("--clear")
+        .arg(&venv));
     run(Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(&requirements));
@@ -77,7 +87,10 @@ async fn official_sdks_work_against_resonance() {
             output.status.success(),
             "{script} failed:\n{stdout}\n{stderr}"
         );
-        assert!(stdout.contains("ok "), "{script} checked nothing:\n{stdout}");
+        assert!(
+            stdout.contains("ok "),
+            "{script} checked nothing:\n{stdout}"
+        );
         println!("{script}:\n{stdout}");
     }
 }

@@ -108,7 +108,12 @@ fn routes(w: &World) -> Vec<Route> {
             true,
         ),
         // The drop-in APIs (errors in their peers' shapes, same statuses).
-        route(Method::GET, format!("/v1/voices/{}", w.ids.voice), None, false),
+        route(
+            Method::GET,
+            format!("/v1/voices/{}", w.ids.voice),
+            None,
+            false,
+        ),
         route(
             Method::POST,
             format!("/v1/text-to-speech/{}?output_format=pcm_16000", w.ids.voice),

@@ -30,8 +30,7 @@ use crate::generations::{
 };
 use crate::voices::library::{self, CreateVoiceError, Upload, VoiceDetails};
 use crate::voices::{
-    create_error, empty_body, invalid_form, missing_content_type, read_body, remove_voice,
-    voice_id,
+    create_error, empty_body, invalid_form, missing_content_type, read_body, remove_voice, voice_id,
 };
 use crate::{ApiError, ApiJson, AppState};
 
@@ -77,7 +76,9 @@ impl ElevenLabsError {
 impl From<ApiError> for ElevenLabsError {
     fn from(error: ApiError) -> Self {
         let (status, code) = match &error {
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code.to_ascii_lowercase()),
+            ApiError::BadRequest { code, .. } => {
+                (StatusCode::BAD_REQUEST, code.to_ascii_lowercase())
+            }
             ApiError::Unprocessable { code, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code.to_ascii_lowercase())
             }
@@ -92,7 +93,10 @@ impl From<ApiError> for ElevenLabsError {
                     "generation" => "history_item",
                     other => other,
                 };
-                (StatusCode::NOT_FOUND, format!("{}_not_found", what.replace(' ', "_")))
+                (
+                    StatusCode::NOT_FOUND,
+                    format!("{}_not_found", what.replace(' ', "_")),
+                )
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict".into()),
             ApiError::PayloadTooLarge(_) => {
@@ -101,7 +105,10 @@ impl From<ApiError> for ElevenLabsError {
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests".into())
             }
-            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable".into()),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable".into(),
+            ),
             ApiError::BadGateway(detail) => {
                 tracing::error!(%detail, "object storage failure");
                 (StatusCode::BAD_GATEWAY, "storage_unavailable".into())
@@ -238,11 +245,9 @@ async fn speech_order(
     let params = settings.params()?;
     let speed = speech::check_speed(settings.speed.unwrap_or(1.0))
         .map_err(|e| ElevenLabsError::invalid("voice_settings.speed", e))?;
-    let seed = body
-        .seed
-        .map(u32::try_from)
-        .transpose()
-        .map_err(|_| ElevenLabsError::invalid("seed", format!("must be between 0 and {}", u32::MAX)))?;
+    let seed = body.seed.map(u32::try_from).transpose().map_err(|_| {
+        ElevenLabsError::invalid("seed", format!("must be between 0 and {}", u32::MAX))
+    })?;
     let voice_id = find_voice(state, &caller.org_id, voice).await?;
     Ok(SpeechOrder {
         generation: ValidGeneration {
@@ -273,8 +278,14 @@ pub async fn text_to_speech(
     let encoded = speech::encode_whole(samples, order.format, order.speed).await;
     Ok((
         [
-            (header::CONTENT_TYPE, order.format.content_type().to_string()),
-            (header::HeaderName::from_static("history-item-id"), history_item),
+            (
+                header::CONTENT_TYPE,
+                order.format.content_type().to_string(),
+            ),
+            (
+                header::HeaderName::from_static("history-item-id"),
+                history_item,
+            ),
         ],
         encoded,
     )
@@ -358,7 +369,11 @@ pub async fn list_voices(
         name_contains: voices_query.search.filter(|s| !s.trim().is_empty()),
         ..VoiceFilter::default()
     };
-    let listed = state.db.list_voices(&caller.org_id, &filter, page).await.map_err(ApiError::from)?;
+    let listed = state
+        .db
+        .list_voices(&caller.org_id, &filter, page)
+        .await
+        .map_err(ApiError::from)?;
     let next = u64::from(offset) + listed.items.len() as u64;
     let has_more = next < listed.total;
     Ok(Json(json!({
@@ -463,7 +478,7 @@ fn voice_details(form: &VoiceForm) -> Result<VoiceDetails, ElevenLabsError> {
             .unwrap_or_default(),
         language: labels
             .get("language")
-            .map(|l| Language::parse(l))
+            .map(|l| Language::parse(l.as_str()))
             .transpose()
             .map_err(|e| ElevenLabsError::invalid("labels.language", e))?
             .unwrap_or_default(),
@@ -528,7 +543,9 @@ pub async fn add_voice(
     )
     .await
     .map_err(create_error)?;
-    Ok(Json(json!({ "voice_id": voice.id, "requires_verification": false })))
+    Ok(Json(
+        json!({ "voice_id": voice.id, "requires_verification": false }),
+    ))
 }
 
 fn history_state(status: GenerationStatus) -> &'static str {
@@ -601,14 +618,15 @@ pub async fn list_history(
             .voice_id
             .as_deref()
             .filter(|v| !v.is_empty())
-            .map(|v| voice_id(v))
+            .map(voice_id)
             .transpose()?,
     };
     let offset = match history_query.start_after_history_item_id.as_deref() {
         None | Some("") => 0,
         Some(after) => position_after(&state, &caller, &filter, after).await?,
     };
-    let page = Page::new(page_size.min(Page::MAX_LIMIT), offset).expect("the page size is in range");
+    let page =
+        Page::new(page_size.min(Page::MAX_LIMIT), offset).expect("the page size is in range");
     let listed = state
         .db
         .list_generations(&caller.org_id, &filter, page)

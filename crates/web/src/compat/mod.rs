@@ -8,7 +8,7 @@ pub mod openai;
 pub mod speech;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -57,11 +57,7 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /v1/models`: both peers use this path; a request with ElevenLabs' `xi-api-key`
 /// header gets ElevenLabs' shape, any other OpenAI's.
-async fn models(
-    State(_): State<AppState>,
-    headers: HeaderMap,
-    caller: Result<Caller, ApiError>,
-) -> Response {
+async fn models(headers: HeaderMap, caller: Result<Caller, ApiError>) -> Response {
     if headers.contains_key(elevenlabs::API_KEY_HEADER) {
         match caller {
             Ok(_) => elevenlabs::models(),

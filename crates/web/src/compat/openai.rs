@@ -68,11 +68,9 @@ impl From<ApiError> for OpenAiError {
                 Some("not_found"),
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", None),
-            ApiError::PayloadTooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                None,
-            ),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", None)
+            }
             ApiError::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "requests",

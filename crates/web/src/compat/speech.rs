@@ -229,7 +229,8 @@ pub async fn stream<F: Framing>(
 ) -> Result<Response, SpeechError> {
     let first = job.next_audio().await?;
     let history_item = job.id().to_string();
-    let (mut sender, receiver) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut encoder = StreamEncoder::new(format);
         let mut speed = Speed::new(speed);
@@ -265,7 +266,10 @@ pub async fn stream<F: Framing>(
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),
-            (header::HeaderName::from_static("history-item-id"), history_item),
+            (
+                header::HeaderName::from_static("history-item-id"),
+                history_item,
+            ),
         ],
         Body::from_stream(receiver),
     )

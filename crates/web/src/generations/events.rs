@@ -47,8 +47,12 @@ impl JobEvents {
         self.lock().remove(id).map(|sender| Publisher { sender })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GenerationId, mpsc::UnboundedSender<JobEvent>>> {
-        self.senders.lock().expect("the job event map is never poisoned")
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<GenerationId, mpsc::UnboundedSender<JobEvent>>> {
+        self.senders
+            .lock()
+            .expect("the job event map is never poisoned")
     }
 }
 
@@ -113,7 +117,10 @@ mod tests {
         publisher.publish(JobEvent::Audio(vec![0.5; 3]));
         publisher.publish(JobEvent::Succeeded);
         drop(publisher);
-        assert_eq!(subscription.next().await, Some(JobEvent::Audio(vec![0.5; 3])));
+        assert_eq!(
+            subscription.next().await,
+            Some(JobEvent::Audio(vec![0.5; 3]))
+        );
         assert_eq!(subscription.next().await, Some(JobEvent::Succeeded));
         assert_eq!(subscription.next().await, None);
     }

@@ -372,7 +372,9 @@ pub struct AudioQuery {
 /// The stored audio of a generation that has succeeded; 409 while it has not.
 pub fn stored_audio_key(generation: &Generation) -> Result<ObjectKey, ApiError> {
     match (&generation.status, &generation.object_key) {
-        (GenerationStatus::Succeeded, Some(key)) => ObjectKey::parse(key).map_err(ApiError::internal),
+        (GenerationStatus::Succeeded, Some(key)) => {
+            ObjectKey::parse(key).map_err(ApiError::internal)
+        }
         (status, _) => Err(ApiError::Conflict(format!(
             "the audio is not ready: the generation is {}",
             status.as_str()
@@ -383,10 +385,11 @@ pub fn stored_audio_key(generation: &Generation) -> Result<ObjectKey, ApiError> 
 /// Reads a generation's stored WAV back as samples at the engine's rate.
 pub async fn read_stored_audio(state: &AppState, key: &ObjectKey) -> Result<Vec<f32>, ApiError> {
     let wav = state.storage.get(key).await.map_err(storage_error)?;
-    let audio = tokio::task::spawn_blocking(move || resonance_audio::decode(&wav, Some("audio/wav")))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let audio =
+        tokio::task::spawn_blocking(move || resonance_audio::decode(&wav, Some("audio/wav")))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
     Ok(audio.samples)
 }
 
@@ -416,9 +419,10 @@ async fn audio(
     let download = matches!(query.download.as_deref(), Some("1" | "true"));
     if let Some(format) = format {
         let samples = read_stored_audio(&state, &key).await?;
-        let encoded = tokio::task::spawn_blocking(move || resonance_audio::encode(&samples, format))
-            .await
-            .map_err(ApiError::internal)?;
+        let encoded =
+            tokio::task::spawn_blocking(move || resonance_audio::encode(&samples, format))
+                .await
+                .map_err(ApiError::internal)?;
         let mut response = (
             [
                 (header::CONTENT_TYPE, format.content_type()),

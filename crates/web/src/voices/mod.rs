@@ -289,7 +289,11 @@ fn too_large(limit: usize) -> ApiError {
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes (or at once when its
 /// declared length does), so that an oversized upload is never held in memory.
-pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
