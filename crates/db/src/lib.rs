@@ -1,5 +1,5 @@
 //! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`,
-//! `Accounts`),
+//! `Accounts`, `Billing`),
 //! combined into [`Database`], implemented once per backend ([`SqliteDatabase`],
 //! [`PostgresDatabase`]). Every query is one SQL text for both backends (`queries.rs`); only
 //! connection setup and the migrations differ, so the backends behave identically.
@@ -8,6 +8,8 @@
 mod queries;
 #[macro_use]
 mod accounts;
+#[macro_use]
+mod billing;
 
 mod error;
 mod model;
@@ -24,6 +26,7 @@ pub use accounts::{
     Accounts, ApiKey, ApiKeyCredentials, Invite, Member, Membership, NewApiKey, NewInvite,
     NewSession, Session, User, UserCredentials,
 };
+pub use billing::{Billing, DailyUsage, PendingUsage, Plan};
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
@@ -170,7 +173,7 @@ pub trait Usage: Send + Sync {
 
 #[async_trait]
 pub trait Database:
-    Organizations + Voices + Generations + GenerationJobs + Usage + Accounts
+    Organizations + Voices + Generations + GenerationJobs + Usage + Accounts + Billing
 {
     /// Applies the embedded migrations not yet applied; running it again changes nothing.
     async fn migrate(&self) -> Result<(), DbError>;

@@ -115,10 +115,13 @@ impl UsageKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageEvent {
+    /// The ledger row's id; also the event's idempotency key at the billing provider.
+    pub id: i64,
     pub org_id: OrgId,
     pub kind: UsageKind,
     pub quantity: u64,
     pub generation_id: Option<GenerationId>,
+    pub voice_id: Option<VoiceId>,
     pub created_at: OffsetDateTime,
 }
 
@@ -175,8 +178,12 @@ pub struct Paged<T> {
 }
 
 pub(crate) fn now_millis() -> i64 {
+    to_millis(OffsetDateTime::now_utc())
+}
+
+pub(crate) fn to_millis(time: OffsetDateTime) -> i64 {
     // i64 milliseconds cover ±292 million years.
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    (time.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub(crate) fn millis(duration: std::time::Duration) -> i64 {
@@ -369,10 +376,12 @@ impl TryFrom<GenerationRow> for Generation {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UsageEventRow {
+    id: i64,
     org_id: String,
     kind: String,
     quantity: i64,
     generation_id: Option<String>,
+    voice_id: Option<String>,
     created_at: i64,
 }
 
@@ -382,6 +391,7 @@ impl TryFrom<UsageEventRow> for UsageEvent {
     fn try_from(row: UsageEventRow) -> Result<Self, DbError> {
         const T: &str = "usage_events";
         Ok(Self {
+            id: row.id,
             org_id: OrgId::parse(&row.org_id).map_err(|e| DbError::corrupt(T, "org_id", e))?,
             kind: match row.kind.as_str() {
                 "tts_generation" => UsageKind::TtsGeneration,
@@ -396,6 +406,12 @@ impl TryFrom<UsageEventRow> for UsageEvent {
                 .map(GenerationId::parse)
                 .transpose()
                 .map_err(|e| DbError::corrupt(T, "generation_id", e))?,
+            voice_id: row
+                .voice_id
+                .as_deref()
+                .map(VoiceId::parse)
+                .transpose()
+                .map_err(|e| DbError::corrupt(T, "voice_id", e))?,
             created_at: from_millis(T, "created_at", row.created_at)?,
         })
     }

@@ -60,3 +60,4 @@ impl_database!(
     "FOR UPDATE SKIP LOCKED"
 );
 impl_accounts!(PostgresDatabase);
+impl_billing!(PostgresDatabase);

@@ -15,6 +15,39 @@ macro_rules! generation_columns {
     };
 }
 
+macro_rules! usage_event_columns {
+    () => {
+        "e.id, e.org_id, e.kind, e.quantity, e.generation_id, e.voice_id, e.created_at"
+    };
+}
+
+/// In transaction `$tx` of `$db`: records that `$org` consumed `$quantity` of `$kind`
+/// (for generation `$generation` or voice `$voice`, each an `Option<&str>`) at `$now`, and
+/// queues the event for the billing provider.
+macro_rules! record_usage {
+    ($db:expr, $tx:expr, $org:expr, $kind:expr, $quantity:expr, $generation:expr, $voice:expr, $now:expr) => {{
+        let event_id: i64 = sqlx::query_scalar(
+            "INSERT INTO usage_events (org_id, kind, quantity, generation_id, voice_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind($org.as_str())
+        .bind($kind.as_str())
+        .bind($quantity)
+        .bind($generation)
+        .bind($voice)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(|e| $db.error(e))?;
+        sqlx::query("INSERT INTO usage_outbox (usage_event_id, next_attempt_at) VALUES ($1, $2)")
+            .bind(event_id)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await
+            .map_err(|e| $db.error(e))?;
+    }};
+}
+
 /// Voices visible to organization $1, narrowed by category $2, language $3, variant $4 and
 /// name pattern $5 (each NULL for no filter).
 macro_rules! visible_voices {
@@ -88,7 +121,9 @@ macro_rules! impl_database {
                 &self,
                 voice: &$crate::NewVoice,
             ) -> Result<$crate::Voice, $crate::DbError> {
-                sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
+                let now = $crate::model::now_millis();
+                let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+                let created: $crate::Voice = sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
                     "INSERT INTO voices (id, org_id, name, name_folded, description, category, \
                      language, variant, object_key, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
@@ -103,11 +138,26 @@ macro_rules! impl_database {
                 .bind(voice.language.as_str())
                 .bind(voice.owner.variant().as_str())
                 .bind(voice.object_key.as_deref())
-                .bind($crate::model::now_millis())
-                .fetch_one(&self.pool)
+                .bind(now)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| self.error(e))?
-                .try_into()
+                .try_into()?;
+                // SYSTEM voices belong to no organization and are charged to none.
+                if let Some(org) = voice.owner.org_id() {
+                    record_usage!(
+                        self,
+                        tx,
+                        org,
+                        $crate::UsageKind::VoiceCreation,
+                        1_i64,
+                        None::<&str>,
+                        Some(voice.id.as_str()),
+                        now
+                    );
+                }
+                tx.commit().await.map_err(|e| self.error(e))?;
+                Ok(created)
             }
 
             async fn get_voice(
@@ -454,19 +504,17 @@ macro_rules! impl_database {
                     return Ok(None);
                 };
                 let generation: $crate::Generation = row.try_into()?;
-                sqlx::query(
-                    "INSERT INTO usage_events (org_id, kind, quantity, generation_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(generation.org_id.as_str())
-                .bind($crate::UsageKind::TtsGeneration.as_str())
-                // At most 5000 characters.
-                .bind(generation.text.char_count() as i64)
-                .bind(generation.id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
+                record_usage!(
+                    self,
+                    tx,
+                    generation.org_id,
+                    $crate::UsageKind::TtsGeneration,
+                    // At most 5000 characters.
+                    generation.text.char_count() as i64,
+                    Some(generation.id.as_str()),
+                    None::<&str>,
+                    now
+                );
                 tx.commit().await.map_err(|e| self.error(e))?;
                 Ok(Some(generation))
             }
@@ -530,10 +578,11 @@ macro_rules! impl_database {
                 &self,
                 org: &resonance_domain::OrgId,
             ) -> Result<Vec<$crate::UsageEvent>, $crate::DbError> {
-                sqlx::query_as::<_, $crate::model::UsageEventRow>(
-                    "SELECT org_id, kind, quantity, generation_id, created_at FROM usage_events \
-                     WHERE org_id = $1 ORDER BY created_at, id",
-                )
+                sqlx::query_as::<_, $crate::model::UsageEventRow>(concat!(
+                    "SELECT ",
+                    usage_event_columns!(),
+                    " FROM usage_events e WHERE e.org_id = $1 ORDER BY e.created_at, e.id"
+                ))
                 .bind(org.as_str())
                 .fetch_all(&self.pool)
                 .await

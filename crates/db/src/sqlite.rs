@@ -43,3 +43,4 @@ impl SqliteDatabase {
 
 impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
 impl_accounts!(SqliteDatabase);
+impl_billing!(SqliteDatabase);

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use resonance_db::Plan;
+use resonance_web::billing::BillingSettings;
+use resonance_web::billing::polar::{DEFAULT_API_URL, PolarSettings};
 use serde::Deserialize;
 
 /// Settings a flag or environment variable can set; each is optional so the
@@ -59,7 +62,8 @@ pub struct SettingsArgs {
     /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
     #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
     pub voice_upload_max_bytes: Option<usize>,
-    /// Speech engine: chatterbox (native) or remote (the original's inference service)
+    /// Speech engine: chatterbox (native), remote (the original's inference service) or
+    /// none (no generation workers in this process) [default: chatterbox]
     #[arg(long, env = "RESONANCE_ENGINE", global = true)]
     pub engine: Option<String>,
     /// Base URL of the remote inference service (RESONANCE_ENGINE=remote)
@@ -80,6 +84,69 @@ pub struct SettingsArgs {
     /// [default: 1]
     #[arg(long, env = "RESONANCE_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Default plan: characters an organization may speak per calendar month (UTC), or
+    /// `unlimited` [default: unlimited]
+    #[arg(long, env = "RESONANCE_PLAN_CHARACTERS_PER_MONTH", global = true)]
+    pub plan_characters_per_month: Option<Limit>,
+    /// Default plan: custom voices an organization may keep, or `unlimited` [default: unlimited]
+    #[arg(long, env = "RESONANCE_PLAN_VOICE_SLOTS", global = true)]
+    pub plan_voice_slots: Option<Limit>,
+    /// Default plan: generations an organization may have queued or running at once, or
+    /// `unlimited` [default: unlimited]
+    #[arg(long, env = "RESONANCE_PLAN_MAX_CONCURRENT_JOBS", global = true)]
+    pub plan_max_concurrent_jobs: Option<Limit>,
+    /// Polar organization access token; setting it turns on billing with Polar
+    #[arg(
+        long,
+        env = "RESONANCE_POLAR_ACCESS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub polar_access_token: Option<String>,
+    /// Polar product ids, comma-separated: subscriptions to them count, checkout offers them
+    #[arg(
+        long,
+        env = "RESONANCE_POLAR_PRODUCT_IDS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub polar_product_ids: Option<Vec<String>>,
+    /// Polar API base URL; https://sandbox-api.polar.sh for the sandbox [default: https://api.polar.sh]
+    #[arg(long, env = "RESONANCE_POLAR_API_URL", global = true)]
+    pub polar_api_url: Option<String>,
+}
+
+/// A plan limit: a number, or `unlimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "unlimited" => Ok(Self(None)),
+            number => number
+                .parse()
+                .map(|n| Self(Some(n)))
+                .map_err(|_| format!("expected a whole number or `unlimited`, got {s:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(Self(Some(n))),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// The `resonance.toml` file. Keys mirror the flags.
@@ -100,6 +167,26 @@ struct FileSettings {
     workers: Option<usize>,
     #[serde(default)]
     s3: FileS3,
+    #[serde(default)]
+    plan: FilePlan,
+    #[serde(default)]
+    polar: FilePolar,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlan {
+    characters_per_month: Option<Limit>,
+    voice_slots: Option<Limit>,
+    max_concurrent_jobs: Option<Limit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolar {
+    access_token: Option<String>,
+    product_ids: Option<Vec<String>>,
+    api_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,10 +210,12 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
-    /// `None` when no engine is configured.
+    /// `None` for `none`: this process runs no generation workers.
     pub engine: Option<EngineConfig>,
     /// Generation workers `serve` runs in-process.
     pub workers: usize,
+    /// The default plan and, when configured, Polar.
+    pub billing: BillingSettings,
 }
 
 #[derive(Clone)]
@@ -329,8 +418,8 @@ impl Config {
         }
         let engine =
             match args.engine.clone().or(file.engine).as_deref() {
-                None => None,
-                Some("chatterbox") => Some(EngineConfig::Chatterbox {
+                Some("none") => None,
+                None | Some("chatterbox") => Some(EngineConfig::Chatterbox {
                     concurrency: concurrency.unwrap_or(1),
                 }),
                 Some("remote") => {
@@ -362,11 +451,32 @@ impl Config {
                 Some(other) => {
                     return Err(ConfigError::Invalid {
                         key: "RESONANCE_ENGINE (engine)",
-                        expected: "chatterbox or remote",
+                        expected: "chatterbox, remote or none",
                         got: other.to_string(),
                     });
                 }
             };
+        let plan = file.plan;
+        let default_plan = Plan {
+            characters_per_month: args
+                .plan_characters_per_month
+                .or(plan.characters_per_month)
+                .and_then(|limit| limit.0),
+            voice_slots: args
+                .plan_voice_slots
+                .or(plan.voice_slots)
+                .and_then(|limit| limit.0),
+            max_concurrent_jobs: args
+                .plan_max_concurrent_jobs
+                .or(plan.max_concurrent_jobs)
+                .and_then(|limit| limit.0),
+        };
+        let billing = BillingSettings {
+            default_plan,
+            polar: polar_settings(args, file.polar)?,
+            ..BillingSettings::default()
+        };
+
         Ok(Self {
             bind,
             data_dir,
@@ -378,8 +488,51 @@ impl Config {
             voice_upload_max_bytes,
             engine,
             workers: args.workers.or(file.workers).unwrap_or(1),
+            billing,
         })
     }
+}
+
+/// Polar when an access token is configured; it then needs product ids.
+fn polar_settings(
+    args: &SettingsArgs,
+    file: FilePolar,
+) -> Result<Option<PolarSettings>, ConfigError> {
+    let Some(access_token) = args.polar_access_token.clone().or(file.access_token) else {
+        return Ok(None);
+    };
+    let product_ids: Vec<String> = args
+        .polar_product_ids
+        .clone()
+        .or(file.product_ids)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+        .collect();
+    if product_ids.is_empty() {
+        return Err(ConfigError::Missing {
+            key: "RESONANCE_POLAR_PRODUCT_IDS (polar.product_ids)",
+            why: "required when a Polar access token is configured",
+        });
+    }
+    let api_url = args
+        .polar_api_url
+        .clone()
+        .or(file.api_url)
+        .unwrap_or_else(|| DEFAULT_API_URL.to_string());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(ConfigError::Invalid {
+            key: "RESONANCE_POLAR_API_URL (polar.api_url)",
+            expected: "an http:// or https:// URL",
+            got: api_url,
+        });
+    }
+    Ok(Some(PolarSettings {
+        access_token,
+        product_ids,
+        api_url,
+    }))
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileSettings, ConfigError> {
@@ -533,7 +686,77 @@ mod tests {
             ..args()
         })
         .unwrap_err();
-        assert!(err.to_string().contains("chatterbox or remote"), "{err}");
+        assert!(
+            err.to_string().contains("chatterbox, remote or none"),
+            "{err}"
+        );
+        assert!(matches!(
+            Config::load(&args()).unwrap().engine,
+            Some(EngineConfig::Chatterbox { concurrency: 1 })
+        ));
+        let none = Config::load(&SettingsArgs {
+            engine: Some("none".into()),
+            ..args()
+        });
+        assert!(none.unwrap().engine.is_none());
+    }
+
+    #[test]
+    fn the_default_plan_is_unlimited_and_set_by_file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            data_dir: Some(dir.path().into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.billing.default_plan, Plan::default());
+        assert!(cfg.billing.polar.is_none());
+
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(
+            &file,
+            "[plan]\ncharacters_per_month = 100000\nvoice_slots = 3\nmax_concurrent_jobs = \"unlimited\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file),
+            plan_voice_slots: Some("unlimited".parse().unwrap()),
+            plan_max_concurrent_jobs: Some("2".parse().unwrap()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(
+            cfg.billing.default_plan,
+            Plan {
+                characters_per_month: Some(100_000),
+                voice_slots: None,
+                max_concurrent_jobs: Some(2),
+            }
+        );
+        assert!("-3".parse::<Limit>().is_err());
+    }
+
+    #[test]
+    fn polar_needs_product_ids_and_hides_its_token() {
+        let err = Config::load(&SettingsArgs {
+            polar_access_token: Some("polar_oat_secret".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("RESONANCE_POLAR_PRODUCT_IDS"),
+            "{err}"
+        );
+        let cfg = Config::load(&SettingsArgs {
+            polar_access_token: Some("polar_oat_secret".into()),
+            polar_product_ids: Some(vec!["prod_a".into(), " ".into()]),
+            ..args()
+        })
+        .unwrap();
+        let polar = cfg.billing.polar.as_ref().unwrap();
+        assert_eq!(polar.product_ids, ["prod_a"]);
+        assert_eq!(polar.api_url, "https://api.polar.sh");
+        assert!(!format!("{cfg:?}").contains("polar_oat_secret"));
     }
 
     #[test]

@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn downloads_every_file_after_a_failed_attempt() {
+    async fn a_failed_download_resumes_where_it_stopped() {
         let (files, layout) = tiny_checkpoint();
         let t3_len = files[checkpoint::T3_WEIGHTS].len();
         let chunk = 64 << 10;
@@ -287,6 +287,27 @@ mod tests {
             .unwrap();
         assert_eq!(done, vec![checkpoint::T3_WEIGHTS]);
         assert!(first_try > 0);
+        // The second attempt starts with a probe (bytes 0-0), then resumes at the chunk that
+        // failed: nothing before it is fetched again. (hf-hub leaves the first attempt's
+        // other chunk requests running, so they interleave.)
+        let t3_requests: Vec<(usize, usize)> = hub
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _, _)| f == checkpoint::T3_WEIGHTS)
+            .map(|(_, start, end)| (*start, *end))
+            .collect();
+        let second_probe = t3_requests
+            .iter()
+            .rposition(|r| *r == (0, 0))
+            .expect("a second attempt");
+        let resumed = &t3_requests[second_probe + 1..];
+        assert!(
+            resumed.contains(&(5 * chunk, 6 * chunk - 1)),
+            "{t3_requests:?}"
+        );
+        assert!(resumed.iter().all(|r| r.0 >= 5 * chunk), "{t3_requests:?}");
         for (file, bytes) in &files {
             assert_eq!(
                 &std::fs::read(model_dir.path().join(file)).unwrap(),

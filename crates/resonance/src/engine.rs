@@ -2,18 +2,31 @@
 //! shared by every request, synthesizing on blocking threads behind
 //! [`QueuedEngine`]. A voice reaches the model as its [`Conditionals`], which a
 //! [`VoiceConditioning`] provider supplies (the platform computes them from the
-//! voice's reference audio and caches them; [`BuiltinVoices`] holds voices
-//! already computed, such as the checkpoint's built-in one).
+//! voice's reference audio and caches them, [`StoredVoiceConditioning`];
+//! [`BuiltinVoices`] holds voices already computed, for the command line).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use anyhow::Context;
+use bytes::Bytes;
+use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::t3::SamplingParams;
-use chatterbox::tts::{ChatterboxTurbo, SynthesisError, SynthesisOptions};
+use chatterbox::tts::{BUILTIN_VOICE_NAME, ChatterboxTurbo, SynthesisError, SynthesisOptions};
+use chatterbox::voice_conditioner::VoiceConditioner;
+use resonance_audio::wav::encode_wav_pcm16;
+use resonance_db::{Database, NewVoice};
+use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
 use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
 use resonance_engine::queue::{QueuedEngine, Synthesizer};
-use resonance_engine::{EngineError, Speech, SynthesisParams, SynthesisRequest, VoiceRef};
+use resonance_engine::{
+    EngineError, SAMPLE_RATE, Speech, SynthesisParams, SynthesisRequest, VoiceRef,
+};
+use resonance_storage::{ObjectKey, Storage};
+
+use crate::voice_cache::StoredVoiceConditioning;
 
 pub const ENGINE_NAME: &str = "chatterbox";
 
@@ -85,6 +98,94 @@ pub fn synthesis_options(params: &SynthesisParams) -> SynthesisOptions {
         },
         seed: params.seed.unwrap_or_else(rand::random),
     }
+}
+
+/// What the checkpoint's built-in voice says as its sample in the voice library.
+const BUILTIN_SAMPLE_TEXT: &str =
+    "Hello! This is the default voice of Resonance. Type anything and I will say it.";
+
+/// Loads the checkpoint in `model_dir` (on a blocking thread) and starts the engine, which
+/// conditions library voices through `storage` ([`StoredVoiceConditioning`]). The
+/// checkpoint's built-in voice becomes the SYSTEM voice [`BUILTIN_VOICE_NAME`] the first
+/// time, with a sample spoken by it.
+pub async fn start_native(
+    model_dir: &Path,
+    concurrency: usize,
+    db: &dyn Database,
+    storage: &Storage,
+) -> anyhow::Result<QueuedEngine> {
+    let dir = model_dir.to_path_buf();
+    let (model, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let cfg = ChatterboxTurbo::config_for(&dir)?;
+        let device = Device::Cpu;
+        let model = ChatterboxTurbo::load(&dir, &cfg, &device)?;
+        let conditioner = VoiceConditioner::load(&dir, &cfg, &device)?;
+        Ok((Arc::new(model), conditioner))
+    })
+    .await
+    .context("loading the model panicked")??;
+    let voices = Arc::new(StoredVoiceConditioning::new(
+        conditioner,
+        storage.clone(),
+        tokio::runtime::Handle::current(),
+        model.device().clone(),
+    ));
+    install_builtin_voice(&model, &voices, db, storage).await?;
+    Ok(ChatterboxSynthesizer::new(model, voices).start(concurrency, QUEUE_CAPACITY))
+}
+
+/// Requests waiting for a synthesis slot; generation workers wait beyond it.
+const QUEUE_CAPACITY: usize = 64;
+
+async fn install_builtin_voice(
+    model: &Arc<ChatterboxTurbo>,
+    voices: &StoredVoiceConditioning,
+    db: &dyn Database,
+    storage: &Storage,
+) -> anyhow::Result<()> {
+    let Some(conditionals) = model.builtin_voice() else {
+        return Ok(());
+    };
+    let installed = db.all_voices().await?.into_iter().any(|voice| {
+        voice.owner == VoiceOwner::System && voice.name.as_str() == BUILTIN_VOICE_NAME
+    });
+    if installed {
+        return Ok(());
+    }
+    let speaker = model.clone();
+    let voice = conditionals.clone();
+    let sample = tokio::task::spawn_blocking(move || {
+        speaker.synthesize(BUILTIN_SAMPLE_TEXT, &voice, &SynthesisOptions::seeded(0))
+    })
+    .await
+    .context("speaking the built-in voice's sample panicked")?
+    .context("speaking the built-in voice's sample")?;
+    let id = VoiceId::new();
+    voices.insert(&id, conditionals).await?;
+    let key = ObjectKey::system_voice(&id);
+    storage
+        .put(
+            &key,
+            Bytes::from(encode_wav_pcm16(&sample, SAMPLE_RATE)),
+            "audio/wav",
+        )
+        .await?;
+    db.create_voice(&NewVoice {
+        id,
+        owner: VoiceOwner::System,
+        name: VoiceName::parse(BUILTIN_VOICE_NAME)?,
+        description: Some(VoiceDescription::parse(
+            "The built-in voice of the Chatterbox Turbo checkpoint.",
+        )?),
+        category: VoiceCategory::General,
+        language: Language::default(),
+        object_key: Some(key.as_str().to_string()),
+    })
+    .await?;
+    tracing::info!(
+        "installed the checkpoint's built-in voice as the system voice \"{BUILTIN_VOICE_NAME}\""
+    );
+    Ok(())
 }
 
 impl Synthesizer for ChatterboxSynthesizer {

@@ -4,8 +4,10 @@ mod config;
 mod download;
 mod engine;
 mod model;
+mod orgs;
 mod say;
 mod serve;
+mod voice_cache;
 mod voices;
 
 use std::process::ExitCode;
@@ -46,6 +48,9 @@ enum Command {
     /// Object storage maintenance (operator)
     #[command(subcommand)]
     Storage(voices::StorageCommand),
+    /// Organization plans (operator)
+    #[command(subcommand)]
+    Orgs(orgs::OrgsCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
             Command::Say(args) => say::run(args, &cli.settings).await,
             Command::Voices(cmd) => voices::voices(&cli.settings, cmd).await,
             Command::Storage(cmd) => voices::storage(&cli.settings, cmd).await,
+            Command::Orgs(cmd) => orgs::run(&cli.settings, cmd).await,
         }
     });
     match result {

@@ -11,7 +11,10 @@ use chatterbox::conditionals::Conditionals;
 use chatterbox::tts::ChatterboxTurbo;
 use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
+use resonance_domain::VoiceOwner;
 use resonance_engine::{SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
+
+use resonance_storage::ObjectKey;
 
 use crate::config::{Config, SettingsArgs};
 use crate::download::{DownloadOptions, manual_instructions, missing_files};
@@ -24,7 +27,8 @@ const BUILTIN_VOICE: &str = "default";
 pub struct SayArgs {
     /// Text to speak; paralinguistic tags like [chuckle] or [sigh] are voiced
     pub text: String,
-    /// Voice to speak in (the checkpoint's built-in voice is "default")
+    /// Voice to speak in: "default" (the checkpoint's built-in voice) or the name of a
+    /// system voice of the library
     #[arg(long, default_value = BUILTIN_VOICE)]
     pub voice: String,
     /// Clone the voice of this recording instead (WAV, MP3, FLAC, Ogg, M4A; more than 5 s)
@@ -48,20 +52,26 @@ pub struct SayArgs {
 
 pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(settings)?;
-    if !args.voice.eq_ignore_ascii_case(BUILTIN_VOICE) {
-        anyhow::bail!(
-            "unknown voice {:?}: the command line offers the built-in voice \"{BUILTIN_VOICE}\"",
-            args.voice
-        );
-    }
+    let library_voice = if args.voice.eq_ignore_ascii_case(BUILTIN_VOICE) {
+        None
+    } else {
+        Some(system_voice_audio(&config, &args.voice).await?)
+    };
     let started = Instant::now();
     let model_dir = config.model_dir.clone();
     let model = tokio::task::spawn_blocking(move || load(&model_dir))
         .await
         .context("model loading panicked")??;
-    let voice = match &args.voice_file {
-        Some(path) => clone_voice(path, &config.model_dir).await?,
-        None => model.builtin_voice().with_context(|| {
+    let voice = match (&args.voice_file, library_voice) {
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            clone_voice(bytes, &config.model_dir)
+                .await
+                .with_context(|| format!("cannot clone the voice of {}", path.display()))?
+        }
+        (None, Some(audio)) => clone_voice(audio, &config.model_dir).await?,
+        (None, None) => model.builtin_voice().with_context(|| {
             format!(
                 "the checkpoint in {} has no built-in voice (conds.pt)",
                 config.model_dir.display()
@@ -102,11 +112,37 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// The reference audio of the library's SYSTEM voice called `name` (any case).
+async fn system_voice_audio(config: &Config, name: &str) -> anyhow::Result<bytes::Bytes> {
+    let db = crate::serve::connect_db(config).await?;
+    let system: Vec<_> = db
+        .all_voices()
+        .await?
+        .into_iter()
+        .filter(|v| v.owner == VoiceOwner::System)
+        .collect();
+    let Some(voice) = system
+        .iter()
+        .find(|v| v.name.as_str().eq_ignore_ascii_case(name))
+    else {
+        let names: Vec<&str> = system.iter().map(|v| v.name.as_str()).collect();
+        anyhow::bail!(
+            "no system voice is called {name:?}; the library has: {BUILTIN_VOICE} (built in){}",
+            names.iter().map(|n| format!(", {n}")).collect::<String>()
+        );
+    };
+    let key = voice
+        .object_key
+        .as_deref()
+        .with_context(|| format!("the voice {name:?} has no audio yet"))?;
+    let storage = crate::serve::open_storage(config)?;
+    Ok(storage.get(&ObjectKey::parse(key)?).await?)
+}
+
 /// Computes a voice's conditioning from a reference recording.
-async fn clone_voice(path: &Path, model_dir: &Path) -> anyhow::Result<Conditionals> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let audio = resonance_audio::decode(&bytes, None)
-        .with_context(|| format!("cannot decode {}", path.display()))?;
+async fn clone_voice(bytes: impl AsRef<[u8]>, model_dir: &Path) -> anyhow::Result<Conditionals> {
+    let audio =
+        resonance_audio::decode(bytes.as_ref(), None).context("cannot decode the recording")?;
     let model_dir = model_dir.to_path_buf();
     tokio::task::spawn_blocking(move || -> anyhow::Result<Conditionals> {
         let cfg = ChatterboxTurbo::config_for(&model_dir)?;

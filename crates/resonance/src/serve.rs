@@ -1,5 +1,6 @@
 //! `resonance serve`, `resonance worker` and `resonance migrate`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -8,12 +9,17 @@ use resonance_db::Database;
 use resonance_storage::Storage;
 use resonance_web::AppState;
 use resonance_web::auth::AuthSettings;
+use resonance_web::billing::Billing;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, EngineConfig, LogFormat, SettingsArgs, StorageConfig, redact_url};
+use chatterbox::weights::CheckpointManifest;
 use resonance_engine::SpeechEngine;
 use resonance_engine::remote::RemoteEngine;
 use resonance_web::generations::worker::{Worker, WorkerSettings};
+
+use crate::config::{Config, EngineConfig, LogFormat, SettingsArgs, StorageConfig, redact_url};
+use crate::download::{self, DownloadOptions};
+use crate::engine;
 
 pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args)?;
@@ -22,20 +28,24 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {} (RESONANCE_BIND)", config.bind))?;
-    let workers = match (config.workers, speech_engine(&config)?) {
-        (0, _) => Vec::new(),
-        (count, Some(engine)) => worker(&state, engine).spawn(&worker_name("serve"), count),
-        (_, None) => {
-            tracing::warn!(
-                "{NO_ENGINE}; generations stay queued until a worker with an engine runs"
-            );
-            Vec::new()
-        }
+    let workers = if config.workers == 0 {
+        tracing::info!("no generation workers in this process (RESONANCE_WORKERS=0)");
+        None
+    } else {
+        let (config, state) = (config.clone(), state.clone());
+        Some(tokio::spawn(async move {
+            // The API serves meanwhile; jobs wait in the queue.
+            if let Err(e) = run_workers(&config, &state, "serve").await {
+                tracing::error!("generation workers cannot start: {e:#}");
+            }
+        }))
     };
     let server = resonance_web::serve(listener, state, shutdown_signal())?;
-    tracing::info!(addr = %server.addr, workers = workers.len(), "Resonance is serving on http://{}", server.addr);
+    tracing::info!(addr = %server.addr, "Resonance is serving on http://{}", server.addr);
     server.task.await.context("server task")??;
-    workers.iter().for_each(|w| w.abort());
+    if let Some(workers) = workers {
+        workers.abort();
+    }
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
 }
@@ -45,22 +55,51 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
 pub async fn worker_only(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args)?;
     init_logging(config.log_format);
-    let engine = speech_engine(&config)?.ok_or_else(|| anyhow::anyhow!(NO_ENGINE))?;
-    let count = config.workers.max(1);
+    anyhow::ensure!(
+        config.engine.is_some(),
+        "RESONANCE_ENGINE=none: a worker needs an engine (chatterbox or remote)"
+    );
+    let config = Config {
+        workers: config.workers.max(1),
+        ..config
+    };
     let state = open(&config).await?;
-    let workers = worker(&state, engine).spawn(&worker_name("worker"), count);
-    tracing::info!(workers = workers.len(), "generation workers running");
-    shutdown_signal().await;
-    // A job cut short here is re-run by another worker once its lease expires.
-    workers.iter().for_each(|w| w.abort());
+    tokio::select! {
+        result = run_workers(&config, &state, "worker") => result?,
+        // A job cut short here is re-run by another worker once its lease expires.
+        _ = shutdown_signal() => {}
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-const NO_ENGINE: &str = "no speech engine is configured: set RESONANCE_ENGINE=remote with \
-     RESONANCE_REMOTE_URL and RESONANCE_REMOTE_API_KEY, or RESONANCE_ENGINE=chatterbox with the \
-     model downloaded (`resonance model download`)";
+/// Starts the configured engine, then runs `config.workers` generation workers until the
+/// future is dropped, which stops them.
+async fn run_workers(config: &Config, state: &AppState, role: &str) -> anyhow::Result<()> {
+    let Some(engine) = speech_engine(config, state).await? else {
+        tracing::info!(
+            "no speech engine (RESONANCE_ENGINE=none): generations wait for a `resonance worker`"
+        );
+        return Ok(());
+    };
+    let workers = StopOnDrop(worker(state, engine).spawn(&worker_name(role), config.workers));
+    tracing::info!(workers = workers.0.len(), "generation workers running");
+    std::future::pending::<()>().await;
+    drop(workers);
+    Ok(())
+}
 
-fn speech_engine(config: &Config) -> anyhow::Result<Option<Arc<dyn SpeechEngine>>> {
+struct StopOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+async fn speech_engine(
+    config: &Config,
+    state: &AppState,
+) -> anyhow::Result<Option<Arc<dyn SpeechEngine>>> {
     match &config.engine {
         None => Ok(None),
         Some(EngineConfig::Remote {
@@ -72,11 +111,39 @@ fn speech_engine(config: &Config) -> anyhow::Result<Option<Arc<dyn SpeechEngine>
             api_key,
             *concurrency,
         )))),
-        Some(EngineConfig::Chatterbox { .. }) => anyhow::bail!(
-            "RESONANCE_ENGINE=chatterbox: the native engine is not part of this build yet; \
-             use RESONANCE_ENGINE=remote"
-        ),
+        Some(EngineConfig::Chatterbox { concurrency }) => {
+            ensure_model(&config.model_dir).await?;
+            let engine = engine::start_native(
+                &config.model_dir,
+                *concurrency,
+                state.db.as_ref(),
+                &state.storage,
+            )
+            .await
+            .with_context(|| format!("loading the model from {}", config.model_dir.display()))?;
+            Ok(Some(Arc::new(engine)))
+        }
     }
+}
+
+/// Downloads the checkpoint when files are missing (once; later starts find it).
+async fn ensure_model(model_dir: &Path) -> anyhow::Result<()> {
+    if download::missing_files(model_dir).is_empty() {
+        return Ok(());
+    }
+    let options = DownloadOptions {
+        progress: false,
+        ..DownloadOptions::from_env()
+    };
+    tracing::info!(
+        "the model is not in {}; downloading {} from {} (RESONANCE_ENGINE=none skips this)",
+        model_dir.display(),
+        chatterbox::checkpoint::REPO_ID,
+        options.endpoint
+    );
+    download::download(model_dir, &CheckpointManifest::official(), &options).await?;
+    tracing::info!("model downloaded");
+    Ok(())
 }
 
 fn worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
@@ -113,6 +180,7 @@ async fn open(config: &Config) -> anyhow::Result<AppState> {
     let storage = open_storage(config)?;
     let mut state = AppState::new(db, storage, auth_settings(config));
     state.voice_upload_max_bytes = config.voice_upload_max_bytes;
+    state.billing = Arc::new(Billing::new(config.billing.clone()));
     Ok(state)
 }
 

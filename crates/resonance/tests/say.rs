@@ -155,3 +155,62 @@ fn say_clones_the_voice_of_a_recording() {
         String::from_utf8_lossy(&short.stderr)
     );
 }
+
+#[test]
+fn say_speaks_in_a_system_voice_of_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("tiny-model");
+    chatterbox::testing::write_tiny_checkpoint(&model_dir).unwrap();
+    let clip = resonance_testkit::audio::speech_like(12.0, 0.5, 9);
+    std::fs::write(
+        dir.path().join("aaron.wav"),
+        resonance_audio::wav::encode_wav_pcm16(&clip, 24_000),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("voices.toml"),
+        "[[voice]]\nfile = \"aaron.wav\"\nname = \"Aaron\"\ncategory = \"NARRATIVE\"\nlanguage = \"en-US\"\n",
+    )
+    .unwrap();
+    let resonance = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_resonance"))
+            .current_dir(dir.path())
+            .env_remove("RESONANCE_CONFIG")
+            .env_remove("DATABASE_URL")
+            .args(["--data-dir", "data", "--model-dir"])
+            .arg(&model_dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let imported = resonance(&["voices", "import", "--system", "voices.toml"]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+
+    let spoken = resonance(&[
+        "say",
+        "Hi.",
+        "--voice",
+        "aaron",
+        "--out",
+        "aaron-says.wav",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        spoken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spoken.stderr)
+    );
+    let (spec, samples) = read_wav(&dir.path().join("aaron-says.wav"));
+    assert_eq!(spec.sample_rate, 24_000);
+    assert!(samples.iter().any(|&s| s != 0), "silent output");
+
+    let unknown = resonance(&["say", "Hi.", "--voice", "Nobody", "--out", "x.wav"]);
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("Nobody") && err.contains("Aaron"), "{err}");
+}

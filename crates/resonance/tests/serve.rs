@@ -1,65 +1,12 @@
 //! The real `resonance` binary: start-up, health, readiness, bad configuration,
 //! graceful shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-struct Server {
-    child: Child,
-    base: String,
-    _data: tempfile::TempDir,
-}
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn resonance() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resonance"));
-    cmd.env_remove("DATABASE_URL")
-        .env("RESONANCE_LOG_FORMAT", "pretty")
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-/// Starts `resonance serve` on port 0 and reads the address it logs.
-fn start(envs: &[(&str, &str)]) -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = resonance()
-        .arg("serve")
-        .env("RESONANCE_BIND", "127.0.0.1:0")
-        .env("RESONANCE_DATA_DIR", data.path())
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("http://") {
-                let addr: String = line[at..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server did not log its address");
-    Server {
-        child,
-        base,
-        _data: data,
-    }
-}
+use support::{resonance, start};
 
 #[tokio::test]
 async fn serves_health_and_readiness_on_embedded_defaults() {
@@ -76,7 +23,7 @@ async fn serves_health_and_readiness_on_embedded_defaults() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"]["status"], "ok");
     assert_eq!(body["checks"]["storage"]["status"], "ok");
-    assert!(server._data.path().join("resonance.db").exists());
+    assert!(server.data.path().join("resonance.db").exists());
 }
 
 #[tokio::test]
@@ -268,4 +215,20 @@ fn unreachable_database_fails_start() {
     let err = run_failing(&["serve"], &[("DATABASE_URL", url.as_str())]);
     assert!(err.contains("cannot connect to the database"), "{err}");
     assert!(!err.contains("secret-pw"), "password leaked: {err}");
+}
+
+#[tokio::test]
+async fn without_the_model_it_serves_and_says_how_to_get_it() {
+    let server = start(&[]);
+    assert!(
+        server.wait_for_log("generation workers cannot start", Duration::from_secs(30)),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    assert!(server.logged("download these files by hand"));
+    assert!(server.logged("/ResembleAI/chatterbox-turbo/resolve/main/t3_turbo_v1.safetensors"));
+    let health = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }

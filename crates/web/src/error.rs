@@ -27,8 +27,15 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    #[error("{0}")]
+    QuotaExceeded(crate::billing::QuotaExceeded),
+    #[error("this organization needs an active subscription; subscribe on the billing page")]
+    SubscriptionRequired,
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// The billing provider failed; the detail is logged, not shown.
+    #[error("billing is unavailable right now; try again shortly")]
+    BillingUnavailable(String),
     #[error("the audio storage is unavailable; try again shortly")]
     BadGateway(String),
     #[error("internal error")]
@@ -52,7 +59,10 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::QuotaExceeded(_) => (StatusCode::PAYMENT_REQUIRED, "QUOTA_EXCEEDED"),
+            Self::SubscriptionRequired => (StatusCode::FORBIDDEN, "SUBSCRIPTION_REQUIRED"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            Self::BillingUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "BILLING_UNAVAILABLE"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "STORAGE_UNAVAILABLE"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
@@ -80,13 +90,19 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(source) => tracing::error!(error = %source, "internal error"),
             Self::BadGateway(detail) => tracing::error!(%detail, "object storage failure"),
+            Self::BillingUnavailable(detail) => {
+                tracing::error!(%detail, "billing provider failure")
+            }
             _ => {}
         }
-        let mut response = (
-            status,
-            Json(json!({ "error": { "code": code, "message": self.to_string() } })),
-        )
-            .into_response();
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let Self::QuotaExceeded(quota) = &self
+            && let (Some(error), Ok(serde_json::Value::Object(details))) =
+                (error.as_object_mut(), serde_json::to_value(quota))
+        {
+            error.extend(details);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let Self::TooManyRequests { retry_after } = &self {
             response
                 .headers_mut()

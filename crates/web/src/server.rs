@@ -17,8 +17,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Auth, AuthSettings};
+use crate::billing::Billing;
 use crate::generations::events::JobEvents;
-use crate::{api_keys, auth, compat, generations, health, members, objects, orgs, pages, voices};
+use crate::{
+    api_keys, auth, billing, compat, generations, health, members, objects, orgs, pages, voices,
+};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -30,6 +33,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Largest accepted voice upload; larger bodies are refused while they stream in.
     pub voice_upload_max_bytes: usize,
+    /// Plans, quotas and the billing provider; unlimited and without one by default.
+    pub billing: Arc<Billing>,
     /// Raised when a generation is queued, to wake this process's idle workers (workers in
     /// other processes find it by polling).
     pub new_jobs: Arc<Notify>,
@@ -47,6 +52,7 @@ impl AppState {
             storage,
             auth: Arc::new(Auth::new(auth)),
             voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
+            billing: Arc::new(Billing::default()),
             new_jobs: Arc::default(),
             job_events: JobEvents::default(),
         }
@@ -63,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::routes())
         .merge(members::routes())
         .merge(voices::routes::<auth::Caller>())
+        .merge(billing::routes())
         .merge(generations::routes())
         .merge(compat::routes())
         .merge(pages::routes())
@@ -89,21 +96,26 @@ pub struct RunningServer {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish.
+/// requests finish. Delivers the usage outbox to Polar meanwhile when Polar is configured.
 pub fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    let outbox = state.billing.spawn_outbox(Arc::clone(&state.db));
     let app = router(state);
     let task = tokio::spawn(async move {
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        if let Some(outbox) = outbox {
+            outbox.abort();
+        }
+        served
     });
     Ok(RunningServer { addr, task })
 }

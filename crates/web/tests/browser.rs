@@ -5,11 +5,14 @@
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use resonance_db::{Database, Plan};
 use resonance_storage::{Storage, UrlSigningSecret};
+use resonance_web::billing::{Billing, BillingSettings};
 use resonance_web::{AppState, RunningServer};
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -23,6 +26,7 @@ const PHONE: (u32, u32) = (390, 844);
 struct Browser {
     client: Client,
     base: String,
+    db: Arc<dyn Database>,
     _server: RunningServer,
     _stop_server: oneshot::Sender<()>,
     _chromedriver: Child,
@@ -31,6 +35,10 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Self::start_with_billing(Billing::default()).await
+    }
+
+    async fn start_with_billing(billing: Billing) -> Browser {
         let data = tempfile::tempdir().unwrap();
         let db = resonance_db::connect(&format!("sqlite://{}/resonance.db", data.path().display()))
             .await
@@ -40,13 +48,11 @@ impl Browser {
         let storage = Storage::local(data.path().join("objects"), secret).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = resonance_web::serve(
-            listener,
-            AppState::new(db, storage, Default::default()),
-            async {
-                let _ = stopped.await;
-            },
-        )
+        let mut state = AppState::new(db.clone(), storage, Default::default());
+        state.billing = Arc::new(billing);
+        let server = resonance_web::serve(listener, state, async {
+            let _ = stopped.await;
+        })
         .unwrap();
         let base = format!("http://{}", server.addr);
 
@@ -90,11 +96,66 @@ impl Browser {
         Browser {
             client,
             base,
+            db,
             _server: server,
             _stop_server: stop_server,
             _chromedriver: chromedriver,
             _dirs: vec![data, profile],
         }
+    }
+
+    /// Signs up and in over the API, creates an organization, and gives the browser the
+    /// session; returns the organization's id.
+    async fn signed_in_with_org(&self) -> resonance_domain::OrgId {
+        let http = reqwest::Client::new();
+        let credentials =
+            json!({ "email": "ada@example.com", "password": "correct horse battery staple" });
+        let signed_up = http
+            .post(format!("{}/api/auth/sign-up", self.base))
+            .header("origin", &self.base)
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_up.status(), 202);
+        let signed_in = http
+            .post(format!("{}/api/auth/sign-in", self.base))
+            .header("origin", &self.base)
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+        let token = signed_in
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('='))
+            .find(|(name, _)| *name == resonance_web::auth::SESSION_COOKIE)
+            .map(|(_, value)| value.to_string())
+            .expect("signing in sets the session cookie");
+        let org: serde_json::Value = http
+            .post(format!("{}/api/orgs", self.base))
+            .header("origin", &self.base)
+            .header(
+                "cookie",
+                format!("{}={token}", resonance_web::auth::SESSION_COOKIE),
+            )
+            .json(&json!({ "name": "Acme" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.open("/sign-in").await;
+        self.client
+            .execute(
+                "document.cookie = `${arguments[0]}=${arguments[1]}; path=/`;",
+                vec![json!(resonance_web::auth::SESSION_COOKIE), json!(token)],
+            )
+            .await
+            .unwrap();
+        resonance_domain::OrgId::parse(org["id"].as_str().unwrap()).unwrap()
     }
 
     async fn open(&self, path: &str) {
@@ -254,5 +315,115 @@ async fn unknown_pages_say_what_to_do_next() {
         action.attr("href").await.unwrap().as_deref(),
         Some("/history")
     );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_billing_page_shows_this_month_against_the_plan() {
+    let browser = Browser::start_with_billing(Billing::new(BillingSettings {
+        default_plan: Plan {
+            characters_per_month: Some(1000),
+            voice_slots: Some(3),
+            max_concurrent_jobs: None,
+        },
+        ..Default::default()
+    }))
+    .await;
+    let org = browser.signed_in_with_org().await;
+    let voice = browser
+        .db
+        .create_voice(&resonance_db::NewVoice {
+            id: resonance_domain::VoiceId::new(),
+            owner: resonance_domain::VoiceOwner::System,
+            name: resonance_domain::VoiceName::parse("Narrator").unwrap(),
+            description: None,
+            category: Default::default(),
+            language: Default::default(),
+            object_key: Some("voices/system/narrator".into()),
+        })
+        .await
+        .unwrap();
+    let generation = browser
+        .db
+        .create_generation(&resonance_db::NewGeneration {
+            id: resonance_domain::GenerationId::new(),
+            org_id: org.clone(),
+            voice_id: voice.id,
+            text: resonance_domain::GenerationText::parse("Hello there.").unwrap(),
+            params: Default::default(),
+            seed: None,
+        })
+        .await
+        .unwrap();
+    browser
+        .db
+        .claim_generation("worker", Duration::from_secs(60))
+        .await
+        .unwrap();
+    browser
+        .db
+        .complete_generation(&generation.id, "worker", "generations/x")
+        .await
+        .unwrap()
+        .unwrap();
+
+    browser.open("/billing").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-day-chart]').getAttribute('aria-busy') === 'false'",
+        )
+        .await;
+    assert_eq!(
+        browser.text_of("[data-characters-text]").await,
+        "12 of 1,000"
+    );
+    let fill: String = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-characters-fill]').style.width;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fill, "1.2%");
+    let bars = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('.day-bar').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let days = resonance_web::billing::Period::containing(time::OffsetDateTime::now_utc())
+        .days()
+        .count();
+    assert_eq!(bars, json!(days));
+    let tallest = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.day-bar-fill')].filter((bar) => parseFloat(bar.style.height) === 100).length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tallest, json!(1), "today's bar is the tallest");
+    assert_eq!(browser.text_of("[data-limit-characters]").await, "1,000");
+    assert_eq!(browser.text_of("[data-limit-voices]").await, "0 of 3");
+    assert_eq!(browser.text_of("[data-limit-jobs]").await, "Unlimited");
+    assert!(
+        browser
+            .find("[data-billing-disabled]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap(),
+        "without Polar the page says billing is off"
+    );
+    let nav = browser.find("nav a[aria-current=page]").await;
+    assert_eq!(nav.attr("href").await.unwrap().as_deref(), Some("/billing"));
+    browser.screenshot("billing").await;
     browser.close().await;
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use resonance_db::UsageKind;
+use resonance_db::{Plan, UsageKind};
 use resonance_domain::OrgId;
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
 use resonance_web::generations::events::JobEvents;
@@ -732,4 +732,67 @@ async fn generation_audio_is_encoded_on_request() {
             .contains("format"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn the_plan_shows_in_the_subscription_and_quotas_refuse_in_each_peers_shape() {
+    let w = tone_world().await;
+    let org = OrgId::parse(&w.org).unwrap();
+    let plan = Plan {
+        characters_per_month: Some(50),
+        voice_slots: Some(1),
+        max_concurrent_jobs: None,
+    };
+    w.app.db().set_org_plan(&org, &plan).await.unwrap();
+    let subscription: Value = w
+        .xi()
+        .get(w.app.url("/v1/user/subscription"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subscription["character_limit"], 50);
+    assert_eq!(subscription["voice_limit"], 1);
+    assert_eq!(subscription["voice_slots_used"], 1);
+
+    let text = "Forty characters of text, more or less..";
+    let tts = || {
+        w.xi()
+            .post(w.app.url(&format!("/v1/text-to-speech/{}", w.voice)))
+            .json(&json!({ "text": text }))
+            .send()
+    };
+    assert_eq!(tts().await.unwrap().status(), 200);
+    let refused = tts().await.unwrap();
+    assert_eq!(refused.status(), 402);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["detail"]["status"], "quota_exceeded");
+    assert!(
+        error["detail"]["message"].as_str().unwrap().contains("50"),
+        "{error}"
+    );
+
+    let refused = w
+        .bearer()
+        .post(w.app.url("/v1/audio/speech"))
+        .json(&json!({ "model": "tts-1", "input": text, "voice": "Narrator" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "insufficient_quota");
+
+    let refused = w
+        .xi()
+        .post(w.app.url("/v1/voices/add"))
+        .multipart(voice_form("Second", &[recording(12.0)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 402);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["detail"]["status"], "quota_exceeded");
 }

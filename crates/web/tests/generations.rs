@@ -98,9 +98,14 @@ impl World {
             .unwrap()
     }
 
+    /// Usage events of generations (the voice's creation left out).
     async fn usage_events(&self) -> usize {
         let org = resonance_domain::OrgId::parse(&self.org).unwrap();
-        self.app.db().list_usage_events(&org).await.unwrap().len()
+        let usage = self.app.db().list_usage_events(&org).await.unwrap();
+        usage
+            .iter()
+            .filter(|event| event.kind == resonance_db::UsageKind::TtsGeneration)
+            .count()
     }
 
     fn audio_url(&self, id: &str) -> String {

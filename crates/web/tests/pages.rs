@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use resonance_storage::{Storage, UrlSigningSecret};
 use resonance_web::{AppState, RunningServer};
 
-const PAGES: [&str; 11] = [
+const PAGES: [&str; 12] = [
     "/",
     "/sign-in",
     "/sign-up",
@@ -19,6 +19,7 @@ const PAGES: [&str; 11] = [
     "/voices",
     "/voices/new",
     "/settings",
+    "/billing",
     "/sign-in?next=//evil.example",
 ];
 
@@ -138,6 +139,7 @@ async fn every_page_renders_and_every_asset_it_needs_is_served_for_a_year() {
         "/app.css",
         "/js/app.js",
         "/js/generation.js",
+        "/js/billing.js",
         "/vendor/wavesurfer.esm.js",
         "/js/wav-recorder.js",
     ] {

@@ -1,6 +1,7 @@
 //! The storage suite. Every test body runs twice: on SQLite (a real file) and on
 //! PostgreSQL (a fresh database from the testkit).
 
+mod billing;
 mod connect;
 mod generations;
 mod jobs;

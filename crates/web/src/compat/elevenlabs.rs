@@ -13,18 +13,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use resonance_audio::voice_sample::{SAMPLE_RATE, SampleError};
 use resonance_audio::{DecodeError, OutputFormat};
-use resonance_db::{Generation, GenerationFilter, Page, UsageKind, Voice, VoiceFilter};
+use resonance_db::{Generation, GenerationFilter, Page, Voice, VoiceFilter};
 use resonance_domain::{
     GenerationParams, GenerationStatus, GenerationText, Language, VoiceDescription, VoiceName,
     VoiceOwner, VoiceVariant,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::speech::{self, RawAudio, SpeechError};
 use super::{MODEL_ID, find_voice};
 use crate::auth::Caller;
+use crate::billing::{Period, plan_of};
 use crate::generations::{
     ValidGeneration, generation_id, read_stored_audio, remove, stored_audio_key,
 };
@@ -51,7 +51,7 @@ pub const MODELS: [&str; 7] = [
 /// ElevenLabs' default `output_format`.
 const DEFAULT_OUTPUT_FORMAT: &str = "mp3_44100_128";
 
-/// What `/v1/user/subscription` reports where no plan limits apply.
+/// What `/v1/user/subscription` reports for a limit the plan does not set.
 const UNLIMITED: u64 = i32::MAX as u64;
 
 /// An error as ElevenLabs' API answers it.
@@ -104,6 +104,17 @@ impl From<ApiError> for ElevenLabsError {
             }
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests".into())
+            }
+            ApiError::QuotaExceeded(_) => (StatusCode::PAYMENT_REQUIRED, "quota_exceeded".into()),
+            ApiError::SubscriptionRequired => {
+                (StatusCode::FORBIDDEN, "subscription_required".into())
+            }
+            ApiError::BillingUnavailable(detail) => {
+                tracing::error!(%detail, "billing provider failure");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "billing_unavailable".into(),
+                )
             }
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -512,6 +523,7 @@ pub async fn add_voice(
 ) -> Result<Json<Value>, ElevenLabsError> {
     let caller = caller?;
     caller.require_admin()?;
+    crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let form = read_voice_form(Request::from_parts(parts, Body::from(bytes))).await?;
@@ -711,62 +723,43 @@ pub async fn history_item_audio(
     Ok(([(header::CONTENT_TYPE, format.content_type())], encoded).into_response())
 }
 
-/// The start of this calendar month (UTC) and of the next, when character counts reset.
-fn billing_month(now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
-    let start = now
-        .date()
-        .replace_day(1)
-        .expect("every month has a first day");
-    let next = match start.month() {
-        time::Month::December => start
-            .replace_year(start.year() + 1)
-            .and_then(|d| d.replace_month(time::Month::January)),
-        month => start.replace_month(month.next()),
-    }
-    .expect("the first of the next month exists");
-    (start.midnight().assume_utc(), next.midnight().assume_utc())
-}
-
-/// `GET /v1/user/subscription`: this month's characters from the usage ledger and the
-/// organization's custom voices. No plan limits apply: limits read as `2147483647`.
+/// `GET /v1/user/subscription`: this period's characters (the calendar month in UTC) from
+/// the usage ledger and the custom voices, against the organization's plan; a limit the
+/// plan does not set reads as [`UNLIMITED`].
 pub async fn subscription(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
 ) -> Result<Json<Value>, ElevenLabsError> {
     let caller = caller?;
-    let (month_start, next_reset) = billing_month(OffsetDateTime::now_utc());
-    let events = state
+    let org = &caller.org_id;
+    let plan = plan_of(&state, org).await?;
+    let period = Period::containing(state.billing.now());
+    let character_count: u64 = state
         .db
-        .list_usage_events(&caller.org_id)
-        .await
-        .map_err(ApiError::from)?;
-    let character_count: u64 = events
-        .iter()
-        .filter(|e| e.kind == UsageKind::TtsGeneration && e.created_at >= month_start)
-        .map(|e| e.quantity)
-        .sum();
-    let custom = VoiceFilter {
-        variant: Some(VoiceVariant::Custom),
-        ..VoiceFilter::default()
-    };
-    let voice_slots_used = state
-        .db
-        .list_voices(&caller.org_id, &custom, Page::default())
+        .daily_usage(org, period.start, period.end)
         .await
         .map_err(ApiError::from)?
-        .total;
+        .iter()
+        .map(|day| day.characters)
+        .sum();
+    let voice_slots_used = state
+        .db
+        .custom_voice_count(org)
+        .await
+        .map_err(ApiError::from)?;
+    let unlimited = plan.characters_per_month.is_none() && plan.voice_slots.is_none();
     Ok(Json(json!({
-        "tier": "unlimited",
+        "tier": if unlimited { "unlimited" } else { "plan" },
         "character_count": character_count,
-        "character_limit": UNLIMITED,
+        "character_limit": plan.characters_per_month.unwrap_or(UNLIMITED),
         "can_extend_character_limit": false,
         "allowed_to_extend_character_limit": false,
         "max_credit_limit_extension": 0,
-        "next_character_count_reset_unix": next_reset.unix_timestamp(),
+        "next_character_count_reset_unix": period.end.unix_timestamp(),
         "voice_slots_used": voice_slots_used,
         "professional_voice_slots_used": 0,
         "professional_voice_slots_used_in_workspace": 0,
-        "voice_limit": UNLIMITED,
+        "voice_limit": plan.voice_slots.unwrap_or(UNLIMITED),
         "voice_add_edit_counter": 0,
         "open_invoices": [],
         "has_open_invoices": false,
@@ -837,12 +830,5 @@ mod tests {
         .unwrap_err();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert!(error.message.contains("voice_settings.similarity_boost"));
-    }
-
-    #[test]
-    fn the_billing_month_runs_to_the_first_of_the_next() {
-        let (start, next) = billing_month(time::macros::datetime!(2026-12-15 10:00 UTC));
-        assert_eq!(start, time::macros::datetime!(2026-12-01 0:00 UTC));
-        assert_eq!(next, time::macros::datetime!(2027-01-01 0:00 UTC));
     }
 }

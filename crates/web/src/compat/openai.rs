@@ -76,7 +76,21 @@ impl From<ApiError> for OpenAiError {
                 "requests",
                 Some("rate_limit_exceeded"),
             ),
+            ApiError::QuotaExceeded(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+            ),
+            ApiError::SubscriptionRequired => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                Some("subscription_required"),
+            ),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error", None),
+            ApiError::BillingUnavailable(detail) => {
+                tracing::error!(%detail, "billing provider failure");
+                (StatusCode::SERVICE_UNAVAILABLE, "server_error", None)
+            }
             ApiError::BadGateway(detail) => {
                 tracing::error!(%detail, "object storage failure");
                 (StatusCode::BAD_GATEWAY, "server_error", None)

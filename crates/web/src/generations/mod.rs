@@ -192,8 +192,8 @@ async fn create_generation(
     Ok((status, Json(GenerationView::from(generation))).into_response())
 }
 
-/// Validates `body`, checks the voice is visible to the caller's organization, and queues
-/// the job, waking an idle in-process worker.
+/// Validates `body`, checks the organization's subscription and plan (403, 402) and that
+/// the voice is visible to it, and queues the job, waking an idle in-process worker.
 pub async fn queue(
     state: &AppState,
     caller: &Caller,
@@ -210,6 +210,8 @@ pub async fn queue_as(
     valid: ValidGeneration,
     id: GenerationId,
 ) -> Result<Generation, ApiError> {
+    crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
+        .await?;
     let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
     if voice.object_key.is_none() {
         return Err(ApiError::Conflict(

@@ -40,6 +40,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/voice-new.js", JS),
     asset!("js/wav-recorder.js", JS),
     asset!("js/settings.js", JS),
+    asset!("js/billing.js", JS),
     asset!("js/invite.js", JS),
     asset!("vendor/wavesurfer.esm.js", JS),
 ];

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/voices", get(voices))
         .route("/voices/new", get(new_voice))
         .route("/settings", get(settings))
+        .route("/billing", get(billing))
         .route("/assets/{version}/{*path}", get(assets::serve))
         .fallback(not_found)
 }
@@ -40,6 +41,7 @@ enum Section {
     History,
     Voices,
     Settings,
+    Billing,
 }
 
 /// A voice category as a filter or form option.
@@ -243,6 +245,20 @@ async fn settings() -> SettingsPage {
     SettingsPage {
         assets: assets::base_url(),
         section: Section::Settings,
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/billing.html")]
+struct BillingPage {
+    assets: String,
+    section: Section,
+}
+
+async fn billing() -> BillingPage {
+    BillingPage {
+        assets: assets::base_url(),
+        section: Section::Billing,
     }
 }
 

@@ -238,7 +238,8 @@ pub struct CreateQuery {
 
 /// `POST /api/voices`: the recording as the raw body with the fields as query parameters,
 /// or a `multipart/form-data` form with a `file` part and the same fields. Checks in the
-/// original's order: signed in (401), admin (403), non-empty body (400), size (413),
+/// original's order: signed in (401), admin (403), subscription (403) and voice slots
+/// (402), non-empty body (400), size (413),
 /// Content-Type (400); then the fields (400) and the audio itself (422).
 async fn create_voice<C: VoiceCaller>(
     State(state): State<AppState>,
@@ -247,6 +248,7 @@ async fn create_voice<C: VoiceCaller>(
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
+    crate::billing::ensure_can_create_voice(&state, caller.org_id()).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let content_type = content_type(&parts.headers)?;

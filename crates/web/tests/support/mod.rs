@@ -27,6 +27,7 @@ use resonance_testkit::postgres::TestPostgres;
 use resonance_testkit::s3::TestS3;
 use resonance_web::AppState;
 use resonance_web::auth::{AuthSettings, SESSION_COOKIE};
+use resonance_web::billing::Billing;
 use resonance_web::generations::worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -51,6 +52,7 @@ pub struct TestAppBuilder {
     db: DbKind,
     storage: StorageKind,
     auth: AuthSettings,
+    billing: Option<Billing>,
     engine: Option<Arc<dyn SpeechEngine>>,
 }
 
@@ -83,6 +85,12 @@ impl TestAppBuilder {
     /// Changes authentication settings (rate limits, secure cookies, lifetimes).
     pub fn auth(mut self, change: impl FnOnce(&mut AuthSettings)) -> Self {
         change(&mut self.auth);
+        self
+    }
+
+    /// Plans, quotas and Polar; unlimited and without Polar unless set.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = Some(billing);
         self
     }
 
@@ -136,7 +144,10 @@ impl TestAppBuilder {
             }
         };
 
-        let state = AppState::new(db, storage, self.auth);
+        let mut state = AppState::new(db, storage, self.auth);
+        if let Some(billing) = self.billing {
+            state.billing = Arc::new(billing);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = resonance_web::serve(listener, state.clone(), async {
@@ -213,6 +224,7 @@ impl TestApp {
             db: DbKind::Sqlite,
             storage: StorageKind::Local,
             auth: AuthSettings::default(),
+            billing: None,
             engine: None,
         }
     }

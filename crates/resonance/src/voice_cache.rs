@@ -1,0 +1,199 @@
+//! The conditioning of library voices for the native engine: computed once from a voice's
+//! reference audio, then kept in memory and in object storage
+//! (`cache/voice-conditionals/{voiceId}`), so neither a restart nor another worker machine
+//! computes it again. Deleting a voice deletes the stored copy with the voice's other
+//! objects; voice ids are never reused, so a copy still in some process's memory is never
+//! served for another voice.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use candle_core::Device;
+use chatterbox::conditionals::Conditionals;
+use chatterbox::voice_conditioner::VoiceConditioner;
+use resonance_domain::VoiceId;
+use resonance_engine::{EngineError, VoiceRef};
+use resonance_storage::{ObjectKey, Storage, StorageError};
+use tokio::runtime::Handle;
+
+use crate::engine::VoiceConditioning;
+
+/// Voices whose conditioning stays in memory; the least recently used is dropped beyond.
+pub const MEMORY_CAPACITY: usize = 128;
+
+const CONDITIONALS_TYPE: &str = "application/octet-stream";
+
+pub struct StoredVoiceConditioning {
+    conditioner: VoiceConditioner,
+    storage: Storage,
+    /// The runtime storage calls run on; conditioning itself runs on the caller's
+    /// (blocking) thread.
+    runtime: Handle,
+    device: Device,
+    memory: Mutex<Recent>,
+}
+
+impl StoredVoiceConditioning {
+    pub fn new(
+        conditioner: VoiceConditioner,
+        storage: Storage,
+        runtime: Handle,
+        device: Device,
+    ) -> Self {
+        Self {
+            conditioner,
+            storage,
+            runtime,
+            device,
+            memory: Mutex::new(Recent::default()),
+        }
+    }
+
+    /// Stores conditioning computed elsewhere (the checkpoint's built-in voice).
+    pub async fn insert(
+        &self,
+        voice: &VoiceId,
+        conditionals: Conditionals,
+    ) -> Result<(), EngineError> {
+        let bytes = conditionals.to_safetensors().map_err(failed)?;
+        self.storage
+            .put(
+                &ObjectKey::voice_conditionals(voice),
+                Bytes::from(bytes),
+                CONDITIONALS_TYPE,
+            )
+            .await
+            .map_err(unavailable)?;
+        self.remember(voice.as_str(), Arc::new(conditionals));
+        Ok(())
+    }
+
+    fn remember(&self, voice: &str, conditionals: Arc<Conditionals>) {
+        self.memory
+            .lock()
+            .expect("conditioning cache lock")
+            .insert(voice, conditionals);
+    }
+
+    /// The stored copy, if there is a readable one.
+    fn stored(&self, key: &ObjectKey) -> Result<Option<Conditionals>, EngineError> {
+        match self.runtime.block_on(self.storage.get(key)) {
+            Ok(bytes) => match Conditionals::from_safetensors(&bytes, &self.device) {
+                Ok(conditionals) => Ok(Some(conditionals)),
+                Err(e) => {
+                    tracing::warn!(error = %e, key = key.as_str(), "unreadable cached conditioning; computing it again");
+                    Ok(None)
+                }
+            },
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Computes the conditioning from the voice's reference audio.
+    fn compute(&self, voice: &VoiceRef) -> Result<Conditionals, EngineError> {
+        let reference = ObjectKey::parse(&voice.storage_key)
+            .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))?;
+        let bytes = self
+            .runtime
+            .block_on(self.storage.get(&reference))
+            .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))?;
+        let audio = resonance_audio::decode(&bytes, None)
+            .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))?;
+        self.conditioner
+            .prepare(&audio.samples, audio.sample_rate)
+            .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))
+    }
+}
+
+impl VoiceConditioning for StoredVoiceConditioning {
+    /// The reference's `norm_loudness` is always applied: every voice is conditioned on
+    /// its clip normalized to -27 LUFS, so one cached copy serves every request.
+    fn conditionals(
+        &self,
+        voice: &VoiceRef,
+        _norm_loudness: bool,
+    ) -> Result<Arc<Conditionals>, EngineError> {
+        if let Some(hit) = self
+            .memory
+            .lock()
+            .expect("conditioning cache lock")
+            .get(&voice.id)
+        {
+            return Ok(hit);
+        }
+        let id = VoiceId::parse(&voice.id)
+            .map_err(|e| EngineError::VoiceUnavailable(format!("voice id: {e}")))?;
+        let key = ObjectKey::voice_conditionals(&id);
+        let conditionals = match self.stored(&key)? {
+            Some(conditionals) => conditionals,
+            None => {
+                let started = std::time::Instant::now();
+                let conditionals = self.compute(voice)?;
+                tracing::info!(voice = %voice.id, seconds = started.elapsed().as_secs_f64(), "voice conditioning computed");
+                let bytes = conditionals.to_safetensors().map_err(failed)?;
+                // A failed store only costs a recomputation later.
+                if let Err(e) = self.runtime.block_on(self.storage.put(
+                    &key,
+                    Bytes::from(bytes),
+                    CONDITIONALS_TYPE,
+                )) {
+                    tracing::warn!(error = %e, "cannot store voice conditioning");
+                }
+                conditionals
+            }
+        };
+        let conditionals = Arc::new(conditionals);
+        self.remember(&voice.id, conditionals.clone());
+        Ok(conditionals)
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Failed(e.to_string())
+}
+
+fn unavailable(e: StorageError) -> EngineError {
+    EngineError::Unavailable(format!("object storage: {e}"))
+}
+
+/// The most recently used conditionings, by voice id.
+#[derive(Default)]
+struct Recent {
+    entries: HashMap<String, Arc<Conditionals>>,
+    /// Least recently used first.
+    order: VecDeque<String>,
+}
+
+impl Recent {
+    fn get(&mut self, voice: &str) -> Option<Arc<Conditionals>> {
+        let hit = self.entries.get(voice)?.clone();
+        self.touch(voice);
+        Some(hit)
+    }
+
+    fn insert(&mut self, voice: &str, conditionals: Arc<Conditionals>) {
+        if self
+            .entries
+            .insert(voice.to_string(), conditionals)
+            .is_some()
+        {
+            self.touch(voice);
+            return;
+        }
+        self.order.push_back(voice.to_string());
+        if self.order.len() > MEMORY_CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.entries.remove(&oldest);
+        }
+    }
+
+    fn touch(&mut self, voice: &str) {
+        if let Some(at) = self.order.iter().position(|v| v == voice) {
+            let id = self.order.remove(at).expect("position is in range");
+            self.order.push_back(id);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `resonance serve` with the native engine on a tiny random-weight checkpoint: the
+//! checkpoint's built-in voice becomes the system voice "Default", generations speak in it
+//! and in voices cloned from uploads, and a cloned voice's conditioning is computed once,
+//! kept in object storage across restarts and removed with the voice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::{COOKIE, HeaderMap, HeaderValue, ORIGIN};
+use serde_json::{Value, json};
+
+mod support;
+
+use support::{Server, start_in};
+
+/// Signs up, signs in and creates an organization; returns a client acting in it.
+async fn signed_in_client(server: &Server) -> reqwest::Client {
+    let anonymous = reqwest::Client::new();
+    let credentials =
+        json!({ "email": "ada@example.com", "password": "correct horse battery staple" });
+    let response = anonymous
+        .post(format!("{}/api/auth/sign-up", server.base))
+        .header(ORIGIN, &server.base)
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    sign_in(server, &credentials).await
+}
+
+async fn sign_in(server: &Server, credentials: &Value) -> reqwest::Client {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/auth/sign-in", server.base))
+        .header(ORIGIN, &server.base)
+        .json(credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert(COOKIE, HeaderValue::from_str(&cookie).unwrap());
+    headers.insert(ORIGIN, HeaderValue::from_str(&server.base).unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+async fn generate(server: &Server, client: &reqwest::Client, voice: &str) -> Value {
+    let response = client
+        .post(format!("{}/api/generations?wait=true", server.base))
+        .json(&json!({ "text": "Hello [chuckle] there.", "voiceId": voice, "seed": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let done: Value = response.json().await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let audio = client
+        .get(format!(
+            "{}{}",
+            server.base,
+            done["audioUrl"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let audio = resonance_audio::decode(&audio, Some("audio/wav")).unwrap();
+    assert_eq!(audio.sample_rate, 24_000);
+    assert!(
+        audio.samples.len() > 2_400,
+        "{} samples",
+        audio.samples.len()
+    );
+    assert!(
+        audio.samples.iter().any(|s| s.abs() > 1e-3),
+        "silent output"
+    );
+    done
+}
+
+async fn voices(server: &Server, client: &reqwest::Client) -> Vec<Value> {
+    let list: Value = client
+        .get(format!("{}/api/voices", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["voices"].as_array().unwrap().clone()
+}
+
+fn conditionals_path(data: &Path, voice: &str) -> std::path::PathBuf {
+    data.join("objects/cache/voice-conditionals").join(voice)
+}
+
+fn start(data: tempfile::TempDir, model: &Path) -> Server {
+    let server = start_in(data, &[("RESONANCE_MODEL_DIR", model.to_str().unwrap())]);
+    assert!(
+        server.wait_for_log("generation workers running", Duration::from_secs(120)),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    server
+}
+
+#[tokio::test]
+async fn the_native_engine_speaks_in_the_builtin_and_in_cloned_voices() {
+    let model = tempfile::tempdir().unwrap();
+    chatterbox::testing::write_tiny_checkpoint(model.path()).unwrap();
+    let server = start(tempfile::tempdir().unwrap(), model.path());
+    let client = signed_in_client(&server).await;
+    let response = client
+        .post(format!("{}/api/orgs", server.base))
+        .json(&json!({ "name": "Acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let listed = voices(&server, &client).await;
+    let default = listed
+        .iter()
+        .find(|v| v["name"] == "Default" && v["variant"] == "SYSTEM")
+        .unwrap_or_else(|| panic!("no Default voice in {listed:?}"));
+    let default_id = default["id"].as_str().unwrap().to_string();
+    let sample = client
+        .get(format!("{}/api/voices/{default_id}/audio", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sample.status(), 200);
+    generate(&server, &client, &default_id).await;
+
+    let clip = resonance_testkit::audio::speech_like(12.0, 0.5, 4);
+    let wav =
+        resonance_testkit::audio::encode_as(&clip, resonance_testkit::audio::UploadFormat::Wav);
+    let response = client
+        .post(format!(
+            "{}/api/voices?name=Ada&language=en-GB",
+            server.base
+        ))
+        .header("content-type", "audio/wav")
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let cloned: Value = response.json().await.unwrap();
+    let cloned_id = cloned["id"].as_str().unwrap().to_string();
+    generate(&server, &client, &cloned_id).await;
+    let cached = conditionals_path(server.data.path(), &cloned_id);
+    assert!(
+        cached.exists(),
+        "conditioning not stored at {}",
+        cached.display()
+    );
+    assert!(server.logged("voice conditioning computed"));
+
+    // After a restart the stored conditioning is used, not computed again, and the
+    // built-in voice is not installed twice.
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let data = std::mem::replace(&mut server.data, tempfile::tempdir().unwrap());
+    drop(server);
+    let server = start(data, model.path());
+    let client = sign_in(
+        &server,
+        &json!({ "email": "ada@example.com", "password": "correct horse battery staple" }),
+    )
+    .await;
+    generate(&server, &client, &cloned_id).await;
+    assert!(!server.logged("voice conditioning computed"));
+    let defaults = voices(&server, &client)
+        .await
+        .into_iter()
+        .filter(|v| v["name"] == "Default")
+        .count();
+    assert_eq!(defaults, 1);
+
+    let response = client
+        .delete(format!("{}/api/voices/{cloned_id}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(!conditionals_path(server.data.path(), &cloned_id).exists());
+}
