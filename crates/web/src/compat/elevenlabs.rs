@@ -395,6 +395,28 @@ pub async fn list_voices(
     })))
 }
 
+/// `GET /v1/voices`: every voice visible to the organization, unpaged.
+pub async fn list_all_voices(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Json<Value>, ElevenLabsError> {
+    let caller = caller?;
+    let mut voices = Vec::new();
+    loop {
+        let page =
+            Page::new(Page::MAX_LIMIT, voices.len() as u32).expect("the largest page is valid");
+        let listed = state
+            .db
+            .list_voices(&caller.org_id, &VoiceFilter::default(), page)
+            .await
+            .map_err(ApiError::from)?;
+        voices.extend(listed.items.iter().map(voice_json));
+        if listed.items.is_empty() || voices.len() as u64 >= listed.total {
+            return Ok(Json(json!({ "voices": voices })));
+        }
+    }
+}
+
 /// `GET /v1/voices/{voice_id}`.
 pub async fn get_voice(
     State(state): State<AppState>,

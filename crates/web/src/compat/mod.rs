@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
             post(elevenlabs::text_to_speech_stream),
         )
         .route("/v2/voices", get(elevenlabs::list_voices))
+        .route("/v1/voices", get(elevenlabs::list_all_voices))
         .route(
             "/v1/voices/add",
             // The upload limit is enforced while the body streams in.

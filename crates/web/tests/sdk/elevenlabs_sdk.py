@@ -68,6 +68,7 @@ assert voice.name == "SDK voice" and voice.category == "cloned", voice
 assert voice.labels["language"] == "en-GB", voice.labels
 everything = client.voices.search(page_size=100)
 assert {v.voice_id for v in everything.voices} == {VOICE, added.voice_id}
+assert {v.voice_id for v in client.voices.get_all().voices} == {VOICE, added.voice_id}
 assert client.user.subscription.get().voice_slots_used == 2
 client.voices.delete(voice_id=added.voice_id)
 try:
