@@ -796,3 +796,71 @@ async fn the_plan_shows_in_the_subscription_and_quotas_refuse_in_each_peers_shap
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["detail"]["status"], "quota_exceeded");
 }
+
+#[tokio::test]
+async fn a_job_failing_before_any_audio_is_an_error_status_without_internal_detail() {
+    let w = tone_world().await;
+    let response = w
+        .xi()
+        .post(w.app.url(&format!("/v1/text-to-speech/{}/stream", w.voice)))
+        .json(&json!({ "text": "This one will [fail] at once." }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["detail"]["status"], "generation_failed");
+    let message = error["detail"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("synthesis failed") && !message.contains("secret"),
+        "{message}"
+    );
+
+    let response = w
+        .bearer()
+        .post(w.app.url("/v1/audio/speech"))
+        .json(&json!({ "model": "tts-1", "input": "Also [fail] here.", "voice": "Narrator" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "server_error");
+    assert_eq!(
+        w.characters_metered().await,
+        0,
+        "failed generations are not metered"
+    );
+}
+
+#[tokio::test]
+async fn a_job_failing_after_its_first_audio_ends_the_stream_early() {
+    let w = tone_world().await;
+    let text = format!("{} The end [fail].", long_text());
+    let response = w
+        .xi()
+        .post(w.app.url(&format!(
+            "/v1/text-to-speech/{}/stream?output_format=pcm_24000",
+            w.voice
+        )))
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the first chunk was spoken");
+    let generation = history_item(&response);
+    assert!(
+        response.bytes().await.is_err(),
+        "the body breaks off instead of ending like a whole file"
+    );
+    let item: Value = w
+        .xi()
+        .get(w.app.url(&format!("/v1/history/{generation}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(item["state"], "failed");
+}

@@ -150,8 +150,9 @@ fn failure(generation: &Generation) -> SpeechError {
     })
 }
 
-/// Checks a requested speed (1.0 plays as synthesized).
+/// Checks a requested speed (1.0 plays as synthesized) against the range `stretch` takes.
 pub fn check_speed(speed: f64) -> Result<f64, SpeedOutOfRange> {
+    // `stretch` checks the range before anything else; nothing is stretched here.
     stretch(&[], SOURCE_RATE, speed).map(|_| speed)
 }
 
