@@ -16,7 +16,7 @@ use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
 use resonance_web::generations::events::JobEvents;
 use serde_json::{Value, json};
 use support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
-use support::{TestApp, TestUser, test_worker};
+use support::{DbKind, TestApp, TestUser, test_worker};
 use tokio::sync::Semaphore;
 
 struct World {
@@ -42,8 +42,13 @@ async fn world(app: TestApp) -> World {
 }
 
 async fn tone_world() -> World {
+    tone_world_on(DbKind::Sqlite).await
+}
+
+async fn tone_world_on(db: DbKind) -> World {
     world(
         TestApp::builder()
+            .db(db)
             .engine(Arc::new(ToneEngine::default()))
             .spawn()
             .await,
@@ -121,9 +126,8 @@ fn history_item(response: &reqwest::Response) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn openai_speech_is_a_metered_generation_in_the_history() {
-    let w = tone_world().await;
+async fn openai_speech_is_a_metered_generation_in_the_history(db: DbKind) {
+    let w = tone_world_on(db).await;
     let text = "Hello there. This is Resonance.";
     let response = w
         .bearer()
@@ -504,9 +508,8 @@ fn voice_form(name: &str, files: &[Vec<u8>]) -> reqwest::multipart::Form {
     form
 }
 
-#[tokio::test]
-async fn elevenlabs_voices_history_and_subscription() {
-    let w = tone_world().await;
+async fn elevenlabs_voices_history_and_subscription(db: DbKind) {
+    let w = tone_world_on(db).await;
     // Two recordings of 6 s: each too short alone, long enough together.
     let response = w
         .xi()
@@ -734,9 +737,8 @@ async fn generation_audio_is_encoded_on_request() {
     );
 }
 
-#[tokio::test]
-async fn the_plan_shows_in_the_subscription_and_quotas_refuse_in_each_peers_shape() {
-    let w = tone_world().await;
+async fn the_plan_shows_in_the_subscription_and_quotas_refuse_in_each_peers_shape(db: DbKind) {
+    let w = tone_world_on(db).await;
     let org = OrgId::parse(&w.org).unwrap();
     let plan = Plan {
         characters_per_month: Some(50),
@@ -864,3 +866,9 @@ async fn a_job_failing_after_its_first_audio_ends_the_stream_early() {
         .unwrap();
     assert_eq!(item["state"], "failed");
 }
+
+on_both_databases!(
+    openai_speech_is_a_metered_generation_in_the_history,
+    elevenlabs_voices_history_and_subscription,
+    the_plan_shows_in_the_subscription_and_quotas_refuse_in_each_peers_shape,
+);
