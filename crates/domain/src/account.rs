@@ -11,7 +11,7 @@ pub struct EmailError;
 
 /// An email address, trimmed and lowercased so that one mailbox is one account however it
 /// is capitalized.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Email(String);
 
@@ -74,7 +74,7 @@ impl fmt::Debug for Password {
 
 /// What a member may do in an organization. Admins manage custom voices, API keys and
 /// members; members use the organization's voices and generate speech.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -117,7 +117,7 @@ pub struct ApiKeyNameError;
 
 /// The name an admin gives an API key to tell it apart: 1-100 characters after trimming,
 /// no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ApiKeyName(String);
 

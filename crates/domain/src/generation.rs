@@ -42,7 +42,7 @@ impl GenerationText {
 }
 
 /// Where a generation job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GenerationStatus {
     Queued,

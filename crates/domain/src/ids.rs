@@ -16,9 +16,11 @@ pub struct IdError {
     pub kind: &'static str,
 }
 
-/// What an id identifies; only gives the id type a name for messages.
+/// What an id identifies; only gives the id type a name for messages and the API schema.
 pub trait IdKind {
     const NAME: &'static str;
+    /// The id type's name in the OpenAPI document, like `VoiceId`.
+    const SCHEMA_NAME: &'static str;
 }
 
 pub struct Id<K> {
@@ -111,12 +113,36 @@ impl<'de, K: IdKind> Deserialize<'de> for Id<K> {
     }
 }
 
+impl<K: IdKind> utoipa::PartialSchema for Id<K> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let pattern = format!(
+            "^[{}]{{{LEN}}}$",
+            std::str::from_utf8(ALPHABET).expect("ASCII")
+        );
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(format!(
+                "{} id: {LEN} lowercase base-32 characters",
+                K::NAME
+            )))
+            .pattern(Some(pattern))
+            .into()
+    }
+}
+
+impl<K: IdKind> utoipa::ToSchema for Id<K> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        K::SCHEMA_NAME.into()
+    }
+}
+
 macro_rules! id_kind {
     ($kind:ident, $alias:ident, $name:literal) => {
         #[derive(Debug)]
         pub enum $kind {}
         impl IdKind for $kind {
             const NAME: &'static str = $name;
+            const SCHEMA_NAME: &'static str = stringify!($alias);
         }
         pub type $alias = Id<$kind>;
     };

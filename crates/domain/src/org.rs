@@ -7,7 +7,7 @@ use serde::Serialize;
 pub struct OrganizationNameError;
 
 /// An organization's display name: 1-100 characters after trimming, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct OrganizationName(String);
 

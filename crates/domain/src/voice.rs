@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::OrgId;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VoiceCategory {
     Audiobook,
@@ -81,7 +83,7 @@ impl FromStr for VoiceCategory {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VoiceVariant {
     System,
@@ -144,7 +146,7 @@ pub enum VoiceFieldError {
 }
 
 /// A voice's display name: 1-100 characters after trimming. Not a key: names may repeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct VoiceName(String);
 
@@ -164,7 +166,7 @@ impl VoiceName {
 }
 
 /// Optional free text describing a voice, at most 1000 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct VoiceDescription(String);
 
@@ -183,7 +185,7 @@ impl VoiceDescription {
 }
 
 /// A BCP-47 language tag with a region (`en-US`), normalized to `ll-RR` case.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Language(String);
 

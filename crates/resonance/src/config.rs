@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use resonance_db::Plan;
+use resonance_web::auth::IpNetwork;
 use resonance_web::billing::BillingSettings;
 use resonance_web::billing::polar::{DEFAULT_API_URL, PolarSettings};
 use serde::Deserialize;
@@ -62,6 +63,15 @@ pub struct SettingsArgs {
     /// Largest accepted voice upload in bytes [default: 20971520, 20 MB]
     #[arg(long, env = "RESONANCE_VOICE_UPLOAD_MAX_BYTES", global = true)]
     pub voice_upload_max_bytes: Option<usize>,
+    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose X-Forwarded-For names
+    /// the client for per-IP sign-in limits [default: none, the header is ignored]
+    #[arg(
+        long,
+        env = "RESONANCE_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
     /// Speech engine: chatterbox (native), remote (the original's inference service) or
     /// none (no generation workers in this process) [default: chatterbox]
     #[arg(long, env = "RESONANCE_ENGINE", global = true)]
@@ -160,6 +170,7 @@ struct FileSettings {
     public_url: Option<String>,
     log_format: Option<String>,
     voice_upload_max_bytes: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
     engine: Option<String>,
     remote_url: Option<String>,
     remote_api_key: Option<String>,
@@ -210,6 +221,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
+    pub trusted_proxies: Vec<IpNetwork>,
     /// `None` for `none`: this process runs no generation workers.
     pub engine: Option<EngineConfig>,
     /// Generation workers `serve` runs in-process.
@@ -408,6 +420,21 @@ impl Config {
             .or(file.voice_upload_max_bytes)
             .unwrap_or(resonance_web::voices::DEFAULT_UPLOAD_MAX_BYTES);
 
+        let trusted_proxies = args
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                entry.parse().map_err(|_| ConfigError::Invalid {
+                    key: "RESONANCE_TRUSTED_PROXIES (trusted_proxies)",
+                    expected: "IP addresses or CIDR blocks, like 10.0.0.0/8",
+                    got: entry.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
         let concurrency = args.engine_concurrency.or(file.engine_concurrency);
         if concurrency == Some(0) {
             return Err(ConfigError::Invalid {
@@ -486,6 +513,7 @@ impl Config {
             storage,
             log_format,
             voice_upload_max_bytes,
+            trusted_proxies,
             engine,
             workers: args.workers.or(file.workers).unwrap_or(1),
             billing,
@@ -642,6 +670,41 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains("RESONANCE_S3_ACCESS_KEY_ID"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n").unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            ..args()
+        })
+        .unwrap();
+        let proxy = |ip: &str| {
+            cfg.trusted_proxies
+                .iter()
+                .any(|n| n.contains(ip.parse().unwrap()))
+        };
+        assert!(proxy("10.1.2.3") && proxy("192.0.2.7") && !proxy("192.0.2.8"));
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            trusted_proxies: Some(vec!["fd00::/8".into()]),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.trusted_proxies, vec!["fd00::/8".parse().unwrap()]);
+        assert!(Config::load(&args()).unwrap().trusted_proxies.is_empty());
+        let err = Config::load(&SettingsArgs {
+            trusted_proxies: Some(vec!["10.0.0.0/33".into()]),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("RESONANCE_TRUSTED_PROXIES"),
             "{err}"
         );
     }

@@ -192,6 +192,7 @@ fn auth_settings(config: &Config) -> AuthSettings {
             .as_deref()
             .is_some_and(|url| url.starts_with("https://")),
         public_url: config.public_url.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
         ..AuthSettings::default()
     }
 }

@@ -1,30 +1,30 @@
 //! API keys: admins create them (the full key is shown once), list and revoke them.
 //! Managing keys needs a signed-in admin; a key cannot manage keys.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use resonance_db::{ApiKey, NewApiKey};
-use resonance_domain::{ApiKeyId, ApiKeyName, UserId};
+use resonance_domain::{ApiKeyId, ApiKeyName, OrgId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, Principal, secrets};
+use crate::error::ErrorBody;
 use crate::json::ApiJson;
 use crate::orgs::parse_org_id;
 use crate::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/orgs/{orgId}/api-keys",
-            get(list_keys).post(create_key),
-        )
-        .route("/api/orgs/{orgId}/api-keys/{keyId}", delete(revoke_key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyBody {
     id: ApiKeyId,
@@ -54,7 +54,7 @@ impl From<ApiKey> for ApiKeyBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedApiKey {
     #[serde(flatten)]
@@ -63,13 +63,13 @@ pub struct CreatedApiKey {
     key: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyList {
     api_keys: Vec<ApiKeyBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateApiKey {
     name: String,
 }
@@ -86,7 +86,27 @@ async fn key_manager(
     Ok(caller)
 }
 
-/// `POST /api/orgs/{orgId}/api-keys`
+/// Create an API key
+///
+/// Signed-in admins only. The whole key is in the response, once; it acts for this
+/// organization.
+#[utoipa::path(
+    post,
+    path = "/api/orgs/{orgId}/api-keys",
+    tag = "api-keys",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization")),
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "The key, shown once", body = CreatedApiKey),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's", body = ErrorBody),
+        (status = 422, description = "`INVALID_NAME`: 1-100 characters", body = ErrorBody),
+    )
+)]
+
 async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -120,7 +140,23 @@ async fn create_key(
     ))
 }
 
-/// `GET /api/orgs/{orgId}/api-keys`: revoked keys included, newest first.
+/// List API keys
+///
+/// Signed-in admins only; revoked keys included, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{orgId}/api-keys",
+    tag = "api-keys",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization")),
+    responses(
+        (status = 200, description = "The keys, without their secrets", body = ApiKeyList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's", body = ErrorBody),
+    )
+)]
+
 async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
@@ -133,7 +169,23 @@ async fn list_keys(
     }))
 }
 
-/// `DELETE /api/orgs/{orgId}/api-keys/{keyId}`: the key stops working at once.
+/// Revoke an API key
+///
+/// Signed-in admins only; the key stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/api/orgs/{orgId}/api-keys/{keyId}",
+    tag = "api-keys",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization"), ("keyId" = ApiKeyId, Path, description = "The key")),
+    responses(
+        (status = 200, description = "The revoked key", body = ApiKeyBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's, or no such key", body = ErrorBody),
+    )
+)]
+
 async fn revoke_key(
     State(state): State<AppState>,
     principal: Principal,

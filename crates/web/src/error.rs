@@ -3,7 +3,10 @@
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::billing::QuotaExceeded;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -84,6 +87,26 @@ impl From<resonance_db::DbError> for ApiError {
     }
 }
 
+/// The body of every API error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// With the code `QUOTA_EXCEEDED`, it also has the fields of `QuotaExceeded`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, like `NOT_FOUND` or `AUDIO_TOO_SHORT`.
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+    /// With `QUOTA_EXCEEDED`: the limit and the numbers. Documented beside, since a
+    /// flattened `Option` would read as "or null" in the schema.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub quota: Option<QuotaExceeded>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -95,14 +118,21 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let mut error = json!({ "code": code, "message": self.to_string() });
-        if let Self::QuotaExceeded(quota) = &self
-            && let (Some(error), Ok(serde_json::Value::Object(details))) =
-                (error.as_object_mut(), serde_json::to_value(quota))
-        {
-            error.extend(details);
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let quota = match &self {
+            Self::QuotaExceeded(quota) => Some(quota.clone()),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: self.to_string(),
+                    quota,
+                },
+            }),
+        )
+            .into_response();
         if let Self::TooManyRequests { retry_after } = &self {
             response
                 .headers_mut()

@@ -11,6 +11,7 @@ mod health;
 mod json;
 mod members;
 pub mod objects;
+mod openapi;
 mod orgs;
 mod pages;
 mod server;
@@ -18,4 +19,4 @@ pub mod voices;
 
 pub use error::ApiError;
 pub use json::ApiJson;
-pub use server::{AppState, RunningServer, SHUTDOWN_GRACE, router, serve};
+pub use server::{AppState, RunningServer, SHUTDOWN_GRACE, api_document, router, serve};

@@ -2,39 +2,33 @@
 //! signed in accepts it; admins change roles and remove members, members may leave. An
 //! organization always keeps at least one admin.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use resonance_db::{Invite, Member, NewInvite};
-use resonance_domain::{Email, InviteId, Role, UserId};
+use resonance_domain::{Email, InviteId, OrgId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, Principal, SignedIn, secrets};
+use crate::error::ErrorBody;
 use crate::json::ApiJson;
 use crate::orgs::{OrganizationBody, parse_org_id};
 use crate::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/orgs/{orgId}/members", get(list_members))
-        .route(
-            "/api/orgs/{orgId}/members/{userId}",
-            delete(remove_member).patch(change_role),
-        )
-        .route(
-            "/api/orgs/{orgId}/invites",
-            get(list_invites).post(create_invite),
-        )
-        .route(
-            "/api/orgs/{orgId}/invites/{inviteId}",
-            delete(delete_invite),
-        )
-        .route("/api/invites/{token}/accept", post(accept_invite))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members))
+        .routes(routes!(remove_member, change_role))
+        .routes(routes!(list_invites, create_invite))
+        .routes(routes!(delete_invite))
+        .routes(routes!(accept_invite))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberBody {
     user_id: UserId,
@@ -55,13 +49,13 @@ impl From<Member> for MemberBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberList {
     members: Vec<MemberBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteBody {
     id: InviteId,
@@ -85,7 +79,7 @@ impl From<Invite> for InviteBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedInvite {
     #[serde(flatten)]
@@ -96,13 +90,13 @@ pub struct CreatedInvite {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteList {
     invites: Vec<InviteBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleBody {
     role: Role,
 }
@@ -122,7 +116,23 @@ fn parse_user_id(id: &str) -> Result<UserId, ApiError> {
     UserId::parse(id).map_err(|_| ApiError::NotFound("member"))
 }
 
-/// `GET /api/orgs/{orgId}/members`: any member may see who else belongs.
+/// List members
+///
+/// Any member may see who else belongs.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{orgId}/members",
+    tag = "members",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization")),
+    responses(
+        (status = 200, description = "The members", body = MemberList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's", body = ErrorBody),
+    )
+)]
+
 async fn list_members(
     State(state): State<AppState>,
     principal: Principal,
@@ -135,7 +145,26 @@ async fn list_members(
     }))
 }
 
-/// `PATCH /api/orgs/{orgId}/members/{userId}`: admins only; the last admin stays admin.
+/// Change a member's role
+///
+/// Admins only; the last admin stays admin.
+#[utoipa::path(
+    patch,
+    path = "/api/orgs/{orgId}/members/{userId}",
+    tag = "members",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization"), ("userId" = UserId, Path, description = "The member")),
+    request_body = RoleBody,
+    responses(
+        (status = 200, description = "The member with the new role", body = MemberBody),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's, or no such member", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: the last admin cannot be demoted", body = ErrorBody),
+    )
+)]
+
 async fn change_role(
     State(state): State<AppState>,
     principal: Principal,
@@ -151,8 +180,24 @@ async fn change_role(
     Ok(Json(member.into()))
 }
 
-/// `DELETE /api/orgs/{orgId}/members/{userId}`: admins remove anyone, members themselves
-/// (leaving); the last admin cannot leave.
+/// Remove a member, or leave
+///
+/// Admins remove anyone, members themselves (leaving); the last admin cannot leave.
+#[utoipa::path(
+    delete,
+    path = "/api/orgs/{orgId}/members/{userId}",
+    tag = "members",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization"), ("userId" = UserId, Path, description = "The member")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's, or no such member", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: the last admin cannot leave", body = ErrorBody),
+    )
+)]
+
 async fn remove_member(
     State(state): State<AppState>,
     principal: Principal,
@@ -167,12 +212,30 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateInvite {
     role: Role,
 }
 
-/// `POST /api/orgs/{orgId}/invites`: admins only; the link is in the response, once.
+/// Invite someone
+///
+/// Admins only. The invite link (no mail is sent) is in the response, once.
+#[utoipa::path(
+    post,
+    path = "/api/orgs/{orgId}/invites",
+    tag = "members",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization")),
+    request_body = CreateInvite,
+    responses(
+        (status = 201, description = "The invite with its link", body = CreatedInvite),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's", body = ErrorBody),
+    )
+)]
+
 async fn create_invite(
     State(state): State<AppState>,
     principal: Principal,
@@ -200,7 +263,7 @@ async fn create_invite(
         .as_deref()
         .unwrap_or("")
         .trim_end_matches('/');
-    let url = format!("{base}/invites/{token}");
+    let url = format!("{base}/invite/{token}");
     Ok((
         StatusCode::CREATED,
         Json(CreatedInvite {
@@ -211,7 +274,23 @@ async fn create_invite(
     ))
 }
 
-/// `GET /api/orgs/{orgId}/invites`: pending invites, admins only.
+/// List pending invites
+///
+/// Admins only.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{orgId}/invites",
+    tag = "members",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization")),
+    responses(
+        (status = 200, description = "Pending invites", body = InviteList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's", body = ErrorBody),
+    )
+)]
+
 async fn list_invites(
     State(state): State<AppState>,
     principal: Principal,
@@ -225,7 +304,23 @@ async fn list_invites(
     }))
 }
 
-/// `DELETE /api/orgs/{orgId}/invites/{inviteId}`: withdraws a pending invite.
+/// Withdraw an invite
+///
+/// Admins only.
+#[utoipa::path(
+    delete,
+    path = "/api/orgs/{orgId}/invites/{inviteId}",
+    tag = "members",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization"), ("inviteId" = InviteId, Path, description = "The invite")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the caller's, or no such invite", body = ErrorBody),
+    )
+)]
+
 async fn delete_invite(
     State(state): State<AppState>,
     principal: Principal,
@@ -238,8 +333,24 @@ async fn delete_invite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/invites/{token}/accept`: the signed-in user joins and acts in the
-/// organization from now on.
+/// Accept an invite
+///
+/// The signed-in user joins the organization and acts in it from now on.
+#[utoipa::path(
+    post,
+    path = "/api/invites/{token}/accept",
+    tag = "members",
+    security(("session" = [])),
+    params(("token" = String, Path, description = "The token from the invite link")),
+    responses(
+        (status = 200, description = "Joined", body = OrganizationBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such invite, or it expired or was used", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: already a member", body = ErrorBody),
+    )
+)]
+
 async fn accept_invite(
     State(state): State<AppState>,
     signed_in: SignedIn,

@@ -1,26 +1,29 @@
 //! Organizations: creating them, listing one's own, choosing the active one.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use resonance_db::Membership;
 use resonance_domain::{OrgId, OrganizationName, Role};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Principal, SignedIn};
+use crate::error::ErrorBody;
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/orgs", post(create_org).get(list_orgs))
-        .route("/api/orgs/{orgId}/activate", post(activate_org))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_org, list_orgs))
+        .routes(routes!(activate_org))
 }
 
 /// An organization as one of its members sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationBody {
     id: OrgId,
@@ -41,13 +44,29 @@ impl From<Membership> for OrganizationBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateOrganization {
     name: String,
 }
 
-/// `POST /api/orgs`: the creator becomes its admin; it becomes the session's active
-/// organization when there is none yet.
+/// Create an organization
+///
+/// The creator becomes its admin; it becomes the session's active organization when there
+/// is none yet.
+#[utoipa::path(
+    post,
+    path = "/api/orgs",
+    tag = "organizations",
+    security(("session" = [])),
+    request_body = CreateOrganization,
+    responses(
+        (status = 201, description = "Created", body = OrganizationBody),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+        (status = 422, description = "`INVALID_NAME`: 1-100 characters", body = ErrorBody),
+    )
+)]
 async fn create_org(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -75,13 +94,26 @@ async fn create_org(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationList {
     organizations: Vec<OrganizationBody>,
 }
 
-/// `GET /api/orgs`: the organizations the user belongs to.
+/// List my organizations
+///
+/// The organizations the signed-in user belongs to, with their role in each.
+#[utoipa::path(
+    get,
+    path = "/api/orgs",
+    tag = "organizations",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The user's organizations", body = OrganizationList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key", body = ErrorBody),
+    )
+)]
 async fn list_orgs(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -92,8 +124,22 @@ async fn list_orgs(
     }))
 }
 
-/// `POST /api/orgs/{orgId}/activate`: later requests of this session act in this
-/// organization.
+/// Switch the active organization
+///
+/// Later requests of this session act in this organization.
+#[utoipa::path(
+    post,
+    path = "/api/orgs/{orgId}/activate",
+    tag = "organizations",
+    security(("session" = [])),
+    params(("orgId" = OrgId, Path, description = "The organization")),
+    responses(
+        (status = 200, description = "Now active", body = OrganizationBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+        (status = 404, description = "No such organization among the user's", body = ErrorBody),
+    )
+)]
 async fn activate_org(
     State(state): State<AppState>,
     principal: Principal,

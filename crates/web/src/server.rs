@@ -16,11 +16,17 @@ use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::auth::{Auth, AuthSettings};
 use crate::billing::Billing;
 use crate::generations::events::JobEvents;
+use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
 use crate::{
-    api_keys, auth, billing, compat, generations, health, members, objects, orgs, pages, voices,
+    api_keys, auth, billing, compat, generations, health, members, objects, openapi, orgs, pages,
+    voices,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -59,20 +65,36 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/files/{*key}", get(objects::signed_file))
+/// Every documented route: the API and the health checks. A new API module's `routes()`
+/// is merged here.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(openapi::openapi_json))
+        .merge(health::routes())
         .merge(auth::routes())
         .merge(orgs::routes())
         .merge(api_keys::routes())
         .merge(members::routes())
-        .merge(voices::routes::<auth::Caller>())
+        .merge(voices::routes())
         .merge(billing::routes())
         .merge(generations::routes())
+}
+
+/// The OpenAPI document of every route [`router`] documents.
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    let mut document = documented_routes().into_openapi();
+    ErrorsByDefault.modify(&mut document);
+    document
+}
+
+pub fn router(state: AppState) -> Router {
+    let (documented, doc) = documented_routes().split_for_parts();
+    let routes = documented
+        .route("/files/{*key}", get(objects::signed_file))
+        // The drop-in APIs follow their peers' documentation, not ours.
         .merge(compat::routes())
-        .merge(pages::routes())
+        .merge(pages::routes());
+    require_documented(routes, doc)
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

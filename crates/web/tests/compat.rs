@@ -872,3 +872,67 @@ on_both_databases!(
     elevenlabs_voices_history_and_subscription,
     the_plan_shows_in_the_subscription_and_quotas_refuse_in_each_peers_shape,
 );
+
+/// The routes `tenant_isolation.rs` cannot run (they need a worker, or name nothing):
+/// another organization's key does not find this organization's voice, and every drop-in
+/// route refuses a request without a key.
+#[tokio::test]
+async fn speech_routes_refuse_other_organizations_and_anonymous_callers() {
+    let w = tone_world().await;
+    let outsider = w.app.signed_up("outsider@compat.example").await;
+    let other_org = w.app.create_org(&outsider, "Other").await;
+    let other_key = w.app.create_api_key(&outsider, &other_org).await;
+    let other = w.app.key_client(&other_key);
+    let response = other
+        .post(w.app.url(&format!("/v1/text-to-speech/{}/stream", w.voice)))
+        .header("xi-api-key", &other_key)
+        .json(&json!({ "text": "Hello." }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = other
+        .post(w.app.url("/v1/audio/speech"))
+        .json(&json!({ "model": "tts-1", "input": "Hello.", "voice": w.voice }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "as for a voice that does not exist");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "voice");
+    let history: Value = other
+        .get(w.app.url("/v1/history"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["history"], json!([]));
+
+    let anonymous = reqwest::Client::new();
+    let voice = &w.voice;
+    let routes = [
+        (reqwest::Method::POST, "/v1/audio/speech".to_string()),
+        (reqwest::Method::GET, "/v1/models".to_string()),
+        (reqwest::Method::POST, format!("/v1/text-to-speech/{voice}")),
+        (
+            reqwest::Method::POST,
+            format!("/v1/text-to-speech/{voice}/stream"),
+        ),
+        (reqwest::Method::GET, "/v2/voices".to_string()),
+        (reqwest::Method::GET, "/v1/voices".to_string()),
+        (reqwest::Method::POST, "/v1/voices/add".to_string()),
+        (reqwest::Method::GET, "/v1/history".to_string()),
+        (reqwest::Method::GET, "/v1/user/subscription".to_string()),
+    ];
+    for (method, path) in routes {
+        let response = anonymous
+            .request(method.clone(), w.app.url(&path))
+            .json(&json!({ "text": "Hello." }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+    }
+}

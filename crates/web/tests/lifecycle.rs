@@ -152,6 +152,11 @@ async fn invites_add_members_and_roles_keep_an_admin(db: DbKind) {
     assert_eq!(invites["invites"].as_array().unwrap().len(), 1);
 
     let bob = app.signed_up("bob@example.com").await;
+    // The link the API gave (`app.invite` checked it).
+    let link = format!("/invite/{token}");
+    let page = bob.client.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the invite link opens the invite page");
+    assert!(page.text().await.unwrap().contains(&token));
     let accept = app.url(&format!("/api/invites/{token}/accept"));
     let response = bob.client.post(&accept).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -316,3 +321,58 @@ on_both_databases!(
     invites_add_members_and_roles_keep_an_admin,
     sign_in_is_rate_limited_per_account_and_per_ip,
 );
+
+/// A failed sign-in (a fresh email each time, so that only the per-IP limit counts) sent
+/// with `X-Forwarded-For: forwarded_for`.
+async fn failed_sign_in_forwarded_for(app: &TestApp, forwarded_for: &str) -> u16 {
+    let email = format!("{}@example.com", support::random_name());
+    app.anonymous()
+        .post(app.url("/api/auth/sign-in"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": email, "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_ip_limit() {
+    let app = TestApp::builder()
+        .auth(|auth| {
+            auth.attempts_per_ip = 2;
+            auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        })
+        .spawn()
+        .await;
+    for _ in 0..2 {
+        assert_eq!(failed_sign_in_forwarded_for(&app, "203.0.113.1").await, 401);
+    }
+    assert_eq!(failed_sign_in_forwarded_for(&app, "203.0.113.1").await, 429);
+    assert_eq!(
+        failed_sign_in_forwarded_for(&app, "198.51.100.9, 203.0.113.1").await,
+        429,
+        "an address the client wrote left of the proxy's entry changes nothing"
+    );
+    assert_eq!(
+        failed_sign_in_forwarded_for(&app, "203.0.113.2").await,
+        401,
+        "another client behind the same proxy has its own limit"
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+    let app = TestApp::builder()
+        .auth(|auth| auth.attempts_per_ip = 2)
+        .spawn()
+        .await;
+    assert_eq!(failed_sign_in_forwarded_for(&app, "203.0.113.1").await, 401);
+    assert_eq!(failed_sign_in_forwarded_for(&app, "203.0.113.2").await, 401);
+    assert_eq!(
+        failed_sign_in_forwarded_for(&app, "203.0.113.3").await,
+        429,
+        "a client cannot escape its limit by sending the header"
+    );
+}

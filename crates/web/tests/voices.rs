@@ -1,71 +1,23 @@
-//! The voice routes on a real server (port 0): SQLite with a local folder, and PostgreSQL
-//! with an S3 server. Until the accounts' `Caller` is wired in, requests say who they are
-//! with test headers read by `HeaderCaller` (no header: not signed in).
+//! The voice routes on the real server with real accounts: SQLite with a local folder, and
+//! PostgreSQL with an S3 server. Acme has an admin, a member and the instance operator as a
+//! member; Other has its own admin.
 
-use std::sync::Arc;
+mod support;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use resonance_audio::wav::encode_wav_pcm16;
 use resonance_db::{Database, NewGeneration, Page, VoiceFilter};
 use resonance_domain::{
-    GenerationId, GenerationParams, GenerationText, Language, OrgId, OrganizationName,
-    VoiceCategory, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
+    GenerationId, GenerationParams, GenerationText, Language, OrgId, VoiceCategory, VoiceId,
+    VoiceName, VoiceOwner, VoiceVariant,
 };
-use resonance_storage::{KeyPrefix, ObjectKey, S3Settings, Storage, UrlSigningSecret};
+use resonance_storage::{KeyPrefix, ObjectKey, Storage};
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
-use resonance_testkit::postgres::TestPostgres;
-use resonance_testkit::s3::TestS3;
+use resonance_web::voices;
 use resonance_web::voices::library::{self, Upload, VoiceDetails};
-use resonance_web::voices::{self, VoiceCaller};
-use resonance_web::{ApiError, AppState};
 use serde_json::Value;
-
-/// Who a test request is: `x-test-org`, `x-test-role` (`admin` or `member`) and
-/// `x-test-operator: 1`.
-struct HeaderCaller {
-    org_id: OrgId,
-    admin: bool,
-    operator: bool,
-}
-
-impl FromRequestParts<AppState> for HeaderCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let org_id = header("x-test-org")
-            .and_then(|org| OrgId::parse(org).ok())
-            .ok_or(ApiError::Unauthenticated)?;
-        Ok(Self {
-            org_id,
-            admin: header("x-test-role") == Some("admin"),
-            operator: header("x-test-operator") == Some("1"),
-        })
-    }
-}
-
-impl VoiceCaller for HeaderCaller {
-    fn org_id(&self) -> &OrgId {
-        &self.org_id
-    }
-
-    fn require_admin(&self) -> Result<(), ApiError> {
-        if self.admin {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                "only organization admins may do this".into(),
-            ))
-        }
-    }
-
-    fn is_operator(&self) -> bool {
-        self.operator
-    }
-}
+use support::{DbKind, TestApp, TestUser};
 
 #[derive(Clone, Copy, Debug)]
 enum Setup {
@@ -74,89 +26,60 @@ enum Setup {
 }
 
 struct App {
-    base: String,
-    db: Arc<dyn Database>,
-    storage: Storage,
-    http: reqwest::Client,
+    app: TestApp,
     acme: OrgId,
     other: OrgId,
-    s3: Option<TestS3>,
-    _postgres: Option<TestPostgres>,
-    _dir: tempfile::TempDir,
+    admin: TestUser,
+    member: TestUser,
+    operator: TestUser,
+    other_admin: TestUser,
 }
 
 impl App {
     async fn start(setup: Setup, upload_limit: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, postgres) = match setup {
-            Setup::SqliteLocal => (
-                format!("sqlite://{}", dir.path().join("resonance.db").display()),
-                None,
-            ),
-            Setup::PostgresS3 => {
-                let postgres = TestPostgres::new().await.unwrap();
-                (postgres.url().to_string(), Some(postgres))
-            }
-        };
-        let db = resonance_db::connect(&url).await.unwrap();
-        db.migrate().await.unwrap();
-        let (storage, s3) = match setup {
-            Setup::SqliteLocal => {
-                let secret = UrlSigningSecret::new([3u8; 32]).unwrap();
-                (
-                    Storage::local(dir.path().join("objects"), secret).unwrap(),
-                    None,
-                )
-            }
-            Setup::PostgresS3 => {
-                let server = TestS3::start().unwrap();
-                let storage = Storage::s3(&S3Settings {
-                    endpoint: Some(server.endpoint()),
-                    region: server.region().to_string(),
-                    bucket: server.bucket().to_string(),
-                    access_key_id: server.access_key_id().to_string(),
-                    secret_access_key: server.secret_access_key().to_string(),
-                    virtual_hosted_style: false,
-                    allow_http: true,
-                })
-                .unwrap();
-                (storage, Some(server))
-            }
-        };
-        let acme = new_org(db.as_ref(), "Acme").await;
-        let other = new_org(db.as_ref(), "Other").await;
-        let mut state = AppState::new(db.clone(), storage.clone(), Default::default());
-        state.voice_upload_max_bytes = upload_limit;
-        let app = voices::routes::<HeaderCaller>().with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let builder = TestApp::builder().voice_upload_max_bytes(upload_limit);
+        let app = match setup {
+            Setup::SqliteLocal => builder.sqlite().local_storage(),
+            Setup::PostgresS3 => builder.postgres().s3(),
+        }
+        .spawn()
+        .await;
+        // The first account is the instance operator.
+        let operator = app.signed_up("operator@example.com").await;
+        let admin = app.signed_up("admin@acme.example").await;
+        let acme = app.create_org(&admin, "Acme").await;
+        app.join(&admin, &operator, &acme, "member").await;
+        let member = app.add_member(&admin, &acme, "member").await;
+        let other_admin = app.signed_up("admin@other.example").await;
+        let other = app.create_org(&other_admin, "Other").await;
         Self {
-            base: format!("http://{addr}"),
-            db,
-            storage,
-            http: reqwest::Client::new(),
-            acme,
-            other,
-            s3,
-            _postgres: postgres,
-            _dir: dir,
+            acme: OrgId::parse(&acme).unwrap(),
+            other: OrgId::parse(&other).unwrap(),
+            app,
+            admin,
+            member,
+            operator,
+            other_admin,
         }
     }
 
     fn request(&self, method: reqwest::Method, path: &str, who: Who) -> reqwest::RequestBuilder {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        let (org, role, operator) = match who {
-            Who::Anonymous => return request,
-            Who::Admin(org) => (org, "admin", "0"),
-            Who::Member(org) => (org, "member", "0"),
-            Who::Operator(org) => (org, "member", "1"),
+        let client = match who {
+            Who::Anonymous => self.app.anonymous(),
+            Who::Admin => self.admin.client.clone(),
+            Who::Member => self.member.client.clone(),
+            Who::Operator => self.operator.client.clone(),
+            Who::OtherAdmin => self.other_admin.client.clone(),
         };
-        request = request
-            .header("x-test-org", org.as_str())
-            .header("x-test-role", role)
-            .header("x-test-operator", operator);
-        request
+        client.request(method, self.app.url(path))
+    }
+
+    fn db(&self) -> &dyn Database {
+        self.app.db().as_ref()
+    }
+
+    fn storage(&self) -> &Storage {
+        &self.app.state.storage
     }
 
     fn get(&self, path: &str, who: Who) -> reqwest::RequestBuilder {
@@ -170,16 +93,16 @@ impl App {
 
     /// Every stored voice row and voice object: both must stay empty after a refusal.
     async fn stored(&self) -> (usize, Vec<ObjectKey>) {
-        let rows = self.db.all_voices().await.unwrap().len();
-        let mut objects = self.storage.list(&KeyPrefix::everything()).await.unwrap();
+        let rows = self.db().all_voices().await.unwrap().len();
+        let mut objects = self.storage().list(&KeyPrefix::everything()).await.unwrap();
         objects.sort();
         (rows, objects)
     }
 
     async fn system_voice(&self, name: &str, category: VoiceCategory) -> VoiceId {
         library::create_voice(
-            self.db.as_ref(),
-            &self.storage,
+            self.db(),
+            self.storage(),
             VoiceOwner::System,
             VoiceDetails {
                 name: VoiceName::parse(name).unwrap(),
@@ -196,21 +119,52 @@ impl App {
         .unwrap()
         .id
     }
+
+    /// Makes every insert into the voices table fail, as a database failing half-way would.
+    async fn refuse_voice_rows(&self) {
+        match self.app.db_kind {
+            DbKind::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.app.db_url).await.unwrap();
+                sqlx::query(
+                    "CREATE TRIGGER refuse_voices BEFORE INSERT ON voices \
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            DbKind::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.app.db_url).await.unwrap();
+                sqlx::query(
+                    "CREATE FUNCTION refuse_voices() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "CREATE TRIGGER refuse_voices BEFORE INSERT ON voices \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_voices()",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
-enum Who<'a> {
+enum Who {
     Anonymous,
-    Admin(&'a OrgId),
-    Member(&'a OrgId),
-    Operator(&'a OrgId),
-}
-
-async fn new_org(db: &dyn Database, name: &str) -> OrgId {
-    db.create_organization(&OrganizationName::parse(name).unwrap())
-        .await
-        .unwrap()
-        .id
+    /// Acme's admin.
+    Admin,
+    /// A plain member of Acme.
+    Member,
+    /// The instance operator, a plain member of Acme.
+    Operator,
+    /// Other's admin.
+    OtherAdmin,
 }
 
 fn wav_speech(seconds: f64) -> Vec<u8> {
@@ -245,7 +199,7 @@ fn wav_shape(bytes: &[u8]) -> (u16, u32, f64) {
 
 async fn every_upload_format_becomes_a_24k_mono_voice(setup: Setup) {
     let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
-    let admin = Who::Admin(&app.acme);
+    let admin = Who::Admin;
     for (seed, format) in UploadFormat::ALL.into_iter().enumerate() {
         let audio = encode_as(&speech_like(12.0, 0.5, seed as u32), format);
         let response = app
@@ -267,7 +221,7 @@ async fn every_upload_format_becomes_a_24k_mono_voice(setup: Setup) {
         let id = VoiceId::parse(voice["id"].as_str().unwrap()).unwrap();
 
         let sample = app
-            .storage
+            .storage()
             .get(&ObjectKey::custom_voice(&app.acme, &id))
             .await
             .unwrap();
@@ -276,7 +230,7 @@ async fn every_upload_format_becomes_a_24k_mono_voice(setup: Setup) {
         // Encoders add or trim a few milliseconds of padding.
         assert!((seconds - 12.0).abs() < 0.15, "{format:?}: {seconds} s");
         let original = app
-            .storage
+            .storage()
             .get(&ObjectKey::custom_voice_original(&app.acme, &id))
             .await
             .unwrap();
@@ -314,7 +268,7 @@ async fn the_web_form_uploads_a_voice(setup: Setup) {
             .part("file", part)
     };
     let refused = app
-        .request(reqwest::Method::POST, "/api/voices", Who::Admin(&app.acme))
+        .request(reqwest::Method::POST, "/api/voices", Who::Admin)
         .multipart(form(None))
         .send()
         .await
@@ -326,7 +280,7 @@ async fn the_web_form_uploads_a_voice(setup: Setup) {
     assert_eq!(app.stored().await, (0, vec![]));
 
     let created = app
-        .request(reqwest::Method::POST, "/api/voices", Who::Admin(&app.acme))
+        .request(reqwest::Method::POST, "/api/voices", Who::Admin)
         .multipart(form(Some("audio/wav")))
         .send()
         .await
@@ -343,7 +297,7 @@ async fn bad_uploads_are_refused_in_order_and_store_nothing(setup: Setup) {
     // Room for the 301 s clip (14.4 MB at 24 kHz).
     const LIMIT: usize = 16 * 1024 * 1024;
     let app = App::start(setup, LIMIT).await;
-    let (admin, member) = (Who::Admin(&app.acme), Who::Member(&app.acme));
+    let (admin, member) = (Who::Admin, Who::Member);
     let speech = wav_speech(12.0);
     let too_big = vec![1u8; LIMIT + 1];
     let short = wav_speech(9.0);
@@ -501,17 +455,19 @@ async fn bad_uploads_are_refused_in_order_and_store_nothing(setup: Setup) {
 
 async fn a_failed_database_write_leaves_no_audio(setup: Setup) {
     let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
-    // An organization the database does not know: the row insert fails after the audio
-    // was stored.
-    let ghost = OrgId::new();
+    // The row insert fails after the audio was stored.
+    app.refuse_voice_rows().await;
     let response = app
-        .upload(FIELDS, Who::Admin(&ghost))
+        .upload(FIELDS, Who::Admin)
         .header("content-type", "audio/wav")
         .body(wav_speech(10.5))
         .send()
         .await
         .unwrap();
-    assert!(!response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL".into())
+    );
     assert_eq!(app.stored().await, (0, vec![]));
 }
 
@@ -520,15 +476,15 @@ async fn browse_filter_search_paginate_and_isolate(setup: Setup) {
     let aaron = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
     app.system_voice("Walter", VoiceCategory::Narrative).await;
     let mut ours = Vec::new();
-    for (name, org) in [
-        ("Zed", &app.acme),
-        ("Ada", &app.acme),
-        ("Theirs", &app.other),
+    for (name, who) in [
+        ("Zed", Who::Admin),
+        ("Ada", Who::Admin),
+        ("Theirs", Who::OtherAdmin),
     ] {
         let response = app
             .upload(
                 &format!("name={name}&category=NARRATIVE&language=en-US"),
-                Who::Admin(org),
+                who,
             )
             .header("content-type", "audio/wav")
             .body(wav_speech(10.5))
@@ -539,7 +495,7 @@ async fn browse_filter_search_paginate_and_isolate(setup: Setup) {
         ours.push(json(response).await["id"].as_str().unwrap().to_string());
     }
     let theirs = ours.pop().unwrap();
-    let member = Who::Member(&app.acme);
+    let member = Who::Member;
     let names = |body: &Value| -> Vec<String> {
         body["voices"]
             .as_array()
@@ -597,7 +553,7 @@ async fn browse_filter_search_paginate_and_isolate(setup: Setup) {
         format!("/api/voices/{theirs}"),
         format!("/api/voices/{theirs}/audio"),
     ] {
-        let response = app.get(&path, Who::Admin(&app.acme)).send().await.unwrap();
+        let response = app.get(&path, Who::Admin).send().await.unwrap();
         assert_eq!(
             error_code(response).await,
             (StatusCode::NOT_FOUND, "NOT_FOUND".into()),
@@ -608,14 +564,14 @@ async fn browse_filter_search_paginate_and_isolate(setup: Setup) {
         .request(
             reqwest::Method::DELETE,
             &format!("/api/voices/{theirs}"),
-            Who::Admin(&app.acme),
+            Who::Admin,
         )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let still_there = app
-        .db
+        .db()
         .get_voice(&app.other, &VoiceId::parse(&theirs).unwrap())
         .await;
     assert!(still_there.is_ok());
@@ -633,7 +589,7 @@ async fn audio_serves_ranges_with_cache_headers(setup: Setup) {
     let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
     let system = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
     let custom = app
-        .upload(FIELDS, Who::Admin(&app.acme))
+        .upload(FIELDS, Who::Admin)
         .header("content-type", "audio/wav")
         .body(wav_speech(10.5))
         .send()
@@ -645,13 +601,13 @@ async fn audio_serves_ranges_with_cache_headers(setup: Setup) {
         (custom, "private, max-age=3600"),
     ] {
         let path = format!("/api/voices/{id}/audio");
-        let full = app.get(&path, Who::Member(&app.acme)).send().await.unwrap();
+        let full = app.get(&path, Who::Member).send().await.unwrap();
         assert_eq!(full.status(), StatusCode::OK);
         assert_eq!(full.headers()["cache-control"], cache_control);
         assert_eq!(full.headers()["content-type"], "audio/wav");
         let full = full.bytes().await.unwrap();
         let part = app
-            .get(&path, Who::Member(&app.acme))
+            .get(&path, Who::Member)
             .header("range", "bytes=100-199")
             .send()
             .await
@@ -669,7 +625,7 @@ async fn audio_serves_ranges_with_cache_headers(setup: Setup) {
 async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
     let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
     let created = app
-        .upload(FIELDS, Who::Admin(&app.acme))
+        .upload(FIELDS, Who::Admin)
         .header("content-type", "audio/wav")
         .body(wav_speech(10.5))
         .send()
@@ -677,7 +633,7 @@ async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
         .unwrap();
     let id = VoiceId::parse(json(created).await["id"].as_str().unwrap()).unwrap();
     let generation = app
-        .db
+        .db()
         .create_generation(&NewGeneration {
             id: GenerationId::new(),
             org_id: app.acme.clone(),
@@ -694,26 +650,22 @@ async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
             .send()
     };
 
-    let refused = delete(id.to_string(), Who::Member(&app.acme))
-        .await
-        .unwrap();
+    let refused = delete(id.to_string(), Who::Member).await.unwrap();
     assert_eq!(
         error_code(refused).await,
         (StatusCode::FORBIDDEN, "FORBIDDEN".into())
     );
-    let refused = delete(system.to_string(), Who::Admin(&app.acme))
-        .await
-        .unwrap();
+    let refused = delete(system.to_string(), Who::Admin).await.unwrap();
     assert_eq!(
         error_code(refused).await,
         (StatusCode::FORBIDDEN, "FORBIDDEN".into())
     );
     assert_eq!(app.stored().await.0, 2);
 
-    let deleted = delete(id.to_string(), Who::Admin(&app.acme)).await.unwrap();
+    let deleted = delete(id.to_string(), Who::Admin).await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let history = app
-        .db
+        .db()
         .get_generation(&app.acme, &generation.id)
         .await
         .unwrap();
@@ -726,14 +678,10 @@ async fn deleting_removes_row_and_audio_and_keeps_history(setup: Setup) {
         (1, vec![ObjectKey::system_voice(&system)])
     );
 
-    let deleted = delete(system.to_string(), Who::Operator(&app.acme))
-        .await
-        .unwrap();
+    let deleted = delete(system.to_string(), Who::Operator).await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.stored().await, (0, vec![]));
-    let gone = delete(system.to_string(), Who::Operator(&app.acme))
-        .await
-        .unwrap();
+    let gone = delete(system.to_string(), Who::Operator).await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
@@ -741,25 +689,30 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
     let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
     let kept = app.system_voice("Kept", VoiceCategory::General).await;
     let lost = app.system_voice("Lost audio", VoiceCategory::General).await;
-    app.storage
+    app.storage()
         .delete(&ObjectKey::system_voice(&lost))
         .await
         .unwrap();
     let stray = ObjectKey::custom_voice(&app.acme, &VoiceId::new());
-    app.storage
+    app.storage()
         .put(&stray, Bytes::from_static(b"left by a crash"), "audio/wav")
         .await
         .unwrap();
-    let db = app.db.as_ref();
+    let db = app.db();
 
-    let young = library::reconcile(db, &app.storage, std::time::Duration::from_secs(3600), true)
-        .await
-        .unwrap();
+    let young = library::reconcile(
+        db,
+        app.storage(),
+        std::time::Duration::from_secs(3600),
+        true,
+    )
+    .await
+    .unwrap();
     assert!(
         young.objects_without_rows.is_empty(),
         "within the grace period"
     );
-    let report = library::reconcile(db, &app.storage, std::time::Duration::ZERO, true)
+    let report = library::reconcile(db, app.storage(), std::time::Duration::ZERO, true)
         .await
         .unwrap();
     let lost_rows: Vec<_> = report
@@ -771,7 +724,7 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
     assert_eq!(report.objects_without_rows, vec![stray.clone()]);
     assert_eq!(app.stored().await.0, 2, "a dry run removes nothing");
 
-    let removed = library::reconcile(db, &app.storage, std::time::Duration::ZERO, false)
+    let removed = library::reconcile(db, app.storage(), std::time::Duration::ZERO, false)
         .await
         .unwrap();
     assert_eq!(removed, report);
@@ -795,9 +748,9 @@ async fn reconcile_removes_orphans_both_ways(setup: Setup) {
 
 async fn a_storage_outage_stores_nothing(setup: Setup) {
     let mut app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
-    drop(app.s3.take().expect("an S3 setup"));
+    app.app.stop_s3();
     let response = app
-        .upload(FIELDS, Who::Admin(&app.acme))
+        .upload(FIELDS, Who::Admin)
         .header("content-type", "audio/wav")
         .body(wav_speech(10.5))
         .send()
@@ -807,7 +760,7 @@ async fn a_storage_outage_stores_nothing(setup: Setup) {
         error_code(response).await,
         (StatusCode::BAD_GATEWAY, "STORAGE_UNAVAILABLE".into())
     );
-    assert_eq!(app.db.all_voices().await.unwrap().len(), 0);
+    assert_eq!(app.db().all_voices().await.unwrap().len(), 0);
 }
 
 macro_rules! on_both_setups {

@@ -5,47 +5,65 @@
 //! "email or password is incorrect" for both, and both hash or verify a password either way
 //! so that they take as long.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use resonance_db::{Membership, NewSession, User};
 use resonance_domain::{Email, OrgId, Password, Role, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{cross_site, session_token};
-use super::{SESSION_COOKIE, SignedIn, csrf, secrets};
+use super::{ClientIp, SESSION_COOKIE, SignedIn, csrf, secrets};
+use crate::error::ErrorBody;
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/sign-up", post(sign_up))
-        .route("/api/auth/sign-in", post(sign_in))
-        .route("/api/auth/sign-out", post(sign_out))
-        .route("/api/me", get(me))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignUpResponse {
     message: &'static str,
 }
 
-/// `POST /api/auth/sign-up`: 202 whether or not the email already had an account.
+/// Create an account
+///
+/// Answers 202 whether or not the email already had an account, so that it cannot be used
+/// to find out who has one. The first account on an instance is its operator.
+#[utoipa::path(
+    post,
+    path = "/api/auth/sign-up",
+    tag = "accounts",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 202, description = "Sign in next", body = SignUpResponse),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 403, description = "A cross-site request", body = ErrorBody),
+        (status = 422, description = "`INVALID_EMAIL` or `INVALID_PASSWORD`", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this IP; see `Retry-After`", body = ErrorBody),
+    )
+)]
 async fn sign_up(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SignUpResponse>), ApiError> {
@@ -54,7 +72,7 @@ async fn sign_up(
     }
     let email = Email::parse(&body.email).map_err(|e| invalid("INVALID_EMAIL", e))?;
     let password = Password::parse(&body.password).map_err(|e| invalid("INVALID_PASSWORD", e))?;
-    limit(state.auth.per_ip.check(&client.ip().to_string()))?;
+    limit(state.auth.per_ip.check(&client.to_string()))?;
     let hash = blocking(move || secrets::hash_password(password.expose())).await?;
     match state.db.create_user(&email, &hash).await? {
         Some(user) => {
@@ -70,17 +88,34 @@ async fn sign_up(
     ))
 }
 
-/// `POST /api/auth/sign-in`: a new session (the old one, if any, ends) in a cookie.
+/// Sign in
+///
+/// Starts a new session in the session cookie (a session the request carried ends) and
+/// acts in the user's first organization.
+#[utoipa::path(
+    post,
+    path = "/api/auth/sign-in",
+    tag = "accounts",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = MeResponse),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "`INVALID_CREDENTIALS`", body = ErrorBody),
+        (status = 403, description = "A cross-site request", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account or IP; see `Retry-After`", body = ErrorBody),
+    )
+)]
 async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     if !csrf::same_origin(&axum::http::Method::POST, &headers) {
         return Err(cross_site());
     }
-    limit(state.auth.per_ip.check(&client.ip().to_string()))?;
+    limit(state.auth.per_ip.check(&client.to_string()))?;
     let email = Email::parse(&body.email).ok();
     if let Some(email) = &email {
         limit(state.auth.per_account.check(email.as_str()))?;
@@ -123,7 +158,20 @@ async fn sign_in(
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-/// `POST /api/auth/sign-out`: ends this session at once.
+/// Sign out
+///
+/// Ends this session at once and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/auth/sign-out",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+    )
+)]
 async fn sign_out(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -133,7 +181,20 @@ async fn sign_out(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-/// `GET /api/me`: the signed-in user, their organizations and the active one.
+/// Who am I
+///
+/// The signed-in user, their organizations and the active one.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The signed-in user", body = MeResponse),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key", body = ErrorBody),
+    )
+)]
 async fn me(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -147,7 +208,7 @@ async fn me(
     )))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserBody {
     id: UserId,
@@ -158,7 +219,7 @@ pub struct UserBody {
 }
 
 /// An organization as one of its members sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MembershipBody {
     id: OrgId,
@@ -179,7 +240,7 @@ impl From<&Membership> for MembershipBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeResponse {
     user: UserBody,

@@ -7,6 +7,7 @@
 //! manage keys, members or invites: those need a signed-in admin ([`Caller::require_user`]).
 
 mod accounts;
+pub mod client_ip;
 pub mod csrf;
 mod extract;
 pub mod rate_limit;
@@ -14,8 +15,9 @@ pub mod secrets;
 
 use std::time::Duration;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
+pub use client_ip::{ClientIp, IpNetwork};
 pub use extract::{Caller, Principal, SESSION_COOKIE, SignedIn};
 pub use resonance_domain::Role;
 
@@ -38,6 +40,9 @@ pub struct AuthSettings {
     /// Sign-in and sign-up attempts allowed per client IP in each window.
     pub attempts_per_ip: u32,
     pub attempt_window: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; none by default, since
+    /// any client can send the header.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 impl Default for AuthSettings {
@@ -50,6 +55,7 @@ impl Default for AuthSettings {
             attempts_per_account: 10,
             attempts_per_ip: 100,
             attempt_window: Duration::from_secs(15 * 60),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -71,6 +77,6 @@ impl Auth {
     }
 }
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     accounts::routes()
 }

@@ -14,19 +14,22 @@ pub mod polar;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use resonance_db::{Database, Plan};
 use resonance_domain::OrgId;
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use tokio::task::JoinHandle;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::outbox::OutboxSettings;
 pub use self::period::Period;
 use self::polar::{CustomerState, Polar, PolarSettings};
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
 /// How the instance bills: its default plan and, optionally, Polar.
@@ -89,7 +92,7 @@ impl Billing {
 }
 
 /// Which limit of a plan a request would pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaLimit {
     CharactersPerMonth,
@@ -98,7 +101,7 @@ pub enum QuotaLimit {
 }
 
 /// A refusal because a plan's limit would be passed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaExceeded {
     pub limit: QuotaLimit,
@@ -239,14 +242,14 @@ async fn ensure_subscribed(state: &AppState, org: &OrgId) -> Result<(), ApiError
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/usage", get(usage))
-        .route("/api/billing/status", get(status))
-        .route("/api/billing/checkout", post(checkout))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(usage))
+        .routes(routes!(status))
+        .routes(routes!(checkout))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageBody {
     period: PeriodBody,
@@ -261,7 +264,7 @@ pub struct UsageBody {
     meters: Option<Vec<MeterBody>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PeriodBody {
     #[serde(with = "time::serde::rfc3339")]
     start: OffsetDateTime,
@@ -270,13 +273,13 @@ struct PeriodBody {
 }
 
 /// What is used against what the plan allows (`None`: unlimited).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Allowance {
     used: u64,
     limit: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DayBody {
     date: String,
@@ -284,7 +287,7 @@ struct DayBody {
     voice_creations: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MeterBody {
     meter_id: String,
@@ -293,7 +296,20 @@ struct MeterBody {
     amount_cents: i64,
 }
 
-/// `GET /api/usage`: this period's usage against the plan, per day.
+/// Usage
+///
+/// This period's (the calendar month in UTC) usage against the plan, per day, with Polar's
+/// meters when Polar is configured and answers.
+#[utoipa::path(
+    get,
+    path = "/api/usage",
+    tag = "billing",
+    responses(
+        (status = 200, description = "Usage and limits", body = UsageBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
 async fn usage(State(state): State<AppState>, caller: Caller) -> Result<Json<UsageBody>, ApiError> {
     let org = &caller.org_id;
     let plan = plan_of(&state, org).await?;
@@ -350,7 +366,7 @@ async fn usage(State(state): State<AppState>, caller: Caller) -> Result<Json<Usa
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBody {
     /// Whether this instance bills through Polar; without it only plan limits apply.
@@ -362,7 +378,20 @@ pub struct StatusBody {
     estimated_cost_cents: i64,
 }
 
-/// `GET /api/billing/status`: the organization's subscription, from Polar's customer state.
+/// Subscription status
+///
+/// The organization's subscription, from Polar's customer state.
+#[utoipa::path(
+    get,
+    path = "/api/billing/status",
+    tag = "billing",
+    responses(
+        (status = 200, description = "The subscription", body = StatusBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+        (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
+    )
+)]
 async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -394,13 +423,27 @@ async fn status(
     Ok(Json(body))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckoutBody {
     /// Polar's checkout page; the browser goes there.
     url: String,
 }
 
-/// `POST /api/billing/checkout` (admins): a Polar checkout session for the organization.
+/// Subscribe
+///
+/// Admins only: a Polar checkout session for the organization.
+#[utoipa::path(
+    post,
+    path = "/api/billing/checkout",
+    tag = "billing",
+    responses(
+        (status = 200, description = "Where to send the browser", body = CheckoutBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or billing is not enabled", body = ErrorBody),
+        (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
+    )
+)]
 async fn checkout(
     State(state): State<AppState>,
     caller: Caller,

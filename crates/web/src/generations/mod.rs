@@ -7,11 +7,9 @@ pub mod worker;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use resonance_audio::OutputFormat;
 use resonance_db::{Generation, GenerationFilter, NewGeneration, Page};
 use resonance_domain::{
@@ -21,8 +19,12 @@ use resonance_domain::{
 use resonance_storage::ObjectKey;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};
 use crate::{ApiError, ApiJson, AppState};
 
@@ -30,25 +32,16 @@ use crate::{ApiError, ApiJson, AppState};
 pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
 const WAIT_POLL: Duration = Duration::from_millis(100);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/generations",
-            get(list_generations).post(create_generation),
-        )
-        .route(
-            "/api/generations/{generation_id}",
-            get(get_generation).delete(delete_generation),
-        )
-        .route(
-            "/api/generations/{generation_id}/cancel",
-            post(cancel_generation),
-        )
-        .route("/api/generations/{generation_id}/audio", get(audio))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_generations, create_generation))
+        .routes(routes!(get_generation, delete_generation))
+        .routes(routes!(cancel_generation))
+        .routes(routes!(audio))
 }
 
 /// A generation as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerationView {
     pub id: GenerationId,
@@ -62,6 +55,7 @@ pub struct GenerationView {
     pub repetition_penalty: f64,
     pub seed: Option<u32>,
     pub status: GenerationStatus,
+    /// Percent done, 0-100.
     pub progress: u8,
     pub failure_reason: Option<String>,
     /// Set once the audio is ready.
@@ -100,21 +94,31 @@ impl From<Generation> for GenerationView {
 }
 
 /// `POST /api/generations`. Absent parameters take Chatterbox Turbo's defaults.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateGeneration {
+    /// 1-5000 characters (required).
     pub text: Option<String>,
+    /// A system voice or one of the organization's (required).
+    #[schema(value_type = Option<VoiceId>)]
     pub voice_id: Option<String>,
+    /// In (0, 2] [default: 0.8].
     pub temperature: Option<f64>,
+    /// In (0, 1] [default: 0.95].
     pub top_p: Option<f64>,
-    /// Wider than the bounds, so that a negative value is refused naming the field.
+    /// 1-10000 [default: 1000].
+    // Wider than the bounds, so that a negative value is refused naming the field.
     pub top_k: Option<i64>,
+    /// 1-2 [default: 1.2].
     pub repetition_penalty: Option<f64>,
+    /// 0-4294967295 [default: random].
     pub seed: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
+    /// Answer once the generation has finished (up to 5 minutes) instead of at once.
     #[serde(default)]
     wait: bool,
 }
@@ -171,8 +175,29 @@ impl CreateGeneration {
     }
 }
 
+/// Generate speech
+///
 /// Queues a generation: 202 with it, or with `?wait=true` 201 once it has finished
 /// (succeeded, failed or cancelled: its `status` says which).
+#[utoipa::path(
+    post,
+    path = "/api/generations",
+    tag = "generations",
+    params(CreateQuery),
+    request_body = CreateGeneration,
+    responses(
+        (status = 201, description = "Finished (with `wait=true`)", body = GenerationView),
+        (status = 202, description = "Queued, or still running when the wait ended", body = GenerationView),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 402, description = "`QUOTA_EXCEEDED`: over the plan's characters or concurrent jobs", body = ErrorBody),
+        (status = 403, description = "`SUBSCRIPTION_REQUIRED`", body = ErrorBody),
+        (status = 404, description = "No such voice for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or the voice's audio is not ready", body = ErrorBody),
+        (status = 422, description = "`INVALID_FIELD`: the message starts with the field's name", body = ErrorBody),
+        (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
+    )
+)]
 async fn create_generation(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,17 +276,23 @@ pub async fn wait_until_finished(
     Ok(generation)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only generations made with this voice.
+    #[param(value_type = Option<VoiceId>)]
     voice_id: Option<String>,
+    /// Generations per page.
     limit: Option<u32>,
+    /// Generations to skip.
     offset: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GenerationList {
     generations: Vec<GenerationView>,
+    /// Matching generations on all pages.
     total: u64,
     limit: u32,
     offset: u32,
@@ -274,7 +305,21 @@ fn invalid_query(message: impl ToString) -> ApiError {
     }
 }
 
+/// List generations
+///
 /// Newest first, optionally only those made with one voice.
+#[utoipa::path(
+    get,
+    path = "/api/generations",
+    tag = "generations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of generations", body = GenerationList),
+        (status = 400, description = "`INVALID_QUERY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
 async fn list_generations(
     State(state): State<AppState>,
     caller: Caller,
@@ -312,6 +357,21 @@ pub fn generation_id(raw: &str) -> Result<GenerationId, ApiError> {
     GenerationId::parse(raw).map_err(|_| ApiError::NotFound("generation"))
 }
 
+/// Get a generation
+///
+/// Its status and progress; `audioUrl` once it has succeeded.
+#[utoipa::path(
+    get,
+    path = "/api/generations/{generationId}",
+    tag = "generations",
+    params(("generationId" = GenerationId, Path, description = "The generation")),
+    responses(
+        (status = 200, description = "The generation", body = GenerationView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such generation for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
 async fn get_generation(
     State(state): State<AppState>,
     caller: Caller,
@@ -324,8 +384,22 @@ async fn get_generation(
     Ok(Json(generation.into()))
 }
 
+/// Delete a generation
+///
 /// Removes the generation and its audio. A running job stops at its worker's next
 /// heartbeat and leaves nothing behind.
+#[utoipa::path(
+    delete,
+    path = "/api/generations/{generationId}",
+    tag = "generations",
+    params(("generationId" = GenerationId, Path, description = "The generation")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such generation for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
 async fn delete_generation(
     State(state): State<AppState>,
     caller: Caller,
@@ -349,7 +423,21 @@ pub async fn remove(state: &AppState, org: &OrgId, id: &GenerationId) -> Result<
     Ok(())
 }
 
+/// Cancel a generation
+///
 /// 200 with the cancelled generation; 409 once it has finished.
+#[utoipa::path(
+    post,
+    path = "/api/generations/{generationId}/cancel",
+    tag = "generations",
+    params(("generationId" = GenerationId, Path, description = "The generation")),
+    responses(
+        (status = 200, description = "Cancelled", body = GenerationView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such generation for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or it has already finished", body = ErrorBody),
+    )
+)]
 async fn cancel_generation(
     State(state): State<AppState>,
     caller: Caller,
@@ -362,7 +450,8 @@ async fn cancel_generation(
     Ok(Json(generation.into()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AudioQuery {
     /// `1` or `true` asks the browser to save the file.
     download: Option<String>,
@@ -395,8 +484,30 @@ pub async fn read_stored_audio(state: &AppState, key: &ObjectKey) -> Result<Vec<
     Ok(audio.samples)
 }
 
-/// The generated WAV with range requests, or with `?format=` the audio encoded whole in
+/// Listen to a generation
+///
+/// The generated WAV with range requests, or with `format` the audio encoded whole in
 /// that format; 409 while the job has not succeeded.
+#[utoipa::path(
+    get,
+    path = "/api/generations/{generationId}/audio",
+    tag = "generations",
+    params(
+        ("generationId" = GenerationId, Path, description = "The generation"),
+        AudioQuery,
+        ("Range" = Option<String>, Header, description = "A byte range, like `bytes=0-1023`"),
+    ),
+    responses(
+        (status = 200, description = "The audio: WAV, or in `format`", content(("audio/wav"), ("audio/mpeg"), ("audio/ogg"), ("audio/aac"), ("audio/flac"), ("audio/pcm"), ("audio/basic")),
+            headers(("Content-Disposition" = String, description = "`attachment` with a file name when `download` is set"))),
+        (status = 206, description = "The requested range of the audio", content(("audio/wav"))),
+        (status = 400, description = "`INVALID_QUERY`: an unknown `format`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such generation for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or the audio is not ready", body = ErrorBody),
+        (status = 416, description = "The range is outside the audio"),
+    )
+)]
 async fn audio(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,61 +5,45 @@
 pub mod library;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Query, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use resonance_audio::voice_sample::SampleError;
 use resonance_db::{Page, Voice, VoiceFilter};
 use resonance_domain::{
-    Language, OrgId, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
+    Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
 use resonance_storage::ObjectKey;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::library::{CreateVoiceError, Upload, VoiceDetails};
+use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};
 use crate::{ApiError, AppState};
 
 /// The original's upload limit: 20 MB.
 pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
 
-/// Who is asking, as far as the voice routes need to know: extracted from the request
-/// (rejecting a request that is not signed in) and implemented by the accounts' caller.
-pub trait VoiceCaller: FromRequestParts<AppState> + Send + Sync + 'static {
-    /// The organization the caller acts for.
-    fn org_id(&self) -> &OrgId;
-    /// Succeeds for the organization's admins; otherwise 403.
-    fn require_admin(&self) -> Result<(), ApiError>;
-    /// The instance operator, who manages SYSTEM voices.
-    fn is_operator(&self) -> bool;
-}
-
-pub fn routes<C: VoiceCaller>() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/voices",
-            get(list_voices::<C>)
-                .post(create_voice::<C>)
-                // The upload limit is enforced by `read_body` while the body streams in.
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/api/voices/{voice_id}",
-            get(get_voice::<C>).delete(delete_voice::<C>),
-        )
-        .route("/api/voices/{voice_id}/audio", get(voice_audio::<C>))
+pub fn routes() -> OpenApiRouter<AppState> {
+    let (schemas, paths, voices) = routes!(list_voices, create_voice);
+    // The upload limit is enforced by `read_body` while the body streams in.
+    let voices = voices.layer(DefaultBodyLimit::disable());
+    OpenApiRouter::new()
+        .routes((schemas, paths, voices))
+        .routes(routes!(get_voice, delete_voice))
+        .routes(routes!(voice_audio))
 }
 
 /// A voice as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceView {
     pub id: VoiceId,
@@ -68,6 +52,7 @@ pub struct VoiceView {
     pub category: VoiceCategory,
     pub language: Language,
     pub variant: VoiceVariant,
+    /// Where to listen to the voice's sample.
     pub audio_url: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -91,20 +76,30 @@ impl From<Voice> for VoiceView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this category.
+    #[param(value_type = Option<VoiceCategory>)]
     category: Option<String>,
+    /// Only this language, like `en-US`.
+    #[param(value_type = Option<Language>)]
     language: Option<String>,
+    /// Only system or only custom voices.
+    #[param(value_type = Option<VoiceVariant>)]
     variant: Option<String>,
     /// Case-insensitive part of the name.
     search: Option<String>,
+    /// Voices per page.
     limit: Option<u32>,
+    /// Voices to skip.
     offset: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VoiceList {
     voices: Vec<VoiceView>,
+    /// Matching voices on all pages.
     total: u64,
     limit: u32,
     offset: u32,
@@ -117,9 +112,24 @@ fn invalid_query(message: impl ToString) -> ApiError {
     }
 }
 
-async fn list_voices<C: VoiceCaller>(
+/// List voices
+///
+/// Every system voice and the active organization's custom voices, by name.
+#[utoipa::path(
+    get,
+    path = "/api/voices",
+    tag = "voices",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of voices", body = VoiceList),
+        (status = 400, description = "`INVALID_QUERY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
+async fn list_voices(
     State(state): State<AppState>,
-    caller: C,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<VoiceList>, ApiError> {
     let filter = VoiceFilter {
@@ -149,7 +159,7 @@ async fn list_voices<C: VoiceCaller>(
         query.offset.unwrap_or(default.offset()),
     )
     .map_err(invalid_query)?;
-    let listed = state.db.list_voices(caller.org_id(), &filter, page).await?;
+    let listed = state.db.list_voices(&caller.org_id, &filter, page).await?;
     Ok(Json(VoiceList {
         voices: listed.items.into_iter().map(VoiceView::from).collect(),
         total: listed.total,
@@ -163,22 +173,56 @@ pub fn voice_id(raw: &str) -> Result<VoiceId, ApiError> {
     VoiceId::parse(raw).map_err(|_| ApiError::NotFound("voice"))
 }
 
-async fn get_voice<C: VoiceCaller>(
+/// Get a voice
+#[utoipa::path(
+    get,
+    path = "/api/voices/{voiceId}",
+    tag = "voices",
+    params(("voiceId" = VoiceId, Path, description = "The voice")),
+    responses(
+        (status = 200, description = "The voice", body = VoiceView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such voice for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
+async fn get_voice(
     State(state): State<AppState>,
-    caller: C,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VoiceView>, ApiError> {
-    let voice = state.db.get_voice(caller.org_id(), &voice_id(&id)?).await?;
+    let voice = state.db.get_voice(&caller.org_id, &voice_id(&id)?).await?;
     Ok(Json(voice.into()))
 }
 
-async fn voice_audio<C: VoiceCaller>(
+/// Listen to a voice
+///
+/// The voice's sample as WAV, with HTTP range requests.
+#[utoipa::path(
+    get,
+    path = "/api/voices/{voiceId}/audio",
+    tag = "voices",
+    params(
+        ("voiceId" = VoiceId, Path, description = "The voice"),
+        ("Range" = Option<String>, Header, description = "A byte range, like `bytes=0-1023`"),
+    ),
+    responses(
+        (status = 200, description = "The sample", content(("audio/wav")),
+            headers(("Cache-Control" = String, description = "`public, max-age=86400` for system voices, `private, max-age=3600` for custom ones"))),
+        (status = 206, description = "The requested range of the sample", content(("audio/wav"))),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such voice for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or the audio is not ready", body = ErrorBody),
+        (status = 416, description = "The range is outside the sample"),
+    )
+)]
+async fn voice_audio(
     State(state): State<AppState>,
-    caller: C,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let voice = state.db.get_voice(caller.org_id(), &voice_id(&id)?).await?;
+    let voice = state.db.get_voice(&caller.org_id, &voice_id(&id)?).await?;
     let key = voice
         .object_key
         .as_deref()
@@ -197,9 +241,26 @@ async fn voice_audio<C: VoiceCaller>(
     object_response(&state, &key, &headers, &presentation).await
 }
 
-async fn delete_voice<C: VoiceCaller>(
+/// Delete a voice
+///
+/// Org admins delete custom voices, the instance operator system voices. The row and the
+/// audio go; earlier generations keep the voice's name.
+#[utoipa::path(
+    delete,
+    path = "/api/voices/{voiceId}",
+    tag = "voices",
+    params(("voiceId" = VoiceId, Path, description = "The voice")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a system voice and not the operator", body = ErrorBody),
+        (status = 404, description = "No such voice for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+    )
+)]
+async fn delete_voice(
     State(state): State<AppState>,
-    caller: C,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     remove_voice(&state, &caller, &voice_id(&id)?).await?;
@@ -208,14 +269,10 @@ async fn delete_voice<C: VoiceCaller>(
 
 /// Deletes a voice visible to the caller: custom voices by the organization's admins,
 /// system voices by the instance operator only.
-pub async fn remove_voice<C: VoiceCaller>(
-    state: &AppState,
-    caller: &C,
-    id: &VoiceId,
-) -> Result<(), ApiError> {
-    let voice = state.db.get_voice(caller.org_id(), id).await?;
+pub async fn remove_voice(state: &AppState, caller: &Caller, id: &VoiceId) -> Result<(), ApiError> {
+    let voice = state.db.get_voice(&caller.org_id, id).await?;
     match &voice.owner {
-        VoiceOwner::System if !caller.is_operator() => {
+        VoiceOwner::System if !caller.is_operator => {
             return Err(ApiError::Forbidden(
                 "only the instance operator may remove system voices".into(),
             ));
@@ -228,27 +285,58 @@ pub async fn remove_voice<C: VoiceCaller>(
 }
 
 /// The raw upload's descriptive fields, as query parameters (the original's REST route).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
+    /// 1-100 characters.
     name: Option<String>,
+    /// [default: `GENERAL`]
+    #[param(value_type = Option<VoiceCategory>)]
     category: Option<String>,
+    /// A BCP-47 tag with a region, like `en-US` [default: `en-US`].
+    #[param(value_type = Option<Language>)]
     language: Option<String>,
+    /// At most 1000 characters.
     description: Option<String>,
 }
 
-/// `POST /api/voices`: the recording as the raw body with the fields as query parameters,
-/// or a `multipart/form-data` form with a `file` part and the same fields. Checks in the
-/// original's order: signed in (401), admin (403), subscription (403) and voice slots
-/// (402), non-empty body (400), size (413),
-/// Content-Type (400); then the fields (400) and the audio itself (422).
-async fn create_voice<C: VoiceCaller>(
+/// Clone a voice
+///
+/// Org admins only. Checks in the original's order: signed in (401), admin (403),
+/// subscription (403) and voice slots (402), non-empty body (400), size (413), Content-Type
+/// (400); then the fields (400) and the audio (422).
+#[utoipa::path(
+    post,
+    path = "/api/voices",
+    tag = "voices",
+    params(CreateQuery),
+    request_body(
+        description = "The recording (10 s to 5 min of speech; WAV, MP3, FLAC, OGG/Vorbis, \
+                       M4A/AAC or WebM/Opus) as the raw body with its Content-Type, or a \
+                       `multipart/form-data` form with a `file` part and the fields as text parts",
+        content(("audio/*"), ("multipart/form-data")),
+    ),
+    responses(
+        (status = 201, description = "The new voice", body = VoiceView),
+        (status = 400, description = "`EMPTY_BODY`, `MISSING_CONTENT_TYPE`, `INVALID_FIELD` or `INVALID_FORM`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 402, description = "`QUOTA_EXCEEDED`: every voice slot of the plan is taken", body = ErrorBody),
+        (status = 403, description = "Not an admin, or `SUBSCRIPTION_REQUIRED`", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+        (status = 413, description = "Over the upload limit (20 MB unless configured)", body = ErrorBody),
+        (status = 422, description = "`UNDECODABLE_AUDIO`, `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
+        (status = 502, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody),
+        (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
+    )
+)]
+async fn create_voice(
     State(state): State<AppState>,
-    caller: C,
+    caller: Caller,
     Query(query): Query<CreateQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
-    crate::billing::ensure_can_create_voice(&state, caller.org_id()).await?;
+    crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let content_type = content_type(&parts.headers)?;
@@ -266,7 +354,7 @@ async fn create_voice<C: VoiceCaller>(
     let voice = library::create_voice(
         state.db.as_ref(),
         &state.storage,
-        VoiceOwner::Org(caller.org_id().clone()),
+        VoiceOwner::Org(caller.org_id.clone()),
         details,
         upload,
     )
@@ -440,19 +528,5 @@ pub(crate) fn create_error(error: CreateVoiceError) -> ApiError {
         CreateVoiceError::Sample(e @ SampleError::Silent) => unprocessable("AUDIO_SILENT", &e),
         CreateVoiceError::Storage(e) => storage_error(e),
         CreateVoiceError::Database(e) => e.into(),
-    }
-}
-
-impl VoiceCaller for crate::auth::Caller {
-    fn org_id(&self) -> &OrgId {
-        &self.org_id
-    }
-
-    fn require_admin(&self) -> Result<(), ApiError> {
-        crate::auth::Caller::require_admin(self)
-    }
-
-    fn is_operator(&self) -> bool {
-        self.is_operator
     }
 }

@@ -52,6 +52,7 @@ pub struct TestAppBuilder {
     db: DbKind,
     storage: StorageKind,
     auth: AuthSettings,
+    voice_upload_max_bytes: Option<usize>,
     billing: Option<Billing>,
     engine: Option<Arc<dyn SpeechEngine>>,
 }
@@ -85,6 +86,12 @@ impl TestAppBuilder {
     /// Changes authentication settings (rate limits, secure cookies, lifetimes).
     pub fn auth(mut self, change: impl FnOnce(&mut AuthSettings)) -> Self {
         change(&mut self.auth);
+        self
+    }
+
+    /// Changes the largest accepted voice upload.
+    pub fn voice_upload_max_bytes(mut self, limit: usize) -> Self {
+        self.voice_upload_max_bytes = Some(limit);
         self
     }
 
@@ -145,6 +152,9 @@ impl TestAppBuilder {
         };
 
         let mut state = AppState::new(db, storage, self.auth);
+        if let Some(limit) = self.voice_upload_max_bytes {
+            state.voice_upload_max_bytes = limit;
+        }
         if let Some(billing) = self.billing {
             state.billing = Arc::new(billing);
         }
@@ -162,11 +172,12 @@ impl TestAppBuilder {
             base_url: format!("http://{}", server.addr),
             workers,
             state,
+            db_url,
             db_kind: self.db,
             storage_kind: self.storage,
             _stop: stop,
             _postgres: postgres,
-            _s3: s3,
+            s3,
             _dir: dir,
         }
     }
@@ -178,12 +189,14 @@ pub struct TestApp {
     pub base_url: String,
     /// The server's state: its database and storage, for checks past the API.
     pub state: AppState,
+    /// The database's URL, for tests that reach past the server's database layer.
+    pub db_url: String,
     pub db_kind: DbKind,
     pub storage_kind: StorageKind,
     workers: Vec<JoinHandle<()>>,
     _stop: oneshot::Sender<()>,
     _postgres: Option<TestPostgres>,
-    _s3: Option<TestS3>,
+    s3: Option<TestS3>,
     _dir: tempfile::TempDir,
 }
 
@@ -224,9 +237,15 @@ impl TestApp {
             db: DbKind::Sqlite,
             storage: StorageKind::Local,
             auth: AuthSettings::default(),
+            voice_upload_max_bytes: None,
             billing: None,
             engine: None,
         }
+    }
+
+    /// Stops the S3 server, as an outage would; panics without one.
+    pub fn stop_s3(&mut self) {
+        drop(self.s3.take().expect("an app on S3 storage"));
     }
 
     pub fn db(&self) -> &Arc<dyn Database> {
@@ -362,7 +381,10 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 201, "inviting a {role} to {org}");
         let invite: Value = response.json().await.unwrap();
-        invite["token"].as_str().unwrap().to_string()
+        let token = invite["token"].as_str().unwrap().to_string();
+        // Relative: the test server has no public URL. `lifecycle` opens the page.
+        assert_eq!(invite["url"], format!("/invite/{token}"), "the invite link");
+        token
     }
 
     /// `member` joins `org` with `role` through an invite that `admin` creates, and acts in
