@@ -2,21 +2,25 @@
 //! through WebDriver against the real server on port 0. Screenshots of every page land in
 //! `target/screenshots/`.
 
+mod support;
+
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use resonance_db::{Database, Plan};
-use resonance_storage::{Storage, UrlSigningSecret};
+use resonance_db::Plan;
+use resonance_engine::SAMPLE_RATE;
 use resonance_web::billing::{Billing, BillingSettings};
-use resonance_web::{AppState, RunningServer};
-use serde_json::json;
+use serde_json::{Value, json};
+use support::TestApp;
+use support::tone::{SAMPLES_PER_CHAR, ToneEngine};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(20);
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -25,37 +29,18 @@ const PHONE: (u32, u32) = (390, 844);
 /// The server, a chromedriver and one Chromium session; everything stops on drop.
 struct Browser {
     client: Client,
-    base: String,
-    db: Arc<dyn Database>,
-    _server: RunningServer,
-    _stop_server: oneshot::Sender<()>,
+    app: TestApp,
     _chromedriver: Child,
-    _dirs: Vec<tempfile::TempDir>,
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
+    /// The app without a generation worker.
     async fn start() -> Browser {
-        Self::start_with_billing(Billing::default()).await
+        Browser::on(TestApp::builder().spawn().await).await
     }
 
-    async fn start_with_billing(billing: Billing) -> Browser {
-        let data = tempfile::tempdir().unwrap();
-        let db = resonance_db::connect(&format!("sqlite://{}/resonance.db", data.path().display()))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
-        let secret = UrlSigningSecret::new(vec![42u8; 32]).unwrap();
-        let storage = Storage::local(data.path().join("objects"), secret).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let mut state = AppState::new(db.clone(), storage, Default::default());
-        state.billing = Arc::new(billing);
-        let server = resonance_web::serve(listener, state, async {
-            let _ = stopped.await;
-        })
-        .unwrap();
-        let base = format!("http://{}", server.addr);
-
+    async fn on(app: TestApp) -> Browser {
         let port = free_port();
         let chromedriver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -83,6 +68,9 @@ impl Browser {
                     "--no-first-run",
                     "--disable-dev-shm-usage",
                     "--autoplay-policy=no-user-gesture-required",
+                    // A microphone that plays a beep, allowed without asking.
+                    "--use-fake-device-for-media-stream",
+                    "--use-fake-ui-for-media-stream",
                     format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
@@ -95,74 +83,14 @@ impl Browser {
             .expect("Chromium starts under chromedriver");
         Browser {
             client,
-            base,
-            db,
-            _server: server,
-            _stop_server: stop_server,
+            app,
             _chromedriver: chromedriver,
-            _dirs: vec![data, profile],
+            _profile: profile,
         }
     }
 
-    /// Signs up and in over the API, creates an organization, and gives the browser the
-    /// session; returns the organization's id.
-    async fn signed_in_with_org(&self) -> resonance_domain::OrgId {
-        let http = reqwest::Client::new();
-        let credentials =
-            json!({ "email": "ada@example.com", "password": "correct horse battery staple" });
-        let signed_up = http
-            .post(format!("{}/api/auth/sign-up", self.base))
-            .header("origin", &self.base)
-            .json(&credentials)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(signed_up.status(), 202);
-        let signed_in = http
-            .post(format!("{}/api/auth/sign-in", self.base))
-            .header("origin", &self.base)
-            .json(&credentials)
-            .send()
-            .await
-            .unwrap();
-        let token = signed_in
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('='))
-            .find(|(name, _)| *name == resonance_web::auth::SESSION_COOKIE)
-            .map(|(_, value)| value.to_string())
-            .expect("signing in sets the session cookie");
-        let org: serde_json::Value = http
-            .post(format!("{}/api/orgs", self.base))
-            .header("origin", &self.base)
-            .header(
-                "cookie",
-                format!("{}={token}", resonance_web::auth::SESSION_COOKIE),
-            )
-            .json(&json!({ "name": "Acme" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        self.open("/sign-in").await;
-        self.client
-            .execute(
-                "document.cookie = `${arguments[0]}=${arguments[1]}; path=/`;",
-                vec![json!(resonance_web::auth::SESSION_COOKIE), json!(token)],
-            )
-            .await
-            .unwrap();
-        resonance_domain::OrgId::parse(org["id"].as_str().unwrap()).unwrap()
-    }
-
     async fn open(&self, path: &str) {
-        self.client
-            .goto(&format!("{}{path}", self.base))
-            .await
-            .unwrap();
+        self.client.goto(&self.app.url(path)).await.unwrap();
     }
 
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
@@ -193,6 +121,74 @@ impl Browser {
 
     async fn text_of(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
+    }
+
+    /// Runs `script` (a function body; may `await`) in the page and returns its result.
+    async fn run(&self, script: &str) -> Value {
+        self.client
+            .execute(&format!("return (async () => {{ {script} }})();"), vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    async fn path(&self) -> String {
+        self.run("return location.pathname + location.search;")
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Types into the field `css` after clearing it.
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Signs up through the sign-up page (which then signs in) and waits for `landing`.
+    async fn sign_up(&self, from: &str, email: &str, landing: &str) {
+        self.open(from).await;
+        self.fill("#email", email).await;
+        self.fill("#password", support::PASSWORD).await;
+        self.click("form[data-auth-form] button[type=submit]").await;
+        self.wait_for_js(&format!(
+            "location.pathname === {landing:?} && document.readyState === 'complete'"
+        ))
+        .await;
+    }
+
+    /// Fetches `url` in the page with its session; returns status, headers and body.
+    async fn fetch(&self, method: &str, url: &str) -> (u16, Value, Vec<u8>) {
+        let result = self
+            .run(&format!(
+                "const response = await fetch({url:?}, {{ method: {method:?} }});
+                 const bytes = new Uint8Array(await response.arrayBuffer());
+                 let binary = '';
+                 for (const byte of bytes) binary += String.fromCharCode(byte);
+                 return {{ status: response.status, headers: Object.fromEntries(response.headers), body: btoa(binary) }};"
+            ))
+            .await;
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(result["body"].as_str().unwrap())
+            .unwrap();
+        (
+            result["status"].as_u64().unwrap() as u16,
+            result["headers"].clone(),
+            body,
+        )
+    }
+
+    /// Whether the page scrolls sideways (it must not, even on a phone).
+    async fn overflows(&self) -> bool {
+        self.run("return document.documentElement.scrollWidth > window.innerWidth;")
+            .await
+            .as_bool()
+            .unwrap()
     }
 
     async fn screenshot(&self, name: &str) {
@@ -283,17 +279,10 @@ async fn sign_in_and_sign_up_pages_validate_before_calling_the_api() {
     browser.resize(PHONE).await;
     browser.open("/sign-in").await;
     browser.find("#email").await;
-    let overflow: bool = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap();
-    assert!(!overflow, "the sign-in page scrolls sideways on a phone");
+    assert!(
+        !browser.overflows().await,
+        "the sign-in page scrolls sideways on a phone"
+    );
     browser.screenshot("sign-in-phone").await;
     browser.close().await;
 }
@@ -308,30 +297,971 @@ async fn unknown_pages_say_what_to_do_next() {
     assert_eq!(action.attr("href").await.unwrap().as_deref(), Some("/"));
     browser.screenshot("not-found").await;
 
-    browser.open("/text-to-speech/not-a-generation-id").await;
-    assert_eq!(browser.text_of("h1").await, "Generation not found");
-    let action = browser.find(".auth-card a.btn").await;
+    browser.open("/history").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
     assert_eq!(
-        action.attr("href").await.unwrap().as_deref(),
-        Some("/history")
+        browser
+            .find("[data-auth-form]")
+            .await
+            .attr("data-next")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("/history"),
+        "a signed-out visitor signs in and comes back"
+    );
+    browser.close().await;
+}
+
+/// A WAV of `seconds` of speech-like sound, as a file the file picker can choose.
+fn voice_recording(dir: &std::path::Path, name: &str, seconds: f64) -> PathBuf {
+    let samples = resonance_testkit::audio::speech_like(seconds, 0.5, 3);
+    let wav =
+        resonance_testkit::audio::encode_as(&samples, resonance_testkit::audio::UploadFormat::Wav);
+    let path = dir.join(name);
+    std::fs::write(&path, wav).unwrap();
+    path
+}
+
+/// Clicks the waveform `fraction` of the way along it.
+async fn click_waveform_at(browser: &Browser, fraction: f64) {
+    let waveform = browser.find("[data-waveform]").await;
+    let (_, _, width, _) = waveform.rectangle().await.unwrap();
+    browser
+        .client
+        .perform_actions(
+            MouseActions::new("mouse".into())
+                .then(PointerAction::MoveToElement {
+                    element: waveform,
+                    duration: None,
+                    // From the element's center.
+                    x: width * (fraction - 0.5),
+                    y: 0.0,
+                })
+                .then(PointerAction::Down {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: MOUSE_BUTTON_LEFT,
+                }),
+        )
+        .await
+        .unwrap();
+}
+
+/// The time the player shows, in whole seconds.
+async fn shown_seconds(browser: &Browser) -> u64 {
+    let text = browser.text_of("[data-current-time]").await;
+    let (minutes, seconds) = text.split_once(':').unwrap();
+    minutes.parse::<u64>().unwrap() * 60 + seconds.parse::<u64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine.clone()).spawn().await).await;
+    let files = tempfile::tempdir().unwrap();
+
+    // Sign up (the page signs in afterwards) and create the organization.
+    browser.sign_up("/sign-up", "owner@example.com", "/").await;
+    assert!(
+        browser
+            .find("[data-create-org]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("onboarding").await;
+    browser.fill("#org-name", "Acme Studio").await;
+    browser
+        .click("[data-create-org-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-dashboard]') && document.querySelector('[data-recent]').getAttribute('aria-busy') === 'false'")
+        .await;
+    assert_eq!(
+        browser.text_of("#org-switcher option:checked").await,
+        "Acme Studio"
+    );
+    assert!(
+        browser
+            .text_of("[data-recent]")
+            .await
+            .contains("Nothing generated yet")
+    );
+
+    // Clone a voice from a file chosen with the file picker: a short one is refused with
+    // the reason, before and after uploading.
+    browser.open("/voices/new").await;
+    let short = voice_recording(files.path(), "short.wav", 3.0);
+    browser
+        .find("#voice-file")
+        .await
+        .send_keys(short.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('at least 10 seconds')")
+        .await;
+    browser.click("[data-save-voice]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('at least 10 s are needed')")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-form-error]")
+            .await
+            .contains("3.0 s long"),
+        "the server's reason names the length"
+    );
+    let recording = voice_recording(files.path(), "narrator.wav", 12.0);
+    browser
+        .find("#voice-file")
+        .await
+        .send_keys(recording.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-sample-name]').textContent === 'narrator.wav' && !document.querySelector('[data-form-error]').textContent")
+        .await;
+    browser.fill("#voice-name", "Studio Narrator").await;
+    browser.screenshot("new-voice").await;
+    browser.click("[data-save-voice]").await;
+    browser
+        .wait_for_js(
+            "location.search === '?tab=custom' && document.querySelector('[data-voice-id]')",
+        )
+        .await;
+    let card = browser.find("[data-voice-id]").await;
+    let voice = card.attr("data-voice-id").await.unwrap().unwrap();
+    assert!(card.text().await.unwrap().contains("Studio Narrator"));
+    assert!(card.text().await.unwrap().contains("General"));
+    browser
+        .find(&format!("[data-delete-voice='{voice}']"))
+        .await;
+    browser.screenshot("voices").await;
+    browser
+        .click(&format!("[data-voice-id='{voice}'] [aria-pressed]"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-sample-player]').currentTime > 0.2")
+        .await;
+
+    // Write a script with a tag and generate it with the new voice.
+    browser
+        .open(&format!("/text-to-speech?voiceId={voice}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    // One chunk for the engine (under 300 characters), about 2.8 s of audio.
+    let script = "Welcome to Resonance, the open studio for lifelike speech. \
+                  This short script becomes a waveform you can play, seek and download. \
+                  Clone a voice from a short recording, then write what it should say \
+                  and listen to it here a moment later.";
+    browser.fill("#tts-text", script).await;
+    browser.click("[data-insert-tag='[chuckle]']").await;
+    let text = format!("{script} [chuckle] ");
+    // Two steps up on Creativity with the arrow key, and a fixed seed.
+    browser
+        .find("#temperature")
+        .await
+        .send_keys("\u{E014}\u{E014}")
+        .await
+        .unwrap();
+    assert_eq!(browser.text_of("[data-output='temperature']").await, "0.9");
+    browser.fill("#seed", "42").await;
+    assert_eq!(
+        browser
+            .find("#tts-text")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(text.as_str())
+    );
+    assert_eq!(
+        browser.text_of("[data-char-count]").await,
+        text.chars().count().to_string()
+    );
+    assert_eq!(
+        browser
+            .find("#voice-picker")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(voice.as_str())
+    );
+    browser.screenshot("text-to-speech").await;
+    browser.click("[data-generate]").await;
+    browser
+        .wait_for_js("location.pathname.startsWith('/text-to-speech/')")
+        .await;
+    let generation = browser.path().await["/text-to-speech/".len()..].to_string();
+    assert_eq!(engine.spoken(), vec![text.trim().to_string()]);
+
+    // The waveform renders from the generated audio, plays, and seeks by click.
+    browser
+        .wait_for_js("document.querySelector('[data-generation]').dataset.player === 'ready'")
+        .await;
+    let bars = browser
+        .run(
+            "const host = document.querySelector('[data-waveform] > div'); \
+              const canvas = host.shadowRoot.querySelector('canvas'); \
+              return canvas ? canvas.width : 0;",
+        )
+        .await;
+    assert!(bars.as_u64().unwrap() > 0, "the waveform is drawn");
+    let spoken_chars = text.trim().chars().count();
+    let seconds = (spoken_chars * SAMPLES_PER_CHAR) as f64 / SAMPLE_RATE as f64;
+    assert_eq!(
+        browser.text_of("[data-duration]").await,
+        format!("0:{:02}", seconds as u64)
+    );
+    assert_eq!(browser.text_of("[data-text]").await, text.trim());
+    assert_eq!(
+        browser.text_of("[data-voice-name]").await,
+        "Studio Narrator"
+    );
+    let details = browser.text_of("dl.details").await;
+    assert!(
+        details.contains("Creativity\n0.9") && details.contains("Seed\n42"),
+        "{details}"
+    );
+    let (_, _, body) = browser
+        .fetch("GET", &format!("/api/generations/{generation}"))
+        .await;
+    let stored: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (stored["temperature"].as_f64(), stored["seed"].as_u64()),
+        (Some(0.9), Some(42))
+    );
+    browser.screenshot("generation").await;
+
+    // Seek by clicking 90% of the way along the waveform, then near its start.
+    let time = "document.querySelector('[data-current-time]').textContent";
+    click_waveform_at(&browser, 0.9).await;
+    let seek_to = (seconds * 0.9) as u64;
+    assert!(seek_to >= 2, "the seek is visible in whole seconds");
+    browser
+        .wait_for_js(&format!("{time} === '0:{seek_to:02}'"))
+        .await;
+    click_waveform_at(&browser, 0.02).await;
+    browser.wait_for_js(&format!("{time} === '0:00'")).await;
+
+    // Play advances the time; pause stops it.
+    browser.click("[data-play]").await;
+    browser.wait_for_js(&format!("{time} === '0:01'")).await;
+    browser.click("[data-play]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-play]').getAttribute('aria-label') === 'Play'")
+        .await;
+    let paused_at = shown_seconds(&browser).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        shown_seconds(&browser).await,
+        paused_at,
+        "paused playback stays put"
+    );
+
+    // The waveform is keyboard usable: arrows skip 5 s either way.
+    let waveform = browser.find("[data-waveform]").await;
+    assert_eq!(
+        waveform.attr("tabindex").await.unwrap().as_deref(),
+        Some("0")
+    );
+    waveform.send_keys("\u{E014}").await.unwrap();
+    browser
+        .wait_for_js(&format!("{time} === '0:{:02}'", seconds as u64))
+        .await;
+    waveform.send_keys("\u{E012}").await.unwrap();
+    browser.wait_for_js(&format!("{time} === '0:00'")).await;
+
+    // Download gives the WAV the engine spoke, as an attachment.
+    let download = browser.find("[data-download]").await;
+    assert!(download.attr("download").await.unwrap().is_some());
+    let href = download.attr("href").await.unwrap().unwrap();
+    assert_eq!(
+        href,
+        format!("/api/generations/{generation}/audio?download=1")
+    );
+    let (status, headers, wav) = browser.fetch("GET", &href).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert!(
+        headers["content-disposition"]
+            .as_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let audio = resonance_audio::decode(&wav, Some("audio/wav")).unwrap();
+    assert_eq!(audio.sample_rate, SAMPLE_RATE);
+    assert_eq!(audio.samples.len(), spoken_chars * SAMPLES_PER_CHAR);
+
+    // Regenerate opens the form with the same text, voice and settings.
+    browser.click("[data-regenerate]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    assert_eq!(
+        browser
+            .find("#tts-text")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(text.trim())
+    );
+    assert_eq!(
+        browser
+            .find("#voice-picker")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(voice.as_str())
+    );
+    for (field, value) in [("#temperature", "0.9"), ("#topK", "1000"), ("#seed", "42")] {
+        assert_eq!(
+            browser
+                .find(field)
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(value),
+            "{field}"
+        );
+    }
+
+    // History and the dashboard list it.
+    browser.open("/history").await;
+    let row = browser
+        .find(&format!("[data-generation-id='{generation}']"))
+        .await;
+    let row_text = row.text().await.unwrap();
+    assert!(row_text.contains("Studio Narrator") && row_text.contains("Succeeded"));
+    browser
+        .wait_for_js(&format!(
+            "document.querySelector(\"[data-generation-id='{generation}'] [data-duration]\").textContent === '0:{:02}'",
+            seconds as u64
+        ))
+        .await;
+    browser.screenshot("history").await;
+    browser.open("/").await;
+    browser
+        .find(&format!(
+            "[data-recent] a[href='/text-to-speech/{generation}']"
+        ))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-usage]').getAttribute('aria-busy') === 'false'")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-usage-characters]").await,
+        spoken_chars.to_string(),
+        "the plan is unlimited: characters used this month, no limit"
+    );
+    assert_eq!(browser.text_of("[data-usage-voices]").await, "1");
+    assert_eq!(browser.text_of("[data-usage-days]").await, "1");
+    browser.screenshot("home").await;
+
+    // Invite a member with a link, and create an API key shown once.
+    browser.open("/settings").await;
+    browser
+        .click("[data-invite-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-invite-link]').value")
+        .await;
+    let invite = browser
+        .find("[data-invite-link]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let invite_path = invite
+        .strip_prefix(&browser.app.base_url)
+        .unwrap()
+        .to_string();
+    assert!(invite_path.starts_with("/invites/"), "{invite}");
+    browser.fill("#key-name", "Build server").await;
+    browser.click("[data-key-form] button[type=submit]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-new-key]').value.startsWith('rsn_')")
+        .await;
+    browser.find("[data-keys] tr").await;
+    assert!(
+        browser
+            .text_of("[data-keys]")
+            .await
+            .contains("Build server")
+    );
+    browser
+        .click("button[aria-label='Revoke Build server']")
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-keys]').textContent.includes('Revoked')")
+        .await;
+    browser.screenshot("settings").await;
+
+    // The member joins through the link and cannot delete the voice, by button or by URL.
+    browser.click("[data-sign-out]").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
+    browser.open(&invite_path).await;
+    browser.screenshot("invite").await;
+    browser.click("a[href^='/sign-up']").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-up'")
+        .await;
+    let next = browser.path().await;
+    browser
+        .sign_up(&next, "member@example.com", &invite_path)
+        .await;
+    browser.click("[data-accept-invite]").await;
+    browser
+        .wait_for_js("location.pathname === '/' && document.querySelector('[data-dashboard]')")
+        .await;
+    assert_eq!(
+        browser.text_of("#org-switcher option:checked").await,
+        "Acme Studio"
+    );
+    browser.open("/voices?tab=custom").await;
+    browser.find(&format!("[data-voice-id='{voice}']")).await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-voice-list]').getAttribute('aria-busy') === 'false'",
+        )
+        .await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("[data-delete-voice], a[href='/voices/new']"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a member sees neither delete nor new-voice buttons"
+    );
+    browser.screenshot("voices-member").await;
+    let (status, _, body) = browser
+        .fetch("DELETE", &format!("/api/voices/{voice}"))
+        .await;
+    assert_eq!(status, 403);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], "FORBIDDEN");
+    let (status, _, _) = browser.fetch("GET", &format!("/api/voices/{voice}")).await;
+    assert_eq!(status, 200, "the voice is still there");
+    browser.open("/voices/new").await;
+    assert_eq!(browser.text_of("h1").await, "Only admins can do this");
+    browser.screenshot("admins-only").await;
+
+    // The member's phone: the generation page fits the screen.
+    browser.resize(PHONE).await;
+    browser.open(&format!("/text-to-speech/{generation}")).await;
+    browser
+        .wait_for_js("document.querySelector('[data-generation]').dataset.player === 'ready'")
+        .await;
+    assert!(
+        !browser.overflows().await,
+        "the generation page scrolls sideways on a phone"
+    );
+    browser.screenshot("generation-phone").await;
+
+    // Back as the owner (signing out from the phone's menu): make the member an admin,
+    // then remove them.
+    browser.click("[data-menu-toggle]").await;
+    browser
+        .wait_for_js("getComputedStyle(document.querySelector('.sidebar')).transform === 'none'")
+        .await;
+    browser.click("[data-sign-out]").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
+    browser.resize(DESKTOP).await;
+    browser.open("/sign-in?next=/settings").await;
+    browser.fill("#email", "owner@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.pathname === '/settings'")
+        .await;
+    let role = "select[aria-label='Role of member@example.com']";
+    browser
+        .find(&format!("{role} option[value='admin']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-toast]').textContent === 'Role updated'")
+        .await;
+    let (_, _, body) = browser
+        .fetch(
+            "GET",
+            &format!("/api/orgs/{}/members", org_id(&browser).await),
+        )
+        .await;
+    let members: Value = serde_json::from_slice(&body).unwrap();
+    let member = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "member@example.com")
+        .unwrap();
+    assert_eq!(member["role"], "admin");
+    browser
+        .click("button[aria-label='Remove member@example.com']")
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-toast]').textContent === 'Member removed' && !document.querySelector('[data-members]').textContent.includes('member@example.com')")
+        .await;
+    browser.close().await;
+}
+
+/// The organization the page acts in.
+async fn org_id(browser: &Browser) -> String {
+    browser
+        .find("[data-app]")
+        .await
+        .attr("data-org-id")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_pages_through_generations_and_filters_by_voice() {
+    let browser = Browser::start().await;
+    let app = &browser.app;
+    let admin = app.signed_up("history@example.com").await;
+    app.create_org(&admin, "Archive").await;
+    let narrator = app.upload_voice(&admin, "Narrator").await;
+    let announcer = app.upload_voice(&admin, "Announcer").await;
+    // No worker runs: the generations stay queued.
+    for (voice, count) in [(&narrator, 21), (&announcer, 2)] {
+        for i in 0..count {
+            let response = admin
+                .client
+                .post(app.url("/api/generations"))
+                .json(&json!({ "text": format!("Line {i}"), "voiceId": voice }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+        }
+    }
+
+    browser.open("/sign-in?next=/history").await;
+    browser.fill("#email", "history@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.pathname === '/history'")
+        .await;
+    let rows = "document.querySelectorAll('[data-history-rows] tr[data-generation-id]').length";
+    browser.wait_for_js(&format!("{rows} === 20")).await;
+    assert_eq!(browser.text_of("[data-page-label]").await, "Page 1 of 2");
+    assert!(
+        browser
+            .text_of("[data-history-rows]")
+            .await
+            .contains("Queued")
+    );
+    browser.screenshot("history-pages").await;
+    browser.click("[data-page-next]").await;
+    browser.wait_for_js(&format!("{rows} === 3")).await;
+    assert_eq!(browser.text_of("[data-page-label]").await, "Page 2 of 2");
+
+    browser
+        .find(&format!("#history-voice option[value='{announcer}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_js(&format!("{rows} === 2")).await;
+    assert_eq!(
+        browser.path().await,
+        format!("/history?voiceId={announcer}")
+    );
+    let listed = browser.text_of("[data-history-rows]").await;
+    assert!(listed.contains("Announcer") && !listed.contains("Narrator"));
+    assert!(
+        !browser
+            .find("[data-pager]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+
+    // A second organization from the switcher starts with an empty history; switching
+    // back shows the first one's again.
+    browser
+        .find("#org-switcher option[value='__new']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("location.search === '?new-org=1'")
+        .await;
+    browser.fill("#org-name", "Side project").await;
+    browser
+        .click("[data-create-org-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.search === '' && document.querySelector('#org-switcher option:checked').textContent === 'Side project'")
+        .await;
+    browser.open("/history").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-history-empty]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-history-empty] h3").await,
+        "No generations yet"
+    );
+    browser.screenshot("history-empty").await;
+    browser
+        .find("#org-switcher option:not([value='__new']):not(:checked)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_js(
+            "document.querySelector('#org-switcher option:checked').textContent === 'Archive'",
+        )
+        .await;
+    browser.wait_for_js(&format!("{rows} === 20")).await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
+    let browser = Browser::start().await;
+    let admin = browser.app.signed_up("recorder@example.com").await;
+    browser.app.create_org(&admin, "Booth").await;
+
+    browser.open("/sign-in?next=/voices/new").await;
+    browser.fill("#email", "recorder@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("location.pathname === '/voices/new'")
+        .await;
+    browser.click("[data-source-tab='record']").await;
+    browser.click("[data-record-start]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-record-timer]').textContent === '0:02'")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-record-hint]")
+            .await
+            .starts_with("Keep going")
+    );
+    assert!(
+        !browser
+            .find("[data-save-voice]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("new-voice-recording").await;
+    browser
+        .wait_for_js("document.querySelector('[data-record-timer]').classList.contains('is-ready')")
+        .await;
+    browser.click("[data-record-stop]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-sample-preview]').hidden")
+        .await;
+    assert_eq!(browser.text_of("[data-sample-name]").await, "Recording");
+    browser.fill("#voice-name", "Booth take").await;
+    browser.click("[data-save-voice]").await;
+    browser
+        .wait_for_js(
+            "location.search === '?tab=custom' && document.querySelector('[data-voice-id]')",
+        )
+        .await;
+    assert!(
+        browser
+            .text_of("[data-voice-list]")
+            .await
+            .contains("Booth take")
+    );
+
+    // Search narrows the list and says so when nothing matches; the system tab is empty here.
+    let cards = "document.querySelectorAll('[data-voice-list] [data-voice-id]').length";
+    browser.fill("#voice-search", "zzz").await;
+    browser.wait_for_js(&format!("{cards} === 0")).await;
+    assert_eq!(
+        browser.text_of("[data-empty-title]").await,
+        "No voices match"
+    );
+    browser.fill("#voice-search", "booth").await;
+    browser.wait_for_js(&format!("{cards} === 1")).await;
+    browser.click("#tab-system").await;
+    browser
+        .wait_for_js(&format!(
+            "{cards} === 0 && !document.querySelector('[data-voice-empty]').hidden"
+        ))
+        .await;
+    assert_eq!(
+        browser.text_of("[data-empty-title]").await,
+        "No voices match"
+    );
+    browser
+        .find("#voice-search")
+        .await
+        .send_keys(&"\u{E003}".repeat(5))
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-empty-title]').textContent === 'No system voices installed'")
+        .await;
+    assert_eq!(
+        browser
+            .find("#tab-system")
+            .await
+            .attr("aria-selected")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+
+    // Category filter on the custom tab.
+    browser.click("#tab-custom").await;
+    browser.wait_for_js(&format!("{cards} === 1")).await;
+    browser
+        .find("#voice-category option[value='NARRATIVE']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_js(&format!("{cards} === 0")).await;
+    browser
+        .find("#voice-category option[value='GENERAL']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_js(&format!("{cards} === 1")).await;
+
+    // A file dropped on the drop zone becomes the sample (here, the saved recording).
+    let voice = browser
+        .find("[data-voice-id]")
+        .await
+        .attr("data-voice-id")
+        .await
+        .unwrap()
+        .unwrap();
+    browser.open("/voices/new").await;
+    browser.find("[data-dropzone]").await;
+    browser
+        .run(&format!(
+            "const audio = await (await fetch('/api/voices/{voice}/audio')).blob();
+             const files = new DataTransfer();
+             files.items.add(new File([audio], 'dropped.wav', {{ type: 'audio/wav' }}));
+             document.querySelector('[data-dropzone]').dispatchEvent(
+               new DragEvent('drop', {{ dataTransfer: files, bubbles: true, cancelable: true }}));"
+        ))
+        .await;
+    browser
+        .wait_for_js("!document.querySelector('[data-sample-preview]').hidden")
+        .await;
+    assert_eq!(browser.text_of("[data-sample-name]").await, "dropped.wav");
+    assert_eq!(
+        browser
+            .find("#voice-name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dropped")
+    );
+
+    // An admin deletes the custom voice after confirming.
+    browser.open("/voices?tab=custom").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-voice-list]').getAttribute('aria-busy') === 'false'",
+        )
+        .await;
+    browser
+        .find("[data-delete-voice]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .client
+            .get_alert_text()
+            .await
+            .unwrap()
+            .starts_with("Delete the voice \"Booth take\"?")
+    );
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js(
+            "!document.querySelector('[data-voice-empty]').hidden && document.querySelector('[data-empty-title]').textContent === 'No custom voices yet'",
+        )
+        .await;
+    assert_eq!(
+        browser.text_of("[data-voice-list]").await,
+        "",
+        "the deleted voice is gone from the list"
     );
     browser.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn generating_shows_live_progress_and_can_be_cancelled() {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine.clone()).spawn().await).await;
+    let admin = browser.app.signed_up("patient@example.com").await;
+    browser.app.create_org(&admin, "Queue").await;
+    let voice = browser.app.upload_voice(&admin, "Narrator").await;
+
+    browser
+        .open(&format!(
+            "/sign-in?next=/text-to-speech%3FvoiceId%3D{voice}"
+        ))
+        .await;
+    browser.fill("#email", "patient@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]')?.dataset.ready === 'true'")
+        .await;
+    // The tone engine never finishes the first text containing [stall].
+    browser
+        .fill("#tts-text", "[stall] Hold the line, please.")
+        .await;
+    browser.click("[data-generate]").await;
+    engine.stalled().await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-progress-label]').textContent === 'Generating speech…'",
+        )
+        .await;
+    assert!(
+        !browser
+            .find("[data-generate]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("text-to-speech-progress").await;
+
+    browser.click("[data-cancel-generation]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent === 'The generation was cancelled.'")
+        .await;
+    assert!(
+        browser
+            .find("[data-generate]")
+            .await
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    let listed: Value = admin
+        .client
+        .get(browser.app.url("/api/generations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["generations"][0]["status"], "cancelled");
+    let generation = listed["generations"][0]["id"].as_str().unwrap();
+
+    browser.open(&format!("/text-to-speech/{generation}")).await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-status-text]').textContent.includes('cancelled')",
+        )
+        .await;
+    assert!(
+        !browser
+            .find("[data-waveform]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+
+    // Delete asks first, then the generation and its page are gone.
+    browser.click("[data-delete]").await;
+    assert!(
+        browser
+            .client
+            .get_alert_text()
+            .await
+            .unwrap()
+            .starts_with("Delete this generation")
+    );
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("location.pathname === '/history' && !document.querySelector('[data-history-empty]').hidden")
+        .await;
+    let response = admin
+        .client
+        .get(browser.app.url(&format!("/api/generations/{generation}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_billing_page_shows_this_month_against_the_plan() {
-    let browser = Browser::start_with_billing(Billing::new(BillingSettings {
-        default_plan: Plan {
-            characters_per_month: Some(1000),
-            voice_slots: Some(3),
-            max_concurrent_jobs: None,
-        },
-        ..Default::default()
-    }))
-    .await;
-    let org = browser.signed_in_with_org().await;
-    let voice = browser
-        .db
+    let app = TestApp::builder()
+        .billing(Billing::new(BillingSettings {
+            default_plan: Plan {
+                characters_per_month: Some(1000),
+                voice_slots: Some(3),
+                max_concurrent_jobs: None,
+            },
+            ..Default::default()
+        }))
+        .spawn()
+        .await;
+    let browser = Browser::on(app).await;
+    let admin = browser.app.signed_up("ada@example.com").await;
+    let org = browser.app.create_org(&admin, "Acme").await;
+    let org = resonance_domain::OrgId::parse(&org).unwrap();
+    let db = browser.app.db();
+    let voice = db
         .create_voice(&resonance_db::NewVoice {
             id: resonance_domain::VoiceId::new(),
             owner: resonance_domain::VoiceOwner::System,
@@ -343,11 +1273,10 @@ async fn the_billing_page_shows_this_month_against_the_plan() {
         })
         .await
         .unwrap();
-    let generation = browser
-        .db
+    let generation = db
         .create_generation(&resonance_db::NewGeneration {
             id: resonance_domain::GenerationId::new(),
-            org_id: org.clone(),
+            org_id: org,
             voice_id: voice.id,
             text: resonance_domain::GenerationText::parse("Hello there.").unwrap(),
             params: Default::default(),
@@ -355,60 +1284,43 @@ async fn the_billing_page_shows_this_month_against_the_plan() {
         })
         .await
         .unwrap();
-    browser
-        .db
-        .claim_generation("worker", Duration::from_secs(60))
+    db.claim_generation("worker", Duration::from_secs(60))
         .await
         .unwrap();
-    browser
-        .db
-        .complete_generation(&generation.id, "worker", "generations/x")
+    db.complete_generation(&generation.id, "worker", "generations/x")
         .await
         .unwrap()
         .unwrap();
 
-    browser.open("/billing").await;
+    browser.open("/sign-in?next=/billing").await;
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", support::PASSWORD).await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
     browser
         .wait_for_js(
-            "document.querySelector('[data-day-chart]').getAttribute('aria-busy') === 'false'",
+            "location.pathname === '/billing' && document.querySelector('[data-day-chart]').getAttribute('aria-busy') === 'false'",
         )
         .await;
     assert_eq!(
         browser.text_of("[data-characters-text]").await,
         "12 of 1,000"
     );
-    let fill: String = browser
-        .client
-        .execute(
-            "return document.querySelector('[data-characters-fill]').style.width;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(fill, "1.2%");
+    let fill = browser
+        .run("return document.querySelector('[data-characters-fill]').style.width;")
+        .await;
+    assert_eq!(fill, json!("1.2%"));
     let bars = browser
-        .client
-        .execute(
-            "return document.querySelectorAll('.day-bar').length;",
-            vec![],
-        )
-        .await
-        .unwrap();
+        .run("return document.querySelectorAll('.day-bar').length;")
+        .await;
     let days = resonance_web::billing::Period::containing(time::OffsetDateTime::now_utc())
         .days()
         .count();
     assert_eq!(bars, json!(days));
     let tallest = browser
-        .client
-        .execute(
-            "return [...document.querySelectorAll('.day-bar-fill')].filter((bar) => parseFloat(bar.style.height) === 100).length;",
-            vec![],
-        )
-        .await
-        .unwrap();
+        .run("return [...document.querySelectorAll('.day-bar-fill')].filter((bar) => parseFloat(bar.style.height) === 100).length;")
+        .await;
     assert_eq!(tallest, json!(1), "today's bar is the tallest");
     assert_eq!(browser.text_of("[data-limit-characters]").await, "1,000");
     assert_eq!(browser.text_of("[data-limit-voices]").await, "0 of 3");

@@ -39,6 +39,10 @@ export async function api(path, { method = 'GET', json, body, headers = {} } = {
   }
   if (!response.ok) {
     const error = data && data.error;
+    if (error && error.code === 'UNAUTHENTICATED' && document.querySelector('[data-app]')) {
+      // The session ended while the page was open: sign in again and come back.
+      location.assign(signInUrl());
+    }
     const retry = response.headers.get('Retry-After');
     let message = (error && error.message) || FALLBACK_MESSAGES[response.status]
       || `Something went wrong (${response.status}). Try again in a moment.`;
@@ -48,38 +52,10 @@ export async function api(path, { method = 'GET', json, body, headers = {} } = {
   return data;
 }
 
-/** The items of a list response, whichever envelope the route uses. */
-export function listOf(data) {
-  if (Array.isArray(data)) return data;
-  if (!data) return [];
-  for (const key of ['items', 'data', 'voices', 'generations', 'members', 'invites', 'apiKeys', 'keys', 'orgs', 'organizations']) {
-    if (Array.isArray(data[key])) return data[key];
-  }
-  return [];
-}
-
-/** Where a listing stands: `limit`/`offset` sent, `total` when the route says it. */
-export function pageInfo(data, offset, limit) {
-  const total = data && typeof data.total === 'number' ? data.total : null;
-  const count = listOf(data).length;
-  return { total, offset, limit, hasPrev: offset > 0, hasNext: total == null ? count === limit : offset + count < total, page: Math.floor(offset / limit) + 1, pages: total == null ? null : Math.max(1, Math.ceil(total / limit)) };
-}
-
-function normalizeSession(me) {
-  const user = me.user || me;
-  const orgs = (me.orgs || me.organizations || []).map((org) => ({
-    id: org.id || org.orgId,
-    name: org.name,
-    role: String(org.role || '').toLowerCase(),
-  }));
-  const activeId = (me.activeOrg && me.activeOrg.id) || me.activeOrgId
-    || (me.activeOrganization && me.activeOrganization.id) || null;
-  let activeOrg = orgs.find((org) => org.id === activeId) || null;
-  if (!activeOrg && me.activeOrg) {
-    activeOrg = { id: me.activeOrg.id, name: me.activeOrg.name, role: String(me.role || '').toLowerCase() };
-  }
-  const role = String(me.role || (activeOrg && activeOrg.role) || '').toLowerCase();
-  return { user, orgs, activeOrg, role, isAdmin: role === 'admin' };
+/** Where a paged listing (`{ <items>, total, limit, offset }`) stands. */
+export function pageInfo(data, count) {
+  const { total, offset, limit } = data;
+  return { offset, limit, hasPrev: offset > 0, hasNext: offset + count < total, page: Math.floor(offset / limit) + 1, pages: Math.max(1, Math.ceil(total / limit)) };
 }
 
 export function signInUrl() {
@@ -87,31 +63,16 @@ export function signInUrl() {
 }
 
 /**
- * Starts a signed-in page: sends the browser to sign in when there is no session, fills
- * the shell and returns the session. With `requireOrg`, a user without an active
- * organization is sent home to create one.
+ * Starts a signed-in page. The server rendered it for a signed-in user (sending anyone
+ * else to sign in) and put who is looking on the shell; returns that session:
+ * `{ user: { id, email }, activeOrg: { id, name, role } | null, isAdmin }`.
  */
-export async function boot({ requireOrg = true } = {}) {
+export function boot() {
   wireShell();
-  let session;
-  try {
-    session = normalizeSession(await api('/api/me'));
-  } catch (error) {
-    if (error.status === 401) {
-      location.replace(signInUrl());
-      return new Promise(() => {});
-    }
-    showPageError(error);
-    throw error;
-  }
-  fillShell(session);
-  if (requireOrg && !session.activeOrg) {
-    location.replace('/');
-    return new Promise(() => {});
-  }
-  for (const el of document.querySelectorAll('[data-admin-only]')) el.hidden = !session.isAdmin;
+  const shell = document.querySelector('[data-app]').dataset;
+  const activeOrg = shell.orgId ? { id: shell.orgId, name: shell.orgName, role: shell.role } : null;
   document.body.dataset.ready = 'true';
-  return session;
+  return { user: { id: shell.userId, email: shell.userEmail }, activeOrg, isAdmin: shell.role === 'admin' };
 }
 
 function wireShell() {
@@ -130,32 +91,7 @@ function wireShell() {
       }
     });
   }
-  const signOut = document.querySelector('[data-sign-out]');
-  if (signOut) {
-    signOut.addEventListener('click', async () => {
-      busy(signOut, true);
-      try { await api('/api/auth/sign-out', { method: 'POST' }); } catch { /* signed out either way */ }
-      location.assign('/sign-in');
-    });
-  }
-}
-
-function fillShell(session) {
-  const email = session.user.email || '';
-  const name = session.user.name || email;
-  const emailEl = document.querySelector('[data-user-email]');
-  if (emailEl) emailEl.textContent = email;
-  const initial = document.querySelector('[data-user-initial]');
-  if (initial) initial.textContent = (name || '?').trim().charAt(0) || '?';
   const switcher = document.querySelector('[data-org-switcher]');
-  if (!switcher) return;
-  switcher.replaceChildren();
-  if (!session.activeOrg) switcher.append(new Option('No organization', ''));
-  for (const org of session.orgs) {
-    switcher.append(new Option(org.name, org.id, false, session.activeOrg && org.id === session.activeOrg.id));
-  }
-  switcher.append(new Option('+ New organization…', '__new'));
-  switcher.disabled = false;
   switcher.addEventListener('change', async () => {
     const value = switcher.value;
     if (value === '__new') {
@@ -172,6 +108,14 @@ function fillShell(session) {
       showPageError(error);
     }
   });
+  const signOut = document.querySelector('[data-sign-out]');
+  if (signOut) {
+    signOut.addEventListener('click', async () => {
+      busy(signOut, true);
+      try { await api('/api/auth/sign-out', { method: 'POST' }); } catch { /* signed out either way */ }
+      location.assign('/sign-in');
+    });
+  }
 }
 
 /** Shows `error` in the page's alert area (or `target`), or hides it when null. */
@@ -233,20 +177,28 @@ export function formatSeconds(seconds) {
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
 }
 
-/** The generation's duration in seconds when the API gives one. */
-export function durationOf(generation) {
-  if (typeof generation.durationSeconds === 'number') return generation.durationSeconds;
-  if (typeof generation.durationMs === 'number') return generation.durationMs / 1000;
-  if (typeof generation.duration === 'number') return generation.duration;
+/**
+ * The length in seconds of the WAV at `url`, read from its header alone (a range request
+ * for the first bytes): the data chunk's size over the format chunk's byte rate.
+ */
+export async function wavSeconds(url) {
+  const response = await fetch(url, { credentials: 'same-origin', headers: { Range: 'bytes=0-255' } });
+  if (!response.ok) return null;
+  const view = new DataView(await response.arrayBuffer());
+  const tag = (at) => String.fromCharCode(...new Uint8Array(view.buffer, at, 4));
+  if (view.byteLength < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return null;
+  let byteRate = null;
+  for (let at = 12; at + 8 <= view.byteLength;) {
+    const size = view.getUint32(at + 4, true);
+    if (tag(at) === 'fmt ' && at + 16 <= view.byteLength) byteRate = view.getUint32(at + 16, true);
+    if (tag(at) === 'data') return byteRate ? size / byteRate : null;
+    at += 8 + size + (size % 2);
+  }
   return null;
 }
 
-export function statusOf(generation) {
-  return String(generation.status || 'succeeded').toLowerCase();
-}
-
 export function statusBadge(generation) {
-  const status = statusOf(generation);
+  const { status } = generation;
   return h('span', { class: `badge badge-${status}` }, status.charAt(0).toUpperCase() + status.slice(1));
 }
 
@@ -312,7 +264,7 @@ export function pager(nav, load) {
     nav.hidden = !pageInfo.hasPrev && !pageInfo.hasNext;
     prev.disabled = !pageInfo.hasPrev;
     next.disabled = !pageInfo.hasNext;
-    label.textContent = pageInfo.pages ? `Page ${pageInfo.page} of ${pageInfo.pages}` : `Page ${pageInfo.page}`;
+    label.textContent = `Page ${pageInfo.page} of ${pageInfo.pages}`;
   };
 }
 
@@ -321,14 +273,12 @@ export async function allVoices() {
   const voices = [];
   for (let offset = 0; offset < 1000; offset += 100) {
     const data = await api(`/api/voices?limit=100&offset=${offset}`);
-    const items = listOf(data);
-    voices.push(...items);
-    const total = data && typeof data.total === 'number' ? data.total : null;
-    if (items.length < 100 || (total !== null && voices.length >= total)) break;
+    voices.push(...data.voices);
+    if (data.voices.length < 100 || voices.length >= data.total) break;
   }
   return voices;
 }
 
 export function isCustom(voice) {
-  return String(voice.variant || '').toUpperCase() === 'CUSTOM';
+  return voice.variant === 'CUSTOM';
 }

@@ -1,4 +1,6 @@
-// Sign-in and sign-up forms: post JSON to the auth API and show its error messages.
+// Sign-in and sign-up forms: post JSON to the auth API and show its error messages. Signing
+// up creates the account without a session, so the page then signs in with the same
+// credentials.
 import { api, busy, showError } from './app.js';
 
 const form = document.querySelector('[data-auth-form]');
@@ -14,16 +16,20 @@ form.addEventListener('submit', async (event) => {
     (email ? form.elements.password : form.elements.email).focus();
     return;
   }
-  const payload = { email, password };
-  if (form.elements.name && form.elements.name.value.trim()) payload.name = form.elements.name.value.trim();
+  const credentials = { email, password };
   const submit = form.querySelector('[type="submit"]');
   busy(submit, true);
   try {
-    await api(form.getAttribute('action'), { method: 'POST', json: payload });
+    if (form.dataset.authForm === 'sign-up') {
+      await api('/api/auth/sign-up', { method: 'POST', json: credentials });
+    }
+    await api('/api/auth/sign-in', { method: 'POST', json: credentials });
     location.assign(form.dataset.next || '/');
   } catch (error) {
     busy(submit, false);
-    showError(errorBox, error);
+    showError(errorBox, form.dataset.authForm === 'sign-up' && error.code === 'INVALID_CREDENTIALS'
+      ? new Error('This email already has an account with another password. Sign in instead, or use another email.')
+      : error);
     errorBox.focus?.();
   }
 });

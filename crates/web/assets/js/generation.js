@@ -1,59 +1,62 @@
-// One generation: waits until it is ready, then shows its waveform (WaveSurfer.js) with
-// play/pause, seek, time, download, regenerate and delete.
+// One generation (details rendered by the server): waits while it is queued or running,
+// showing its progress, then shows its waveform (WaveSurfer.js) with play/pause, seek by
+// click or keyboard, time, download; regenerate is a link; delete asks first.
 import WaveSurfer from '../vendor/wavesurfer.esm.js';
-import { api, boot, busy, formatDate, formatSeconds, showPageError, statusOf, toast } from './app.js';
+import { api, boot, busy, formatDate, formatSeconds, showPageError, toast } from './app.js';
 
 const POLL_MS = 800;
 
-await boot();
+boot();
 const root = document.querySelector('[data-generation]');
 const id = root.dataset.generation;
 const statusBox = root.querySelector('[data-player-status]');
 const statusText = root.querySelector('[data-status-text]');
+const progress = root.querySelector('[data-generation-progress]');
+const cancelButton = root.querySelector('[data-cancel]');
 const waveformEl = root.querySelector('[data-waveform]');
 const controls = root.querySelector('[data-player-controls]');
 const playButton = root.querySelector('[data-play]');
 const currentTimeEl = root.querySelector('[data-current-time]');
 const durationEl = root.querySelector('[data-duration]');
-const audioUrl = `/api/generations/${encodeURIComponent(id)}/audio`;
+const apiUrl = `/api/generations/${encodeURIComponent(id)}`;
+
+const created = root.querySelector('[data-created]');
+created.textContent = formatDate(created.getAttribute('datetime'));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function showDetails(generation) {
-  root.querySelector('[data-text]').textContent = generation.text || '';
-  root.querySelector('[data-voice-name]').textContent = generation.voiceName || 'Deleted voice';
-  root.querySelector('[data-created]').textContent = formatDate(generation.createdAt);
-  for (const el of root.querySelectorAll('[data-param]')) {
-    const value = generation[el.dataset.param] ?? (generation.params && generation.params[el.dataset.param]);
-    el.textContent = value ?? '–';
-  }
-  const regenerate = new URLSearchParams({ from: id });
-  if (generation.voiceId) regenerate.set('voiceId', generation.voiceId);
-  root.querySelector('[data-regenerate]').onclick = () => location.assign(`/text-to-speech?${regenerate}`);
+function showProgress(generation) {
+  const percent = generation.status === 'queued' ? 0 : generation.progress;
+  statusText.textContent = generation.status === 'queued' ? 'Waiting in the queue…' : `Generating… ${percent}%`;
+  progress.hidden = false;
+  progress.setAttribute('aria-valuenow', String(percent));
+  progress.querySelector('[data-progress-bar]').style.width = `${percent}%`;
+  cancelButton.hidden = false;
 }
 
-async function loadGeneration() {
-  for (;;) {
-    const generation = await api(`/api/generations/${encodeURIComponent(id)}`);
-    showDetails(generation);
-    const status = statusOf(generation);
-    if (status === 'succeeded') return generation;
-    if (status === 'failed' || status === 'cancelled') {
-      const reason = generation.error || generation.failureReason || generation.errorMessage;
-      throw new Error(status === 'failed'
-        ? `This generation failed${reason ? `: ${reason}` : ''}. Use Regenerate to try again.`
-        : 'This generation was cancelled. Use Regenerate to run it again.');
-    }
-    statusText.textContent = status === 'queued' ? 'Waiting in the queue…' : `Generating… ${Math.round(Number(generation.progress) || 0)}%`;
+/** Resolves once the generation has succeeded; throws when it failed or was cancelled. */
+async function waitUntilReady() {
+  let generation = { status: root.dataset.status, progress: 0 };
+  while (generation.status === 'queued' || generation.status === 'running') {
+    showProgress(generation);
     await sleep(POLL_MS);
+    generation = await api(apiUrl);
   }
+  root.dataset.status = generation.status;
+  progress.hidden = true;
+  cancelButton.hidden = true;
+  if (generation.status === 'failed') {
+    const reason = generation.failureReason ? `: ${generation.failureReason}` : '';
+    throw new Error(`This generation failed${reason}. Use Regenerate to try again.`);
+  }
+  if (generation.status === 'cancelled') throw new Error('This generation was cancelled. Use Regenerate to run it again.');
 }
 
 function showPlayer() {
   const styles = getComputedStyle(document.documentElement);
   const wavesurfer = WaveSurfer.create({
     container: waveformEl,
-    url: audioUrl,
+    url: `${apiUrl}/audio`,
     height: 112,
     waveColor: '#c9c3ff',
     progressColor: styles.getPropertyValue('--primary').trim() || '#5b4bff',
@@ -70,7 +73,7 @@ function showPlayer() {
     statusBox.hidden = true;
     controls.hidden = false;
     durationEl.textContent = formatSeconds(duration);
-    root.dataset.waveform = 'ready';
+    root.dataset.player = 'ready';
   });
   wavesurfer.on('timeupdate', (time) => { currentTimeEl.textContent = formatSeconds(time); });
   wavesurfer.on('play', () => { controls.classList.add('is-playing'); playButton.setAttribute('aria-label', 'Pause'); });
@@ -86,15 +89,25 @@ function showPlayer() {
     else return;
     event.preventDefault();
   });
-  root.querySelector('[data-download]').href = `${audioUrl}?download=1`;
 }
+
+cancelButton.addEventListener('click', async () => {
+  busy(cancelButton, true);
+  try {
+    await api(`${apiUrl}/cancel`, { method: 'POST' });
+  } catch (error) {
+    showPageError(error);
+  } finally {
+    busy(cancelButton, false);
+  }
+});
 
 root.querySelector('[data-delete]').addEventListener('click', async (event) => {
   if (!confirm('Delete this generation and its audio? This cannot be undone.')) return;
   const button = event.currentTarget;
   busy(button, true);
   try {
-    await api(`/api/generations/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    await api(apiUrl, { method: 'DELETE' });
     toast('Generation deleted');
     location.assign('/history');
   } catch (error) {
@@ -104,11 +117,9 @@ root.querySelector('[data-delete]').addEventListener('click', async (event) => {
 });
 
 try {
-  await loadGeneration();
+  await waitUntilReady();
   showPlayer();
 } catch (error) {
   statusBox.querySelector('.spinner').hidden = true;
-  statusText.textContent = error.status === 404
-    ? 'This generation does not exist in this organization. It may have been deleted; find others in your history.'
-    : error.message;
+  statusText.textContent = error.message;
 }

@@ -1,9 +1,9 @@
 // History: the organization's generations, newest first, filtered by voice, paginated.
-import { allVoices, api, boot, durationOf, formatDate, formatSeconds, h, listOf, pageInfo, pager, showPageError, statusBadge } from './app.js';
+import { allVoices, api, boot, formatDate, formatSeconds, h, pageInfo, pager, showPageError, statusBadge, wavSeconds } from './app.js';
 
 const LIMIT = 20;
 
-await boot();
+boot();
 const rows = document.querySelector('[data-history-rows]');
 const empty = document.querySelector('[data-history-empty]');
 const voiceFilter = document.querySelector('[data-history-voice]');
@@ -16,22 +16,25 @@ async function load(offset) {
   if (voiceFilter.value) query.set('voiceId', voiceFilter.value);
   try {
     const data = await api(`/api/generations?${query}`);
-    const generations = listOf(data);
+    const { generations } = data;
     rows.replaceChildren(...generations.map((generation) => {
-      const duration = durationOf(generation);
-      return h('tr', {},
-        h('td', { class: 'cell-text' }, h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text || 'Untitled')),
-        h('td', {}, generation.voiceName || 'Deleted voice'),
+      const duration = h('td', { 'data-duration': '' }, '–');
+      if (generation.audioUrl) {
+        wavSeconds(generation.audioUrl).then((seconds) => {
+          if (seconds !== null) duration.textContent = formatSeconds(seconds);
+        }).catch(() => {});
+      }
+      return h('tr', { 'data-generation-id': generation.id },
+        h('td', { class: 'cell-text' }, h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text)),
+        h('td', {}, generation.voiceId ? generation.voiceName : `${generation.voiceName} (deleted)`),
         h('td', {}, statusBadge(generation)),
-        h('td', {}, duration == null ? '–' : formatSeconds(duration)),
+        duration,
         h('td', {}, formatDate(generation.createdAt)));
     }));
-    empty.hidden = generations.length > 0 || offset > 0;
+    empty.hidden = data.total > 0;
     rows.closest('.table-wrap').hidden = !empty.hidden;
-    if (!empty.hidden && voiceFilter.value) {
-      empty.querySelector('h3').textContent = 'No generations with this voice';
-    }
-    showPage(pageInfo(data, offset, LIMIT));
+    empty.querySelector('h3').textContent = voiceFilter.value ? 'No generations with this voice' : 'No generations yet';
+    showPage(pageInfo(data, generations.length));
   } catch (error) {
     rows.replaceChildren();
     showPageError(error);
@@ -51,4 +54,4 @@ voiceFilter.addEventListener('change', () => {
 allVoices().then((voices) => {
   for (const voice of voices) voiceFilter.append(new Option(voice.name, voice.id));
   if (params.get('voiceId')) voiceFilter.value = params.get('voiceId');
-}).catch(() => {}).finally(() => load(0));
+}).catch(showPageError).finally(() => load(0));

@@ -1,13 +1,12 @@
-// Dashboard: organization onboarding, greeting, recent generations and usage this period.
-import { api, boot, busy, durationOf, formatDate, formatSeconds, h, listOf, showError, statusBadge } from './app.js';
+// Dashboard: creating an organization (the first, or another from the switcher), recent
+// generations and this billing period's usage against the plan.
+import { api, boot, busy, formatDate, h, showError, statusBadge } from './app.js';
 
-const session = await boot({ requireOrg: false });
+const session = boot();
 const onboarding = document.querySelector('[data-create-org]');
-const dashboard = document.querySelector('[data-dashboard]');
 
 if (!session.activeOrg || new URLSearchParams(location.search).has('new-org')) {
   onboarding.hidden = false;
-  dashboard.hidden = !session.activeOrg;
   const form = document.querySelector('[data-create-org-form]');
   const errorBox = onboarding.querySelector('[data-form-error]');
   form.elements.name.focus();
@@ -23,8 +22,8 @@ if (!session.activeOrg || new URLSearchParams(location.search).has('new-org')) {
     busy(submit, true);
     try {
       const org = await api('/api/orgs', { method: 'POST', json: { name } });
-      const id = org.id || (org.org && org.org.id);
-      if (id) await api(`/api/orgs/${encodeURIComponent(id)}/activate`, { method: 'POST' });
+      // The first organization becomes the active one by itself; another needs choosing.
+      if (session.activeOrg) await api(`/api/orgs/${encodeURIComponent(org.id)}/activate`, { method: 'POST' });
       location.assign('/');
     } catch (error) {
       busy(submit, false);
@@ -34,30 +33,26 @@ if (!session.activeOrg || new URLSearchParams(location.search).has('new-org')) {
 }
 
 if (session.activeOrg) {
-  document.querySelector('[data-org-name]').textContent = session.activeOrg.name;
-  const name = session.user.name || (session.user.email || '').split('@')[0];
-  document.querySelector('[data-greeting]').textContent = name ? `Welcome back, ${name}` : 'Welcome back';
   loadRecent();
+  loadUsage();
 }
 
 async function loadRecent() {
   const list = document.querySelector('[data-recent]');
   try {
-    const data = await api('/api/generations?limit=100');
-    const generations = listOf(data);
+    const { generations } = await api('/api/generations?limit=5');
     list.replaceChildren();
     if (!generations.length) {
       list.append(h('li', { class: 'empty-inline' }, 'Nothing generated yet. ',
         h('a', { href: '/text-to-speech' }, 'Create your first speech')));
     }
-    for (const generation of generations.slice(0, 5)) {
+    for (const generation of generations) {
       list.append(h('li', {},
         h('div', { class: 'list-main' },
-          h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text || 'Untitled'),
-          h('span', { class: 'list-sub' }, `${generation.voiceName || 'Deleted voice'} · ${formatDate(generation.createdAt)}`)),
+          h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text),
+          h('span', { class: 'list-sub' }, `${generation.voiceName} · ${formatDate(generation.createdAt)}`)),
         statusBadge(generation)));
     }
-    showUsage(generations, data);
   } catch (error) {
     list.replaceChildren(h('li', { class: 'empty-inline' }, error.message));
   } finally {
@@ -65,15 +60,20 @@ async function loadRecent() {
   }
 }
 
-function showUsage(generations, data) {
-  const start = new Date();
-  start.setDate(1);
-  start.setHours(0, 0, 0, 0);
-  const thisPeriod = generations.filter((g) => new Date(g.createdAt) >= start);
-  const characters = thisPeriod.reduce((sum, g) => sum + (g.text ? g.text.length : 0), 0);
-  const seconds = thisPeriod.reduce((sum, g) => sum + (durationOf(g) || 0), 0);
-  const complete = !(data && typeof data.total === 'number' && data.total > generations.length);
-  document.querySelector('[data-usage-generations]').textContent = `${thisPeriod.length}${complete ? '' : '+'}`;
-  document.querySelector('[data-usage-characters]').textContent = characters.toLocaleString();
-  document.querySelector('[data-usage-audio]').textContent = formatSeconds(seconds);
+/** This billing period's usage against the organization's plan. */
+async function loadUsage() {
+  const usage = document.querySelector('[data-usage]');
+  const number = new Intl.NumberFormat();
+  const ofLimit = ({ used, limit }) => (limit === null ? number.format(used) : `${number.format(used)} of ${number.format(limit)}`);
+  try {
+    const { characters, voices, daily } = await api('/api/usage');
+    const activeDays = daily.filter((day) => day.characters > 0).length;
+    document.querySelector('[data-usage-characters]').textContent = ofLimit(characters);
+    document.querySelector('[data-usage-voices]').textContent = ofLimit(voices);
+    document.querySelector('[data-usage-days]').textContent = number.format(activeDays);
+  } catch (error) {
+    showError(document.querySelector('[data-usage-error]'), error);
+  } finally {
+    usage.setAttribute('aria-busy', 'false');
+  }
 }

@@ -1,4 +1,5 @@
-// Accepting an invitation: joins the organization, then opens the dashboard.
+// Accepting an invitation: joins the organization (which becomes the session's active
+// one), then opens the dashboard.
 import { api, busy, showError, signInUrl } from './app.js';
 
 const button = document.querySelector('[data-accept-invite]');
@@ -8,11 +9,7 @@ button.addEventListener('click', async () => {
   showError(errorBox, null);
   busy(button, true);
   try {
-    const joined = await api(`/api/invites/${encodeURIComponent(button.dataset.acceptInvite)}/accept`, { method: 'POST' });
-    const orgId = joined && (joined.orgId || (joined.org && joined.org.id) || joined.id);
-    if (orgId) {
-      await api(`/api/orgs/${encodeURIComponent(orgId)}/activate`, { method: 'POST' }).catch(() => {});
-    }
+    await api(`/api/invites/${encodeURIComponent(button.dataset.acceptInvite)}/accept`, { method: 'POST' });
     location.assign('/');
   } catch (error) {
     busy(button, false);

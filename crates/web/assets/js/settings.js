@@ -1,22 +1,19 @@
 // Organization settings: members and roles, invite links, API keys (shown once).
-import { api, boot, busy, copyButtons, formatDate, h, listOf, showError, showPageError, toast } from './app.js';
+import { api, boot, busy, copyButtons, formatDate, h, showError, showPageError, toast } from './app.js';
 
-const session = await boot();
+const session = boot();
 const org = session.activeOrg;
 const base = `/api/orgs/${encodeURIComponent(org.id)}`;
 const errorBox = document.querySelector('[data-form-error]');
 copyButtons();
 
-const userIdOf = (member) => member.userId || member.id || (member.user && member.user.id);
-const emailOf = (member) => member.email || (member.user && member.user.email) || '';
 
 async function loadMembers() {
   const tbody = document.querySelector('[data-members]');
   try {
-    const members = listOf(await api(`${base}/members`));
+    const { members } = await api(`${base}/members`);
     tbody.replaceChildren(...members.map((member) => {
-      const userId = userIdOf(member);
-      const role = String(member.role || 'member').toLowerCase();
+      const { userId, role } = member;
       const isMe = userId === session.user.id;
       const roleCell = session.isAdmin && !isMe
         ? roleSelect(member, userId, role)
@@ -26,14 +23,13 @@ async function loadMembers() {
         actions.append(h('button', {
           type: 'button',
           class: 'btn btn-danger-ghost btn-sm',
-          'aria-label': `Remove ${emailOf(member)}`,
+          'aria-label': `Remove ${member.email}`,
           onclick: (event) => removeMember(member, userId, event.currentTarget),
         }, 'Remove'));
       }
       return h('tr', {},
-        h('td', {}, h('span', { class: 'list-title' }, member.name || emailOf(member)),
-          member.name ? h('span', { class: 'list-sub' }, emailOf(member)) : null,
-          isMe ? h('span', { class: 'list-sub' }, 'You') : null),
+        h('td', {}, h('span', { class: 'list-title' }, member.email),
+          h('span', { class: 'list-sub' }, isMe ? `You · joined ${formatDate(member.joinedAt)}` : `Joined ${formatDate(member.joinedAt)}`)),
         h('td', {}, roleCell),
         actions);
     }));
@@ -46,7 +42,7 @@ async function loadMembers() {
 }
 
 function roleSelect(member, userId, role) {
-  const select = h('select', { 'aria-label': `Role of ${emailOf(member)}` },
+  const select = h('select', { 'aria-label': `Role of ${member.email}` },
     new Option('Member', 'member', false, role === 'member'),
     new Option('Admin', 'admin', false, role === 'admin'));
   select.addEventListener('change', async () => {
@@ -65,7 +61,7 @@ function roleSelect(member, userId, role) {
 }
 
 async function removeMember(member, userId, button) {
-  if (!confirm(`Remove ${emailOf(member)} from ${org.name}?`)) return;
+  if (!confirm(`Remove ${member.email} from ${org.name}?`)) return;
   busy(button, true);
   try {
     await api(`${base}/members/${encodeURIComponent(userId)}`, { method: 'DELETE' });
@@ -77,20 +73,38 @@ async function removeMember(member, userId, button) {
   }
 }
 
+/** The invite's link, made absolute when the server does not know its public URL. */
 function inviteUrl(invite) {
-  if (invite.url) return new URL(invite.url, location.origin).href;
-  return `${location.origin}/invite/${encodeURIComponent(invite.token)}`;
+  return new URL(invite.url, location.origin).href;
 }
 
 async function loadInvites() {
   const list = document.querySelector('[data-invites]');
   try {
-    const invites = listOf(await api(`${base}/invites`));
+    const { invites } = await api(`${base}/invites`);
     list.replaceChildren(...invites.map((invite) => h('li', {},
       h('div', { class: 'list-main' },
-        h('span', { class: 'list-title' }, `${String(invite.role || 'member').toLowerCase() === 'admin' ? 'Admin' : 'Member'} invite`),
-        h('span', { class: 'list-sub' }, invite.expiresAt ? `Expires ${formatDate(invite.expiresAt)}` : `Created ${formatDate(invite.createdAt)}`)))));
+        h('span', { class: 'list-title' }, `${invite.role === 'admin' ? 'Admin' : 'Member'} invite`),
+        h('span', { class: 'list-sub' }, `Created ${formatDate(invite.createdAt)} · expires ${formatDate(invite.expiresAt)}`)),
+      h('button', {
+        type: 'button',
+        class: 'btn btn-danger-ghost btn-sm',
+        'aria-label': `Withdraw the ${invite.role} invite created ${formatDate(invite.createdAt)}`,
+        onclick: (event) => withdrawInvite(invite, event.currentTarget),
+      }, 'Withdraw'))));
   } catch (error) {
+    showError(errorBox, error);
+  }
+}
+
+async function withdrawInvite(invite, button) {
+  busy(button, true);
+  try {
+    await api(`${base}/invites/${encodeURIComponent(invite.id)}`, { method: 'DELETE' });
+    toast('Invite withdrawn: its link no longer works');
+    loadInvites();
+  } catch (error) {
+    busy(button, false);
     showError(errorBox, error);
   }
 }
@@ -116,7 +130,7 @@ document.querySelector('[data-invite-form]').addEventListener('submit', async (e
 async function loadKeys() {
   const tbody = document.querySelector('[data-keys]');
   try {
-    const keys = listOf(await api(`${base}/api-keys`));
+    const keys = (await api(`${base}/api-keys`)).apiKeys;
     if (!keys.length) {
       tbody.replaceChildren(h('tr', {}, h('td', { colspan: '4', class: 'empty-inline' }, 'No API keys yet. Create one to call the API from your own code.')));
       return;
@@ -125,7 +139,7 @@ async function loadKeys() {
       h('td', {}, key.name),
       h('td', {}, h('code', {}, `${key.prefix || ''}…`)),
       h('td', {}, key.lastUsedAt ? formatDate(key.lastUsedAt) : 'Never'),
-      h('td', { class: 'cell-actions' }, h('button', {
+      h('td', { class: 'cell-actions' }, key.revokedAt ? h('span', { class: 'badge' }, `Revoked ${formatDate(key.revokedAt)}`) : h('button', {
         type: 'button',
         class: 'btn btn-danger-ghost btn-sm',
         'aria-label': `Revoke ${key.name}`,
@@ -162,7 +176,7 @@ document.querySelector('[data-key-form]').addEventListener('submit', async (even
   showError(errorBox, null);
   try {
     const created = await api(`${base}/api-keys`, { method: 'POST', json: { name } });
-    document.querySelector('[data-new-key]').value = created.key || created.secret || created.apiKey || created.token || '';
+    document.querySelector('[data-new-key]').value = created.key;
     document.querySelector('[data-key-result]').hidden = false;
     form.reset();
     loadKeys();

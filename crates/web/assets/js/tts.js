@@ -5,7 +5,7 @@ import { allVoices, api, boot, busy, categoryLabel, isCustom, samplePlayer, show
 const MAX_CHARS = 5000;
 const POLL_MS = 600;
 
-await boot();
+boot();
 const form = document.querySelector('[data-tts-form]');
 const textarea = form.elements.text;
 const counter = document.querySelector('[data-char-count]');
@@ -87,21 +87,21 @@ previewButton.addEventListener('click', () => {
   if (picker.value) playSample(previewButton, `/api/voices/${encodeURIComponent(picker.value)}/audio`);
 });
 
-/** Regenerate: `?from={generationId}` fills the form with that generation's settings. */
+/** Regenerate: `?from={generationId}` fills the form with that generation's text, voice and settings. */
 async function loadSettingsFrom(generationId) {
   try {
     const generation = await api(`/api/generations/${encodeURIComponent(generationId)}`);
-    textarea.value = generation.text || '';
+    textarea.value = generation.text;
     updateCount();
     for (const slider of sliders) {
-      const value = generation[slider.name] ?? (generation.params && generation.params[slider.name]);
-      if (value !== undefined && value !== null) {
-        slider.value = value;
-        showSliderValue(slider);
-      }
+      slider.value = generation[slider.name];
+      showSliderValue(slider);
     }
+    form.elements.seed.value = generation.seed ?? '';
     if (generation.voiceId && [...picker.options].some((option) => option.value === generation.voiceId)) {
       picker.value = generation.voiceId;
+    } else {
+      showError(errorBox, new Error(`The voice "${generation.voiceName}" has been deleted. Choose another voice.`));
     }
   } catch (error) {
     showError(errorBox, error);
@@ -120,17 +120,32 @@ function showProgress(label, percent) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const cancelButton = document.querySelector('[data-cancel-generation]');
+let running = null;
+cancelButton.addEventListener('click', async () => {
+  if (!running) return;
+  busy(cancelButton, true);
+  try {
+    await api(`/api/generations/${encodeURIComponent(running)}/cancel`, { method: 'POST' });
+  } catch (error) {
+    showError(errorBox, error);
+  } finally {
+    busy(cancelButton, false);
+  }
+});
+
+/** Polls the generation until it has finished; resolves once it has succeeded. */
 async function waitForResult(id) {
   for (;;) {
     const generation = await api(`/api/generations/${encodeURIComponent(id)}`);
-    const status = String(generation.status || 'succeeded').toLowerCase();
+    const { status } = generation;
     if (status === 'succeeded') return generation;
-    if (status === 'failed' || status === 'cancelled') {
-      const reason = generation.error || generation.failureReason || generation.errorMessage;
-      throw new Error(status === 'cancelled' ? 'The generation was cancelled.' : `Generation failed${reason ? `: ${reason}` : ''}. Try again, or try other settings.`);
+    if (status === 'failed') {
+      const reason = generation.failureReason ? `: ${generation.failureReason}` : '';
+      throw new Error(`The generation failed${reason}. Try again, or try other settings.`);
     }
-    const progress = Number(generation.progress) || 0;
-    showProgress(status === 'queued' ? 'Waiting in the queue…' : 'Generating speech…', Math.max(progress, status === 'queued' ? 2 : 5));
+    if (status === 'cancelled') throw new Error('The generation was cancelled.');
+    showProgress(status === 'queued' ? 'Waiting in the queue…' : 'Generating speech…', Math.max(generation.progress, status === 'queued' ? 2 : 5));
     await sleep(POLL_MS);
   }
 }
@@ -161,18 +176,23 @@ form.addEventListener('submit', async (event) => {
     topK: Number(form.elements.topK.value),
     repetitionPenalty: Number(form.elements.repetitionPenalty.value),
   };
+  if (form.elements.seed.value) body.seed = Number(form.elements.seed.value);
   busy(generateButton, true);
   showProgress('Sending…', 0);
   try {
     const created = await api('/api/generations', { method: 'POST', json: body });
-    const id = created.id || (created.generation && created.generation.id);
-    await waitForResult(id);
+    running = created.id;
+    cancelButton.hidden = false;
+    await waitForResult(created.id);
     showProgress('Done', 100);
-    location.assign(`/text-to-speech/${encodeURIComponent(id)}`);
+    location.assign(`/text-to-speech/${encodeURIComponent(created.id)}`);
   } catch (error) {
     busy(generateButton, false);
     progressPanel.hidden = true;
     showError(errorBox, error);
+  } finally {
+    running = null;
+    cancelButton.hidden = true;
   }
 });
 

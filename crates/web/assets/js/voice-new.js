@@ -9,7 +9,7 @@ const MAX_SECONDS = 300;
 const MAX_BYTES = 20 * 1024 * 1024;
 const TYPES_BY_EXTENSION = { wav: 'audio/wav', mp3: 'audio/mpeg', flac: 'audio/flac', ogg: 'audio/ogg', m4a: 'audio/mp4', aac: 'audio/aac', webm: 'audio/webm' };
 
-await boot();
+boot();
 const form = document.querySelector('[data-new-voice-form]');
 const errorBox = form.querySelector('[data-form-error]');
 const saveButton = form.querySelector('[data-save-voice]');

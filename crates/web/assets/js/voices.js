@@ -1,11 +1,11 @@
 // Voice library: system and custom tabs, category and language filters, name search,
 // sample preview, and delete for admins.
-import { api, boot, categoryLabel, h, isCustom, listOf, pageInfo, pager, samplePlayer, showPageError, toast } from './app.js';
+import { api, boot, categoryLabel, h, isCustom, pageInfo, pager, samplePlayer, showPageError, toast } from './app.js';
 
 const LIMIT = 24;
 const AVATAR_COLORS = ['#5b4bff', '#e0487a', '#12805c', '#d97706', '#0e7490', '#7c3aed', '#be123c', '#2563eb'];
 
-const session = await boot();
+const session = boot();
 const list = document.querySelector('[data-voice-list]');
 const empty = document.querySelector('[data-voice-empty]');
 const filters = document.querySelector('[data-voice-filters]');
@@ -64,7 +64,7 @@ function voiceCard(voice) {
       h('div', { class: 'list-main' }, h('h3', {}, voice.name),
         h('div', { class: 'voice-meta' },
           h('span', { class: 'badge' }, categoryLabel(voice.category)),
-          h('span', { class: 'badge' }, voice.language || 'en-US')))),
+          h('span', { class: 'badge' }, voice.language)))),
     voice.description ? h('p', {}, voice.description) : null,
     actions);
 }
@@ -88,15 +88,13 @@ async function load(offset) {
   list.setAttribute('aria-busy', 'true');
   const query = new URLSearchParams({ variant, limit: String(LIMIT), offset: String(offset) });
   const search = filters.elements.q.value.trim();
-  if (search) query.set('q', search);
+  if (search) query.set('search', search);
   if (filters.elements.category.value) query.set('category', filters.elements.category.value);
   if (filters.elements.language.value) query.set('language', filters.elements.language.value);
   try {
     const data = await api(`/api/voices?${query}`);
     if (thisLoad !== loadCounter) return;
-    const needle = search.toLowerCase();
-    const voices = listOf(data).filter((voice) => (isCustom(voice) ? 'CUSTOM' : 'SYSTEM') === variant
-      && (!needle || String(voice.name).toLowerCase().includes(needle)));
+    const { voices } = data;
     list.replaceChildren(...voices.map(voiceCard));
     const filtered = search || filters.elements.category.value || filters.elements.language.value;
     empty.hidden = voices.length > 0;
@@ -106,8 +104,9 @@ async function load(offset) {
       : variant === 'CUSTOM'
         ? 'Clone a voice from a recording of 10 seconds or more; it will appear here for everyone in your organization.'
         : 'The operator of this instance has not imported system voices yet. Clone your own voice instead.';
-    empty.querySelector('[data-empty-action]').hidden = !session.isAdmin || Boolean(filtered);
-    showPage(pageInfo(data, offset, LIMIT));
+    const emptyAction = empty.querySelector('[data-empty-action]');
+    if (emptyAction) emptyAction.hidden = variant !== 'CUSTOM' || Boolean(filtered);
+    showPage(pageInfo(data, voices.length));
   } catch (error) {
     list.replaceChildren();
     showPageError(error);
@@ -117,10 +116,13 @@ async function load(offset) {
 }
 
 let searchTimer;
-filters.addEventListener('input', (event) => {
+filters.elements.q.addEventListener('input', () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => load(0), event.target.type === 'search' ? 250 : 0);
+  searchTimer = setTimeout(() => load(0), 250);
 });
+for (const select of [filters.elements.category, filters.elements.language]) {
+  select.addEventListener('change', () => load(0));
+}
 filters.addEventListener('submit', (event) => {
   event.preventDefault();
   load(0);

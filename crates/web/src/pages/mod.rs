@@ -1,19 +1,23 @@
 //! The web app: server-rendered pages (compiled askama templates) that the scripts under
-//! `assets/js` enhance by calling the JSON API. Pages that need a session find out from
-//! `GET /api/me` and send the browser to the sign-in page, coming back afterwards.
+//! `assets/js` enhance by calling the JSON API. Pages of the signed-in app check who is
+//! asking ([`Viewer`]) before rendering: without a session the browser goes to the sign-in
+//! page and comes back afterwards.
 
 mod assets;
+mod viewer;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{OriginalUri, Path, Query};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use resonance_domain::{GenerationId, VoiceCategory};
 use serde::Deserialize;
 
+use self::viewer::{InOrg, Viewer};
+use crate::generations::GenerationView;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -21,7 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/sign-in", get(sign_in))
         .route("/sign-up", get(sign_up))
-        .route("/invite/{token}", get(invite))
+        .route("/invites/{token}", get(invite))
         .route("/text-to-speech", get(text_to_speech))
         .route("/text-to-speech/{generation_id}", get(generation))
         .route("/history", get(history))
@@ -98,11 +102,17 @@ struct SignInPage {
     next: String,
 }
 
-async fn sign_in(Query(query): Query<NextQuery>) -> SignInPage {
+/// Someone already signed in goes straight on to `next`.
+async fn sign_in(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Response {
+    let next = local_path(query.next);
+    if viewer.is_some() {
+        return Redirect::to(&next).into_response();
+    }
     SignInPage {
         assets: assets::base_url(),
-        next: local_path(query.next),
+        next,
     }
+    .into_response()
 }
 
 #[derive(Template, WebTemplate)]
@@ -112,11 +122,16 @@ struct SignUpPage {
     next: String,
 }
 
-async fn sign_up(Query(query): Query<NextQuery>) -> SignUpPage {
+async fn sign_up(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Response {
+    let next = local_path(query.next);
+    if viewer.is_some() {
+        return Redirect::to(&next).into_response();
+    }
     SignUpPage {
         assets: assets::base_url(),
-        next: local_path(query.next),
+        next,
     }
+    .into_response()
 }
 
 #[derive(Template, WebTemplate)]
@@ -138,12 +153,14 @@ async fn invite(Path(token): Path<String>) -> InvitePage {
 struct HomePage {
     assets: String,
     section: Section,
+    viewer: Viewer,
 }
 
-async fn home() -> HomePage {
+async fn home(viewer: Viewer) -> HomePage {
     HomePage {
         assets: assets::base_url(),
         section: Section::Home,
+        viewer,
     }
 }
 
@@ -152,13 +169,15 @@ async fn home() -> HomePage {
 struct TextToSpeechPage {
     assets: String,
     section: Section,
+    viewer: Viewer,
     tags: [&'static str; 9],
 }
 
-async fn text_to_speech() -> TextToSpeechPage {
+async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
     TextToSpeechPage {
         assets: assets::base_url(),
         section: Section::TextToSpeech,
+        viewer,
         tags: PARALINGUISTIC_TAGS,
     }
 }
@@ -168,24 +187,44 @@ async fn text_to_speech() -> TextToSpeechPage {
 struct GenerationPage {
     assets: String,
     section: Section,
-    generation_id: String,
+    viewer: Viewer,
+    generation: GenerationView,
+    /// RFC 3339, shown in the viewer's time zone by the script.
+    created_at: String,
 }
 
-async fn generation(Path(generation_id): Path<String>) -> Response {
-    match GenerationId::parse(&generation_id) {
-        Ok(id) => GenerationPage {
-            assets: assets::base_url(),
-            section: Section::TextToSpeech,
-            generation_id: id.as_str().to_string(),
-        }
-        .into_response(),
-        Err(_) => error_page(
-            StatusCode::NOT_FOUND,
-            "Generation not found",
-            "This link does not point to a generation. Find it in your history instead.",
-            ("/history", "Open history"),
-        ),
-    }
+fn generation_not_found() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Generation not found",
+        "This generation does not exist in this organization; it may have been deleted. Find your generations in your history.",
+        ("/history", "Open history"),
+    )
+}
+
+/// Only the active organization's generations are shown; any other id is not found.
+async fn generation(
+    State(state): State<AppState>,
+    InOrg { viewer, org_id }: InOrg,
+    Path(generation_id): Path<String>,
+) -> Result<GenerationPage, Response> {
+    let id = GenerationId::parse(&generation_id).map_err(|_| generation_not_found())?;
+    let generation = match state.db.get_generation(&org_id, &id).await {
+        Ok(generation) => generation,
+        Err(resonance_db::DbError::NotFound(_)) => return Err(generation_not_found()),
+        Err(error) => return Err(ApiError::from(error).into_response()),
+    };
+    let created_at = generation
+        .created_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::internal(e).into_response())?;
+    Ok(GenerationPage {
+        assets: assets::base_url(),
+        section: Section::TextToSpeech,
+        viewer,
+        generation: generation.into(),
+        created_at,
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -193,12 +232,14 @@ async fn generation(Path(generation_id): Path<String>) -> Response {
 struct HistoryPage {
     assets: String,
     section: Section,
+    viewer: Viewer,
 }
 
-async fn history() -> HistoryPage {
+async fn history(InOrg { viewer, .. }: InOrg) -> HistoryPage {
     HistoryPage {
         assets: assets::base_url(),
         section: Section::History,
+        viewer,
     }
 }
 
@@ -207,13 +248,15 @@ async fn history() -> HistoryPage {
 struct VoicesPage {
     assets: String,
     section: Section,
+    viewer: Viewer,
     categories: Vec<CategoryOption>,
 }
 
-async fn voices() -> VoicesPage {
+async fn voices(InOrg { viewer, .. }: InOrg) -> VoicesPage {
     VoicesPage {
         assets: assets::base_url(),
         section: Section::Voices,
+        viewer,
         categories: category_options(),
     }
 }
@@ -223,15 +266,29 @@ async fn voices() -> VoicesPage {
 struct NewVoicePage {
     assets: String,
     section: Section,
+    viewer: Viewer,
     categories: Vec<CategoryOption>,
 }
 
-async fn new_voice() -> NewVoicePage {
-    NewVoicePage {
+fn admins_only() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Only admins can do this",
+        "Adding and deleting voices is up to the admins of your organization. Ask one of them, or use the voices already in the library.",
+        ("/voices", "Open the voice library"),
+    )
+}
+
+async fn new_voice(InOrg { viewer, .. }: InOrg) -> Result<NewVoicePage, Response> {
+    if !viewer.is_admin() {
+        return Err(admins_only());
+    }
+    Ok(NewVoicePage {
         assets: assets::base_url(),
         section: Section::Voices,
+        viewer,
         categories: category_options(),
-    }
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -239,12 +296,14 @@ async fn new_voice() -> NewVoicePage {
 struct SettingsPage {
     assets: String,
     section: Section,
+    viewer: Viewer,
 }
 
-async fn settings() -> SettingsPage {
+async fn settings(InOrg { viewer, .. }: InOrg) -> SettingsPage {
     SettingsPage {
         assets: assets::base_url(),
         section: Section::Settings,
+        viewer,
     }
 }
 
@@ -253,12 +312,14 @@ async fn settings() -> SettingsPage {
 struct BillingPage {
     assets: String,
     section: Section,
+    viewer: Viewer,
 }
 
-async fn billing() -> BillingPage {
+async fn billing(InOrg { viewer, .. }: InOrg) -> BillingPage {
     BillingPage {
         assets: assets::base_url(),
         section: Section::Billing,
+        viewer,
     }
 }
 
