@@ -152,6 +152,7 @@ fn worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         storage: state.storage.clone(),
         engine,
         new_jobs: state.new_jobs.clone(),
+        events: state.job_events.clone(),
         settings: WorkerSettings::default(),
     }
 }

@@ -21,6 +21,7 @@ use resonance_domain::{
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
 use resonance_storage::{ObjectKey, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
+use resonance_web::generations::events::JobEvents;
 use resonance_web::generations::worker::{Worker, WorkerSettings};
 use tokio::sync::Notify;
 
@@ -90,6 +91,7 @@ async fn bench_setup(url: &str, dir: &std::path::Path) -> Bench {
         storage,
         engine: engine.clone(),
         new_jobs: Arc::new(Notify::new()),
+        events: JobEvents::default(),
         settings: WorkerSettings::default(),
     };
     Bench {

@@ -4,6 +4,7 @@
 mod api_keys;
 pub mod auth;
 pub mod billing;
+pub mod compat;
 pub mod error;
 pub mod generations;
 mod health;

@@ -263,7 +263,7 @@ async fn create_invite(
         .as_deref()
         .unwrap_or("")
         .trim_end_matches('/');
-    let url = format!("{base}/invite/{token}");
+    let url = format!("{base}/invites/{token}");
     Ok((
         StatusCode::CREATED,
         Json(CreatedInvite {

@@ -22,9 +22,11 @@ use utoipa_axum::routes;
 
 use crate::auth::{Auth, AuthSettings};
 use crate::billing::Billing;
+use crate::generations::events::JobEvents;
 use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
 use crate::{
-    api_keys, auth, billing, generations, health, members, objects, openapi, orgs, pages, voices,
+    api_keys, auth, billing, compat, generations, health, members, objects, openapi, orgs, pages,
+    voices,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -42,6 +44,8 @@ pub struct AppState {
     /// Raised when a generation is queued, to wake this process's idle workers (workers in
     /// other processes find it by polling).
     pub new_jobs: Arc<Notify>,
+    /// Where this process's workers publish the audio of jobs that a request streams.
+    pub job_events: JobEvents,
 }
 
 /// The original's upload limit.
@@ -56,6 +60,7 @@ impl AppState {
             voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
             billing: Arc::new(Billing::default()),
             new_jobs: Arc::default(),
+            job_events: JobEvents::default(),
         }
     }
 }
@@ -86,6 +91,8 @@ pub fn router(state: AppState) -> Router {
     let (documented, doc) = documented_routes().split_for_parts();
     let routes = documented
         .route("/files/{*key}", get(objects::signed_file))
+        // The drop-in APIs follow their peers' documentation, not ours.
+        .merge(compat::routes())
         .merge(pages::routes());
     require_documented(routes, doc)
         .with_state(state)

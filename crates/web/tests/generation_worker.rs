@@ -14,6 +14,7 @@ use resonance_engine::remote::RemoteEngine;
 use resonance_engine::{SAMPLE_RATE, SpeechEngine};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
+use resonance_web::generations::events::JobEvents;
 use resonance_web::generations::worker::{CHUNK_CROSSFADE, Worker, WorkerSettings};
 use tokio::sync::Notify;
 
@@ -92,6 +93,7 @@ impl Setup {
             storage: self.storage.clone(),
             engine,
             new_jobs: Arc::new(Notify::new()),
+            events: JobEvents::default(),
             settings: WorkerSettings {
                 lease: Duration::from_millis(600),
                 heartbeat: Duration::from_millis(100),

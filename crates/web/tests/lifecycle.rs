@@ -153,7 +153,7 @@ async fn invites_add_members_and_roles_keep_an_admin(db: DbKind) {
 
     let bob = app.signed_up("bob@example.com").await;
     // The link the API gave (`app.invite` checked it).
-    let link = format!("/invite/{token}");
+    let link = format!("/invites/{token}");
     let page = bob.client.get(app.url(&link)).send().await.unwrap();
     assert_eq!(page.status(), 200, "the invite link opens the invite page");
     assert!(page.text().await.unwrap().contains(&token));

@@ -39,6 +39,8 @@ struct Ids {
     finished_generation: String,
     /// A generation still in the queue.
     queued_generation: String,
+    /// A custom voice for the drop-in APIs to delete.
+    compat_voice: String,
 }
 
 enum Caller {
@@ -160,6 +162,28 @@ fn routes(w: &World) -> Vec<Route> {
             None,
             false,
         ),
+        // The drop-in APIs (errors in their peers' shapes, the same statuses).
+        route(Method::GET, format!("/v1/history/{finished}"), None, false),
+        route(
+            Method::GET,
+            format!("/v1/history/{finished}/audio"),
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
+            format!("/api/generations/{finished}/audio?format=mp3"),
+            None,
+            false,
+        ),
+        route(Method::DELETE, format!("/v1/history/{queued}"), None, false),
+        route(Method::GET, format!("/v1/voices/{voice}"), None, false),
+        route(
+            Method::DELETE,
+            format!("/v1/voices/{}", w.ids.compat_voice),
+            None,
+            true,
+        ),
         route(
             Method::DELETE,
             format!("/api/generations/{finished}"),
@@ -233,6 +257,7 @@ async fn world(db: DbKind) -> World {
     assert_eq!(response.status(), 201, "creating a voice");
     let voice: Value = response.json().await.unwrap();
     let voice = voice["id"].as_str().unwrap().to_string();
+    let compat_voice = app.upload_voice(&admin, "Theirs").await;
     let (finished_generation, queued_generation) = generations(&app, &org, &voice).await;
 
     let other_admin = app.signed_up("admin@two.example").await;
@@ -256,6 +281,7 @@ async fn world(db: DbKind) -> World {
             voice,
             finished_generation,
             queued_generation,
+            compat_voice,
         },
     }
 }

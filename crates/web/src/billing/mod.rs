@@ -80,7 +80,7 @@ impl Billing {
         self.polar.as_deref()
     }
 
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         (self.clock)()
     }
 

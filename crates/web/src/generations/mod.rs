@@ -1,17 +1,19 @@
 //! Speech generation: the API that queues jobs and serves their history and audio, and
 //! the workers that run them.
 
+pub mod events;
 pub mod worker;
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use resonance_audio::OutputFormat;
 use resonance_db::{Generation, GenerationFilter, NewGeneration};
 use resonance_domain::{
-    GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText,
+    GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText, OrgId,
     VoiceId, VoiceName,
 };
 use resonance_storage::ObjectKey;
@@ -23,7 +25,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::ErrorBody;
-use crate::objects::{Presentation, object_response};
+use crate::objects::{Presentation, object_response, storage_error};
 use crate::paging::{self, invalid_query};
 use crate::{ApiError, ApiJson, AppState};
 
@@ -223,7 +225,17 @@ pub async fn queue(
     caller: &Caller,
     body: &CreateGeneration,
 ) -> Result<Generation, ApiError> {
-    let valid = body.parse()?;
+    queue_as(state, caller, body.parse()?, GenerationId::new()).await
+}
+
+/// [`queue`] with its fields already parsed and the id chosen by the caller (who may have
+/// subscribed to the job's events under it).
+pub async fn queue_as(
+    state: &AppState,
+    caller: &Caller,
+    valid: ValidGeneration,
+    id: GenerationId,
+) -> Result<Generation, ApiError> {
     crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
         .await?;
     let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
@@ -235,7 +247,7 @@ pub async fn queue(
     let generation = state
         .db
         .create_generation(&NewGeneration {
-            id: GenerationId::new(),
+            id,
             org_id: caller.org_id.clone(),
             voice_id: valid.voice_id,
             text: valid.text,
@@ -330,7 +342,7 @@ async fn list_generations(
 }
 
 /// An id that does not parse names no generation.
-fn generation_id(raw: &str) -> Result<GenerationId, ApiError> {
+pub fn generation_id(raw: &str) -> Result<GenerationId, ApiError> {
     GenerationId::parse(raw).map_err(|_| ApiError::NotFound("generation"))
 }
 
@@ -382,17 +394,22 @@ async fn delete_generation(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = generation_id(&id)?;
-    let object_key = state.db.delete_generation(&caller.org_id, &id).await?;
+    remove(&state, &caller.org_id, &generation_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes one of `org`'s generations and its audio.
+pub async fn remove(state: &AppState, org: &OrgId, id: &GenerationId) -> Result<(), ApiError> {
+    let object_key = state.db.delete_generation(org, id).await?;
     let key = match object_key {
         Some(key) => ObjectKey::parse(&key).map_err(ApiError::internal)?,
-        None => ObjectKey::generation(&caller.org_id, &id),
+        None => ObjectKey::generation(org, id),
     };
     if let Err(e) = state.storage.delete(&key).await {
         // The row is gone; reconciliation removes the orphan later.
         tracing::warn!(error = %e, key = key.as_str(), "cannot delete a generation's audio");
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Cancel a generation
@@ -427,11 +444,39 @@ async fn cancel_generation(
 pub struct AudioQuery {
     /// `1` or `true` asks the browser to save the file.
     download: Option<String>,
+    /// Any OpenAI `response_format` or ElevenLabs `output_format` name; absent: the stored
+    /// WAV.
+    format: Option<String>,
+}
+
+/// The stored audio of a generation that has succeeded; 409 while it has not.
+pub fn stored_audio_key(generation: &Generation) -> Result<ObjectKey, ApiError> {
+    match (&generation.status, &generation.object_key) {
+        (GenerationStatus::Succeeded, Some(key)) => {
+            ObjectKey::parse(key).map_err(ApiError::internal)
+        }
+        (status, _) => Err(ApiError::Conflict(format!(
+            "the audio is not ready: the generation is {}",
+            status.as_str()
+        ))),
+    }
+}
+
+/// Reads a generation's stored WAV back as samples at the engine's rate.
+pub async fn read_stored_audio(state: &AppState, key: &ObjectKey) -> Result<Vec<f32>, ApiError> {
+    let wav = state.storage.get(key).await.map_err(storage_error)?;
+    let audio =
+        tokio::task::spawn_blocking(move || resonance_audio::decode(&wav, Some("audio/wav")))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    Ok(audio.samples)
 }
 
 /// Listen to a generation
 ///
-/// The generated WAV with range requests; 409 while the job has not succeeded.
+/// The generated WAV with range requests, or with `format` the audio encoded whole in
+/// that format; 409 while the job has not succeeded.
 #[utoipa::path(
     get,
     path = "/api/generations/{generationId}/audio",
@@ -442,9 +487,10 @@ pub struct AudioQuery {
         ("Range" = Option<String>, Header, description = "A byte range, like `bytes=0-1023`"),
     ),
     responses(
-        (status = 200, description = "The audio", content(("audio/wav")),
+        (status = 200, description = "The audio: WAV, or in `format`", content(("audio/wav"), ("audio/mpeg"), ("audio/ogg"), ("audio/aac"), ("audio/flac"), ("audio/pcm"), ("audio/basic")),
             headers(("Content-Disposition" = String, description = "`attachment` with a file name when `download` is set"))),
         (status = 206, description = "The requested range of the audio", content(("audio/wav"))),
+        (status = 400, description = "`INVALID_QUERY`: an unknown `format`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such generation for this organization", body = ErrorBody),
         (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or the audio is not ready", body = ErrorBody),
@@ -462,19 +508,45 @@ async fn audio(
         .db
         .get_generation(&caller.org_id, &generation_id(&id)?)
         .await?;
-    let key = match (&generation.status, &generation.object_key) {
-        (GenerationStatus::Succeeded, Some(key)) => {
-            ObjectKey::parse(key).map_err(ApiError::internal)?
-        }
-        (status, _) => {
-            return Err(ApiError::Conflict(format!(
-                "the audio is not ready: the generation is {}",
-                status.as_str()
-            )));
-        }
-    };
-    let filename = format!("{}-{}.wav", generation.voice_name.as_str(), generation.id);
+    let format = query
+        .format
+        .as_deref()
+        .map(OutputFormat::from_name)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest {
+            code: "INVALID_QUERY",
+            message: e.to_string(),
+        })?;
+    let key = stored_audio_key(&generation)?;
     let download = matches!(query.download.as_deref(), Some("1" | "true"));
+    if let Some(format) = format {
+        let samples = read_stored_audio(&state, &key).await?;
+        let encoded =
+            tokio::task::spawn_blocking(move || resonance_audio::encode(&samples, format))
+                .await
+                .map_err(ApiError::internal)?;
+        let mut response = (
+            [
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            encoded,
+        )
+            .into_response();
+        if download {
+            let filename = format!(
+                "attachment; filename=\"{}.{}\"",
+                generation.id,
+                format.file_extension()
+            );
+            response.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                header::HeaderValue::from_str(&filename).map_err(ApiError::internal)?,
+            );
+        }
+        return Ok(response);
+    }
+    let filename = format!("{}-{}.wav", generation.voice_name.as_str(), generation.id);
     let presentation = Presentation {
         content_type: "audio/wav",
         cache_control: "private, max-age=3600",

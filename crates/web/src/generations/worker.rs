@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use resonance_audio::crossfade::Joiner;
 use resonance_db::{Database, Generation};
 use resonance_domain::GenerationStatus;
 use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
@@ -18,6 +19,8 @@ use resonance_storage::{ObjectKey, Storage};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+
+use super::events::{JobEvent, JobEvents, Publisher};
 
 /// The overlap between consecutive chunks.
 pub const CHUNK_CROSSFADE: Duration = resonance_audio::crossfade::DEFAULT_CROSSFADE;
@@ -43,14 +46,15 @@ impl Default for WorkerSettings {
     }
 }
 
-/// What a worker needs: the shared database and storage, the engine, and the signal the
-/// API raises when it queues a job.
+/// What a worker needs: the shared database and storage, the engine, the signal the API
+/// raises when it queues a job, and the hub where this process's streaming requests listen.
 #[derive(Clone)]
 pub struct Worker {
     pub db: Arc<dyn Database>,
     pub storage: Storage,
     pub engine: Arc<dyn SpeechEngine>,
     pub new_jobs: Arc<Notify>,
+    pub events: JobEvents,
     pub settings: WorkerSettings,
 }
 
@@ -99,8 +103,9 @@ impl Worker {
             progress.clone(),
             lost_tx,
         )));
+        let publisher = self.events.claim(&job.id);
         let outcome = tokio::select! {
-            outcome = self.speak_and_store(&job, &progress) => Some(outcome),
+            outcome = self.speak_and_store(&job, &progress, publisher.as_ref()) => Some(outcome),
             _ = lost.wait_for(|lost| *lost) => None,
         };
         let key = ObjectKey::generation(&job.org_id, &job.id);
@@ -111,8 +116,10 @@ impl Worker {
             }
             Some(Err(reason)) => {
                 tracing::warn!(%reason, "generation failed");
-                if let Err(e) = self.db.fail_generation(&job.id, worker, &reason).await {
-                    tracing::error!(error = %e, "cannot record the failure");
+                match self.db.fail_generation(&job.id, worker, &reason).await {
+                    Ok(true) => publish(publisher.as_ref(), JobEvent::Failed(reason)),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot record the failure"),
                 }
             }
             Some(Ok(())) => match self
@@ -120,7 +127,10 @@ impl Worker {
                 .complete_generation(&job.id, worker, key.as_str())
                 .await
             {
-                Ok(Some(_)) => tracing::info!("generation succeeded"),
+                Ok(Some(_)) => {
+                    tracing::info!("generation succeeded");
+                    publish(publisher.as_ref(), JobEvent::Succeeded);
+                }
                 Ok(None) => self.discard_unless_succeeded(&job, &key).await,
                 // The lease runs out and another worker stores the same key again.
                 Err(e) => tracing::error!(error = %e, "cannot record the success"),
@@ -128,9 +138,15 @@ impl Worker {
         }
     }
 
-    /// Synthesizes every chunk in order and stores the joined audio at the generation's
-    /// key. The error is the reason shown to the user; no object is left behind on error.
-    async fn speak_and_store(&self, job: &Generation, progress: &AtomicU8) -> Result<(), String> {
+    /// Synthesizes every chunk in order, publishing the audio as it becomes final, and
+    /// stores the joined audio at the generation's key. The error is the reason shown to the
+    /// user; no object is left behind on error.
+    async fn speak_and_store(
+        &self,
+        job: &Generation,
+        progress: &AtomicU8,
+        publisher: Option<&Publisher>,
+    ) -> Result<(), String> {
         let voice_id = job
             .voice_id
             .as_ref()
@@ -158,7 +174,7 @@ impl Worker {
             norm_loudness: true,
         };
         let chunks = split_text(job.text.as_str(), MAX_CHUNK_CHARS);
-        let mut waves = Vec::with_capacity(chunks.len());
+        let mut joiner = Joiner::new(SAMPLE_RATE, CHUNK_CROSSFADE);
         for (i, chunk) in chunks.iter().enumerate() {
             let request = SynthesisRequest {
                 text: chunk.clone(),
@@ -172,12 +188,17 @@ impl Worker {
                 tracing::warn!(error = %e, chunk = i, "the engine failed");
                 user_reason(e)
             })?;
-            waves.push(speech.samples);
+            let settled = joiner.push(&speech.samples);
+            if !settled.is_empty() {
+                publish(publisher, JobEvent::Audio(settled.to_vec()));
+            }
             // i + 1 <= chunks.len(), so this is at most 99.
             progress.store(((i + 1) * 99 / chunks.len()) as u8, Ordering::Relaxed);
         }
-        let slices: Vec<&[f32]> = waves.iter().map(Vec::as_slice).collect();
-        let samples = resonance_audio::crossfade::join(&slices, SAMPLE_RATE, CHUNK_CROSSFADE);
+        if !joiner.pending().is_empty() {
+            publish(publisher, JobEvent::Audio(joiner.pending().to_vec()));
+        }
+        let samples = joiner.into_samples();
         let wav = resonance_audio::wav::encode_wav_pcm16(&samples, SAMPLE_RATE);
         let key = ObjectKey::generation(&job.org_id, &job.id);
         if let Err(e) = self.storage.put(&key, Bytes::from(wav), "audio/wav").await {
@@ -198,6 +219,12 @@ impl Worker {
         if !finished_by_another && let Err(e) = self.storage.delete(key).await {
             tracing::warn!(error = %e, "cannot delete abandoned audio");
         }
+    }
+}
+
+fn publish(publisher: Option<&Publisher>, event: JobEvent) {
+    if let Some(publisher) = publisher {
+        publisher.publish(event);
     }
 }
 

@@ -158,7 +158,7 @@ async fn list_voices(
 }
 
 /// An id that does not parse names no voice.
-fn voice_id(raw: &str) -> Result<VoiceId, ApiError> {
+pub fn voice_id(raw: &str) -> Result<VoiceId, ApiError> {
     VoiceId::parse(raw).map_err(|_| ApiError::NotFound("voice"))
 }
 
@@ -252,7 +252,14 @@ async fn delete_voice(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let voice = state.db.get_voice(&caller.org_id, &voice_id(&id)?).await?;
+    remove_voice(&state, &caller, &voice_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a voice visible to the caller: custom voices by the organization's admins,
+/// system voices by the instance operator only.
+pub async fn remove_voice(state: &AppState, caller: &Caller, id: &VoiceId) -> Result<(), ApiError> {
+    let voice = state.db.get_voice(&caller.org_id, id).await?;
     match &voice.owner {
         VoiceOwner::System if !caller.is_operator => {
             return Err(ApiError::Forbidden(
@@ -263,7 +270,7 @@ async fn delete_voice(
         VoiceOwner::Org(_) => caller.require_admin()?,
     }
     library::delete_voice(state.db.as_ref(), &state.storage, &voice.owner, &voice.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// The raw upload's descriptive fields, as query parameters (the original's REST route).
@@ -345,7 +352,7 @@ async fn create_voice(
     Ok((StatusCode::CREATED, Json(VoiceView::from(voice))).into_response())
 }
 
-fn empty_body() -> ApiError {
+pub(crate) fn empty_body() -> ApiError {
     ApiError::BadRequest {
         code: "EMPTY_BODY",
         message: "the request has no audio".into(),
@@ -361,7 +368,11 @@ fn too_large(limit: usize) -> ApiError {
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes (or at once when its
 /// declared length does), so that an oversized upload is never held in memory.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -389,7 +400,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     Ok(bytes.freeze())
 }
 
-fn missing_content_type() -> ApiError {
+pub(crate) fn missing_content_type() -> ApiError {
     ApiError::BadRequest {
         code: "MISSING_CONTENT_TYPE",
         message: "the upload needs a Content-Type header naming its audio format".into(),
@@ -406,7 +417,7 @@ fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
         .ok_or_else(missing_content_type)
 }
 
-fn invalid_form(message: impl ToString) -> ApiError {
+pub(crate) fn invalid_form(message: impl ToString) -> ApiError {
     ApiError::BadRequest {
         code: "INVALID_FORM",
         message: message.to_string(),
@@ -490,7 +501,7 @@ fn parse_details(fields: CreateQuery) -> Result<VoiceDetails, ApiError> {
     })
 }
 
-fn create_error(error: CreateVoiceError) -> ApiError {
+pub(crate) fn create_error(error: CreateVoiceError) -> ApiError {
     let unprocessable = |code, error: &SampleError| ApiError::Unprocessable {
         code,
         message: error.to_string(),

@@ -213,6 +213,7 @@ pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         storage: state.storage.clone(),
         engine,
         new_jobs: state.new_jobs.clone(),
+        events: state.job_events.clone(),
         settings: WorkerSettings {
             lease: Duration::from_millis(600),
             heartbeat: Duration::from_millis(100),
@@ -382,7 +383,7 @@ impl TestApp {
         let invite: Value = response.json().await.unwrap();
         let token = invite["token"].as_str().unwrap().to_string();
         // Relative: the test server has no public URL. `lifecycle` opens the page.
-        assert_eq!(invite["url"], format!("/invite/{token}"), "the invite link");
+        assert_eq!(invite["url"], format!("/invites/{token}"), "the invite link");
         token
     }
 

@@ -1,0 +1,97 @@
+//! Drop-in APIs: OpenAI's speech endpoint and ElevenLabs' text-to-speech, voice, history,
+//! subscription and model endpoints, so that their official SDKs work against Resonance
+//! unchanged. Each boundary answers errors in its peer's shape; underneath, everything is
+//! the same org-scoped, metered generations and voices as the REST API.
+
+pub mod elevenlabs;
+pub mod openai;
+pub mod speech;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use resonance_db::{Page, VoiceFilter};
+use resonance_domain::{OrgId, VoiceId};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+/// The model every compat request is served by.
+pub const MODEL_ID: &str = "chatterbox-turbo";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/audio/speech", post(openai::speech))
+        .route("/v1/models", get(models))
+        .route(
+            "/v1/text-to-speech/{voice_id}",
+            post(elevenlabs::text_to_speech),
+        )
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream",
+            post(elevenlabs::text_to_speech_stream),
+        )
+        .route("/v2/voices", get(elevenlabs::list_voices))
+        .route("/v1/voices", get(elevenlabs::list_all_voices))
+        .route(
+            "/v1/voices/add",
+            // The upload limit is enforced while the body streams in.
+            post(elevenlabs::add_voice).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/voices/{voice_id}",
+            get(elevenlabs::get_voice).delete(elevenlabs::delete_voice),
+        )
+        .route("/v1/history", get(elevenlabs::list_history))
+        .route(
+            "/v1/history/{history_item_id}",
+            get(elevenlabs::get_history_item).delete(elevenlabs::delete_history_item),
+        )
+        .route(
+            "/v1/history/{history_item_id}/audio",
+            get(elevenlabs::history_item_audio),
+        )
+        .route("/v1/user/subscription", get(elevenlabs::subscription))
+}
+
+/// `GET /v1/models`: both peers use this path; a request with ElevenLabs' `xi-api-key`
+/// header gets ElevenLabs' shape, any other OpenAI's.
+async fn models(headers: HeaderMap, caller: Result<Caller, ApiError>) -> Response {
+    if headers.contains_key(elevenlabs::API_KEY_HEADER) {
+        match caller {
+            Ok(_) => elevenlabs::models(),
+            Err(e) => elevenlabs::ElevenLabsError::from(e).into_response(),
+        }
+    } else {
+        match caller {
+            Ok(_) => openai::models(),
+            Err(e) => openai::OpenAiError::from(e).into_response(),
+        }
+    }
+}
+
+/// The voice `id_or_name` names among those visible to `org`: its id, or else its name
+/// (case-insensitive). `NotFound("voice")` when there is none.
+pub async fn find_voice(
+    state: &AppState,
+    org: &OrgId,
+    id_or_name: &str,
+) -> Result<VoiceId, ApiError> {
+    if let Ok(id) = VoiceId::parse(id_or_name) {
+        return Ok(state.db.get_voice(org, &id).await?.id);
+    }
+    let filter = VoiceFilter {
+        name_contains: Some(id_or_name.to_string()),
+        ..VoiceFilter::default()
+    };
+    let page = Page::new(Page::MAX_LIMIT, 0).expect("the largest page is valid");
+    let listed = state.db.list_voices(org, &filter, page).await?;
+    listed
+        .items
+        .into_iter()
+        .find(|voice| voice.name.as_str().eq_ignore_ascii_case(id_or_name.trim()))
+        .map(|voice| voice.id)
+        .ok_or(ApiError::NotFound("voice"))
+}

@@ -1,0 +1,278 @@
+//! What the OpenAI and ElevenLabs speech routes share: a speech request becomes a durable
+//! generation job like any other (so it is in the history and metered), and its audio is
+//! delivered as it is synthesized: from this process's worker chunk by chunk, or from the
+//! stored file once a worker elsewhere has finished it.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::SinkExt;
+use resonance_audio::encode::SOURCE_RATE;
+use resonance_audio::stretch::{SpeedOutOfRange, stretch};
+use resonance_audio::{OutputFormat, StreamEncoder};
+use resonance_db::Generation;
+use resonance_domain::{GenerationId, GenerationStatus};
+
+use crate::auth::Caller;
+use crate::generations::events::{JobEvent, Subscription};
+use crate::generations::{
+    ValidGeneration, WAIT_LIMIT, queue_as, read_stored_audio, stored_audio_key,
+};
+use crate::{ApiError, AppState};
+
+/// How often a job run by a worker elsewhere is looked up.
+const POLL: Duration = Duration::from_millis(50);
+
+/// With a speed other than 1, audio is time-stretched in pieces at least this long (half a
+/// second), so that few seams fall inside the speech.
+const STRETCH_PIECE: usize = SOURCE_RATE as usize / 2;
+
+/// Why a speech job gave no audio.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The generation failed or was cancelled; the reason is for the user.
+    #[error("{0}")]
+    Failed(String),
+    #[error("the speech was not ready within {} seconds", WAIT_LIMIT.as_secs())]
+    TimedOut,
+}
+
+/// A queued speech job whose audio is awaited.
+pub struct SpeechJob {
+    state: AppState,
+    generation: Generation,
+    subscription: Subscription,
+    deadline: tokio::time::Instant,
+    done: bool,
+}
+
+/// Queues the generation and listens for its audio.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    valid: ValidGeneration,
+) -> Result<SpeechJob, ApiError> {
+    let id = GenerationId::new();
+    // Subscribed before the job exists, so that no chunk can be missed.
+    let subscription = state.job_events.subscribe(&id);
+    let generation = queue_as(state, caller, valid, id).await?;
+    Ok(SpeechJob {
+        state: state.clone(),
+        generation,
+        subscription,
+        deadline: tokio::time::Instant::now() + WAIT_LIMIT,
+        done: false,
+    })
+}
+
+impl SpeechJob {
+    pub fn id(&self) -> &GenerationId {
+        &self.generation.id
+    }
+
+    /// The next piece of audio (mono, [`SOURCE_RATE`]); `None` once all of it has come and
+    /// the job has succeeded.
+    pub async fn next_audio(&mut self) -> Result<Option<Vec<f32>>, SpeechError> {
+        while !self.done {
+            if self.subscription.is_claimed() {
+                return self.next_published().await;
+            }
+            let current = self
+                .state
+                .db
+                .get_generation(&self.generation.org_id, &self.generation.id)
+                .await
+                .map_err(ApiError::from)?;
+            if current.status.is_finished() && !self.subscription.is_claimed() {
+                // Run by a worker in another process: its audio is only in storage.
+                self.done = true;
+                return match current.status {
+                    GenerationStatus::Succeeded => {
+                        let key = stored_audio_key(&current)?;
+                        Ok(Some(read_stored_audio(&self.state, &key).await?))
+                    }
+                    _ => Err(failure(&current)),
+                };
+            }
+            if tokio::time::Instant::now() >= self.deadline {
+                return Err(SpeechError::TimedOut);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(None)
+    }
+
+    async fn next_published(&mut self) -> Result<Option<Vec<f32>>, SpeechError> {
+        match tokio::time::timeout_at(self.deadline, self.subscription.next()).await {
+            Err(_) => Err(SpeechError::TimedOut),
+            Ok(Some(JobEvent::Audio(samples))) => Ok(Some(samples)),
+            Ok(Some(JobEvent::Succeeded)) => {
+                self.done = true;
+                Ok(None)
+            }
+            Ok(Some(JobEvent::Failed(reason))) => {
+                self.done = true;
+                Err(SpeechError::Failed(reason))
+            }
+            // The worker lost the job (cancelled, deleted, or its lease ran out): what was
+            // sent cannot be completed.
+            Ok(None) => {
+                self.done = true;
+                Err(SpeechError::Failed(
+                    "the generation was interrupted; please try again".into(),
+                ))
+            }
+        }
+    }
+
+    /// All of the audio, once the job has succeeded.
+    pub async fn whole(mut self) -> Result<Vec<f32>, SpeechError> {
+        let mut samples = Vec::new();
+        while let Some(piece) = self.next_audio().await? {
+            samples.extend_from_slice(&piece);
+        }
+        Ok(samples)
+    }
+}
+
+fn failure(generation: &Generation) -> SpeechError {
+    SpeechError::Failed(match generation.status {
+        GenerationStatus::Cancelled => "the generation was cancelled".into(),
+        _ => generation
+            .failure_reason
+            .clone()
+            .unwrap_or_else(|| "speech synthesis failed".into()),
+    })
+}
+
+/// Checks a requested speed (1.0 plays as synthesized) against the range `stretch` takes.
+pub fn check_speed(speed: f64) -> Result<f64, SpeedOutOfRange> {
+    // `stretch` checks the range before anything else; nothing is stretched here.
+    stretch(&[], SOURCE_RATE, speed).map(|_| speed)
+}
+
+/// Plays audio `speed` times faster (pitch kept), piece by piece.
+struct Speed {
+    speed: f64,
+    pending: Vec<f32>,
+}
+
+impl Speed {
+    fn new(speed: f64) -> Self {
+        Self {
+            speed,
+            pending: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, samples: Vec<f32>) -> Vec<f32> {
+        if self.speed == 1.0 {
+            return samples;
+        }
+        self.pending.extend_from_slice(&samples);
+        if self.pending.len() < STRETCH_PIECE {
+            return Vec::new();
+        }
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Vec<f32> {
+        let piece = std::mem::take(&mut self.pending);
+        stretch(&piece, SOURCE_RATE, self.speed).expect("the speed was checked")
+    }
+}
+
+/// The whole audio at `speed` in `format`.
+pub async fn encode_whole(samples: Vec<f32>, format: OutputFormat, speed: f64) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        let samples = stretch(&samples, SOURCE_RATE, speed).expect("the speed was checked");
+        resonance_audio::encode(&samples, format)
+    })
+    .await
+    .expect("encoding does not panic")
+}
+
+/// How streamed audio is framed on the wire.
+pub trait Framing: Send + 'static {
+    /// Wraps encoded audio bytes.
+    fn audio(&mut self, encoded: Vec<u8>) -> Bytes;
+    /// What ends a stream whose job succeeded, if anything.
+    fn done(&mut self) -> Option<Bytes>;
+}
+
+/// The encoded audio as it is, one file.
+pub struct RawAudio;
+
+impl Framing for RawAudio {
+    fn audio(&mut self, encoded: Vec<u8>) -> Bytes {
+        encoded.into()
+    }
+
+    fn done(&mut self) -> Option<Bytes> {
+        None
+    }
+}
+
+/// Streams the job's audio: waits for its first piece (so that a job failing at once is
+/// still answered with an error status), then answers 200 and sends the rest as it comes.
+/// A failure after that ends the body early.
+pub async fn stream<F: Framing>(
+    mut job: SpeechJob,
+    format: OutputFormat,
+    speed: f64,
+    content_type: &'static str,
+    mut framing: F,
+) -> Result<Response, SpeechError> {
+    let first = job.next_audio().await?;
+    let history_item = job.id().to_string();
+    let (mut sender, receiver) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        let mut encoder = StreamEncoder::new(format);
+        let mut speed = Speed::new(speed);
+        let mut piece = first;
+        loop {
+            let Some(samples) = piece else {
+                let mut encoded = encoder.push(&speed.flush());
+                encoded.extend(encoder.finish());
+                let mut out = vec![framing.audio(encoded)];
+                out.extend(framing.done());
+                for bytes in out {
+                    if sender.send(Ok(bytes)).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            };
+            let encoded = encoder.push(&speed.push(samples));
+            if !encoded.is_empty() && sender.send(Ok(framing.audio(encoded))).await.is_err() {
+                // The client went away; the job still finishes and stays in the history.
+                return;
+            }
+            piece = match job.next_audio().await {
+                Ok(piece) => piece,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a streamed generation failed");
+                    let _ = sender.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::HeaderName::from_static("history-item-id"),
+                history_item,
+            ),
+        ],
+        Body::from_stream(receiver),
+    )
+        .into_response())
+}
