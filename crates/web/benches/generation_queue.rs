@@ -6,7 +6,9 @@
 //! - added latency: 200 jobs queued one every 20 ms (the API notifies the workers, as
 //!   `POST /api/generations` does); time from queueing to the engine being called, p50/p99.
 //!
-//! Run: `cargo bench -p resonance-web --bench generation_queue`.
+//! Run: `cargo bench -p resonance-web --bench generation_queue` (release), or `cargo test`
+//! with the same arguments (dev profile; the cost is in the database and storage). Prints
+//! PostgreSQL / SQLite ratios.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -139,7 +141,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(backend: &str, url: &str, dir: &std::path::Path) {
+/// Throughput (jobs/s) and the added latency's p50 and p99.
+struct QueueMeasure {
+    jobs_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn run(backend: &str, url: &str, dir: &std::path::Path) -> QueueMeasure {
     let bench = bench_setup(url, dir).await;
     let workers = bench.worker.spawn("bench", WORKERS);
 
@@ -168,21 +177,38 @@ async fn run(backend: &str, url: &str, dir: &std::path::Path) {
     latencies.sort();
     workers.iter().for_each(|w| w.abort());
 
+    let measure = QueueMeasure {
+        jobs_per_s: JOBS as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    };
     println!(
         "{backend:<10} {WORKERS} workers: {:.0} jobs/s ({JOBS} queued at once, {:.2} s); \
          added latency p50 {:.1} ms, p99 {:.1} ms ({JOBS} paced jobs)",
-        JOBS as f64 / elapsed.as_secs_f64(),
+        measure.jobs_per_s,
         elapsed.as_secs_f64(),
-        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        measure.p50.as_secs_f64() * 1000.0,
+        measure.p99.as_secs_f64() * 1000.0,
     );
+    measure
 }
 
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    run("SQLite", &sqlite, &dir.path().join("sqlite")).await;
-    let postgres = TestPostgres::new().await.unwrap();
-    run("PostgreSQL", postgres.url(), &dir.path().join("postgres")).await;
+    let sqlite = run("SQLite", &sqlite, &dir.path().join("sqlite")).await;
+    let postgres_server = TestPostgres::new().await.unwrap();
+    let postgres = run(
+        "PostgreSQL",
+        postgres_server.url(),
+        &dir.path().join("postgres"),
+    )
+    .await;
+    println!(
+        "PostgreSQL / SQLite: throughput {:.2}, p50 latency {:.2}, p99 latency {:.2}",
+        postgres.jobs_per_s / sqlite.jobs_per_s,
+        postgres.p50.as_secs_f64() / sqlite.p50.as_secs_f64(),
+        postgres.p99.as_secs_f64() / sqlite.p99.as_secs_f64(),
+    );
 }

@@ -383,7 +383,11 @@ impl TestApp {
         let invite: Value = response.json().await.unwrap();
         let token = invite["token"].as_str().unwrap().to_string();
         // Relative: the test server has no public URL. `lifecycle` opens the page.
-        assert_eq!(invite["url"], format!("/invites/{token}"), "the invite link");
+        assert_eq!(
+            invite["url"],
+            format!("/invites/{token}"),
+            "the invite link"
+        );
         token
     }
 
