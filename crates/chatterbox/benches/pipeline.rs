@@ -45,8 +45,10 @@ struct Args {
     reference_tools: PathBuf,
 }
 
-const DEFAULT_REFERENCE_TOOLS: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/tools/chatterbox-ref");
+const DEFAULT_REFERENCE_TOOLS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/tools/chatterbox-ref"
+);
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {

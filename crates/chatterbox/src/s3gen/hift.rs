@@ -7,8 +7,9 @@
 //! HiFi-GAN whose last layer predicts log-magnitude and phase of a 16-point STFT ->
 //! iSTFT -> wave `(B, T * 480)` at 24 kHz.
 
-use candle_core::{D, DType, Module, Tensor};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Linear, VarBuilder};
+use rayon::prelude::*;
 
 use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
@@ -43,24 +44,65 @@ fn padded(padding: usize) -> Conv1dConfig {
     }
 }
 
-/// Snake activation `x + sin^2(alpha x) / alpha` with one alpha per channel.
+/// Snake activation `x + sin^2(alpha x) / alpha` with one alpha per channel, on
+/// `(B, C, L)` f32 tensors, in one pass (the elementwise ops one by one would each
+/// allocate and sweep a tensor as large as the activation).
 struct Snake {
-    alpha: Tensor,
-    inv_alpha: Tensor,
+    alpha: Vec<f32>,
+    inv_alpha: Vec<f32>,
 }
 
 impl Snake {
     fn new(channels: usize, vb: VarBuilder) -> candle_core::Result<Self> {
-        let alpha = vb.get(channels, "alpha")?.reshape((1, channels, 1))?;
+        let alpha = vb.get(channels, "alpha")?.to_dtype(DType::F32)?;
         let inv_alpha = alpha.affine(1.0, SNAKE_EPS)?.recip()?;
-        Ok(Self { alpha, inv_alpha })
+        Ok(Self {
+            alpha: alpha.to_vec1()?,
+            inv_alpha: inv_alpha.to_vec1()?,
+        })
     }
 }
 
 impl Module for Snake {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let sin = x.broadcast_mul(&self.alpha)?.sin()?;
-        x + sin.sqr()?.broadcast_mul(&self.inv_alpha)?
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+}
+
+impl CustomOp1 for Snake {
+    fn name(&self) -> &'static str {
+        "snake"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("snake: only f32 tensors are supported");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("snake: the input must be contiguous");
+        };
+        let (_, channels, len) = layout.shape().dims3()?;
+        if channels != self.alpha.len() {
+            candle_core::bail!("snake: {channels} channels, {} alphas", self.alpha.len());
+        }
+        let x = &data[start..end];
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(len)
+            .zip(x.par_chunks(len))
+            .enumerate()
+            .for_each(|(row, (out, x))| {
+                let (alpha, inv_alpha) =
+                    (self.alpha[row % channels], self.inv_alpha[row % channels]);
+                for (out, &x) in out.iter_mut().zip(x) {
+                    let sin = (x * alpha).sin();
+                    *out = x + sin * sin * inv_alpha;
+                }
+            });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
@@ -118,6 +160,22 @@ impl Module for ResBlock {
             x = (xt + x)?;
         }
         Ok(x)
+    }
+}
+
+/// An upsampling `ConvTranspose1d` with `padding = crop`, run unpadded with the
+/// padding's `crop` samples then dropped at both ends: the same output, but candle 0.11
+/// only takes its fast (col2im) transposed convolution when the padding is zero.
+struct Upsample {
+    conv: ConvTranspose1d,
+    crop: usize,
+}
+
+impl Module for Upsample {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let full = self.conv.forward(x)?;
+        let len = full.dim(D::Minus1)? - 2 * self.crop;
+        full.narrow(D::Minus1, self.crop, len)
     }
 }
 
@@ -272,7 +330,7 @@ pub struct Hift {
     f0_predictor: F0Predictor,
     source_module: SourceModule,
     conv_pre: Conv1d,
-    ups: Vec<ConvTranspose1d>,
+    ups: Vec<Upsample>,
     source_downs: Vec<Conv1d>,
     source_resblocks: Vec<ResBlock>,
     /// `resblock_kernel_sizes.len()` blocks per upsampling stage, averaged.
@@ -317,15 +375,17 @@ impl Hift {
             // ConvTranspose1d weights are (in, out, k): weight norm over dim 0 = input channels.
             let weight = weight_norm(&vb, &[channels(i), channels(i + 1), kernel])?;
             let bias = vb.get(channels(i + 1), "bias")?;
-            ups.push(ConvTranspose1d::new(
-                weight,
-                Some(bias),
-                ConvTranspose1dConfig {
-                    padding: (kernel - rate) / 2,
-                    stride: rate,
-                    ..Default::default()
-                },
-            ));
+            ups.push(Upsample {
+                conv: ConvTranspose1d::new(
+                    weight,
+                    Some(bias),
+                    ConvTranspose1dConfig {
+                        stride: rate,
+                        ..Default::default()
+                    },
+                ),
+                crop: (kernel - rate) / 2,
+            });
         }
         // Stage i fuses the source STFT downsampled to its rate: the product of the
         // upsampling rates of the stages after it.
