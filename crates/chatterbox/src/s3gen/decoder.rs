@@ -190,21 +190,30 @@ impl SelfAttention {
         })
     }
 
-    /// `x`: `(batch, frames, dim)`; `key_bias`: `(batch, 1, 1, frames)`.
-    fn forward(&self, x: &Tensor, key_bias: &Tensor) -> candle_core::Result<Tensor> {
+    /// `x`: `(batch, frames, dim)`; `key_bias`: `(batch, 1, 1, frames)`, `None` when no
+    /// key is masked. One head at a time, so each score matrix stays small.
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (batch, frames, _) = x.dims3()?;
         let heads = |t: Tensor| {
             t.reshape((batch, frames, self.num_heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = heads(self.to_q.forward(x)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = heads((self.to_q.forward(x)? * scale)?)?;
         let k = heads(self.to_k.forward(x)?)?;
         let v = heads(self.to_v.forward(x)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(key_bias)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((
+        let per_head = (0..self.num_heads)
+            .map(|h| {
+                let scores = q.narrow(1, h, 1)?.matmul(&k.narrow(1, h, 1)?.t()?)?;
+                let scores = match key_bias {
+                    Some(bias) => scores.broadcast_add(bias)?,
+                    None => scores,
+                };
+                candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let out = Tensor::cat(&per_head, 1)?.transpose(1, 2)?.reshape((
             batch,
             frames,
             self.num_heads * self.head_dim,
@@ -235,7 +244,7 @@ impl BasicTransformerBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, key_bias: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let x = (self.attn1.forward(&self.norm1.forward(x)?, key_bias)? + x)?;
         let ff = self
             .ff_out
@@ -270,7 +279,7 @@ impl Stage {
         &self,
         x: &Tensor,
         mask: &Tensor,
-        key_bias: &Tensor,
+        key_bias: Option<&Tensor>,
         time_emb: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let mut h = self
@@ -385,15 +394,21 @@ impl ConditionalDecoder {
             );
         }
         // Padded keys get a large negative bias; every query attends to all valid keys.
-        let key_bias = ((1.0 - mask)? * MASKED_KEY_BIAS)?.unsqueeze(1)?;
+        // Without padding the bias is all zeros and is left out.
+        let key_bias = if mask.min_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()? < 1.0 {
+            Some(((1.0 - mask)? * MASKED_KEY_BIAS)?.unsqueeze(1)?)
+        } else {
+            None
+        };
+        let key_bias = key_bias.as_ref();
 
-        let skip = self.down.forward(&x, mask, &key_bias, &time_emb)?;
+        let skip = self.down.forward(&x, mask, key_bias, &time_emb)?;
         let mut x = self.down_conv.forward(&skip.broadcast_mul(mask)?)?;
         for stage in &self.mid {
-            x = stage.forward(&x, mask, &key_bias, &time_emb)?;
+            x = stage.forward(&x, mask, key_bias, &time_emb)?;
         }
         let x = Tensor::cat(&[&x.narrow(D::Minus1, 0, skip.dim(D::Minus1)?)?, &skip], 1)?;
-        let x = self.up.forward(&x, mask, &key_bias, &time_emb)?;
+        let x = self.up.forward(&x, mask, key_bias, &time_emb)?;
         let x = self.up_conv.forward(&x.broadcast_mul(mask)?)?;
         let x = self.final_block.forward(&x, mask)?;
         self.final_proj
