@@ -44,9 +44,12 @@ fn padded(padding: usize) -> Conv1dConfig {
     }
 }
 
+/// Time steps per parallel work unit of [`Snake`].
+const SNAKE_ROWS_PER_UNIT: usize = 1024;
+
 /// Snake activation `x + sin^2(alpha x) / alpha` with one alpha per channel, on
-/// `(B, C, L)` f32 tensors, in one pass (the elementwise ops one by one would each
-/// allocate and sweep a tensor as large as the activation).
+/// time-major `(B, L, C)` f32 tensors, in one pass (the elementwise ops one by one
+/// would each allocate and sweep a tensor as large as the activation).
 struct Snake {
     alpha: Vec<f32>,
     inv_alpha: Vec<f32>,
@@ -85,31 +88,78 @@ impl CustomOp1 for Snake {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("snake: the input must be contiguous");
         };
-        let (_, channels, len) = layout.shape().dims3()?;
+        let channels = layout.shape().dims3()?.2;
         if channels != self.alpha.len() {
             candle_core::bail!("snake: {channels} channels, {} alphas", self.alpha.len());
         }
         let x = &data[start..end];
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(len)
-            .zip(x.par_chunks(len))
-            .enumerate()
-            .for_each(|(row, (out, x))| {
-                let (alpha, inv_alpha) =
-                    (self.alpha[row % channels], self.inv_alpha[row % channels]);
-                for (out, &x) in out.iter_mut().zip(x) {
-                    let sin = (x * alpha).sin();
-                    *out = x + sin * sin * inv_alpha;
+        let unit = channels * SNAKE_ROWS_PER_UNIT;
+        out.par_chunks_mut(unit)
+            .zip(x.par_chunks(unit))
+            .for_each(|(out, x)| {
+                for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+                    for (((out, &x), &alpha), &inv_alpha) in
+                        out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
+                    {
+                        let sin = (x * alpha).sin();
+                        *out = x + sin * sin * inv_alpha;
+                    }
                 }
             });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
-/// HiFi-GAN residual block with Snake activations: per dilation,
-/// `x += conv2(snake(conv1_dilated(snake(x))))`.
+/// A stride-1 Conv1d on time-major `(B, L, C)` activations, computed as one
+/// `(L, C_in) x (C_in, C_out)` matmul per kernel tap, summed. On HiFT's long signals
+/// this is 1.5 to 3 times faster than candle's channels-first im2col `conv1d`.
+struct TimeMajorConv1d {
+    /// `(C_in, C_out)` per tap: the transposed `weight[:, :, tap]`.
+    taps: Vec<Tensor>,
+    bias: Tensor,
+    padding: usize,
+    dilation: usize,
+}
+
+impl TimeMajorConv1d {
+    /// A weight-normed conv with `padding = dilation * (kernel_size - 1) / 2` (length kept).
+    fn new(
+        vb: VarBuilder,
+        channels: usize,
+        kernel_size: usize,
+        dilation: usize,
+    ) -> candle_core::Result<Self> {
+        let weight = weight_norm(&vb, &[channels, channels, kernel_size])?;
+        let taps = (0..kernel_size)
+            .map(|tap| weight.narrow(2, tap, 1)?.squeeze(2)?.t()?.contiguous())
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            taps,
+            bias: vb.get(channels, "bias")?,
+            padding: dilation * (kernel_size - 1) / 2,
+            dilation,
+        })
+    }
+}
+
+impl Module for TimeMajorConv1d {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let len = x.dim(1)?;
+        let padded = x.pad_with_zeros(1, self.padding, self.padding)?;
+        let mut out = self.bias.clone();
+        for (tap, weight) in self.taps.iter().enumerate() {
+            let shifted = padded.narrow(1, tap * self.dilation, len)?;
+            out = shifted.broadcast_matmul(weight)?.broadcast_add(&out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// HiFi-GAN residual block with Snake activations on time-major `(B, L, C)`
+/// activations: per dilation, `x += conv2(snake(conv1_dilated(snake(x))))`.
 struct ResBlock {
-    layers: Vec<(Snake, Conv1d, Snake, Conv1d)>,
+    layers: Vec<(Snake, TimeMajorConv1d, Snake, TimeMajorConv1d)>,
 }
 
 impl ResBlock {
@@ -123,28 +173,16 @@ impl ResBlock {
             .iter()
             .enumerate()
             .map(|(i, &dilation)| {
-                let dilated = Conv1dConfig {
-                    padding: (kernel_size * dilation - dilation) / 2,
-                    dilation,
-                    ..Default::default()
-                };
                 Ok((
                     Snake::new(channels, vb.pp(format!("activations1.{i}")))?,
-                    conv1d_weight_norm(
+                    TimeMajorConv1d::new(
                         vb.pp(format!("convs1.{i}")),
                         channels,
-                        channels,
                         kernel_size,
-                        dilated,
+                        dilation,
                     )?,
                     Snake::new(channels, vb.pp(format!("activations2.{i}")))?,
-                    conv1d_weight_norm(
-                        vb.pp(format!("convs2.{i}")),
-                        channels,
-                        channels,
-                        kernel_size,
-                        padded((kernel_size - 1) / 2),
-                    )?,
+                    TimeMajorConv1d::new(vb.pp(format!("convs2.{i}")), channels, kernel_size, 1)?,
                 ))
             })
             .collect::<candle_core::Result<_>>()?;
@@ -161,6 +199,11 @@ impl Module for ResBlock {
         }
         Ok(x)
     }
+}
+
+/// `(B, C, L)` to time-major `(B, L, C)`, contiguous.
+fn time_major(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.transpose(1, 2)?.contiguous()
 }
 
 /// An upsampling `ConvTranspose1d` with `padding = crop`, run unpadded with the
@@ -524,14 +567,16 @@ impl Hift {
                 // ReflectionPad1d((1, 0)): prepend x[..., 1].
                 x = Tensor::cat(&[&x.narrow(D::Minus1, 1, 1)?, &x], D::Minus1)?;
             }
-            let si =
-                self.source_resblocks[i].forward(&self.source_downs[i].forward(source_stft)?)?;
-            x = (x + si)?;
-            let mut sum = self.resblocks[i][0].forward(&x)?;
+            // The ResBlocks run time-major; `x` goes back to channels-first for the next
+            // ConvTranspose1d and conv_post.
+            let si = self.source_resblocks[i]
+                .forward(&time_major(&self.source_downs[i].forward(source_stft)?)?)?;
+            let x_time_major = (time_major(&x)? + si)?;
+            let mut sum = self.resblocks[i][0].forward(&x_time_major)?;
             for block in &self.resblocks[i][1..] {
-                sum = (sum + block.forward(&x)?)?;
+                sum = (sum + block.forward(&x_time_major)?)?;
             }
-            x = (sum / self.resblocks[i].len() as f64)?;
+            x = (sum / self.resblocks[i].len() as f64)?.transpose(1, 2)?;
         }
         self.conv_post
             .forward(&candle_nn::ops::leaky_relu(&x, FINAL_LRELU_SLOPE)?)
