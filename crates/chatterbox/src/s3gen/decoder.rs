@@ -210,7 +210,7 @@ impl SelfAttention {
                     Some(bias) => scores.broadcast_add(bias)?,
                     None => scores,
                 };
-                candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
+                super::softmax::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let out = Tensor::cat(&per_head, 1)?.transpose(1, 2)?.reshape((

@@ -13,6 +13,7 @@ pub mod conformer;
 pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
+pub mod softmax;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,151 @@
+//! Softmax over the last dimension of an f32 tensor in one pass per row, with an
+//! `exp` the compiler can vectorize (candle's softmax calls the scalar libm `expf` per
+//! element, which dominated the attention of the 1000-frame CFM decoder).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows per parallel work unit.
+const ROWS_PER_UNIT: usize = 16;
+/// Independent partial sums and maxima per row, so the reductions vectorize.
+const LANES: usize = 8;
+/// Below this `exp(x)` is under `f32::MIN_POSITIVE` and is returned as 0 (as for `-inf`).
+const EXP_MIN_INPUT: f32 = -87.33;
+/// `exp` of anything above is `+inf` in f32.
+const EXP_MAX_INPUT: f32 = 88.72;
+
+/// `exp(x)` for f32 to about 1 ulp (Cephes `expf`): `x = n ln2 + r`, `|r| <= ln2 / 2`,
+/// `exp(x) = 2^n * p(r)` with a degree-6 polynomial, `2^n` built in the exponent bits.
+/// Branch-free, so loops over slices of it vectorize.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    // Adding then subtracting 1.5 * 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let clamped = x.clamp(EXP_MIN_INPUT, EXP_MAX_INPUT);
+    let shifted = clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = clamped - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let p = p * r * r + r + 1.0;
+    // The low mantissa bits of `shifted` hold n + 2^22; make them the exponent of 2^n.
+    let exponent = (shifted.to_bits() as i32 - 0x4B40_0000 + 127) << 23;
+    let value = p * f32::from_bits(exponent as u32);
+    if x < EXP_MIN_INPUT { 0.0 } else { value }
+}
+
+fn softmax_row(src: &[f32], dst: &mut [f32]) {
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let mut chunks = src.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, &v) in maxima.iter_mut().zip(chunk) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&maxima)
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = exp(s - max);
+    }
+    let mut sums = [0f32; LANES];
+    let mut chunks = dst.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (sum, &v) in sums.iter_mut().zip(chunk) {
+            *sum += v;
+        }
+    }
+    let sum: f32 = sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+    for d in dst.iter_mut() {
+        *d /= sum;
+    }
+}
+
+struct SoftmaxLastDim;
+
+impl CustomOp1 for SoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("softmax: only f32 tensors are supported");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("softmax: the input must be contiguous");
+        };
+        let width = *layout.shape().dims().last().unwrap_or(&1);
+        let src = &data[start..end];
+        let mut dst = vec![0f32; src.len()];
+        if width > 0 {
+            let unit = width * ROWS_PER_UNIT;
+            dst.par_chunks_mut(unit)
+                .zip(src.par_chunks(unit))
+                .for_each(|(dst, src)| {
+                    for (dst, src) in dst.chunks_exact_mut(width).zip(src.chunks_exact(width)) {
+                        softmax_row(src, dst);
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension of an f32 tensor.
+pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn exp_matches_std_to_a_few_ulp() {
+        for i in -99_000..=100_000 {
+            let x = i as f32 * 8.8e-4;
+            let (ours, std) = (exp(x), x.exp());
+            assert!(
+                (ours - std).abs() <= 4.0 * f32::EPSILON * std,
+                "exp({x}) = {ours}, std {std}"
+            );
+        }
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(-1e10), 0.0);
+        assert!((-88.0f32).exp() < f32::MIN_POSITIVE && exp(-88.0) == 0.0);
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn softmax_matches_candle_and_zeroes_masked_keys() -> candle_core::Result<()> {
+        let bias: Vec<f32> = (0..50)
+            .map(|i| match i {
+                5..10 => f32::NEG_INFINITY,
+                10..12 => -1e10,
+                _ => 0.0,
+            })
+            .collect();
+        let x = (Tensor::randn(0f32, 3.0, (2, 3, 50), &Device::Cpu)?
+            .broadcast_add(&Tensor::new(bias, &Device::Cpu)?)?
+            + 20.0)?;
+        let ours = softmax_last_dim(&x)?;
+        let candle = candle_nn::ops::softmax_last_dim(&x)?;
+        let diff = (&ours - candle)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "max difference {diff}");
+        let masked = ours.narrow(2, 5, 7)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(masked, 0.0);
+        Ok(())
+    }
+}
