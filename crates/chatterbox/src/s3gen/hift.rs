@@ -111,32 +111,44 @@ impl CustomOp1 for Snake {
     }
 }
 
-/// A stride-1 Conv1d on time-major `(B, L, C)` activations, computed as one
-/// `(L, C_in) x (C_in, C_out)` matmul per kernel tap, summed. On HiFT's long signals
-/// this is 1.5 to 3 times faster than candle's channels-first im2col `conv1d`.
+/// A stride-1 Conv1d on time-major `(B, L, C)` f32 activations that keeps the length
+/// (`padding = dilation * (kernel_size - 1) / 2`): the output starts as the bias and each
+/// kernel tap adds `x[t + shift] (C_in) x weight[:, :, tap]^T (C_in, C_out)` with one
+/// accumulating matmul, the zero padding being the rows it leaves out. On HiFT's long
+/// signals this is several times faster than candle's channels-first im2col `conv1d`,
+/// and needs no padded copy, no im2col buffer and no separate sums.
 struct TimeMajorConv1d {
-    /// `(C_in, C_out)` per tap: the transposed `weight[:, :, tap]`.
-    taps: Vec<Tensor>,
-    bias: Tensor,
+    /// `(C_in, C_out)` row-major per tap: the transposed `weight[:, :, tap]`.
+    taps: Vec<Vec<f32>>,
+    bias: Vec<f32>,
+    channels: usize,
     padding: usize,
     dilation: usize,
 }
 
 impl TimeMajorConv1d {
-    /// A weight-normed conv with `padding = dilation * (kernel_size - 1) / 2` (length kept).
+    /// A weight-normed `channels` to `channels` conv.
     fn new(
         vb: VarBuilder,
         channels: usize,
         kernel_size: usize,
         dilation: usize,
     ) -> candle_core::Result<Self> {
-        let weight = weight_norm(&vb, &[channels, channels, kernel_size])?;
+        let weight = weight_norm(&vb, &[channels, channels, kernel_size])?.to_dtype(DType::F32)?;
         let taps = (0..kernel_size)
-            .map(|tap| weight.narrow(2, tap, 1)?.squeeze(2)?.t()?.contiguous())
+            .map(|tap| {
+                weight
+                    .narrow(2, tap, 1)?
+                    .squeeze(2)?
+                    .t()?
+                    .flatten_all()?
+                    .to_vec1()
+            })
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             taps,
-            bias: vb.get(channels, "bias")?,
+            bias: vb.get(channels, "bias")?.to_dtype(DType::F32)?.to_vec1()?,
+            channels,
             padding: dilation * (kernel_size - 1) / 2,
             dilation,
         })
@@ -145,14 +157,88 @@ impl TimeMajorConv1d {
 
 impl Module for TimeMajorConv1d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let len = x.dim(1)?;
-        let padded = x.pad_with_zeros(1, self.padding, self.padding)?;
-        let mut out = self.bias.clone();
-        for (tap, weight) in self.taps.iter().enumerate() {
-            let shifted = padded.narrow(1, tap * self.dilation, len)?;
-            out = shifted.broadcast_matmul(weight)?.broadcast_add(&out)?;
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+}
+
+impl CustomOp1 for TimeMajorConv1d {
+    fn name(&self) -> &'static str {
+        "time-major-conv1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("conv1d: only f32 tensors are supported");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("conv1d: the input must be contiguous");
+        };
+        let (batch, len, channels) = layout.shape().dims3()?;
+        if channels != self.channels {
+            candle_core::bail!(
+                "conv1d: {channels} input channels, expected {}",
+                self.channels
+            );
         }
-        Ok(out)
+        let x = &data[start..end];
+        let frame = len * channels;
+        let mut out: Vec<f32> = self
+            .bias
+            .iter()
+            .copied()
+            .cycle()
+            .take(batch * frame)
+            .collect();
+        let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
+        for (x, out) in x.chunks_exact(frame).zip(out.chunks_exact_mut(frame)) {
+            for (tap, weight) in self.taps.iter().enumerate() {
+                // Output step t reads input step t + shift; steps outside the input are
+                // the zero padding and add nothing.
+                let shift = (tap * self.dilation) as isize - self.padding as isize;
+                let first = (-shift).max(0) as usize;
+                let last = (len as isize - shift).min(len as isize);
+                if last <= first as isize {
+                    continue;
+                }
+                let rows = last as usize - first;
+                let input_first = (first as isize + shift) as usize;
+                let lhs = &x[input_first * channels..(input_first + rows) * channels];
+                let dst = &mut out[first * channels..(first + rows) * channels];
+                // SAFETY: `gemm` reads `rows x channels` row-major from `lhs`,
+                // `channels x channels` from `weight` and reads and writes `rows x channels`
+                // in `dst`: exactly the lengths of those three slices, which do not
+                // overlap (`dst` is a fresh buffer). candle has no matmul that accumulates
+                // into its output, which saves a pass over the activation per tap.
+                unsafe {
+                    gemm::gemm(
+                        rows,
+                        channels,
+                        channels,
+                        dst.as_mut_ptr(),
+                        1,
+                        channels as isize,
+                        true,
+                        lhs.as_ptr(),
+                        1,
+                        channels as isize,
+                        weight.as_ptr(),
+                        1,
+                        channels as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    );
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
