@@ -7,6 +7,7 @@
 use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
+use super::accumulate::BiasedLinear;
 use crate::config::DecoderConfig;
 
 /// LayerNorm epsilon of every norm in the decoder (PyTorch's default).
@@ -167,7 +168,7 @@ struct SelfAttention {
     to_q: Linear,
     to_k: Linear,
     to_v: Linear,
-    to_out: Linear,
+    to_out: BiasedLinear,
     num_heads: usize,
     head_dim: usize,
 }
@@ -184,7 +185,7 @@ impl SelfAttention {
             to_q: candle_nn::linear_no_bias(dim, inner, vb.pp("to_q"))?,
             to_k: candle_nn::linear_no_bias(dim, inner, vb.pp("to_k"))?,
             to_v: candle_nn::linear_no_bias(dim, inner, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(inner, dim, vb.pp("to_out.0"))?,
+            to_out: BiasedLinear::new(inner, dim, vb.pp("to_out.0"))?,
             num_heads,
             head_dim,
         })
@@ -228,8 +229,8 @@ struct BasicTransformerBlock {
     norm1: LayerNorm,
     attn1: SelfAttention,
     norm3: LayerNorm,
-    ff_in: Linear,
-    ff_out: Linear,
+    ff_in: BiasedLinear,
+    ff_out: BiasedLinear,
 }
 
 impl BasicTransformerBlock {
@@ -239,8 +240,8 @@ impl BasicTransformerBlock {
             norm1: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm1"))?,
             attn1: SelfAttention::new(dim, cfg.num_heads, cfg.attention_head_dim, vb.pp("attn1"))?,
             norm3: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm3"))?,
-            ff_in: candle_nn::linear(dim, ff_dim, vb.pp("ff.net.0.proj"))?,
-            ff_out: candle_nn::linear(ff_dim, dim, vb.pp("ff.net.2"))?,
+            ff_in: BiasedLinear::new(dim, ff_dim, vb.pp("ff.net.0.proj"))?,
+            ff_out: BiasedLinear::new(ff_dim, dim, vb.pp("ff.net.2"))?,
         })
     }
 

@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Module, Shape, Tensor
 use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Linear, VarBuilder};
 use rayon::prelude::*;
 
+use super::accumulate::matmul_accumulate;
 use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
 use crate::fixtures::Fixture;
@@ -193,7 +194,6 @@ impl CustomOp1 for TimeMajorConv1d {
             .cycle()
             .take(batch * frame)
             .collect();
-        let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
         for (x, out) in x.chunks_exact(frame).zip(out.chunks_exact_mut(frame)) {
             for (tap, weight) in self.taps.iter().enumerate() {
                 // Output step t reads input step t + shift; steps outside the input are
@@ -206,36 +206,14 @@ impl CustomOp1 for TimeMajorConv1d {
                 }
                 let rows = last as usize - first;
                 let input_first = (first as isize + shift) as usize;
-                let lhs = &x[input_first * channels..(input_first + rows) * channels];
-                let dst = &mut out[first * channels..(first + rows) * channels];
-                // SAFETY: `gemm` reads `rows x channels` row-major from `lhs`,
-                // `channels x channels` from `weight` and reads and writes `rows x channels`
-                // in `dst`: exactly the lengths of those three slices, which do not
-                // overlap (`dst` is a fresh buffer). candle has no matmul that accumulates
-                // into its output, which saves a pass over the activation per tap.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        channels,
-                        channels,
-                        dst.as_mut_ptr(),
-                        1,
-                        channels as isize,
-                        true,
-                        lhs.as_ptr(),
-                        1,
-                        channels as isize,
-                        weight.as_ptr(),
-                        1,
-                        channels as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        parallelism,
-                    );
-                }
+                matmul_accumulate(
+                    &mut out[first * channels..(first + rows) * channels],
+                    &x[input_first * channels..(input_first + rows) * channels],
+                    weight,
+                    rows,
+                    channels,
+                    channels,
+                );
             }
         }
         Ok((CpuStorage::F32(out), layout.shape().clone()))
