@@ -152,7 +152,7 @@ impl RelPositionAttention {
             }
             None => scores,
         };
-        let weights = super::softmax::softmax_last_dim(&scores)?;
+        let weights = super::kernels::softmax_last_dim(&scores)?;
         let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.linear_out.forward(&context)
     }

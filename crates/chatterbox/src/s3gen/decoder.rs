@@ -211,7 +211,7 @@ impl SelfAttention {
                     Some(bias) => scores.broadcast_add(bias)?,
                     None => scores,
                 };
-                super::softmax::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
+                super::kernels::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let out = Tensor::cat(&per_head, 1)?.transpose(1, 2)?.reshape((
@@ -247,9 +247,9 @@ impl BasicTransformerBlock {
 
     fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let x = (self.attn1.forward(&self.norm1.forward(x)?, key_bias)? + x)?;
-        let ff = self
-            .ff_out
-            .forward(&self.ff_in.forward(&self.norm3.forward(&x)?)?.gelu_erf()?)?;
+        let ff = self.ff_out.forward(&super::kernels::gelu_erf(
+            &self.ff_in.forward(&self.norm3.forward(&x)?)?,
+        )?)?;
         ff + x
     }
 }

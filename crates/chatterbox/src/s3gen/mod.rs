@@ -14,7 +14,7 @@ pub mod conformer;
 pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
-pub mod softmax;
+pub mod kernels;
 
 use std::time::{Duration, Instant};
 

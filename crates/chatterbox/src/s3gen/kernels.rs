@@ -1,6 +1,6 @@
-//! Softmax over the last dimension of an f32 tensor in one pass per row, with an
-//! `exp` the compiler can vectorize (candle's softmax calls the scalar libm `expf` per
-//! element, which dominated the attention of the 1000-frame CFM decoder).
+//! Single-pass f32 kernels with an `exp` the compiler can vectorize: softmax over the
+//! last dimension and the erf GELU (candle's call the scalar libm `expf` / `erff` per
+//! element, which dominated the attention and feed-forward of the 1000-frame CFM decoder).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -107,6 +107,58 @@ pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
 }
 
+/// Elements per parallel work unit of [`gelu_erf`].
+const GELU_UNIT: usize = 16 * 1024;
+
+/// `erf(x)` to about 1.5e-7 absolute error (Abramowitz and Stegun 7.1.26), branch-free.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_8) * t - 0.284_496_72) * t
+        + 0.254_829_6)
+        * t;
+    let erf_abs = 1.0 - poly * exp(-z * z);
+    if x < 0.0 { -erf_abs } else { erf_abs }
+}
+
+struct GeluErf;
+
+impl CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "gelu-erf-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("gelu: only f32 tensors are supported");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu: the input must be contiguous");
+        };
+        let src = &data[start..end];
+        let mut dst = vec![0f32; src.len()];
+        dst.par_chunks_mut(GELU_UNIT)
+            .zip(src.par_chunks(GELU_UNIT))
+            .for_each(|(dst, src)| {
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    *d = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// The exact (erf) GELU `x (1 + erf(x / sqrt 2)) / 2` of an f32 tensor, to about 1e-7
+/// times `|x|`.
+pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +178,17 @@ mod tests {
         assert_eq!(exp(-1e10), 0.0);
         assert!((-88.0f32).exp() < f32::MIN_POSITIVE && exp(-88.0) == 0.0);
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn gelu_matches_candle() -> candle_core::Result<()> {
+        let x = (Tensor::arange(-12_000f32, 12_000f32, &Device::Cpu)? / 1000.0)?;
+        let diff = (gelu_erf(&x)? - x.gelu_erf()?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(diff < 2e-6, "max difference {diff}");
+        Ok(())
     }
 
     #[test]
