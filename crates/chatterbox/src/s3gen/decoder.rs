@@ -116,7 +116,7 @@ impl CausalBlock1D {
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let h = self.conv.forward(&x.broadcast_mul(mask)?)?;
-        let h = candle_nn::ops::mish(&channel_layer_norm(&self.norm, &h)?)?;
+        let h = super::kernels::mish(&channel_layer_norm(&self.norm, &h)?)?;
         h.broadcast_mul(mask)
     }
 }
@@ -155,7 +155,7 @@ impl CausalResnetBlock1D {
         let h = self.block1.forward(x, mask)?;
         let time = self
             .time_proj
-            .forward(&candle_nn::ops::mish(time_emb)?)?
+            .forward(&super::kernels::mish(time_emb)?)?
             .unsqueeze(D::Minus1)?;
         let h = self.block2.forward(&h.broadcast_add(&time)?, mask)?;
         h + self.res_conv.forward(&x.broadcast_mul(mask)?)?

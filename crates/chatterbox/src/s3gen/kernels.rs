@@ -1,6 +1,7 @@
 //! Single-pass f32 kernels with an `exp` the compiler can vectorize: softmax over the
-//! last dimension and the erf GELU (candle's call the scalar libm `expf` / `erff` per
-//! element, which dominated the attention and feed-forward of the 1000-frame CFM decoder).
+//! last dimension, the erf GELU and Mish (candle's call the scalar libm `expf` / `erff`
+//! per element, or chain several tensor ops, which dominated the attention, feed-forward
+//! and conv blocks of the 1000-frame CFM decoder).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -107,8 +108,8 @@ pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
 }
 
-/// Elements per parallel work unit of [`gelu_erf`].
-const GELU_UNIT: usize = 16 * 1024;
+/// Elements per parallel work unit of the elementwise kernels.
+const ELEMENTWISE_UNIT: usize = 16 * 1024;
 
 /// `erf(x)` to about 1.5e-7 absolute error (Abramowitz and Stegun 7.1.26), branch-free.
 #[inline(always)]
@@ -122,11 +123,15 @@ fn erf(x: f32) -> f32 {
     if x < 0.0 { -erf_abs } else { erf_abs }
 }
 
-struct GeluErf;
+/// An f32 function applied to every element, in parallel chunks.
+struct Elementwise<F> {
+    name: &'static str,
+    f: F,
+}
 
-impl CustomOp1 for GeluErf {
+impl<F: Fn(f32) -> f32 + Sync> CustomOp1 for Elementwise<F> {
     fn name(&self) -> &'static str {
-        "gelu-erf-f32"
+        self.name
     }
 
     fn cpu_fwd(
@@ -135,18 +140,18 @@ impl CustomOp1 for GeluErf {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu: only f32 tensors are supported");
+            candle_core::bail!("{}: only f32 tensors are supported", self.name);
         };
         let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu: the input must be contiguous");
+            candle_core::bail!("{}: the input must be contiguous", self.name);
         };
         let src = &data[start..end];
         let mut dst = vec![0f32; src.len()];
-        dst.par_chunks_mut(GELU_UNIT)
-            .zip(src.par_chunks(GELU_UNIT))
+        dst.par_chunks_mut(ELEMENTWISE_UNIT)
+            .zip(src.par_chunks(ELEMENTWISE_UNIT))
             .for_each(|(dst, src)| {
                 for (d, &x) in dst.iter_mut().zip(src) {
-                    *d = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                    *d = (self.f)(x);
                 }
             });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
@@ -156,7 +161,30 @@ impl CustomOp1 for GeluErf {
 /// The exact (erf) GELU `x (1 + erf(x / sqrt 2)) / 2` of an f32 tensor, to about 1e-7
 /// times `|x|`.
 pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+    x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+        name: "gelu-erf-f32",
+        f: |x: f32| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+    })
+}
+
+/// Above this, `mish(x) = x` in f32 (`tanh(softplus(x))` rounds to 1).
+const MISH_IDENTITY_ABOVE: f32 = 20.0;
+
+/// Mish `x tanh(softplus(x))` of an f32 tensor, as `x n / (n + 2)` with
+/// `n = e^x (e^x + 2)` (`tanh(ln(1 + e^x))` in closed form).
+pub fn mish(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+        name: "mish-f32",
+        f: |x: f32| {
+            let e = exp(x.min(MISH_IDENTITY_ABOVE));
+            let n = e * (e + 2.0);
+            if x > MISH_IDENTITY_ABOVE {
+                x
+            } else {
+                x * n / (n + 2.0)
+            }
+        },
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +212,17 @@ mod tests {
     fn gelu_matches_candle() -> candle_core::Result<()> {
         let x = (Tensor::arange(-12_000f32, 12_000f32, &Device::Cpu)? / 1000.0)?;
         let diff = (gelu_erf(&x)? - x.gelu_erf()?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(diff < 2e-6, "max difference {diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn mish_matches_candle() -> candle_core::Result<()> {
+        let x = (Tensor::arange(-30_000f32, 30_000f32, &Device::Cpu)? / 1000.0)?;
+        let diff = (mish(&x)? - candle_nn::ops::mish(&x)?)?
             .abs()?
             .max_all()?
             .to_scalar::<f32>()?;
