@@ -47,6 +47,7 @@ pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k:
 
 /// `nn.Linear` with a bias on f32 `(..., in)` tensors: the output starts as the bias
 /// and the matmul accumulates into it.
+#[derive(Debug, Clone)]
 pub struct BiasedLinear {
     /// `(in, out)` row-major: the transposed weight.
     weight_t: Vec<f32>,
