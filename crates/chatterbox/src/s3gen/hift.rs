@@ -7,7 +7,7 @@
 //! HiFi-GAN whose last layer predicts log-magnitude and phase of a 16-point STFT ->
 //! iSTFT -> wave `(B, T * 480)` at 24 kHz.
 
-use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Linear, VarBuilder};
 use rayon::prelude::*;
 
@@ -156,22 +156,20 @@ impl TimeMajorConv1d {
     }
 }
 
-impl Module for TimeMajorConv1d {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(self)
-    }
-}
-
-impl CustomOp1 for TimeMajorConv1d {
-    fn name(&self) -> &'static str {
-        "time-major-conv1d"
+impl TimeMajorConv1d {
+    /// `residual + conv(x)` (the residual added as the output's starting value, no
+    /// separate pass); `x` and `residual` are `(B, L, C)`.
+    fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        x.contiguous()?
+            .apply_op2_no_bwd(&residual.contiguous()?, self)
     }
 
-    fn cpu_fwd(
+    /// Checks `x` and returns it with its `(batch, len)`.
+    fn input<'a>(
         &self,
-        storage: &CpuStorage,
+        storage: &'a CpuStorage,
         layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    ) -> candle_core::Result<(&'a [f32], usize, usize)> {
         let CpuStorage::F32(data) = storage else {
             candle_core::bail!("conv1d: only f32 tensors are supported");
         };
@@ -185,15 +183,13 @@ impl CustomOp1 for TimeMajorConv1d {
                 self.channels
             );
         }
-        let x = &data[start..end];
+        Ok((&data[start..end], batch, len))
+    }
+
+    /// Adds the convolution of `x` (`len` steps per batch row) to `out`.
+    fn accumulate(&self, x: &[f32], out: &mut [f32], len: usize) {
+        let channels = self.channels;
         let frame = len * channels;
-        let mut out: Vec<f32> = self
-            .bias
-            .iter()
-            .copied()
-            .cycle()
-            .take(batch * frame)
-            .collect();
         for (x, out) in x.chunks_exact(frame).zip(out.chunks_exact_mut(frame)) {
             for (tap, weight) in self.taps.iter().enumerate() {
                 // Output step t reads input step t + shift; steps outside the input are
@@ -216,6 +212,59 @@ impl CustomOp1 for TimeMajorConv1d {
                 );
             }
         }
+    }
+}
+
+impl Module for TimeMajorConv1d {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+}
+
+impl CustomOp1 for TimeMajorConv1d {
+    fn name(&self) -> &'static str {
+        "time-major-conv1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, _, len) = self.input(storage, layout)?;
+        let mut out: Vec<f32> = self.bias.iter().copied().cycle().take(x.len()).collect();
+        self.accumulate(x, &mut out, len);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+impl CustomOp2 for TimeMajorConv1d {
+    fn name(&self) -> &'static str {
+        "time-major-conv1d-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+        residual_storage: &CpuStorage,
+        residual_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, _, len) = self.input(storage, layout)?;
+        let (residual, _, _) = self.input(residual_storage, residual_layout)?;
+        if residual_layout.shape() != layout.shape() {
+            candle_core::bail!(
+                "conv1d: residual {:?}, input {:?}",
+                residual_layout.shape(),
+                layout.shape()
+            );
+        }
+        let mut out: Vec<f32> = residual
+            .iter()
+            .zip(self.bias.iter().cycle())
+            .map(|(r, b)| r + b)
+            .collect();
+        self.accumulate(x, &mut out, len);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -258,8 +307,8 @@ impl Module for ResBlock {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for (act1, conv1, act2, conv2) in &self.layers {
-            let xt = conv2.forward(&act2.forward(&conv1.forward(&act1.forward(&x)?)?)?)?;
-            x = (xt + x)?;
+            let h = act2.forward(&conv1.forward(&act1.forward(&x)?)?)?;
+            x = conv2.forward_residual(&h, &x)?;
         }
         Ok(x)
     }
