@@ -12,6 +12,7 @@ use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Li
 use rayon::prelude::*;
 
 use super::accumulate::matmul_accumulate;
+use super::kernels;
 use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
 use crate::fixtures::Fixture;
@@ -103,8 +104,17 @@ impl CustomOp1 for Snake {
                     for (((out, &x), &alpha), &inv_alpha) in
                         out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
                     {
-                        let sin = (x * alpha).sin();
+                        let sin = kernels::sin(x * alpha);
                         *out = x + sin * sin * inv_alpha;
+                    }
+                    // The vectorized sine is accurate up to SIN_MAX_INPUT only.
+                    for (((out, &x), &alpha), &inv_alpha) in
+                        out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
+                    {
+                        if (x * alpha).abs() > kernels::SIN_MAX_INPUT {
+                            let sin = (x * alpha).sin();
+                            *out = x + sin * sin * inv_alpha;
+                        }
                     }
                 }
             });

@@ -39,6 +39,39 @@ pub fn exp(x: f32) -> f32 {
     if x < EXP_MIN_INPUT { 0.0 } else { value }
 }
 
+/// Largest `|x|` for which [`sin`] is accurate (Cephes' range reduction limit).
+pub const SIN_MAX_INPUT: f32 = 8192.0;
+
+/// `sin(x)` for f32 to about 1e-7 absolute error for `|x| <= SIN_MAX_INPUT` (Cephes
+/// `sinf`: reduction by pi/4 in three parts, then the sine or cosine polynomial of the
+/// octant). Branch-free, so loops over slices of it vectorize; larger inputs must be
+/// recomputed with `f32::sin`.
+#[inline(always)]
+pub fn sin(x: f32) -> f32 {
+    const FOUR_OVER_PI: f32 = std::f32::consts::FRAC_2_PI * 2.0;
+    const PI_4_A: f32 = 0.785_156_25;
+    const PI_4_B: f32 = 2.418_756_5e-4;
+    const PI_4_C: f32 = 3.774_895e-8;
+    let ax = x.abs();
+    // The octant, rounded up to even: `ax = octant * pi/4 + z`, `|z| <= pi/4`.
+    let octant = ((ax * FOUR_OVER_PI) as i32 + 1) & !1;
+    let y = octant as f32;
+    let z = ((ax - y * PI_4_A) - y * PI_4_B) - y * PI_4_C;
+    let zz = z * z;
+    let cos_z =
+        ((2.443_315_7e-5 * zz - 1.388_731_6e-3) * zz + 4.166_664_6e-2) * zz * zz - 0.5 * zz + 1.0;
+    let sin_z = ((-1.951_529_6e-4 * zz + 8.332_161e-3) * zz - 1.666_665_5e-1) * zz * z + z;
+    let octant = octant & 7;
+    let value = if octant == 2 || octant == 6 {
+        cos_z
+    } else {
+        sin_z
+    };
+    // Octants 4 to 7 are the negated 0 to 3; a negative x negates again.
+    let negate = (octant > 3) != (x < 0.0);
+    if negate { -value } else { value }
+}
+
 fn softmax_row(src: &[f32], dst: &mut [f32]) {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let mut chunks = src.chunks_exact(LANES);
@@ -206,6 +239,15 @@ mod tests {
         assert_eq!(exp(-1e10), 0.0);
         assert!((-88.0f32).exp() < f32::MIN_POSITIVE && exp(-88.0) == 0.0);
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn sin_matches_std() {
+        for i in -2_000_000..=2_000_000 {
+            let x = i as f32 * (SIN_MAX_INPUT / 2_000_000.0);
+            let (ours, std) = (sin(x), x.sin());
+            assert!((ours - std).abs() <= 3e-7, "sin({x}) = {ours}, std {std}");
+        }
     }
 
     #[test]
