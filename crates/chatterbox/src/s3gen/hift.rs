@@ -789,3 +789,48 @@ fn relative(fixture: &Fixture, name: &str, ours: &Tensor) -> candle_core::Result
     ));
     Ok(check)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use std::collections::HashMap;
+
+    /// The time-major tap-by-tap convolution against candle's `conv1d`, with and without
+    /// the residual, including inputs shorter than the padding.
+    #[test]
+    fn time_major_conv1d_matches_candle_conv1d() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let (channels, kernel, dilation) = (5, 7, 3);
+        let weight = Tensor::randn(0f32, 0.3, (channels, channels, kernel), &dev)?;
+        let bias = Tensor::randn(0f32, 1.0, channels, &dev)?;
+        let vb = VarBuilder::from_tensors(
+            HashMap::from([
+                ("weight".to_string(), weight.clone()),
+                ("bias".to_string(), bias.clone()),
+            ]),
+            DType::F32,
+            &dev,
+        );
+        let conv = TimeMajorConv1d::new(vb, channels, kernel, dilation)?;
+        for len in [2, 9, 40] {
+            let x = Tensor::randn(0f32, 1.0, (2, channels, len), &dev)?;
+            let expected = x
+                .conv1d(&weight, dilation * (kernel - 1) / 2, 1, dilation, 1)?
+                .broadcast_add(&bias.reshape((1, channels, 1))?)?;
+            let ours = conv.forward(&time_major(&x)?)?.transpose(1, 2)?;
+            let diff = (&ours - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "len {len}: max difference {diff}");
+
+            let residual = Tensor::randn(0f32, 1.0, (2, len, channels), &dev)?;
+            let ours = conv.forward_residual(&time_major(&x)?, &residual)?;
+            let expected = (time_major(&expected)? + residual)?;
+            let diff = (ours - expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                diff < 1e-5,
+                "len {len} with residual: max difference {diff}"
+            );
+        }
+        Ok(())
+    }
+}
