@@ -7,6 +7,8 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder, linear, linear_no_bias};
 
+use super::accumulate::BiasedLinear;
+
 /// ESPnet's relative positional table for a sequence of `len` frames:
 /// `(1, 2*len-1, d_model)`, row `r` encoding the relative position `len-1-r`
 /// (from `+(len-1)` down to `-(len-1)`), each frequency as an interleaved
@@ -62,10 +64,10 @@ fn rel_shift(x: &Tensor) -> Result<Tensor> {
 /// `RelPositionMultiHeadedAttention` (full, non-causal self-attention).
 #[derive(Debug, Clone)]
 pub struct RelPositionAttention {
-    linear_q: Linear,
+    linear_q: BiasedLinear,
     linear_k: Linear,
-    linear_v: Linear,
-    linear_out: Linear,
+    linear_v: BiasedLinear,
+    linear_out: BiasedLinear,
     linear_pos: Linear,
     /// `(H, d_k)` bias added to the query for the content scores.
     pos_bias_u: Tensor,
@@ -87,10 +89,10 @@ impl RelPositionAttention {
             linear_no_bias(size, size, vb.pp("linear_k"))?
         };
         Ok(Self {
-            linear_q: linear(size, size, vb.pp("linear_q"))?,
+            linear_q: BiasedLinear::new(size, size, vb.pp("linear_q"))?,
             linear_k,
-            linear_v: linear(size, size, vb.pp("linear_v"))?,
-            linear_out: linear(size, size, vb.pp("linear_out"))?,
+            linear_v: BiasedLinear::new(size, size, vb.pp("linear_v"))?,
+            linear_out: BiasedLinear::new(size, size, vb.pp("linear_out"))?,
             linear_pos: linear_no_bias(size, size, vb.pp("linear_pos"))?,
             pos_bias_u: vb.get((heads, head_dim), "pos_bias_u")?,
             pos_bias_v: vb.get((heads, head_dim), "pos_bias_v")?,
@@ -152,7 +154,7 @@ impl RelPositionAttention {
             }
             None => scores,
         };
-        let weights = candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?;
+        let weights = super::kernels::softmax_last_dim(&scores)?;
         let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.linear_out.forward(&context)
     }
@@ -161,15 +163,15 @@ impl RelPositionAttention {
 /// `PositionwiseFeedForward` with swish: `w_2(silu(w_1(x)))`.
 #[derive(Debug, Clone)]
 pub struct FeedForward {
-    w_1: Linear,
-    w_2: Linear,
+    w_1: BiasedLinear,
+    w_2: BiasedLinear,
 }
 
 impl FeedForward {
     pub fn new(size: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            w_1: linear(size, hidden, vb.pp("w_1"))?,
-            w_2: linear(hidden, size, vb.pp("w_2"))?,
+            w_1: BiasedLinear::new(size, hidden, vb.pp("w_1"))?,
+            w_2: BiasedLinear::new(hidden, size, vb.pp("w_2"))?,
         })
     }
 }

@@ -7,6 +7,7 @@
 use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
+use super::accumulate::BiasedLinear;
 use crate::config::DecoderConfig;
 
 /// LayerNorm epsilon of every norm in the decoder (PyTorch's default).
@@ -115,7 +116,7 @@ impl CausalBlock1D {
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let h = self.conv.forward(&x.broadcast_mul(mask)?)?;
-        let h = candle_nn::ops::mish(&channel_layer_norm(&self.norm, &h)?)?;
+        let h = super::kernels::mish(&channel_layer_norm(&self.norm, &h)?)?;
         h.broadcast_mul(mask)
     }
 }
@@ -154,7 +155,7 @@ impl CausalResnetBlock1D {
         let h = self.block1.forward(x, mask)?;
         let time = self
             .time_proj
-            .forward(&candle_nn::ops::mish(time_emb)?)?
+            .forward(&super::kernels::mish(time_emb)?)?
             .unsqueeze(D::Minus1)?;
         let h = self.block2.forward(&h.broadcast_add(&time)?, mask)?;
         h + self.res_conv.forward(&x.broadcast_mul(mask)?)?
@@ -167,7 +168,7 @@ struct SelfAttention {
     to_q: Linear,
     to_k: Linear,
     to_v: Linear,
-    to_out: Linear,
+    to_out: BiasedLinear,
     num_heads: usize,
     head_dim: usize,
 }
@@ -184,27 +185,36 @@ impl SelfAttention {
             to_q: candle_nn::linear_no_bias(dim, inner, vb.pp("to_q"))?,
             to_k: candle_nn::linear_no_bias(dim, inner, vb.pp("to_k"))?,
             to_v: candle_nn::linear_no_bias(dim, inner, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(inner, dim, vb.pp("to_out.0"))?,
+            to_out: BiasedLinear::new(inner, dim, vb.pp("to_out.0"))?,
             num_heads,
             head_dim,
         })
     }
 
-    /// `x`: `(batch, frames, dim)`; `key_bias`: `(batch, 1, 1, frames)`.
-    fn forward(&self, x: &Tensor, key_bias: &Tensor) -> candle_core::Result<Tensor> {
+    /// `x`: `(batch, frames, dim)`; `key_bias`: `(batch, 1, 1, frames)`, `None` when no
+    /// key is masked. One head at a time, so each score matrix stays small.
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (batch, frames, _) = x.dims3()?;
         let heads = |t: Tensor| {
             t.reshape((batch, frames, self.num_heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = heads(self.to_q.forward(x)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = heads((self.to_q.forward(x)? * scale)?)?;
         let k = heads(self.to_k.forward(x)?)?;
         let v = heads(self.to_v.forward(x)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(key_bias)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((
+        let per_head = (0..self.num_heads)
+            .map(|h| {
+                let scores = q.narrow(1, h, 1)?.matmul(&k.narrow(1, h, 1)?.t()?)?;
+                let scores = match key_bias {
+                    Some(bias) => scores.broadcast_add(bias)?,
+                    None => scores,
+                };
+                super::kernels::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let out = Tensor::cat(&per_head, 1)?.transpose(1, 2)?.reshape((
             batch,
             frames,
             self.num_heads * self.head_dim,
@@ -219,8 +229,8 @@ struct BasicTransformerBlock {
     norm1: LayerNorm,
     attn1: SelfAttention,
     norm3: LayerNorm,
-    ff_in: Linear,
-    ff_out: Linear,
+    ff_in: BiasedLinear,
+    ff_out: BiasedLinear,
 }
 
 impl BasicTransformerBlock {
@@ -230,16 +240,16 @@ impl BasicTransformerBlock {
             norm1: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm1"))?,
             attn1: SelfAttention::new(dim, cfg.num_heads, cfg.attention_head_dim, vb.pp("attn1"))?,
             norm3: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm3"))?,
-            ff_in: candle_nn::linear(dim, ff_dim, vb.pp("ff.net.0.proj"))?,
-            ff_out: candle_nn::linear(ff_dim, dim, vb.pp("ff.net.2"))?,
+            ff_in: BiasedLinear::new(dim, ff_dim, vb.pp("ff.net.0.proj"))?,
+            ff_out: BiasedLinear::new(ff_dim, dim, vb.pp("ff.net.2"))?,
         })
     }
 
-    fn forward(&self, x: &Tensor, key_bias: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let x = (self.attn1.forward(&self.norm1.forward(x)?, key_bias)? + x)?;
-        let ff = self
-            .ff_out
-            .forward(&self.ff_in.forward(&self.norm3.forward(&x)?)?.gelu_erf()?)?;
+        let ff = self.ff_out.forward(&super::kernels::gelu_erf(
+            &self.ff_in.forward(&self.norm3.forward(&x)?)?,
+        )?)?;
         ff + x
     }
 }
@@ -270,7 +280,7 @@ impl Stage {
         &self,
         x: &Tensor,
         mask: &Tensor,
-        key_bias: &Tensor,
+        key_bias: Option<&Tensor>,
         time_emb: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let mut h = self
@@ -385,15 +395,21 @@ impl ConditionalDecoder {
             );
         }
         // Padded keys get a large negative bias; every query attends to all valid keys.
-        let key_bias = ((1.0 - mask)? * MASKED_KEY_BIAS)?.unsqueeze(1)?;
+        // Without padding the bias is all zeros and is left out.
+        let key_bias = if mask.min_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()? < 1.0 {
+            Some(((1.0 - mask)? * MASKED_KEY_BIAS)?.unsqueeze(1)?)
+        } else {
+            None
+        };
+        let key_bias = key_bias.as_ref();
 
-        let skip = self.down.forward(&x, mask, &key_bias, &time_emb)?;
+        let skip = self.down.forward(&x, mask, key_bias, &time_emb)?;
         let mut x = self.down_conv.forward(&skip.broadcast_mul(mask)?)?;
         for stage in &self.mid {
-            x = stage.forward(&x, mask, &key_bias, &time_emb)?;
+            x = stage.forward(&x, mask, key_bias, &time_emb)?;
         }
         let x = Tensor::cat(&[&x.narrow(D::Minus1, 0, skip.dim(D::Minus1)?)?, &skip], 1)?;
-        let x = self.up.forward(&x, mask, &key_bias, &time_emb)?;
+        let x = self.up.forward(&x, mask, key_bias, &time_emb)?;
         let x = self.up_conv.forward(&x.broadcast_mul(mask)?)?;
         let x = self.final_block.forward(&x, mask)?;
         self.final_proj

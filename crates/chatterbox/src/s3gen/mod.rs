@@ -8,11 +8,13 @@
 //! Hift --> wave (1, 480 per mel frame); trim_fade: 20 ms of silence, 20 ms raised-cosine fade-in
 //! ```
 
+pub mod accumulate;
 pub mod cfm;
 pub mod conformer;
 pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
+pub mod kernels;
 
 use std::time::{Duration, Instant};
 
