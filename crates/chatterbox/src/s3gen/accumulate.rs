@@ -5,6 +5,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 
+use super::kernels::contiguous_f32;
+
 /// `dst (m, n) += lhs (m, k) x rhs (k, n)`, all row-major f32.
 ///
 /// # Panics
@@ -83,12 +85,7 @@ impl CustomOp1 for BiasedLinear {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("linear: only f32 tensors are supported");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("linear: the input must be contiguous");
-        };
+        let x = contiguous_f32("linear", storage, layout)?;
         let mut dims = layout.shape().dims().to_vec();
         if dims.last() != Some(&self.in_dim) {
             candle_core::bail!("linear: input {dims:?}, expected {} features", self.in_dim);
@@ -102,14 +99,7 @@ impl CustomOp1 for BiasedLinear {
             .cycle()
             .take(rows * out_dim)
             .collect();
-        matmul_accumulate(
-            &mut out,
-            &data[start..end],
-            &self.weight_t,
-            rows,
-            self.in_dim,
-            out_dim,
-        );
+        matmul_accumulate(&mut out, x, &self.weight_t, rows, self.in_dim, out_dim);
         *dims.last_mut().expect("checked above") = out_dim;
         Ok((CpuStorage::F32(out), Shape::from_dims(&dims)))
     }

@@ -12,7 +12,7 @@ use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Li
 use rayon::prelude::*;
 
 use super::accumulate::matmul_accumulate;
-use super::kernels;
+use super::kernels::{self, contiguous_f32};
 use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
 use crate::fixtures::Fixture;
@@ -84,17 +84,11 @@ impl CustomOp1 for Snake {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("snake: only f32 tensors are supported");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("snake: the input must be contiguous");
-        };
+        let x = contiguous_f32("snake", storage, layout)?;
         let channels = layout.shape().dims3()?.2;
         if channels != self.alpha.len() {
             candle_core::bail!("snake: {channels} channels, {} alphas", self.alpha.len());
         }
-        let x = &data[start..end];
         let mut out = vec![0f32; x.len()];
         let unit = channels * SNAKE_ROWS_PER_UNIT;
         out.par_chunks_mut(unit)
@@ -180,12 +174,7 @@ impl TimeMajorConv1d {
         storage: &'a CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(&'a [f32], usize, usize)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("conv1d: only f32 tensors are supported");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("conv1d: the input must be contiguous");
-        };
+        let x = contiguous_f32("conv1d", storage, layout)?;
         let (batch, len, channels) = layout.shape().dims3()?;
         if channels != self.channels {
             candle_core::bail!(
@@ -193,7 +182,7 @@ impl TimeMajorConv1d {
                 self.channels
             );
         }
-        Ok((&data[start..end], batch, len))
+        Ok((x, batch, len))
     }
 
     /// Adds the convolution of `x` (`len` steps per batch row) to `out`.

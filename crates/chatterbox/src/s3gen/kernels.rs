@@ -15,6 +15,21 @@ const EXP_MIN_INPUT: f32 = -87.33;
 /// `exp` of anything above is `+inf` in f32.
 const EXP_MAX_INPUT: f32 = 88.72;
 
+/// The elements of a contiguous f32 CPU tensor, as a custom op receives it; errors name `op`.
+pub fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 tensors are supported");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: the input must be contiguous");
+    };
+    Ok(&data[start..end])
+}
+
 /// `exp(x)` for f32 to about 1 ulp (Cephes `expf`): `x = n ln2 + r`, `|r| <= ln2 / 2`,
 /// `exp(x) = 2^n * p(r)` with a degree-6 polynomial, `2^n` built in the exponent bits.
 /// Branch-free, so loops over slices of it vectorize.
@@ -113,14 +128,8 @@ impl CustomOp1 for SoftmaxLastDim {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("softmax: only f32 tensors are supported");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax: the input must be contiguous");
-        };
+        let src = contiguous_f32("softmax", storage, layout)?;
         let width = *layout.shape().dims().last().unwrap_or(&1);
-        let src = &data[start..end];
         let mut dst = vec![0f32; src.len()];
         if width > 0 {
             let unit = width * ROWS_PER_UNIT;
@@ -172,13 +181,7 @@ impl<F: Fn(f32) -> f32 + Sync> CustomOp1 for Elementwise<F> {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{}: only f32 tensors are supported", self.name);
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{}: the input must be contiguous", self.name);
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(self.name, storage, layout)?;
         let mut dst = vec![0f32; src.len()];
         dst.par_chunks_mut(ELEMENTWISE_UNIT)
             .zip(src.par_chunks(ELEMENTWISE_UNIT))
