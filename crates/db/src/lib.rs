@@ -62,6 +62,9 @@ pub trait Voices: Send + Sync {
     /// reconciliation); never for a request.
     async fn all_voices(&self) -> Result<Vec<Voice>, DbError>;
 
+    /// Every SYSTEM voice, ordered by case-folded name.
+    async fn system_voices(&self) -> Result<Vec<Voice>, DbError>;
+
     /// Records where the voice's audio lies; only `owner` may change its voices.
     async fn set_voice_object_key(
         &self,

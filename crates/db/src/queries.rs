@@ -243,6 +243,20 @@ macro_rules! impl_database {
                 .collect()
             }
 
+            async fn system_voices(&self) -> Result<Vec<$crate::Voice>, $crate::DbError> {
+                sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
+                    "SELECT ",
+                    voice_columns!(),
+                    " FROM voices WHERE variant = 'SYSTEM' ORDER BY name_folded, id"
+                ))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
             async fn set_voice_object_key(
                 &self,
                 owner: &resonance_domain::VoiceOwner,

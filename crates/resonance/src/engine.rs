@@ -146,9 +146,11 @@ async fn install_builtin_voice(
     let Some(conditionals) = model.builtin_voice() else {
         return Ok(());
     };
-    let installed = db.all_voices().await?.into_iter().any(|voice| {
-        voice.owner == VoiceOwner::System && voice.name.as_str() == BUILTIN_VOICE_NAME
-    });
+    let installed = db
+        .system_voices()
+        .await?
+        .iter()
+        .any(|voice| voice.name.as_str() == BUILTIN_VOICE_NAME);
     if installed {
         return Ok(());
     }

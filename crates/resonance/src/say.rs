@@ -11,7 +11,6 @@ use chatterbox::conditionals::Conditionals;
 use chatterbox::tts::ChatterboxTurbo;
 use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
-use resonance_domain::VoiceOwner;
 use resonance_engine::{SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
 
 use resonance_storage::ObjectKey;
@@ -115,12 +114,7 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
 /// The reference audio of the library's SYSTEM voice called `name` (any case).
 async fn system_voice_audio(config: &Config, name: &str) -> anyhow::Result<bytes::Bytes> {
     let db = crate::serve::connect_db(config).await?;
-    let system: Vec<_> = db
-        .all_voices()
-        .await?
-        .into_iter()
-        .filter(|v| v.owner == VoiceOwner::System)
-        .collect();
+    let system = db.system_voices().await?;
     let Some(voice) = system
         .iter()
         .find(|v| v.name.as_str().eq_ignore_ascii_case(name))

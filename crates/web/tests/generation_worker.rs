@@ -15,7 +15,7 @@ use resonance_engine::{SAMPLE_RATE, SpeechEngine};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
 use resonance_web::generations::events::JobEvents;
-use resonance_web::generations::worker::{CHUNK_CROSSFADE, Worker, WorkerSettings};
+use resonance_web::generations::worker::{CHUNK_CROSSFADE, Worker};
 use tokio::sync::Notify;
 
 mod support;
@@ -94,11 +94,7 @@ impl Setup {
             engine,
             new_jobs: Arc::new(Notify::new()),
             events: JobEvents::default(),
-            settings: WorkerSettings {
-                lease: Duration::from_millis(600),
-                heartbeat: Duration::from_millis(100),
-                poll_interval: Duration::from_millis(20),
-            },
+            settings: support::test_worker_settings(),
         }
     }
 

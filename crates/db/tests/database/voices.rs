@@ -421,8 +421,10 @@ async fn all_voices_spans_every_organization(t: TestDb) {
     ] {
         created.push(t.db.create_voice(&voice).await.unwrap());
     }
+    let shared = created[0].clone();
     created.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     assert_eq!(t.db.all_voices().await.unwrap(), created);
+    assert_eq!(t.db.system_voices().await.unwrap(), vec![shared]);
 }
 
 on_both_backends!(

@@ -214,11 +214,16 @@ pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         engine,
         new_jobs: state.new_jobs.clone(),
         events: state.job_events.clone(),
-        settings: WorkerSettings {
-            lease: Duration::from_millis(600),
-            heartbeat: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(50),
-        },
+        settings: test_worker_settings(),
+    }
+}
+
+/// Leases short enough that a killed worker's job is re-run within a test.
+pub fn test_worker_settings() -> WorkerSettings {
+    WorkerSettings {
+        lease: Duration::from_millis(600),
+        heartbeat: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(20),
     }
 }
 
