@@ -159,7 +159,7 @@ impl MonoSink {
     }
 }
 
-/// Turns one packet of the chosen track into samples: symphonia's decoders, or libopus for
+/// Turns one packet of the chosen track into samples: symphonia's decoders, or libopus (translated to Rust) for
 /// Opus, which symphonia does not decode.
 enum PacketDecoder {
     Symphonia {
@@ -167,7 +167,7 @@ enum PacketDecoder {
         buffer: Option<SampleBuffer<f32>>,
     },
     Opus {
-        decoder: opus::Decoder,
+        decoder: crate::opus::Decoder,
         channels: usize,
         output: Vec<f32>,
     },
@@ -186,13 +186,8 @@ impl PacketDecoder {
 
     fn opus(track: &Track) -> Result<Self, DecodeError> {
         let channels = track.codec_params.channels.map_or(1, |c| c.count());
-        let layout = match channels {
-            1 => opus::Channels::Mono,
-            2 => opus::Channels::Stereo,
-            _ => return Err(DecodeError::UnsupportedCodec),
-        };
-        let decoder =
-            opus::Decoder::new(OPUS_RATE, layout).map_err(|_| DecodeError::UnsupportedCodec)?;
+        let decoder = crate::opus::Decoder::new(OPUS_RATE, channels)
+            .map_err(|_| DecodeError::UnsupportedCodec)?;
         Ok(Self::Opus {
             decoder,
             channels,
@@ -223,7 +218,7 @@ impl PacketDecoder {
                 output,
             } => {
                 let frames = decoder
-                    .decode_float(&packet.data, output, false)
+                    .decode(&packet.data, output)
                     .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
                 sink.push_interleaved(&output[..frames * *channels], *channels, OPUS_RATE)
             }

@@ -513,7 +513,7 @@ const OGG_SERIAL: u32 = 0x5245_534f;
 /// Ogg Opus (RFC 7845): identification and comment headers, then one 20 ms packet per
 /// frame. Every push ends its page so that the bytes can be sent at once.
 struct OggOpusEncoder {
-    opus: opus::Encoder,
+    opus: crate::opus::MonoEncoder,
     /// Encoder lookahead: decoded samples to drop at the start, at 48 kHz.
     pre_skip: u64,
     ogg: ogg::PacketWriter<'static, Vec<u8>>,
@@ -524,12 +524,9 @@ struct OggOpusEncoder {
 
 impl OggOpusEncoder {
     fn new(kbps: u32) -> Self {
-        let mut opus =
-            opus::Encoder::new(OPUS_RATE, opus::Channels::Mono, opus::Application::Audio)
-                .expect("libopus accepts 48 kHz mono");
-        opus.set_bitrate(opus::Bitrate::Bits(kbps as i32 * 1000))
-            .expect("valid Opus bitrate");
-        let pre_skip = opus.get_lookahead().expect("libopus reports its lookahead") as u16;
+        let mut opus = crate::opus::MonoEncoder::new(OPUS_RATE, kbps as i32 * 1000)
+            .expect("libopus accepts 48 kHz mono at every bitrate we offer");
+        let pre_skip = opus.lookahead().expect("libopus reports its lookahead") as u16;
 
         let mut head = Vec::with_capacity(19);
         head.extend_from_slice(b"OpusHead");
@@ -564,7 +561,7 @@ impl OggOpusEncoder {
         let mut packet = vec![0; OPUS_MAX_PACKET];
         let len = self
             .opus
-            .encode_float(frame, &mut packet)
+            .encode(frame, &mut packet)
             .expect("a 20 ms frame encodes");
         packet.truncate(len);
         self.frames_encoded += 1;

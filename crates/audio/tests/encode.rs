@@ -51,15 +51,13 @@ fn decode_ogg_opus(bytes: &[u8]) -> Decoded {
     let tags = reader.read_packet_expected().expect("OpusTags page");
     assert_eq!(&tags.data[..8], b"OpusTags");
 
-    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut decoder = resonance_audio::opus::Decoder::new(48_000, 1).unwrap();
     let mut samples = Vec::new();
     let mut final_granule = 0;
     let mut saw_end = false;
     while let Some(packet) = reader.read_packet().expect("well-formed Ogg") {
         let mut frame = vec![0.0f32; 5760];
-        let len = decoder
-            .decode_float(&packet.data, &mut frame, false)
-            .unwrap();
+        let len = decoder.decode(&packet.data, &mut frame).unwrap();
         samples.extend_from_slice(&frame[..len]);
         final_granule = packet.absgp_page() as usize;
         saw_end = packet.last_in_stream();
