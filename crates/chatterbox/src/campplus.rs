@@ -488,30 +488,15 @@ pub fn verify(fixture: &crate::fixtures::Fixture) -> candle_core::Result<Vec<Che
     let frames = model.xvector.frames(&fcm)?;
     let xvector = model.xvector.embed(&frames)?;
     let mut checks = vec![
-        relative_check(fixture, "fbank_raw", &fbank_raw, TOL)?,
+        verify::compare_relative(fixture, "fbank_raw", &fbank_raw, TOL)?,
         verify::compare(fixture, "fbank", &features, TOL)?,
-        relative_check(fixture, "fcm_out", &fcm, TOL)?,
-        relative_check(fixture, "frames", &frames, TOL)?,
-        relative_check(fixture, "xvector", &xvector, TOL)?,
+        verify::compare_relative(fixture, "fcm_out", &fcm, TOL)?,
+        verify::compare_relative(fixture, "frames", &frames, TOL)?,
+        verify::compare_relative(fixture, "xvector", &xvector, TOL)?,
     ];
     let embedded = model.embed(&wav)?.unsqueeze(0)?;
-    let mut end_to_end = relative_check(fixture, "xvector", &embedded, TOL)?;
+    let mut end_to_end = verify::compare_relative(fixture, "xvector", &embedded, TOL)?;
     end_to_end.tensor = "xvector (embed)".into();
     checks.push(end_to_end);
     Ok(checks)
-}
-
-/// `compare` with the bound `tol * max(1, max|reference|)`.
-fn relative_check(
-    fixture: &crate::fixtures::Fixture,
-    name: &str,
-    ours: &Tensor,
-    tol: f64,
-) -> candle_core::Result<Check> {
-    let scale = crate::fixtures::max_abs(&fixture.tensor(name)?)?.max(1.0);
-    let mut check = verify::compare(fixture, name, ours, tol * scale)?;
-    if scale > 1.0 {
-        check.note = Some(format!("relative: {tol:e} * max|reference| ({scale:.3})"));
-    }
-    Ok(check)
 }

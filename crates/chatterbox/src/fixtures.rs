@@ -94,21 +94,44 @@ impl Fixture {
     }
 }
 
-/// Largest absolute elementwise difference, computed in f64.
+/// Largest absolute elementwise difference, computed in f64. Infinite as soon as
+/// either side holds a non-finite value (NaN, +inf or -inf), so that no bound
+/// passes it (candle's `max` skips NaN unless it comes first).
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f64> {
     if a.dims() != b.dims() {
         candle_core::bail!("shape mismatch: {:?} vs {:?}", a.dims(), b.dims());
     }
-    let a = a.to_dtype(DType::F64)?;
-    let b = b.to_dtype(DType::F64)?;
-    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()
+    let (a, b) = (values_f64(a)?, values_f64(b)?);
+    let mut largest = 0f64;
+    for (x, y) in a.iter().zip(&b) {
+        if !x.is_finite() || !y.is_finite() {
+            return Ok(f64::INFINITY);
+        }
+        largest = largest.max((x - y).abs());
+    }
+    Ok(largest)
 }
 
-/// Largest absolute value of a tensor, computed in f64 (for relative bounds).
+/// Largest absolute value of a tensor, computed in f64 (for relative bounds);
+/// infinite when it holds a non-finite value.
 pub fn max_abs(a: &Tensor) -> candle_core::Result<f64> {
-    a.to_dtype(DType::F64)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f64>()
+    Ok(values_f64(a)?.iter().fold(0f64, |largest, x| {
+        if x.is_finite() {
+            largest.max(x.abs())
+        } else {
+            f64::INFINITY
+        }
+    }))
+}
+
+/// Index (in row-major order) and value of the first non-finite element.
+pub fn first_non_finite(a: &Tensor) -> candle_core::Result<Option<(usize, f64)>> {
+    Ok(values_f64(a)?
+        .into_iter()
+        .enumerate()
+        .find(|(_, x)| !x.is_finite()))
+}
+
+fn values_f64(a: &Tensor) -> candle_core::Result<Vec<f64>> {
+    a.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()
 }

@@ -734,13 +734,14 @@ pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
     let mut checks = Vec::new();
 
     let f0 = hift.f0(&mel)?;
-    checks.push(relative(fixture, "f0", &f0)?);
+    checks.push(verify::compare_relative(fixture, "f0", &f0, tol)?);
     let f0_reference = fixture.tensor("f0")?;
     let f0_up = hift.upsample_f0(&f0_reference)?;
-    checks.push(relative(
+    checks.push(verify::compare_relative(
         fixture,
         "f0_upsampled",
         &f0_up.unsqueeze(D::Minus1)?,
+        tol,
     )?);
 
     let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
@@ -757,7 +758,12 @@ pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
     let s_stft = hift.source_stft(&fixture.tensor("source")?)?;
     checks.push(verify::compare(fixture, "s_stft", &s_stft, tol)?);
     let conv_post_out = hift.decode(&mel, &fixture.tensor("s_stft")?)?;
-    checks.push(relative(fixture, "conv_post_out", &conv_post_out)?);
+    checks.push(verify::compare_relative(
+        fixture,
+        "conv_post_out",
+        &conv_post_out,
+        tol,
+    )?);
     let wav = hift.spectrum_to_wave(&fixture.tensor("conv_post_out")?)?;
     checks.push(verify::compare(fixture, "wav", &wav, tol)?);
 
@@ -769,15 +775,6 @@ pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
     Ok(checks)
 }
 
-/// A check with the bound `1e-4 * max|reference|`.
-fn relative(fixture: &Fixture, name: &str, ours: &Tensor) -> candle_core::Result<Check> {
-    let scale = crate::fixtures::max_abs(&fixture.tensor(name)?)?.max(1.0);
-    let mut check = verify::compare(fixture, name, ours, 1e-4 * scale)?;
-    check.note = Some(format!(
-        "relative: 1e-4 * max|reference| = 1e-4 * {scale:.3}"
-    ));
-    Ok(check)
-}
 
 #[cfg(test)]
 mod tests {

@@ -256,7 +256,7 @@ pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
     let wave = s3gen.inference(&speech_tokens, &conditionals, &mut draws)?;
     let mut end_to_end = verify::compare(fixture, "wav", &wave, CHAINED_TOL)?;
     end_to_end.tensor = "wav (end to end)".into();
-    end_to_end.note = Some(format!(
+    end_to_end.add_note(format!(
         "bound {CHAINED_TOL:e}: HiFT fed our mel, whose F0 differences grow in SineGen's phase"
     ));
     checks.push(end_to_end);

@@ -5,7 +5,7 @@ use candle_core::{DType, Result, Tensor};
 
 use super::{Greedy, ReplayedUniforms, SamplingParams, T3, T3Conditionals, TokenSampler};
 use crate::fixtures::{Fixture, max_abs, max_abs_diff};
-use crate::verify::{Check, compare};
+use crate::verify::{Check, compare, compare_relative};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -118,12 +118,7 @@ fn ids(t: &Tensor) -> Result<Vec<u32>> {
 
 /// Absolute bound 1e-4, relative to the reference's magnitude where it exceeds 1.
 fn scaled(fixture: &Fixture, name: &str, ours: &Tensor) -> Result<Check> {
-    let magnitude = max_abs(&fixture.tensor(name)?)?;
-    let mut check = compare(fixture, name, ours, TOLERANCE * magnitude.max(1.0))?;
-    if magnitude > 1.0 {
-        check.note = Some(format!("1e-4 x max|reference| = {magnitude:.3}"));
-    }
-    Ok(check)
+    compare_relative(fixture, name, ours, TOLERANCE)
 }
 
 /// Processed logits: the filtered (-inf) sets must be identical, the kept
