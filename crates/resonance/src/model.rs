@@ -51,7 +51,7 @@ async fn download_checkpoint(model_dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         dir.is_dir(),
         "fixture directory {} does not exist",
@@ -62,9 +62,11 @@ fn verify(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         "module", "tensor", "max abs err", "tolerance"
     );
     let mut failed = false;
+    let mut checked = 0;
     for (module, _) in modules() {
         match run_module(dir, module) {
             ModuleOutcome::Checked(checks) => {
+                checked += checks.len();
                 for c in checks {
                     let result = if c.passed() { "pass" } else { "FAIL" };
                     failed |= !c.passed();
@@ -85,9 +87,29 @@ fn verify(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if checked == 0 && !failed {
+        anyhow::bail!(
+            "no check ran: {} holds no reference fixture. Expected the files make_fixtures.py \
+             writes: <module>.safetensors and <module>.json for at least one of {}",
+            dir.display(),
+            fixture_modules().join(", ")
+        );
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The fixture files' module names (`turbo_e2e/conditionals` reads `turbo_e2e`).
+fn fixture_modules() -> Vec<&'static str> {
+    let mut names: Vec<&str> = Vec::new();
+    for (module, _) in modules() {
+        let file = module.split('/').next().unwrap_or(module);
+        if !names.contains(&file) {
+            names.push(file);
+        }
+    }
+    names
 }
