@@ -23,6 +23,9 @@ pub const BUILTIN_VOICE: &str = "conds.pt";
 /// official size (tiny test checkpoints); without it the official config applies.
 pub const CONFIG_OVERRIDE: &str = "chatterbox_config.json";
 
+/// The checkpoint's safetensors files.
+pub const WEIGHT_FILES: [&str; 3] = [T3_WEIGHTS, S3GEN_WEIGHTS, VOICE_ENCODER_WEIGHTS];
+
 /// Every file the engine needs, in download order (small ones first).
 pub const FILES: [&str; 5] = [
     TOKENIZER,
@@ -52,7 +55,8 @@ pub enum LayoutError {
     UnknownFile(String),
 }
 
-fn list(problems: &[String]) -> String {
+/// The first items of `problems` joined by "; ", then how many more there are.
+pub fn list(problems: &[String]) -> String {
     let mut text = problems
         .iter()
         .take(LISTED_PROBLEMS)
@@ -74,10 +78,12 @@ impl CheckpointManifest {
             .expect("embedded checkpoint layout parses")
     }
 
-    /// Checks that the safetensors file at `path` holds exactly the tensors
-    /// expected for `file` (a name of [`CheckpointManifest::files`]), with their
-    /// shapes and dtypes, and that its data is complete.
-    pub fn verify_file(&self, file: &str, path: &Path) -> Result<(), LayoutError> {
+    /// Checks that the safetensors file at `path` holds every tensor expected for
+    /// `file` (a name of [`CheckpointManifest::files`]) with its shape, and that its
+    /// data is complete. A floating-point tensor may be stored in float32, float16
+    /// or bfloat16 (the loader converts it); other dtypes must match. Tensors the
+    /// layout does not list are accepted: the returned warnings name them.
+    pub fn verify_file(&self, file: &str, path: &Path) -> Result<Vec<String>, LayoutError> {
         let expected = self
             .files
             .get(file)
@@ -87,25 +93,37 @@ impl CheckpointManifest {
         for (name, want) in &expected.tensors {
             match found.get(name) {
                 None => problems.push(format!("tensor {name} is missing")),
-                Some(have) if have.shape != want.shape || have.dtype != want.dtype => problems
-                    .push(format!(
+                Some(have)
+                    if have.shape != want.shape || !interchangeable(&have.dtype, &want.dtype) =>
+                {
+                    problems.push(format!(
                         "tensor {name} is {} {:?}, expected {} {:?}",
                         have.dtype, have.shape, want.dtype, want.shape
-                    )),
+                    ))
+                }
                 Some(_) => {}
             }
         }
-        for name in found.keys().filter(|n| !expected.tensors.contains_key(*n)) {
-            problems.push(format!("unexpected tensor {name}"));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(LayoutError::Mismatch {
+        if !problems.is_empty() {
+            return Err(LayoutError::Mismatch {
                 file: path.display().to_string(),
                 problems,
-            })
+            });
         }
+        let unexpected: Vec<String> = found
+            .into_keys()
+            .filter(|name| !expected.tensors.contains_key(name))
+            .collect();
+        Ok(if unexpected.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{} holds {} tensors the official layout does not list; they are ignored: {}.",
+                path.display(),
+                unexpected.len(),
+                list(&unexpected)
+            )]
+        })
     }
 
     /// The layout the safetensors `files` in `dir` have (to describe a
@@ -120,14 +138,13 @@ impl CheckpointManifest {
             .collect::<Result<_, LayoutError>>()?;
         Ok(Self { files })
     }
+}
 
-    /// [`CheckpointManifest::verify_file`] for every file of the layout in `dir`.
-    pub fn verify_dir(&self, dir: &Path) -> Result<(), LayoutError> {
-        for file in self.files.keys() {
-            self.verify_file(file, &dir.join(file))?;
-        }
-        Ok(())
-    }
+/// Whether a tensor stored as `have` can stand for one expected as `want`: the
+/// same dtype, or two floating-point ones (the loader converts on reading).
+fn interchangeable(have: &str, want: &str) -> bool {
+    const FLOATS: [&str; 3] = ["float32", "float16", "bfloat16"];
+    have == want || (FLOATS.contains(&have) && FLOATS.contains(&want))
 }
 
 /// One tensor entry of a safetensors header.
@@ -290,7 +307,7 @@ mod tests {
                 ("c.bias", Tensor::zeros(4, DType::F32, &dev).unwrap()),
             ],
         );
-        want.verify_file("w.safetensors", &good).unwrap();
+        assert!(want.verify_file("w.safetensors", &good).unwrap().is_empty());
 
         let bad = write(
             dir.path(),
@@ -306,10 +323,38 @@ mod tests {
             "tensor a.weight is float32 [3, 2], expected float32 [2, 3]",
             "tensor b.count is float32 [], expected int64 []",
             "tensor c.bias is missing",
-            "unexpected tensor extra",
         ] {
             assert!(text.contains(part), "{part} not in {text}");
         }
+        assert!(!text.contains("extra"), "{text}");
+    }
+
+    #[test]
+    fn half_precision_and_extra_tensors_pass_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let want = layout(&[
+            ("a.weight", &[2, 3], "float32"),
+            ("c.bias", &[4], "float32"),
+        ]);
+        let path = write(
+            dir.path(),
+            &[
+                ("a.weight", Tensor::zeros((2, 3), DType::BF16, &dev).unwrap()),
+                ("c.bias", Tensor::zeros(4, DType::F16, &dev).unwrap()),
+                ("z.buffer", Tensor::zeros(7, DType::F32, &dev).unwrap()),
+                ("y.extra", Tensor::zeros(1, DType::I64, &dev).unwrap()),
+            ],
+        );
+        let warnings = want.verify_file("w.safetensors", &path).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&path.display().to_string())
+                && warnings[0].contains("2 tensors")
+                && warnings[0].contains("y.extra; z.buffer"),
+            "{}",
+            warnings[0]
+        );
     }
 
     #[test]

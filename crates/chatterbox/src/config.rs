@@ -3,9 +3,12 @@
 //! configuration deserializes directly. `ChatterboxConfig::default()` is the
 //! official Chatterbox Turbo configuration.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::weights::TensorLayout;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatterboxConfig {
@@ -59,6 +62,8 @@ pub enum ConfigError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("{path} does not describe a T3 model: {reason}")]
+    Checkpoint { path: String, reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +89,60 @@ pub struct T3Config {
     pub speaker_embed_size: usize,
     pub speech_head_bias: bool,
     pub text_head_bias: bool,
+}
+
+impl T3Config {
+    /// This configuration with the sizes read from the tensors of T3's checkpoint
+    /// file (`tensors`: its header): the width and the position table's length
+    /// (`tfmr.wpe.weight`), the number of layers (`tfmr.h.<i>.*`), the GPT-2, text
+    /// and speech vocabularies (`tfmr.wte`, `text_emb`, `speech_emb`) and the
+    /// speaker embedding's size (`cond_enc.spkr_enc`). The head count follows the
+    /// width at the configured head width (64 in GPT-2 small and medium). A tensor
+    /// that is absent or not a matrix leaves its sizes as configured: loading then
+    /// names it.
+    pub fn with_checkpoint_shapes(
+        &self,
+        tensors: &BTreeMap<String, TensorLayout>,
+    ) -> Result<Self, String> {
+        let matrix = |name: &str| match tensors.get(name).map(|t| t.shape.as_slice()) {
+            Some(&[rows, columns]) => Some((rows, columns)),
+            _ => None,
+        };
+        let mut cfg = self.clone();
+        if let Some((positions, width)) = matrix("tfmr.wpe.weight") {
+            let head_width = self.gpt2.n_embd / self.gpt2.n_head.max(1);
+            if head_width == 0 || width % head_width != 0 {
+                return Err(format!(
+                    "its width {width} (tfmr.wpe.weight) is not a multiple of the head width \
+                     {head_width}"
+                ));
+            }
+            cfg.gpt2.n_positions = positions;
+            cfg.gpt2.n_embd = width;
+            cfg.gpt2.n_head = width / head_width;
+            cfg.hidden_size = width;
+        }
+        let last_layer = tensors
+            .keys()
+            .filter_map(|name| name.strip_prefix("tfmr.h.")?.split('.').next()?.parse().ok())
+            .max();
+        if let Some(last_layer) = last_layer {
+            cfg.gpt2.n_layer = last_layer + 1;
+        }
+        if let Some((rows, _)) = matrix("tfmr.wte.weight") {
+            cfg.gpt2.vocab_size = rows;
+        }
+        if let Some((rows, _)) = matrix("text_emb.weight") {
+            cfg.text_tokens_dict_size = rows;
+        }
+        if let Some((rows, _)) = matrix("speech_emb.weight") {
+            cfg.speech_tokens_dict_size = rows;
+        }
+        if let Some((_, columns)) = matrix("cond_enc.spkr_enc.weight") {
+            cfg.speaker_embed_size = columns;
+        }
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

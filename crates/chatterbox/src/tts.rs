@@ -14,9 +14,10 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
 use crate::checkpoint::{self, LayoutError};
 use crate::conditionals::Conditionals;
@@ -30,7 +31,7 @@ use crate::t3::{
 use crate::text::{TextError, TextTokenizer, punc_norm};
 use crate::verify::{Check, compare};
 use crate::voice_encoder::VoiceEncoder;
-use crate::weights::CheckpointManifest;
+use crate::weights::{CheckpointManifest, ReadTensors};
 
 /// Output sample rate (Hz).
 pub const SAMPLE_RATE: u32 = 24_000;
@@ -52,8 +53,73 @@ pub enum LoadError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Tokenizer(#[from] TextError),
+    #[error("cannot load the model from {file}: {source}")]
+    Weights {
+        file: String,
+        source: candle_core::Error,
+    },
     #[error("cannot load the model: {0}")]
     Model(#[from] candle_core::Error),
+}
+
+/// One weights file of a checkpoint being loaded: where it is and which of its
+/// tensors the model read.
+struct WeightsFile {
+    name: &'static str,
+    path: PathBuf,
+    read: ReadTensors,
+}
+
+impl WeightsFile {
+    fn open(
+        dir: &Path,
+        name: &'static str,
+        device: &Device,
+    ) -> Result<(VarBuilder<'static>, Self), LoadError> {
+        let path = dir.join(name);
+        let file = |read| Self {
+            name,
+            path: path.clone(),
+            read,
+        };
+        match crate::weights::open(&[("", &path)], DType::F32, device) {
+            Ok((weights, read)) => Ok((weights, file(read))),
+            Err(e) => Err(file(ReadTensors::default()).error(e)),
+        }
+    }
+
+    /// A model part failed to load from this file (a tensor missing or misshapen).
+    fn error(&self, source: candle_core::Error) -> LoadError {
+        LoadError::Weights {
+            file: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// A warning naming the tensors of the file (`found`: the checkpoint's
+    /// headers) that the model did not read and `official` does not list.
+    fn unused_tensors(
+        &self,
+        found: &CheckpointManifest,
+        official: &CheckpointManifest,
+    ) -> Option<String> {
+        let known = official.files.get(self.name).map(|f| &f.tensors);
+        let unused: Vec<String> = found.files.get(self.name)?
+            .tensors
+            .keys()
+            .filter(|name| !self.read.contains(name))
+            .filter(|name| known.is_none_or(|k| !k.contains_key(*name)))
+            .cloned()
+            .collect();
+        (!unused.is_empty()).then(|| {
+            format!(
+                "{} holds {} tensors the model does not use; they are ignored: {}.",
+                self.path.display(),
+                unused.len(),
+                checkpoint::list(&unused)
+            )
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,30 +157,50 @@ pub struct ChatterboxTurbo {
     voice_encoder: VoiceEncoder,
     tokenizer: TextTokenizer,
     builtin_voice: Option<Conditionals>,
+    load_warnings: Vec<String>,
     device: Device,
 }
 
 impl ChatterboxTurbo {
     /// The configuration of the checkpoint in `dir`: its
-    /// [`checkpoint::CONFIG_OVERRIDE`] when present, else the official one.
-    pub fn config_for(dir: &Path) -> Result<ChatterboxConfig, ConfigError> {
+    /// [`checkpoint::CONFIG_OVERRIDE`] when present, else the official one, with
+    /// T3's sizes read from its weights file when the folder has one
+    /// ([`crate::config::T3Config::with_checkpoint_shapes`]: a Nano-sized T3, or
+    /// another position table, loads as it is).
+    pub fn config_for(dir: &Path) -> Result<ChatterboxConfig, LoadError> {
         let path = dir.join(checkpoint::CONFIG_OVERRIDE);
-        if !path.exists() {
-            return Ok(ChatterboxConfig::default());
+        let mut cfg = if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.display().to_string(),
+                source,
+            })?
+        } else {
+            ChatterboxConfig::default()
+        };
+        if dir.join(checkpoint::T3_WEIGHTS).exists() {
+            let header = CheckpointManifest::read(dir, &[checkpoint::T3_WEIGHTS])?;
+            let tensors = &header.files[checkpoint::T3_WEIGHTS].tensors;
+            cfg.t3 = cfg
+                .t3
+                .with_checkpoint_shapes(tensors)
+                .map_err(|reason| ConfigError::Checkpoint {
+                    path: dir.join(checkpoint::T3_WEIGHTS).display().to_string(),
+                    reason,
+                })?;
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
-            source,
-        })
+        Ok(cfg)
     }
 
-    /// Loads T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in voice (`conds.pt`, when
-    /// the folder has one) from a checkpoint folder. With the official
-    /// configuration every tensor is first checked against the official layout.
+    /// Loads T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in voice
+    /// (`conds.pt`, when the folder has one) from a checkpoint folder. Weights
+    /// stored in float16 or bfloat16 are converted to f32. A tensor the model needs
+    /// that is missing or of the wrong shape fails, naming it and its file; tensors
+    /// that neither the model nor the official layout know are ignored and listed
+    /// in [`ChatterboxTurbo::load_warnings`].
     pub fn load(dir: &Path, cfg: &ChatterboxConfig, device: &Device) -> Result<Self, LoadError> {
         let missing: Vec<&'static str> = checkpoint::FILES
             .into_iter()
@@ -126,14 +212,20 @@ impl ChatterboxTurbo {
                 files: missing,
             });
         }
-        if *cfg == ChatterboxConfig::default() {
-            CheckpointManifest::official().verify_dir(dir)?;
-        }
-        let weights = |file| crate::weights::load(&[dir.join(file)], DType::F32, device);
-        let t3 = T3::new(&cfg.t3, weights(checkpoint::T3_WEIGHTS)?)?;
-        let s3gen = S3Gen::new(cfg, weights(checkpoint::S3GEN_WEIGHTS)?)?;
-        let voice_encoder =
-            VoiceEncoder::new(&cfg.ve, weights(checkpoint::VOICE_ENCODER_WEIGHTS)?)?;
+        // Headers only: a cut-short or foreign file is named before anything is mapped.
+        let found = CheckpointManifest::read(dir, &checkpoint::WEIGHT_FILES)?;
+        let (weights, t3_file) = WeightsFile::open(dir, checkpoint::T3_WEIGHTS, device)?;
+        let t3 = T3::new(&cfg.t3, weights).map_err(|e| t3_file.error(e))?;
+        let (weights, s3gen_file) = WeightsFile::open(dir, checkpoint::S3GEN_WEIGHTS, device)?;
+        let s3gen = S3Gen::new(cfg, weights).map_err(|e| s3gen_file.error(e))?;
+        let (weights, ve_file) =
+            WeightsFile::open(dir, checkpoint::VOICE_ENCODER_WEIGHTS, device)?;
+        let voice_encoder = VoiceEncoder::new(&cfg.ve, weights).map_err(|e| ve_file.error(e))?;
+        let official = CheckpointManifest::official();
+        let load_warnings = [t3_file, s3gen_file, ve_file]
+            .iter()
+            .filter_map(|file| file.unused_tensors(&found, &official))
+            .collect();
         let tokenizer = TextTokenizer::from_file(&dir.join(checkpoint::TOKENIZER))?;
         let conds_path = dir.join(checkpoint::BUILTIN_VOICE);
         let builtin_voice = if conds_path.exists() {
@@ -150,9 +242,17 @@ impl ChatterboxTurbo {
             voice_encoder,
             tokenizer,
             builtin_voice,
+            load_warnings,
             device: device.clone(),
         })
     }
+
+    /// What loading ignored: per weights file, the tensors neither the model nor
+    /// the official layout use (each a sentence naming the file and the tensors).
+    pub fn load_warnings(&self) -> &[String] {
+        &self.load_warnings
+    }
+
 
     pub fn config(&self) -> &ChatterboxConfig {
         &self.cfg

@@ -2,11 +2,14 @@
 //! Writing random checkpoints with the official layout, for tests and benchmarks at full size.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
+use candle_nn::var_builder::SimpleBackend;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Deserialize;
 
@@ -23,6 +26,109 @@ pub fn load(
     }
     // SAFETY: the files are mapped read-only and must not change while the model is loaded.
     unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }
+}
+
+/// Memory-maps safetensors files into one VarBuilder, each file's tensor names
+/// under a prefix (`""` for none: `("t3.", path)` serves `t3.tfmr.wpe.weight` from
+/// `tfmr.wpe.weight` of `path`). Every tensor is converted to `dtype` when read, so
+/// a checkpoint stored in float16 or bfloat16 loads as f32. The returned
+/// [`ReadTensors`] records the names the model read.
+pub fn open(
+    files: &[(&str, &Path)],
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<(VarBuilder<'static>, ReadTensors)> {
+    let mut parts = Vec::with_capacity(files.len());
+    for (prefix, file) in files {
+        if !file.exists() {
+            candle_core::bail!("weights file not found: {}", file.display());
+        }
+        // SAFETY: the files are mapped read-only and must not change while the model is loaded.
+        parts.push((prefix.to_string(), unsafe { MmapedSafetensors::new(file)? }));
+    }
+    let read = ReadTensors::default();
+    let backend = PrefixedFiles {
+        parts,
+        read: read.clone(),
+    };
+    Ok((
+        VarBuilder::from_backend(Box::new(backend), dtype, device.clone()),
+        read,
+    ))
+}
+
+/// The names of the tensors read through a VarBuilder of [`open`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadTensors(Arc<Mutex<BTreeSet<String>>>);
+
+impl ReadTensors {
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().contains(name)
+    }
+
+    fn insert(&self, name: &str) {
+        self.lock().insert(name.to_string());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A panic while holding the lock leaves a usable set of names.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The backend of [`open`].
+struct PrefixedFiles {
+    parts: Vec<(String, MmapedSafetensors)>,
+    read: ReadTensors,
+}
+
+impl PrefixedFiles {
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+        let (tensors, key) = self
+            .find(name)
+            .ok_or_else(|| candle_core::Error::CannotFindTensor {
+                path: name.to_string(),
+            })?;
+        let tensor = tensors.load(key, device)?.to_dtype(dtype)?;
+        self.read.insert(name);
+        Ok(tensor)
+    }
+
+    fn find<'a>(&'a self, name: &'a str) -> Option<(&'a MmapedSafetensors, &'a str)> {
+        self.parts.iter().find_map(|(prefix, tensors)| {
+            let key = name.strip_prefix(prefix.as_str())?;
+            tensors.get(key).is_ok().then_some((tensors, key))
+        })
+    }
+}
+
+impl SimpleBackend for PrefixedFiles {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.load(name, dtype, device)?;
+        if tensor.shape() != &shape {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("tensor {name} has the wrong shape"),
+                expected: shape,
+                got: tensor.shape().clone(),
+            });
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+        self.load(name, dtype, device)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
 }
 
 /// A weight-normed parameter: the checkpoint stores `parametrizations.weight.original0`

@@ -98,9 +98,16 @@ pub async fn download(
         })?;
         let blob = std::fs::canonicalize(&pointer)
             .with_context(|| format!("downloaded {file} is missing"))?;
-        if let Err(e) = verify(layout, file, &blob) {
-            std::fs::remove_file(&blob).ok();
-            anyhow::bail!("{url} is not the expected checkpoint file: {e:#}");
+        match verify(layout, file, &blob) {
+            Ok(warnings) => {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+            }
+            Err(e) => {
+                std::fs::remove_file(&blob).ok();
+                anyhow::bail!("{url} is not the expected checkpoint file: {e:#}");
+            }
         }
         std::fs::rename(&blob, &target)
             .with_context(|| format!("cannot move {file} into {}", model_dir.display()))?;
@@ -110,18 +117,19 @@ pub async fn download(
     Ok(downloaded)
 }
 
-/// Checks one checkpoint file: safetensors against `layout`, the tokenizer
-/// and the built-in voice by loading them.
-pub fn verify(layout: &CheckpointManifest, file: &str, path: &Path) -> anyhow::Result<()> {
+/// Checks one checkpoint file: safetensors against `layout` (returning what it
+/// accepted but did not expect), the tokenizer and the built-in voice by loading
+/// them.
+pub fn verify(layout: &CheckpointManifest, file: &str, path: &Path) -> anyhow::Result<Vec<String>> {
     match file {
         checkpoint::TOKENIZER => TextTokenizer::from_file(path).map(|_| ())?,
         checkpoint::BUILTIN_VOICE => {
             Conditionals::from_torch_file(path, &candle_core::Device::Cpu)?
                 .validate(&chatterbox::ChatterboxConfig::default())?
         }
-        _ => layout.verify_file(file, path)?,
+        _ => return Ok(layout.verify_file(file, path)?),
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Files of the checkpoint missing from `model_dir`.
@@ -343,6 +351,46 @@ mod tests {
         );
         assert!(!model_dir.path().join(checkpoint::T3_WEIGHTS).exists());
         assert!(model_dir.path().join(checkpoint::TOKENIZER).exists());
+    }
+
+    #[tokio::test]
+    async fn a_half_precision_file_with_extra_tensors_is_kept() {
+        let (mut files, layout) = tiny_checkpoint();
+        // T3's file in bfloat16, with a buffer the official layout does not list.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(checkpoint::T3_WEIGHTS);
+        std::fs::write(&path, &files[checkpoint::T3_WEIGHTS]).unwrap();
+        let device = candle_core::Device::Cpu;
+        let mut tensors = candle_core::safetensors::load(&path, &device).unwrap();
+        for tensor in tensors.values_mut().filter(|t| t.dtype().is_float()) {
+            *tensor = tensor.to_dtype(candle_core::DType::BF16).unwrap();
+        }
+        let mask = candle_core::Tensor::ones((1, 1, 4, 4), candle_core::DType::U8, &device);
+        tensors.insert("tfmr.h.0.attn.bias".into(), mask.unwrap());
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        let published = std::fs::read(&path).unwrap();
+        files.insert(checkpoint::T3_WEIGHTS.into(), published.clone());
+
+        let hub = Arc::new(FakeHub {
+            files,
+            ..FakeHub::default()
+        });
+        let endpoint = start(hub).await;
+        let model_dir = tempfile::tempdir().unwrap();
+        let done = download(model_dir.path(), &layout, &options(endpoint, 1 << 20))
+            .await
+            .unwrap();
+        assert!(done.contains(&checkpoint::T3_WEIGHTS), "{done:?}");
+        let installed = std::fs::read(model_dir.path().join(checkpoint::T3_WEIGHTS)).unwrap();
+        assert!(installed == published, "the installed T3 file differs");
+        let warnings = verify(
+            &layout,
+            checkpoint::T3_WEIGHTS,
+            &model_dir.path().join(checkpoint::T3_WEIGHTS),
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("tfmr.h.0.attn.bias"), "{}", warnings[0]);
     }
 
     #[tokio::test]

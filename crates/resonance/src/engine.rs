@@ -119,6 +119,9 @@ pub async fn start_native(
         let cfg = ChatterboxTurbo::config_for(&dir)?;
         let device = Device::Cpu;
         let model = ChatterboxTurbo::load(&dir, &cfg, &device)?;
+        for warning in model.load_warnings() {
+            tracing::warn!("{warning}");
+        }
         let conditioner = VoiceConditioner::load(&dir, &cfg, &device)?;
         Ok((Arc::new(model), conditioner))
     })

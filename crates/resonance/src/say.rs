@@ -159,9 +159,9 @@ fn load(model_dir: &Path) -> anyhow::Result<ChatterboxTurbo> {
         );
     }
     let cfg = ChatterboxTurbo::config_for(model_dir)?;
-    Ok(ChatterboxTurbo::load(
-        model_dir,
-        &cfg,
-        &candle_core::Device::Cpu,
-    )?)
+    let model = ChatterboxTurbo::load(model_dir, &cfg, &candle_core::Device::Cpu)?;
+    for warning in model.load_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(model)
 }
