@@ -1,6 +1,8 @@
 //! Reference fixtures made by the Python reference (`make_fixtures.py`): one
-//! safetensors file per module holding its weights under the official names and
-//! `fixture.*` tensors (inputs, outputs, intermediates, recorded random draws).
+//! safetensors file per module holding `fixture.*` tensors (inputs, outputs,
+//! intermediates, recorded random draws) and, for the tiny fixtures, the module's
+//! weights under the official names. Full-size fixtures take their weights from
+//! the checkpoint files beside them.
 
 use std::path::{Path, PathBuf};
 
@@ -87,10 +89,36 @@ impl Fixture {
             .collect()
     }
 
-    /// The module weights (every non-`fixture.` tensor) as an fp32 VarBuilder.
+    /// The module weights as an fp32 VarBuilder. Tiny fixtures hold them (every
+    /// non-`fixture.` tensor of the file); full-size fixtures (`weights_included`
+    /// false, made with `--full-fixtures`) hold only `fixture.*` tensors and name
+    /// in `weights` the checkpoint files beside them (`official_file`, written by
+    /// `--save-full-weights` with the same seed) and the prefix their names take
+    /// in the module (`file_key_prefix`).
     pub fn weights(&self) -> candle_core::Result<VarBuilder<'static>> {
-        let file = self.dir.join(format!("{}.safetensors", self.module));
-        crate::weights::load(&[file], DType::F32, &Device::Cpu)
+        if self.json["weights_included"].as_bool() != Some(false) {
+            let file = self.dir.join(format!("{}.safetensors", self.module));
+            return crate::weights::load(&[file], DType::F32, &Device::Cpu);
+        }
+        let entries = self.json["weights"].as_array().cloned().unwrap_or_default();
+        let mut files = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let (Some(prefix), Some(file)) = (
+                entry["file_key_prefix"].as_str(),
+                entry["official_file"].as_str(),
+            ) else {
+                candle_core::bail!(
+                    "{}.json: a weights entry lacks file_key_prefix or official_file",
+                    self.module
+                );
+            };
+            files.push((prefix.to_string(), self.dir.join(file)));
+        }
+        let files: Vec<(&str, &Path)> = files
+            .iter()
+            .map(|(prefix, file)| (prefix.as_str(), file.as_path()))
+            .collect();
+        Ok(crate::weights::open(&files, DType::F32, &Device::Cpu)?.0)
     }
 }
 
