@@ -6,15 +6,15 @@
 //!
 //! ```sh
 //! cargo bench -p chatterbox --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0] \
-//!     [--reference /work/ref-venv/bin/python [--reference-tools DIR]]
+//!     [--reference PYTHON]
 //! ```
 //!
-//! With `--reference PYTHON`, the Python reference's own benchmark
-//! (`bench_reference.py` in the `chatterbox-ref` tools directory, default
-//! `../shared/tools/chatterbox-ref` beside the checkout) runs right after ours on the same
-//! machine and the ratios are printed.
+//! With `--reference PYTHON` (a Python with `chatterbox-tts==0.1.7` installed), the
+//! Python reference's benchmark (`benches/pipeline_reference.py`, its models from
+//! `crates/chatterbox/reference/make_fixtures.py`) runs right after ours on the same
+//! machine and the ratios are printed. Both sides split T3 into the prefill (up to the
+//! first sampled token) and the decode steps, and also give its total per token.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -42,12 +42,11 @@ struct Args {
     tokens: usize,
     seed: u64,
     reference_python: Option<String>,
-    reference_tools: PathBuf,
 }
 
-const DEFAULT_REFERENCE_TOOLS: &str = concat!(
+const REFERENCE_SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/tools/chatterbox-ref"
+    "/benches/pipeline_reference.py"
 );
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -56,7 +55,6 @@ fn parse_args() -> anyhow::Result<Args> {
         tokens: 250,
         seed: 0,
         reference_python: None,
-        reference_tools: PathBuf::from(DEFAULT_REFERENCE_TOOLS),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,7 +64,6 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tokens" => args.tokens = value()?.parse()?,
             "--seed" => args.seed = value()?.parse()?,
             "--reference" => args.reference_python = Some(value()?),
-            "--reference-tools" => args.reference_tools = PathBuf::from(value()?),
             // `cargo bench` passes `--bench` to harness-less benchmarks.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -187,6 +184,12 @@ fn main() -> anyhow::Result<()> {
         let s = time.as_secs_f64();
         println!("{stage:<26} {s:>7.2} s  RTF {:.3}", s / audio_s);
     };
+    println!(
+        "T3 overall: {} tokens in {:.2} s = {:.0} ms/token (prefill included)",
+        args.tokens,
+        t3_time.as_secs_f64(),
+        1000.0 * t3_time.as_secs_f64() / args.tokens as f64
+    );
     println!("audio: {audio_s:.2} s");
     report("T3 (prefill + decode)", t3_time);
     report("S3Gen (flow, CFM, HiFT)", s3gen_time);
@@ -203,21 +206,27 @@ fn main() -> anyhow::Result<()> {
             s3gen_time.as_secs_f64() / reference.s3gen_s,
             (t3_time + s3gen_time).as_secs_f64() / (reference.t3_s + reference.s3gen_s)
         );
+        println!(
+            "  T3 prefill {:.2}, T3 decode {:.2}",
+            prefill.as_secs_f64() / reference.t3_prefill_s,
+            decode.as_secs_f64() / reference.t3_decode_s
+        );
     }
     Ok(())
 }
 
-/// The reference's T3 and S3Gen times, read from `bench_reference.py`'s report.
+/// The reference's T3 and S3Gen times, read from `pipeline_reference.py`'s report.
 struct ReferenceTimes {
     t3_s: f64,
+    t3_prefill_s: f64,
+    t3_decode_s: f64,
     s3gen_s: f64,
 }
 
 fn run_reference(python: &str, args: &Args) -> anyhow::Result<ReferenceTimes> {
-    let script = args.reference_tools.join("bench_reference.py");
-    println!("Python reference ({}):", script.display());
+    println!("Python reference ({REFERENCE_SCRIPT}):");
     let output = Command::new(python)
-        .arg(&script)
+        .arg(REFERENCE_SCRIPT)
         .args(["--threads", &args.threads.to_string()])
         .args(["--tokens", &args.tokens.to_string()])
         .args(["--seed", &args.seed.to_string()])
@@ -235,7 +244,8 @@ fn run_reference(python: &str, args: &Args) -> anyhow::Result<ReferenceTimes> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    // "(a) T3 Turbo 250 tokens: 83.10 s = ..." and "(b) S3Gen meanflow ...: 25.13 s, RTF ..."
+    // "(a) T3 Turbo 250 tokens: 83.10 s = ...", "(a1) T3 prefill, ...: 2.10 s",
+    // "(a2) T3 decode, 249 tokens: 81.00 s = ..." and "(b) S3Gen meanflow ...: 25.13 s, RTF ..."
     let seconds_after = |marker: &str| -> anyhow::Result<f64> {
         let line = stdout
             .lines()
@@ -249,6 +259,8 @@ fn run_reference(python: &str, args: &Args) -> anyhow::Result<ReferenceTimes> {
     };
     Ok(ReferenceTimes {
         t3_s: seconds_after("(a) T3 Turbo")?,
+        t3_prefill_s: seconds_after("(a1) T3 prefill")?,
+        t3_decode_s: seconds_after("(a2) T3 decode")?,
         s3gen_s: seconds_after("(b) S3Gen")?,
     })
 }

@@ -4,13 +4,15 @@
 //!
 //! ```sh
 //! cargo bench -p chatterbox --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
-//!     [--reference /work/ref-venv/bin/python [--reference-tools DIR]]
+//!     [--reference PYTHON [--reference-tools DIR]]
 //! ```
 //!
-//! With `--reference PYTHON`, the same benchmark of the Python reference
-//! (`benches/s3gen_reference.py`, which needs the `chatterbox-ref` tools directory for its
-//! random full-size model) runs afterwards and is compared with ours. Besides wall-clock
-//! time, both report the process CPU time, which is steadier on a shared machine.
+//! With `--reference PYTHON` (a Python with `chatterbox-tts==0.1.7` installed), the same
+//! benchmark of the Python reference (`benches/s3gen_reference.py`, which builds its
+//! random full-size model with `make_fixtures.py` of `--reference-tools`, by default the
+//! repository's `crates/chatterbox/reference`) runs afterwards and is compared with ours.
+//! Besides wall-clock time, both report the process CPU time, which is steadier on a
+//! shared machine.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,10 +32,7 @@ const TOKENS_PER_SECOND: f64 = 25.0;
 const PROMPT_TOKENS: usize = 250;
 const SILENCE_TOKEN: u32 = 4299;
 const SPEECH_VOCAB: u32 = 6561;
-const DEFAULT_REFERENCE_TOOLS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/tools/chatterbox-ref"
-);
+const DEFAULT_REFERENCE_TOOLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/reference");
 
 struct Args {
     threads: usize,

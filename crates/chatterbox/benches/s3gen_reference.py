@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """S3Gen of the Python reference (chatterbox-tts 0.1.7) on the CPU at full size with random
 weights, timed like benches/s3gen.rs: a 10 s voice prompt (embed_ref), then N speech tokens
-(N-3 random + 3 silence tokens) -> 24 kHz wav with meanflow (2 steps), after one warm-up call.
+(N-3 random + 3 silence tokens) -> 24 kHz wav with meanflow (2 steps), after one warm-up call. The
+model comes from ../reference/make_fixtures.py.
 
 Prints wall and process-CPU seconds of the two halves of S3Gen.inference, flow_inference (flow
 encoder + CFM) and hift_inference, and their sum, then one `RESULT {json}` line.
 
-  python s3gen_reference.py --tools /work/shared/tools/chatterbox-ref [--threads 2] [--tokens 250]
+  python s3gen_reference.py [--threads 2] [--tokens 250] [--tools DIR of another make_fixtures.py]
 """
 import argparse
 import json
@@ -17,7 +18,8 @@ import time
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tools", required=True, help="directory of make_fixtures.py (chatterbox-ref)")
+    ap.add_argument("--tools", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"),
+                    help="directory of make_fixtures.py (default: the repository's crates/chatterbox/reference)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
