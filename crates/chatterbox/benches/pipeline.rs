@@ -44,10 +44,8 @@ struct Args {
     reference_python: Option<String>,
 }
 
-const REFERENCE_SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/benches/pipeline_reference.py"
-);
+const REFERENCE_SCRIPT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pipeline_reference.py");
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {

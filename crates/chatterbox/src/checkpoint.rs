@@ -340,7 +340,10 @@ mod tests {
         let path = write(
             dir.path(),
             &[
-                ("a.weight", Tensor::zeros((2, 3), DType::BF16, &dev).unwrap()),
+                (
+                    "a.weight",
+                    Tensor::zeros((2, 3), DType::BF16, &dev).unwrap(),
+                ),
                 ("c.bias", Tensor::zeros(4, DType::F16, &dev).unwrap()),
                 ("z.buffer", Tensor::zeros(7, DType::F32, &dev).unwrap()),
                 ("y.extra", Tensor::zeros(1, DType::I64, &dev).unwrap()),

@@ -124,7 +124,13 @@ impl T3Config {
         }
         let last_layer = tensors
             .keys()
-            .filter_map(|name| name.strip_prefix("tfmr.h.")?.split('.').next()?.parse().ok())
+            .filter_map(|name| {
+                name.strip_prefix("tfmr.h.")?
+                    .split('.')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .max();
         if let Some(last_layer) = last_layer {
             cfg.gpt2.n_layer = last_layer + 1;

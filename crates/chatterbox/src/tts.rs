@@ -104,7 +104,9 @@ impl WeightsFile {
         official: &CheckpointManifest,
     ) -> Option<String> {
         let known = official.files.get(self.name).map(|f| &f.tensors);
-        let unused: Vec<String> = found.files.get(self.name)?
+        let unused: Vec<String> = found
+            .files
+            .get(self.name)?
             .tensors
             .keys()
             .filter(|name| !self.read.contains(name))
@@ -184,13 +186,12 @@ impl ChatterboxTurbo {
         if dir.join(checkpoint::T3_WEIGHTS).exists() {
             let header = CheckpointManifest::read(dir, &[checkpoint::T3_WEIGHTS])?;
             let tensors = &header.files[checkpoint::T3_WEIGHTS].tensors;
-            cfg.t3 = cfg
-                .t3
-                .with_checkpoint_shapes(tensors)
-                .map_err(|reason| ConfigError::Checkpoint {
+            cfg.t3 = cfg.t3.with_checkpoint_shapes(tensors).map_err(|reason| {
+                ConfigError::Checkpoint {
                     path: dir.join(checkpoint::T3_WEIGHTS).display().to_string(),
                     reason,
-                })?;
+                }
+            })?;
         }
         Ok(cfg)
     }
@@ -218,8 +219,7 @@ impl ChatterboxTurbo {
         let t3 = T3::new(&cfg.t3, weights).map_err(|e| t3_file.error(e))?;
         let (weights, s3gen_file) = WeightsFile::open(dir, checkpoint::S3GEN_WEIGHTS, device)?;
         let s3gen = S3Gen::new(cfg, weights).map_err(|e| s3gen_file.error(e))?;
-        let (weights, ve_file) =
-            WeightsFile::open(dir, checkpoint::VOICE_ENCODER_WEIGHTS, device)?;
+        let (weights, ve_file) = WeightsFile::open(dir, checkpoint::VOICE_ENCODER_WEIGHTS, device)?;
         let voice_encoder = VoiceEncoder::new(&cfg.ve, weights).map_err(|e| ve_file.error(e))?;
         let official = CheckpointManifest::official();
         let load_warnings = [t3_file, s3gen_file, ve_file]
@@ -252,7 +252,6 @@ impl ChatterboxTurbo {
     pub fn load_warnings(&self) -> &[String] {
         &self.load_warnings
     }
-
 
     pub fn config(&self) -> &ChatterboxConfig {
         &self.cfg

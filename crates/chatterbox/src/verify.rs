@@ -103,9 +103,9 @@ pub fn compare(
     let expected = fixture.tensor(name)?;
     let non_finite = match (first_non_finite(ours)?, first_non_finite(&expected)?) {
         (Some((index, value)), _) => Some(format!("ours holds {value} at element {index}")),
-        (None, Some((index, value))) => Some(format!(
-            "the reference holds {value} at element {index}"
-        )),
+        (None, Some((index, value))) => {
+            Some(format!("the reference holds {value} at element {index}"))
+        }
         (None, None) => None,
     };
     let max_abs_err = match non_finite {
@@ -224,7 +224,10 @@ mod tests {
                     assert!(!check.passed(), "reference {at}: {check:?}");
                     assert_eq!(check.max_abs_err, f64::INFINITY);
                     let note = check.note.unwrap_or_default();
-                    assert!(note.contains(&format!("the reference holds {at}")), "{note}");
+                    assert!(
+                        note.contains(&format!("the reference holds {at}")),
+                        "{note}"
+                    );
                 }
             }
         }

@@ -72,7 +72,9 @@ impl ReadTensors {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         // A panic while holding the lock leaves a usable set of names.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -84,11 +86,11 @@ struct PrefixedFiles {
 
 impl PrefixedFiles {
     fn load(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
-        let (tensors, key) = self
-            .find(name)
-            .ok_or_else(|| candle_core::Error::CannotFindTensor {
-                path: name.to_string(),
-            })?;
+        let (tensors, key) =
+            self.find(name)
+                .ok_or_else(|| candle_core::Error::CannotFindTensor {
+                    path: name.to_string(),
+                })?;
         let tensor = tensors.load(key, device)?.to_dtype(dtype)?;
         self.read.insert(name);
         Ok(tensor)
@@ -122,7 +124,12 @@ impl SimpleBackend for PrefixedFiles {
         Ok(tensor)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
         self.load(name, dtype, device)
     }
 

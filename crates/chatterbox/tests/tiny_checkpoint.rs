@@ -128,7 +128,11 @@ fn half_precision_weights_load_as_their_f32_values() {
         }
     });
     let model = load(half.path()).unwrap();
-    assert!(model.load_warnings().is_empty(), "{:?}", model.load_warnings());
+    assert!(
+        model.load_warnings().is_empty(),
+        "{:?}",
+        model.load_warnings()
+    );
     let wave = speak(&model);
     assert!(wave.iter().any(|&s| s != 0.0), "silent output");
     assert_eq!(wave, speak(&load(rounded.path()).unwrap()));
@@ -152,7 +156,11 @@ fn unexpected_tensors_are_ignored_with_a_warning() {
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     for (warning, file, tensor) in [
         (&warnings[0], checkpoint::T3_WEIGHTS, "tfmr.h.0.attn.bias"),
-        (&warnings[1], checkpoint::S3GEN_WEIGHTS, "mel2wav.extra_buffer"),
+        (
+            &warnings[1],
+            checkpoint::S3GEN_WEIGHTS,
+            "mel2wav.extra_buffer",
+        ),
     ] {
         assert!(
             warning.contains(file) && warning.contains(tensor) && warning.contains("ignored"),
@@ -161,7 +169,11 @@ fn unexpected_tensors_are_ignored_with_a_warning() {
     }
     let plain = tiny_checkpoint(|_| {});
     let plain = load(plain.path()).unwrap();
-    assert!(plain.load_warnings().is_empty(), "{:?}", plain.load_warnings());
+    assert!(
+        plain.load_warnings().is_empty(),
+        "{:?}",
+        plain.load_warnings()
+    );
     assert_eq!(speak(&model), speak(&plain));
 }
 
@@ -183,7 +195,12 @@ fn the_position_table_length_is_read_from_the_file() {
 
 #[test]
 fn a_missing_or_misshapen_tensor_is_named_with_its_file() {
-    let cases: [(&str, &str, Box<dyn Fn(&mut HashMap<String, Tensor>)>, &[&str]); 3] = [
+    let cases: [(
+        &str,
+        &str,
+        Box<dyn Fn(&mut HashMap<String, Tensor>)>,
+        &[&str],
+    ); 3] = [
         (
             checkpoint::T3_WEIGHTS,
             "speech_head.weight",
@@ -199,7 +216,11 @@ fn a_missing_or_misshapen_tensor_is_named_with_its_file() {
                 let longer = Tensor::ones(65, DType::F32, &Device::Cpu).unwrap();
                 t.insert("tfmr.h.1.ln_2.weight".into(), longer);
             }),
-            &["tensor tfmr.h.1.ln_2.weight has the wrong shape", "[64]", "[65]"],
+            &[
+                "tensor tfmr.h.1.ln_2.weight has the wrong shape",
+                "[64]",
+                "[65]",
+            ],
         ),
         (
             checkpoint::VOICE_ENCODER_WEIGHTS,
@@ -213,7 +234,10 @@ fn a_missing_or_misshapen_tensor_is_named_with_its_file() {
     for (file, tensor, change, expected) in cases {
         let dir = tiny_checkpoint(|dir| rewrite(dir, file, change));
         let err = load(dir.path()).err().expect(tensor).to_string();
-        assert!(err.contains(&dir.path().join(file).display().to_string()), "{err}");
+        assert!(
+            err.contains(&dir.path().join(file).display().to_string()),
+            "{err}"
+        );
         for part in expected {
             assert!(err.contains(part), "{part} not in {err}");
         }

@@ -390,7 +390,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("tfmr.h.0.attn.bias"), "{}", warnings[0]);
+        assert!(
+            warnings[0].contains("tfmr.h.0.attn.bias"),
+            "{}",
+            warnings[0]
+        );
     }
 
     #[tokio::test]

@@ -82,7 +82,10 @@ fn a_nan_in_a_reference_tensor_fails() {
     let out = verify(dir.path());
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("mel_24k") && stdout.contains("pass"), "{stdout}");
+    assert!(
+        stdout.contains("mel_24k") && stdout.contains("pass"),
+        "{stdout}"
+    );
 
     mel_fixture(dir.path(), |values| {
         let middle = values.len() / 2;

@@ -775,7 +775,6 @@ pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
     Ok(checks)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
