@@ -80,3 +80,46 @@ fn a_missing_checkpoint_file_is_named() {
     let expected = dir.path().join(checkpoint::T3_WEIGHTS);
     assert!(e.contains(&expected.display().to_string()), "{e}");
 }
+
+/// The generator's real full-size output (`make_fixtures.py --config full
+/// --save-full-weights --full-fixtures`, about 3 GB, so not in the repository):
+/// `RESONANCE_FULL_FIXTURES=DIR cargo test -p chatterbox --test
+/// full_layout_fixtures -- --ignored --nocapture` prints every check as `resonance
+/// model verify --fixtures DIR` does and fails on any error or failed check.
+#[test]
+#[ignore = "needs the generator's full-size fixtures in RESONANCE_FULL_FIXTURES"]
+fn full_size_fixtures_from_the_generator() {
+    let dir = std::env::var("RESONANCE_FULL_FIXTURES")
+        .expect("RESONANCE_FULL_FIXTURES names the full-size fixture directory");
+    let dir = Path::new(&dir);
+    let mut problems = Vec::new();
+    for (module, _) in modules() {
+        let started = std::time::Instant::now();
+        match run_module(dir, module) {
+            ModuleOutcome::Checked(checks) => {
+                for c in checks {
+                    let result = if c.passed() { "pass" } else { "FAIL" };
+                    let note = c.note.clone().unwrap_or_default();
+                    println!(
+                        "| {module} | {} | {:.3e} | {:.1e} | {result} | {note} |",
+                        c.tensor, c.max_abs_err, c.tolerance
+                    );
+                    if !c.passed() {
+                        problems.push(format!("{module}.{}", c.tensor));
+                    }
+                }
+            }
+            other => {
+                let what = match other {
+                    ModuleOutcome::Error(e) => e,
+                    ModuleOutcome::MissingFixture => "no fixture".into(),
+                    _ => "not implemented".into(),
+                };
+                println!("| {module} | ERROR: {what} | | | | |");
+                problems.push(format!("{module}: {what}"));
+            }
+        }
+        eprintln!("{module}: {:.1} s", started.elapsed().as_secs_f64());
+    }
+    assert!(problems.is_empty(), "{problems:?}");
+}
