@@ -128,7 +128,7 @@ impl T3Config {
                 name.strip_prefix("tfmr.h.")?
                     .split('.')
                     .next()?
-                    .parse()
+                    .parse::<usize>()
                     .ok()
             })
             .max();
