@@ -25,7 +25,8 @@ use crate::fixtures::Fixture;
 use crate::rng::{RandomSource, RecordedDraws, SeededRandom};
 use crate::s3gen::{S3Gen, S3GenConditionals};
 use crate::t3::{
-    ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
+    Precision, ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals,
+    TokenSampler,
 };
 use crate::text::{TextError, TextTokenizer, punc_norm};
 use crate::verify::{Check, compare};
@@ -115,7 +116,18 @@ impl ChatterboxTurbo {
     /// Loads T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in voice (`conds.pt`, when
     /// the folder has one) from a checkpoint folder. With the official
     /// configuration every tensor is first checked against the official layout.
+    /// T3 runs in the default [`Precision`].
     pub fn load(dir: &Path, cfg: &ChatterboxConfig, device: &Device) -> Result<Self, LoadError> {
+        Self::load_with_precision(dir, cfg, device, Precision::default())
+    }
+
+    /// [`ChatterboxTurbo::load`] with T3's GPT-2 weights in `precision`.
+    pub fn load_with_precision(
+        dir: &Path,
+        cfg: &ChatterboxConfig,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, LoadError> {
         let missing: Vec<&'static str> = checkpoint::FILES
             .into_iter()
             .filter(|f| *f != checkpoint::BUILTIN_VOICE && !dir.join(f).exists())
@@ -130,7 +142,7 @@ impl ChatterboxTurbo {
             CheckpointManifest::official().verify_dir(dir)?;
         }
         let weights = |file| crate::weights::load(&[dir.join(file)], DType::F32, device);
-        let t3 = T3::new(&cfg.t3, weights(checkpoint::T3_WEIGHTS)?)?;
+        let t3 = T3::with_precision(&cfg.t3, precision, weights(checkpoint::T3_WEIGHTS)?)?;
         let s3gen = S3Gen::new(cfg, weights(checkpoint::S3GEN_WEIGHTS)?)?;
         let voice_encoder =
             VoiceEncoder::new(&cfg.ve, weights(checkpoint::VOICE_ENCODER_WEIGHTS)?)?;
