@@ -13,12 +13,16 @@
 
 use candle_core::quantized::GgmlDType;
 
+/// The default is the fastest precision that passes the quality gates (mean
+/// KL(f32 || quantized) < 0.01 and top-1 agreement >= 99 % over 250 teacher-forced
+/// positions, `tests/t3_quantized_quality.rs`). `int8` passes the KL gate but agrees
+/// on the top-1 token at 98.4 % of the positions, so it is not the default yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// The checkpoint's f32 weights: parity with the reference.
-    Fp32,
-    /// 8-bit weights: the quality gates hold (`tests/t3_quantized_quality.rs`).
     #[default]
+    Fp32,
+    /// 8-bit weights: about 4 times fewer bytes read per token than f32.
     Int8,
     /// 4-bit weights: fastest, further from f32.
     Int4,
