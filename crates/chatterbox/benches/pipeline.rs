@@ -1,8 +1,9 @@
 //! The whole model on the CPU at full size with random weights (the official
 //! layout): T3's prefill time and decode rate for `--tokens` speech tokens, then
-//! S3Gen on them, the whole pipeline's real-time factor and the peak memory.
+//! S3Gen on them, the whole pipeline's real-time factor and the peak memory, at
+//! the default precision of T3; then T3 alone in every precision.
 //! The stop token is never sampled, so T3 makes exactly `--tokens` tokens
-//! (250 = 10 s of audio), as the reference's `bench_reference.py` does.
+//! (250 = 10 s of audio), as `pipeline_reference.py` does.
 //!
 //! ```sh
 //! cargo bench -p chatterbox --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0] \
@@ -24,7 +25,9 @@ use chatterbox::checkpoint;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::rng::{RandomSource, SeededRandom};
 use chatterbox::s3gen::S3GenConditionals;
-use chatterbox::t3::{SamplingParams, SeededSampler, T3Conditionals, TokenSampler};
+use chatterbox::t3::{
+    Precision, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
+};
 use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE};
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -32,7 +35,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 /// What `prepare_conditionals` gives for a 10 s reference clip: 250 prompt tokens
 /// for T3 and S3Gen, 500 mel frames.
 const PROMPT_TOKENS: usize = 250;
-/// Text tokens of the prompt (as `bench_reference.py`).
+/// Text tokens of the prompt (as `pipeline_reference.py`).
 const TEXT_TOKENS: usize = 40;
 const SPEECH_VOCAB: u32 = 6561;
 const STOP_TOKEN: usize = 6562;
@@ -92,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         "Chatterbox Turbo, full size, random weights, CPU with {} threads: {} speech tokens",
         args.threads, args.tokens
     );
+    println!("T3 precision: {}", Precision::default());
 
     let dir = tempfile::tempdir()?;
     let start = Instant::now();
@@ -143,24 +147,11 @@ fn main() -> anyhow::Result<()> {
     )?;
     model.vocode(&warm, &voice, &mut rng)?;
 
-    let mut sampler = NeverStop(SeededSampler::new(args.seed));
-    let t3_start = Instant::now();
-    let mut first_token: Option<Duration> = None;
-    let tokens = model.speech_tokens_observed(
-        &text,
-        &voice,
-        &sampling(args.tokens),
-        &mut sampler,
-        &mut |_| {
-            first_token.get_or_insert_with(|| t3_start.elapsed());
-        },
-    )?;
-    let t3_time = t3_start.elapsed();
-    if tokens.len() != args.tokens {
-        bail!("T3 made {} tokens, not {}", tokens.len(), args.tokens);
-    }
-    let prefill = first_token.context("no token sampled")?;
-    let decode = t3_time - prefill;
+    let t3_run = timed_t3(&args, |sampler, observe| {
+        model.speech_tokens_observed(&text, &voice, &sampling(args.tokens), sampler, observe)
+    })?;
+    let (tokens, t3_time, prefill, decode) =
+        (t3_run.tokens, t3_run.total, t3_run.prefill, t3_run.decode);
     let s3gen_start = Instant::now();
     let wave = model.vocode(&tokens, &voice, &mut rng)?;
     let s3gen_time = s3gen_start.elapsed();
@@ -210,7 +201,74 @@ fn main() -> anyhow::Result<()> {
             decode.as_secs_f64() / reference.t3_decode_s
         );
     }
+    drop(model);
+
+    println!(
+        "T3 alone by precision ({prefix} prefill positions, {} tokens):",
+        args.tokens
+    );
+    let weights = [dir.path().join(checkpoint::T3_WEIGHTS)];
+    for precision in Precision::ALL {
+        let vb = chatterbox::weights::load(&weights, candle_core::DType::F32, &device)?;
+        let load_start = Instant::now();
+        let t3 = T3::with_precision(&cfg.t3, precision, vb)?;
+        let load = load_start.elapsed();
+        t3.generate(
+            &text,
+            &voice.t3,
+            &sampling(4),
+            &mut NeverStop(SeededSampler::new(1)),
+        )?;
+        let run = timed_t3(&args, |sampler, observe| {
+            t3.generate_observed(&text, &voice.t3, &sampling(args.tokens), sampler, observe)
+        })?;
+        println!(
+            "  T3 {precision}: prefill {:.2} s, decode {:.1} ms/token, total {:.2} s \
+             (loaded in {:.1} s)",
+            run.prefill.as_secs_f64(),
+            1000.0 * run.decode.as_secs_f64() / (args.tokens - 1) as f64,
+            run.total.as_secs_f64(),
+            load.as_secs_f64()
+        );
+    }
     Ok(())
+}
+
+/// One T3 generation: its tokens, total time, time to the first token (the prefill)
+/// and the time of the decode steps after it.
+struct T3Run {
+    tokens: Vec<u32>,
+    total: Duration,
+    prefill: Duration,
+    decode: Duration,
+}
+
+/// Times `generate` (given a sampler that never stops and an observer), checking it
+/// made exactly `--tokens` tokens.
+fn timed_t3(
+    args: &Args,
+    generate: impl FnOnce(
+        &mut dyn TokenSampler,
+        &mut dyn FnMut(SampleStep),
+    ) -> candle_core::Result<Vec<u32>>,
+) -> anyhow::Result<T3Run> {
+    let mut sampler = NeverStop(SeededSampler::new(args.seed));
+    let start = Instant::now();
+    let mut first_token: Option<Duration> = None;
+    let tokens = generate(&mut sampler, &mut |_| {
+        first_token.get_or_insert_with(|| start.elapsed());
+    })?;
+    let total = start.elapsed();
+    if tokens.len() != args.tokens {
+        bail!("T3 made {} tokens, not {}", tokens.len(), args.tokens);
+    }
+    let prefill = first_token.context("no token sampled")?;
+    Ok(T3Run {
+        tokens,
+        total,
+        prefill,
+        decode: total - prefill,
+    })
 }
 
 /// The reference's T3 and S3Gen times, read from `pipeline_reference.py`'s report.

@@ -26,7 +26,8 @@ use crate::fixtures::Fixture;
 use crate::rng::{RandomSource, RecordedDraws, SeededRandom};
 use crate::s3gen::{S3Gen, S3GenConditionals};
 use crate::t3::{
-    ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
+    Precision, ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals,
+    TokenSampler,
 };
 use crate::text::{TextError, TextTokenizer, punc_norm};
 use crate::verify::{Check, compare};
@@ -201,8 +202,18 @@ impl ChatterboxTurbo {
     /// stored in float16 or bfloat16 are converted to f32. A tensor the model needs
     /// that is missing or of the wrong shape fails, naming it and its file; tensors
     /// that neither the model nor the official layout know are ignored and listed
-    /// in [`ChatterboxTurbo::load_warnings`].
+    /// in [`ChatterboxTurbo::load_warnings`]. T3 runs in the default [`Precision`].
     pub fn load(dir: &Path, cfg: &ChatterboxConfig, device: &Device) -> Result<Self, LoadError> {
+        Self::load_with_precision(dir, cfg, device, Precision::default())
+    }
+
+    /// [`ChatterboxTurbo::load`] with T3's GPT-2 weights in `precision`.
+    pub fn load_with_precision(
+        dir: &Path,
+        cfg: &ChatterboxConfig,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, LoadError> {
         let missing: Vec<&'static str> = checkpoint::FILES
             .into_iter()
             .filter(|f| *f != checkpoint::BUILTIN_VOICE && !dir.join(f).exists())
@@ -216,7 +227,7 @@ impl ChatterboxTurbo {
         // Headers only: a cut-short or foreign file is named before anything is mapped.
         let found = CheckpointManifest::read(dir, &checkpoint::WEIGHT_FILES)?;
         let (weights, t3_file) = WeightsFile::open(dir, checkpoint::T3_WEIGHTS, device)?;
-        let t3 = T3::new(&cfg.t3, weights).map_err(|e| t3_file.error(e))?;
+        let t3 = T3::with_precision(&cfg.t3, precision, weights).map_err(|e| t3_file.error(e))?;
         let (weights, s3gen_file) = WeightsFile::open(dir, checkpoint::S3GEN_WEIGHTS, device)?;
         let s3gen = S3Gen::new(cfg, weights).map_err(|e| s3gen_file.error(e))?;
         let (weights, ve_file) = WeightsFile::open(dir, checkpoint::VOICE_ENCODER_WEIGHTS, device)?;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chatterbox::t3::Precision;
 use clap::Args;
 use resonance_db::Plan;
 use resonance_web::auth::IpNetwork;
@@ -87,6 +88,10 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub remote_api_key: Option<String>,
+    /// Number format of the native engine's T3 weights: fp32 (exact), int8 or int4
+    /// (faster, quantized at load) [default: fp32]
+    #[arg(long, env = "RESONANCE_PRECISION", global = true)]
+    pub precision: Option<String>,
     /// Syntheses the engine runs at once [default: 1 for chatterbox, 4 for remote]
     #[arg(long, env = "RESONANCE_ENGINE_CONCURRENCY", global = true)]
     pub engine_concurrency: Option<usize>,
@@ -174,6 +179,7 @@ struct FileSettings {
     engine: Option<String>,
     remote_url: Option<String>,
     remote_api_key: Option<String>,
+    precision: Option<String>,
     engine_concurrency: Option<usize>,
     workers: Option<usize>,
     #[serde(default)]
@@ -224,6 +230,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNetwork>,
     /// `None` for `none`: this process runs no generation workers.
     pub engine: Option<EngineConfig>,
+    /// T3's weights in the native engine (`serve`, `worker`, `say`).
+    pub precision: Precision,
     /// Generation workers `serve` runs in-process.
     pub workers: usize,
     /// The default plan and, when configured, Polar.
@@ -435,6 +443,15 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
 
+        let precision = match args.precision.clone().or(file.precision) {
+            None => Precision::default(),
+            Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+                key: "RESONANCE_PRECISION (precision)",
+                expected: "fp32, int8 or int4",
+                got: text,
+            })?,
+        };
+
         let concurrency = args.engine_concurrency.or(file.engine_concurrency);
         if concurrency == Some(0) {
             return Err(ConfigError::Invalid {
@@ -515,6 +532,7 @@ impl Config {
             voice_upload_max_bytes,
             trusted_proxies,
             engine,
+            precision,
             workers: args.workers.or(file.workers).unwrap_or(1),
             billing,
         })
@@ -820,6 +838,35 @@ mod tests {
         assert_eq!(polar.product_ids, ["prod_a"]);
         assert_eq!(polar.api_url, "https://api.polar.sh");
         assert!(!format!("{cfg:?}").contains("polar_oat_secret"));
+    }
+
+    #[test]
+    fn precision_defaults_to_fp32_and_is_set_by_file_then_flags() {
+        assert_eq!(Config::load(&args()).unwrap().precision, Precision::Fp32);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "precision = \"int8\"\n").unwrap();
+        let from_file = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            ..args()
+        });
+        assert_eq!(from_file.unwrap().precision, Precision::Int8);
+        let from_flag = Config::load(&SettingsArgs {
+            config: Some(file),
+            precision: Some("int4".into()),
+            ..args()
+        });
+        assert_eq!(from_flag.unwrap().precision, Precision::Int4);
+        let err = Config::load(&SettingsArgs {
+            precision: Some("fp16".into()),
+            ..args()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("RESONANCE_PRECISION") && err.contains("fp32, int8 or int4"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
-use chatterbox::t3::SamplingParams;
+use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{BUILTIN_VOICE_NAME, ChatterboxTurbo, SynthesisError, SynthesisOptions};
 use chatterbox::voice_conditioner::VoiceConditioner;
 use resonance_audio::wav::encode_wav_pcm16;
@@ -104,12 +104,14 @@ pub fn synthesis_options(params: &SynthesisParams) -> SynthesisOptions {
 const BUILTIN_SAMPLE_TEXT: &str =
     "Hello! This is the default voice of Resonance. Type anything and I will say it.";
 
-/// Loads the checkpoint in `model_dir` (on a blocking thread) and starts the engine, which
+/// Loads the checkpoint in `model_dir` (on a blocking thread, T3 in `precision`) and starts
+/// the engine, which
 /// conditions library voices through `storage` ([`StoredVoiceConditioning`]). The
 /// checkpoint's built-in voice becomes the SYSTEM voice [`BUILTIN_VOICE_NAME`] the first
 /// time, with a sample spoken by it.
 pub async fn start_native(
     model_dir: &Path,
+    precision: Precision,
     concurrency: usize,
     db: &dyn Database,
     storage: &Storage,
@@ -118,7 +120,8 @@ pub async fn start_native(
     let (model, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let cfg = ChatterboxTurbo::config_for(&dir)?;
         let device = Device::Cpu;
-        let model = ChatterboxTurbo::load(&dir, &cfg, &device)?;
+        let model = ChatterboxTurbo::load_with_precision(&dir, &cfg, &device, precision)?;
+        tracing::info!("loaded the model with T3 in {precision}");
         for warning in model.load_warnings() {
             tracing::warn!("{warning}");
         }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chatterbox::conditionals::Conditionals;
+use chatterbox::t3::Precision;
 use chatterbox::tts::ChatterboxTurbo;
 use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
@@ -58,7 +59,8 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     };
     let started = Instant::now();
     let model_dir = config.model_dir.clone();
-    let model = tokio::task::spawn_blocking(move || load(&model_dir))
+    let precision = config.precision;
+    let model = tokio::task::spawn_blocking(move || load(&model_dir, precision))
         .await
         .context("model loading panicked")??;
     let voice = match (&args.voice_file, library_voice) {
@@ -147,8 +149,8 @@ async fn clone_voice(bytes: impl AsRef<[u8]>, model_dir: &Path) -> anyhow::Resul
     .context("voice conditioning panicked")?
 }
 
-/// Loads the checkpoint, saying how to get it when files are missing.
-fn load(model_dir: &Path) -> anyhow::Result<ChatterboxTurbo> {
+/// Loads the checkpoint (T3 in `precision`), saying how to get it when files are missing.
+fn load(model_dir: &Path, precision: Precision) -> anyhow::Result<ChatterboxTurbo> {
     let missing = missing_files(model_dir);
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
@@ -159,7 +161,12 @@ fn load(model_dir: &Path) -> anyhow::Result<ChatterboxTurbo> {
         );
     }
     let cfg = ChatterboxTurbo::config_for(model_dir)?;
-    let model = ChatterboxTurbo::load(model_dir, &cfg, &candle_core::Device::Cpu)?;
+    let model = ChatterboxTurbo::load_with_precision(
+        model_dir,
+        &cfg,
+        &candle_core::Device::Cpu,
+        precision,
+    )?;
     for warning in model.load_warnings() {
         eprintln!("warning: {warning}");
     }

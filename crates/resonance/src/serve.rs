@@ -115,6 +115,7 @@ async fn speech_engine(
             ensure_model(&config.model_dir).await?;
             let engine = engine::start_native(
                 &config.model_dir,
+                config.precision,
                 *concurrency,
                 state.db.as_ref(),
                 &state.storage,

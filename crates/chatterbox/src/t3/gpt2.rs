@@ -1,37 +1,62 @@
 //! GPT-2 backbone of T3 (HF `GPT2Model`, fed `inputs_embeds`): learned absolute
 //! positions (`wpe`), pre-LN blocks with tanh-GELU MLPs, final `ln_f`, and a
 //! preallocated KV cache for incremental decoding. `wte` is in the checkpoint but
-//! T3 never uses it (it embeds its own text and speech tokens).
+//! T3 never uses it (it embeds its own text and speech tokens). The projection
+//! weights are f32 or quantized at load ([`Precision`]).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{LayerNorm, VarBuilder, layer_norm};
 
+use super::precision::Precision;
 use crate::config::Gpt2Config;
 
-/// HF `Conv1D`: a linear layer whose weight is stored `(in, out)`.
+/// HF `Conv1D`: a linear layer whose checkpoint weight is stored `(in, out)`.
 #[derive(Debug, Clone)]
-struct Conv1D {
-    weight: Tensor,
-    bias: Tensor,
+enum Conv1D {
+    Dense {
+        /// (in, out)
+        weight: Tensor,
+        bias: Tensor,
+    },
+    Quantized {
+        /// (out, in), as candle's quantized matmul wants it.
+        weight: QMatMul,
+        bias: Tensor,
+    },
 }
 
 impl Conv1D {
-    fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get((in_dim, out_dim), "weight")?,
-            bias: vb.get(out_dim, "bias")?,
-        })
+    /// A layer whose input width is not a multiple of the format's block (only tiny
+    /// test models), or whose weights are not f32 on the CPU, stays as loaded.
+    fn new(in_dim: usize, out_dim: usize, precision: Precision, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((in_dim, out_dim), "weight")?;
+        let bias = vb.get(out_dim, "bias")?;
+        let format = precision
+            .block_format()
+            .filter(|f| in_dim.is_multiple_of(f.block_size()))
+            .filter(|_| weight.dtype() == DType::F32 && weight.device().is_cpu());
+        let Some(format) = format else {
+            return Ok(Self::Dense { weight, bias });
+        };
+        let quantized = QTensor::quantize(&weight.t()?.contiguous()?, format)?;
+        let weight = QMatMul::from_qtensor(quantized)?;
+        // The CPU kernels repack the weights on first use: do it now, not on the first request.
+        weight.forward(&Tensor::zeros((1, in_dim), DType::F32, bias.device())?)?;
+        Ok(Self::Quantized { weight, bias })
     }
 }
 
 impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        x.reshape((b * t, d))?
-            .matmul(&self.weight)?
-            .broadcast_add(&self.bias)?
-            .reshape((b, t, ()))
+        let x = x.reshape((b * t, d))?;
+        let (y, bias) = match self {
+            Self::Dense { weight, bias } => (x.matmul(weight)?, bias),
+            Self::Quantized { weight, bias } => (weight.forward(&x)?, bias),
+        };
+        y.broadcast_add(bias)?.reshape((b, t, ()))
     }
 }
 
@@ -44,11 +69,11 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &Gpt2Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Gpt2Config, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let d = cfg.n_embd;
         Ok(Self {
-            c_attn: Conv1D::new(d, 3 * d, vb.pp("c_attn"))?,
-            c_proj: Conv1D::new(d, d, vb.pp("c_proj"))?,
+            c_attn: Conv1D::new(d, 3 * d, precision, vb.pp("c_attn"))?,
+            c_proj: Conv1D::new(d, d, precision, vb.pp("c_proj"))?,
             n_head: cfg.n_head,
             head_dim: d / cfg.n_head,
         })
@@ -117,17 +142,17 @@ struct Block {
 }
 
 impl Block {
-    fn new(cfg: &Gpt2Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Gpt2Config, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let d = cfg.n_embd;
         let eps = cfg.layer_norm_epsilon;
         let mlp = vb.pp("mlp");
         Ok(Self {
             ln_1: layer_norm(d, eps, vb.pp("ln_1"))?,
-            attn: Attention::new(cfg, vb.pp("attn"))?,
+            attn: Attention::new(cfg, precision, vb.pp("attn"))?,
             ln_2: layer_norm(d, eps, vb.pp("ln_2"))?,
             mlp: Mlp {
-                c_fc: Conv1D::new(d, 4 * d, mlp.pp("c_fc"))?,
-                c_proj: Conv1D::new(4 * d, d, mlp.pp("c_proj"))?,
+                c_fc: Conv1D::new(d, 4 * d, precision, mlp.pp("c_fc"))?,
+                c_proj: Conv1D::new(4 * d, d, precision, mlp.pp("c_proj"))?,
             },
         })
     }
@@ -171,8 +196,13 @@ pub struct Gpt2 {
 }
 
 impl Gpt2 {
-    /// `vb` points at the `tfmr` prefix.
+    /// `vb` points at the `tfmr` prefix; f32 weights.
     pub fn new(cfg: &Gpt2Config, vb: VarBuilder) -> Result<Self> {
+        Self::with_precision(cfg, Precision::Fp32, vb)
+    }
+
+    /// [`Gpt2::new`] with the projection weights in `precision`.
+    pub fn with_precision(cfg: &Gpt2Config, precision: Precision, vb: VarBuilder) -> Result<Self> {
         if !cfg.n_embd.is_multiple_of(cfg.n_head) {
             candle_core::bail!(
                 "GPT-2 n_embd {} is not a multiple of n_head {}",
@@ -183,7 +213,7 @@ impl Gpt2 {
         Ok(Self {
             wpe: vb.get((cfg.n_positions, cfg.n_embd), "wpe.weight")?,
             blocks: (0..cfg.n_layer)
-                .map(|i| Block::new(cfg, vb.pp(format!("h.{i}"))))
+                .map(|i| Block::new(cfg, precision, vb.pp(format!("h.{i}"))))
                 .collect::<Result<_>>()?,
             ln_f: layer_norm(cfg.n_embd, cfg.layer_norm_epsilon, vb.pp("ln_f"))?,
         })

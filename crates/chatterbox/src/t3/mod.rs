@@ -22,6 +22,7 @@
 //! ```
 
 pub mod gpt2;
+pub mod precision;
 pub mod sampling;
 mod verify;
 
@@ -30,6 +31,7 @@ use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias
 
 use crate::config::T3Config;
 pub use gpt2::{Gpt2, Gpt2Cache};
+pub use precision::{Precision, UnknownPrecision};
 pub use sampling::{Greedy, ReplayedUniforms, SamplingParams, SeededSampler, TokenSampler};
 pub use verify::verify;
 
@@ -64,8 +66,13 @@ pub struct T3 {
 
 impl T3 {
     /// Loads T3 from the official `t3_turbo_v1.safetensors` names (`tfmr.*`,
-    /// `text_emb`, `speech_emb`, `cond_enc.spkr_enc`, `speech_head`).
+    /// `text_emb`, `speech_emb`, `cond_enc.spkr_enc`, `speech_head`), f32 weights.
     pub fn new(cfg: &T3Config, vb: VarBuilder) -> Result<Self> {
+        Self::with_precision(cfg, Precision::Fp32, vb)
+    }
+
+    /// [`T3::new`] with the GPT-2 projection weights in `precision`.
+    pub fn with_precision(cfg: &T3Config, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let d = cfg.hidden_size;
         if cfg.gpt2.n_embd != d {
             candle_core::bail!(
@@ -79,7 +86,7 @@ impl T3 {
             linear_no_bias
         };
         Ok(Self {
-            tfmr: Gpt2::new(&cfg.gpt2, vb.pp("tfmr"))?,
+            tfmr: Gpt2::with_precision(&cfg.gpt2, precision, vb.pp("tfmr"))?,
             text_emb: embedding(cfg.text_tokens_dict_size, d, vb.pp("text_emb"))?,
             speech_emb: embedding(cfg.speech_tokens_dict_size, d, vb.pp("speech_emb"))?,
             spkr_enc: linear(cfg.speaker_embed_size, d, vb.pp("cond_enc.spkr_enc"))?,
