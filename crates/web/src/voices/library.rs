@@ -97,7 +97,7 @@ pub async fn delete_voice(
 async fn prepare(bytes: Bytes, content_type: String) -> Result<VoiceSample, SampleError> {
     cancellable(move |cancelled| voice_sample::prepare(&bytes, Some(&content_type), cancelled))
         .await
-        .unwrap_or_else(|| Err(SampleError::Undecodable(DecodeError::Cancelled)))
+        .unwrap_or(Err(SampleError::Undecodable(DecodeError::Cancelled)))
 }
 
 /// Runs `work` on a blocking thread with a flag that is raised when the returned future is
