@@ -1,7 +1,16 @@
 //! Decoding uploaded audio (WAV, MP3, FLAC, OGG/Vorbis, M4A/AAC, and Opus in Ogg or WebM as
 //! browsers record it) to mono f32 samples.
+//!
+//! Every file is untrusted: a sample rate outside [`SAMPLE_RATES`] or more than
+//! [`MAX_CHANNELS`] channels is refused before anything is decoded, a codec that panics on a
+//! malformed file yields [`DecodeError::Corrupt`], and [`decode_bounded`] resamples while it
+//! decodes, so that its memory follows the output's rate and length limit rather than what
+//! the file declares.
 
 use std::io::Cursor;
+use std::ops::RangeInclusive;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, CODEC_TYPE_OPUS, DecoderOptions};
@@ -11,10 +20,17 @@ use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use crate::resample::StreamResampler;
+
 /// Opus always decodes at 48 kHz.
 const OPUS_RATE: u32 = 48_000;
 /// The longest Opus packet: 120 ms at 48 kHz, per channel.
 const OPUS_MAX_PACKET_SAMPLES: usize = 5760;
+
+/// Sample rates accepted from a file: telephone quality to studio masters.
+pub const SAMPLE_RATES: RangeInclusive<u32> = 8_000..=192_000;
+/// Most channels accepted from a file (7.1 surround).
+pub const MAX_CHANNELS: usize = 8;
 
 /// Mono audio: samples in [-1, 1] at `sample_rate` Hz.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,24 +55,82 @@ pub enum DecodeError {
     UnsupportedCodec,
     #[error("the audio data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "the sample rate of {hz} Hz is not supported; recordings must be between {} and {} Hz",
+        SAMPLE_RATES.start(),
+        SAMPLE_RATES.end()
+    )]
+    UnsupportedSampleRate { hz: u32 },
+    #[error("the file declares {channels} channels; 1 to {MAX_CHANNELS} are supported")]
+    UnsupportedChannels { channels: usize },
     #[error("the audio is longer than {max_secs} seconds")]
     TooLong { max_secs: f64 },
+    #[error("decoding was cancelled")]
+    Cancelled,
 }
 
-/// Decodes a whole file, mixing all channels down to mono. `mime` (the upload's
-/// Content-Type) helps recognize the container when given.
+/// What [`decode_bounded`] produces and how much work it may do.
+pub struct Bounds<'a> {
+    /// The output's sample rate, whatever the file's.
+    pub sample_rate: u32,
+    /// Longest accepted audio: decoding stops with [`DecodeError::TooLong`] past it.
+    pub max_secs: f64,
+    /// Raised when nobody waits for the result any more: decoding stops at the next packet
+    /// with [`DecodeError::Cancelled`].
+    pub cancelled: &'a AtomicBool,
+}
+
+/// Decodes a whole file at its own sample rate, mixing all channels down to mono. `mime`
+/// (the upload's Content-Type) helps recognize the container when given. For files of
+/// known size and origin; uploads go through [`decode_bounded`].
 pub fn decode(bytes: &[u8], mime: Option<&str>) -> Result<MonoAudio, DecodeError> {
-    decode_at_most(bytes, mime, f64::INFINITY)
+    let mut sink = MonoSink::new(None, f64::INFINITY);
+    decode_into(bytes, mime, &mut sink, &AtomicBool::new(false))?;
+    sink.finish()
 }
 
-/// Like [`decode`], but stops with [`DecodeError::TooLong`] as soon as more than
-/// `max_secs` seconds have been decoded, so that a small, highly compressed upload cannot
-/// expand into unbounded memory.
-pub fn decode_at_most(
+/// Decodes an untrusted file to mono at `bounds.sample_rate`, refusing more than
+/// `bounds.max_secs` seconds: at most that much output is ever held, and the work done is
+/// linear in the audio decoded.
+pub fn decode_bounded(
     bytes: &[u8],
     mime: Option<&str>,
-    max_secs: f64,
+    bounds: &Bounds<'_>,
 ) -> Result<MonoAudio, DecodeError> {
+    if !SAMPLE_RATES.contains(&bounds.sample_rate) {
+        return Err(DecodeError::UnsupportedSampleRate {
+            hz: bounds.sample_rate,
+        });
+    }
+    let mut sink = MonoSink::new(Some(bounds.sample_rate), bounds.max_secs);
+    decode_into(bytes, mime, &mut sink, bounds.cancelled)?;
+    sink.finish()
+}
+
+/// Feeds every packet of the file's audio track to `sink`. Codecs are third-party code
+/// reading hostile input: a panic in one is the file's fault and reported as corruption.
+fn decode_into(
+    bytes: &[u8],
+    mime: Option<&str>,
+    sink: &mut MonoSink,
+    cancelled: &AtomicBool,
+) -> Result<(), DecodeError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        decode_packets(bytes, mime, sink, cancelled)
+    }))
+    .unwrap_or_else(|_| {
+        Err(DecodeError::Corrupt(
+            "the file's structure is malformed".into(),
+        ))
+    })
+}
+
+fn decode_packets(
+    bytes: &[u8],
+    mime: Option<&str>,
+    sink: &mut MonoSink,
+    cancelled: &AtomicBool,
+) -> Result<(), DecodeError> {
     let mut hint = Hint::new();
     if let Some(mime) = mime {
         hint.mime_type(mime.split(';').next().unwrap_or(mime).trim());
@@ -86,36 +160,40 @@ pub fn decode_at_most(
         })
         .ok_or(DecodeError::NoAudioTrack)?
         .clone();
-    let mut sink = if track.codec_params.codec == CODEC_TYPE_OPUS {
+    let mut decoder = if track.codec_params.codec == CODEC_TYPE_OPUS {
         PacketDecoder::opus(&track)?
     } else {
+        check_rate(track.codec_params.sample_rate.unwrap_or(0))?;
+        if let Some(channels) = track.codec_params.channels {
+            check_channels(channels.count())?;
+        }
         PacketDecoder::symphonia(&track)?
     };
-    let mut mono = MonoSink {
-        samples: Vec::new(),
-        sample_rate: track.codec_params.sample_rate.unwrap_or(0),
-        max_secs,
-    };
-    loop {
-        let packet = match next_packet(format.as_mut()) {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(e) => return Err(e),
-        };
-        if packet.track_id() != track.id {
-            continue;
+    while let Some(packet) = next_packet(format.as_mut())? {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(DecodeError::Cancelled);
         }
-        sink.decode(&packet, &mut mono)?;
+        if packet.track_id() == track.id {
+            decoder.decode(&packet, sink)?;
+        }
     }
-    if mono.sample_rate == 0 || mono.samples.is_empty() {
-        return Err(DecodeError::Corrupt(
-            "no audio samples could be decoded".into(),
-        ));
+    Ok(())
+}
+
+fn check_rate(hz: u32) -> Result<(), DecodeError> {
+    if SAMPLE_RATES.contains(&hz) {
+        Ok(())
+    } else {
+        Err(DecodeError::UnsupportedSampleRate { hz })
     }
-    Ok(MonoAudio {
-        samples: mono.samples,
-        sample_rate: mono.sample_rate,
-    })
+}
+
+fn check_channels(channels: usize) -> Result<(), DecodeError> {
+    if (1..=MAX_CHANNELS).contains(&channels) {
+        Ok(())
+    } else {
+        Err(DecodeError::UnsupportedChannels { channels })
+    }
 }
 
 fn next_packet(format: &mut dyn FormatReader) -> Result<Option<Packet>, DecodeError> {
@@ -129,33 +207,88 @@ fn next_packet(format: &mut dyn FormatReader) -> Result<Option<Packet>, DecodeEr
     }
 }
 
-/// Collects decoded frames as mono samples, refusing to grow past `max_secs`.
+/// Collects decoded frames (of a checked rate and channel count) as mono samples at the
+/// stream's rate, or resampled to a fixed rate as they arrive, refusing to go past
+/// `max_secs`.
 struct MonoSink {
     samples: Vec<f32>,
-    sample_rate: u32,
+    /// Output rate when resampling.
+    target_rate: Option<u32>,
+    /// The stream's rate, set by its first packet.
+    source_rate: Option<u32>,
+    resampler: Option<StreamResampler>,
+    frames: u64,
     max_secs: f64,
+    mono: Vec<f32>,
 }
 
 impl MonoSink {
+    fn new(target_rate: Option<u32>, max_secs: f64) -> Self {
+        Self {
+            samples: Vec::new(),
+            target_rate,
+            source_rate: None,
+            resampler: None,
+            frames: 0,
+            max_secs,
+            mono: Vec::new(),
+        }
+    }
+
     fn push_interleaved(
         &mut self,
         interleaved: &[f32],
         channels: usize,
         sample_rate: u32,
     ) -> Result<(), DecodeError> {
-        self.sample_rate = sample_rate;
-        let channels = channels.max(1);
-        self.samples.extend(
-            interleaved
-                .chunks(channels)
-                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
-        );
-        if self.samples.len() as f64 > self.max_secs * f64::from(sample_rate) {
+        match self.source_rate {
+            None => {
+                self.source_rate = Some(sample_rate);
+                if let Some(target) = self.target_rate {
+                    let resampler = StreamResampler::new(sample_rate, target)
+                        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+                    self.resampler = Some(resampler);
+                }
+            }
+            Some(rate) if rate != sample_rate => {
+                return Err(DecodeError::Corrupt(format!(
+                    "the sample rate changes from {rate} Hz to {sample_rate} Hz within the stream"
+                )));
+            }
+            Some(_) => {}
+        }
+        self.frames += (interleaved.len() / channels) as u64;
+        if self.frames as f64 > self.max_secs * f64::from(sample_rate) {
             return Err(DecodeError::TooLong {
                 max_secs: self.max_secs,
             });
         }
+        self.mono.clear();
+        self.mono.extend(
+            interleaved
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+        match &mut self.resampler {
+            Some(resampler) => self.samples.extend(resampler.push(&self.mono)),
+            None => self.samples.extend_from_slice(&self.mono),
+        }
         Ok(())
+    }
+
+    fn finish(mut self) -> Result<MonoAudio, DecodeError> {
+        let Some(source_rate) = self.source_rate.filter(|_| self.frames > 0) else {
+            return Err(DecodeError::Corrupt(
+                "no audio samples could be decoded".into(),
+            ));
+        };
+        if let Some(resampler) = &mut self.resampler {
+            self.samples.extend(resampler.finish());
+        }
+        Ok(MonoAudio {
+            samples: self.samples,
+            sample_rate: self.target_rate.unwrap_or(source_rate),
+        })
     }
 }
 
@@ -186,6 +319,7 @@ impl PacketDecoder {
 
     fn opus(track: &Track) -> Result<Self, DecodeError> {
         let channels = track.codec_params.channels.map_or(1, |c| c.count());
+        check_channels(channels)?;
         let decoder = crate::opus::Decoder::new(OPUS_RATE, channels)
             .map_err(|_| DecodeError::UnsupportedCodec)?;
         Ok(Self::Opus {
@@ -204,7 +338,9 @@ impl PacketDecoder {
                     Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
                 };
                 let spec = *decoded.spec();
-                let channels = spec.channels.count().max(1);
+                check_rate(spec.rate)?;
+                let channels = spec.channels.count();
+                check_channels(channels)?;
                 let buf = match buffer {
                     Some(b) if b.capacity() >= decoded.capacity() * channels => b,
                     _ => buffer.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),

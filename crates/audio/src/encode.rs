@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::resample::Resampler;
+use crate::resample::{Resampler, StreamResampler};
 
 /// Sample rate of the audio handed to the encoders (the speech engine's output).
 pub const SOURCE_RATE: u32 = 24_000;
@@ -263,7 +263,8 @@ impl StreamEncoder {
             OutputFormat::Ulaw => Box::new(Ulaw),
         };
         Self {
-            resampler: StreamResampler::new(SOURCE_RATE, format.sample_rate()),
+            resampler: StreamResampler::new(SOURCE_RATE, format.sample_rate())
+                .expect("output sample rates are positive"),
             sink,
         }
     }
@@ -287,84 +288,6 @@ trait FormatEncoder {
     /// Samples at the format's rate in; bytes ready to send out.
     fn push(&mut self, samples: &[f32]) -> Vec<u8>;
     fn finish(&mut self) -> Vec<u8>;
-}
-
-/// Input samples kept on either side of an output sample: more than the resampler kernel's
-/// reach (203 input samples for 24 kHz to 8 kHz, the steepest ratio among the formats).
-const RESAMPLER_CONTEXT: u64 = 256;
-
-/// Resamples a signal arriving in pieces to exactly what [`Resampler::process`] gives for
-/// the whole signal: an output sample is produced once the input it depends on has arrived.
-struct StreamResampler {
-    resampler: Option<Resampler>,
-    /// Reduced ratio: `up` output samples per `down` input samples.
-    up: u64,
-    down: u64,
-    /// Input not yet needed by emitted output; starts at absolute input index `pending_start`,
-    /// a multiple of `down` so that it maps onto a whole output index.
-    pending: Vec<f32>,
-    pending_start: u64,
-    emitted: u64,
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-impl StreamResampler {
-    fn new(from_hz: u32, to_hz: u32) -> Self {
-        let divisor = gcd(u64::from(from_hz), u64::from(to_hz));
-        Self {
-            resampler: (from_hz != to_hz)
-                .then(|| Resampler::new(from_hz, to_hz).expect("output sample rates are positive")),
-            up: u64::from(to_hz) / divisor,
-            down: u64::from(from_hz) / divisor,
-            pending: Vec::new(),
-            pending_start: 0,
-            emitted: 0,
-        }
-    }
-
-    fn input_end(&self) -> u64 {
-        self.pending_start + self.pending.len() as u64
-    }
-
-    fn push(&mut self, samples: &[f32]) -> Vec<f32> {
-        if self.resampler.is_none() {
-            return samples.to_vec();
-        }
-        self.pending.extend_from_slice(samples);
-        let complete = self.input_end().saturating_sub(RESAMPLER_CONTEXT) * self.up / self.down;
-        self.emit_until(complete)
-    }
-
-    fn finish(&mut self) -> Vec<f32> {
-        let end = (self.input_end() * self.up).div_ceil(self.down);
-        self.emit_until(end)
-    }
-
-    fn emit_until(&mut self, end: u64) -> Vec<f32> {
-        let Some(resampler) = &self.resampler else {
-            return Vec::new();
-        };
-        if end <= self.emitted {
-            return Vec::new();
-        }
-        let first_output = self.pending_start / self.down * self.up;
-        let output = resampler.process(&self.pending);
-        let ready =
-            output[(self.emitted - first_output) as usize..(end - first_output) as usize].to_vec();
-        self.emitted = end;
-        let still_needed = (self.emitted * self.down / self.up).saturating_sub(RESAMPLER_CONTEXT)
-            / self.down
-            * self.down;
-        if still_needed > self.pending_start {
-            self.pending
-                .drain(..(still_needed - self.pending_start) as usize);
-            self.pending_start = still_needed;
-        }
-        ready
-    }
 }
 
 fn to_i16(sample: f32) -> i16 {

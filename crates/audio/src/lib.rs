@@ -10,5 +10,5 @@ pub mod stretch;
 pub mod voice_sample;
 pub mod wav;
 
-pub use decode::{DecodeError, MonoAudio, decode, decode_at_most};
+pub use decode::{Bounds, DecodeError, MonoAudio, decode, decode_bounded};
 pub use encode::{OutputFormat, StreamEncoder, UnsupportedFormat, encode};

@@ -1,9 +1,10 @@
 //! Checking an uploaded voice recording and turning it into the canonical voice sample:
 //! mono 16-bit WAV at [`SAMPLE_RATE`].
 
-use crate::decode::{DecodeError, decode_at_most};
+use std::sync::atomic::AtomicBool;
+
+use crate::decode::{Bounds, DecodeError, decode_bounded};
 use crate::loudness::integrated_loudness;
-use crate::resample::resample;
 use crate::wav::encode_wav_pcm16;
 
 /// Sample rate of stored voice samples (the speech model's rate).
@@ -20,6 +21,8 @@ pub const SILENCE_LUFS: f64 = -55.0;
 pub enum SampleError {
     #[error("the audio could not be decoded: {0}")]
     Undecodable(DecodeError),
+    #[error("{0}")]
+    UnsupportedSampleRate(DecodeError),
     #[error("the recording is {seconds:.1} s long; at least {MIN_SECONDS} s are needed")]
     TooShort { seconds: f64 },
     #[error("the recording is longer than {MAX_SECONDS} s")]
@@ -37,12 +40,19 @@ pub struct VoiceSample {
 }
 
 /// Decodes `bytes` (`content_type` helps recognize the container), checks its length and
-/// level, and converts it to the canonical mono WAV at [`SAMPLE_RATE`].
-pub fn prepare(bytes: &[u8], content_type: Option<&str>) -> Result<VoiceSample, SampleError> {
-    let audio = decode_at_most(bytes, content_type, MAX_SECONDS).map_err(|e| match e {
-        DecodeError::TooLong { .. } => SampleError::TooLong,
-        other => SampleError::Undecodable(other),
-    })?;
+/// level, and converts it to the canonical mono WAV at [`SAMPLE_RATE`]. Stops with
+/// [`DecodeError::Cancelled`] soon after `cancelled` is raised.
+pub fn prepare(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    cancelled: &AtomicBool,
+) -> Result<VoiceSample, SampleError> {
+    let bounds = Bounds {
+        sample_rate: SAMPLE_RATE,
+        max_secs: MAX_SECONDS,
+        cancelled,
+    };
+    let audio = decode_bounded(bytes, content_type, &bounds).map_err(sample_error)?;
     let duration_secs = audio.duration_secs();
     if duration_secs < MIN_SECONDS {
         return Err(SampleError::TooShort {
@@ -55,12 +65,19 @@ pub fn prepare(bytes: &[u8], content_type: Option<&str>) -> Result<VoiceSample, 
     if loudness < SILENCE_LUFS {
         return Err(SampleError::Silent);
     }
-    let samples = resample(&audio.samples, audio.sample_rate, SAMPLE_RATE)
-        .map_err(|e| SampleError::Undecodable(DecodeError::Corrupt(e.to_string())))?;
     Ok(VoiceSample {
-        wav: encode_wav_pcm16(&samples, SAMPLE_RATE),
+        wav: encode_wav_pcm16(&audio.samples, SAMPLE_RATE),
         duration_secs,
     })
+}
+
+/// Why decoding an upload failed, in the terms of a voice sample.
+pub fn sample_error(error: DecodeError) -> SampleError {
+    match error {
+        DecodeError::TooLong { .. } => SampleError::TooLong,
+        e @ DecodeError::UnsupportedSampleRate { .. } => SampleError::UnsupportedSampleRate(e),
+        other => SampleError::Undecodable(other),
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +94,7 @@ mod tests {
     #[test]
     fn a_clear_recording_becomes_mono_24k_wav() {
         let wav = encode_wav_pcm16(&tone(44_100, 12.0, 0.3), 44_100);
-        let sample = prepare(&wav, Some("audio/wav")).unwrap();
+        let sample = prepare(&wav, Some("audio/wav"), &AtomicBool::new(false)).unwrap();
         assert!((sample.duration_secs - 12.0).abs() < 0.01);
         let spec = hound::WavReader::new(sample.wav.as_slice()).unwrap().spec();
         assert_eq!((spec.channels, spec.sample_rate), (1, SAMPLE_RATE));
@@ -89,17 +106,30 @@ mod tests {
     fn refuses_short_long_silent_and_undecodable_input() {
         let short = encode_wav_pcm16(&tone(16_000, 9.5, 0.3), 16_000);
         assert!(matches!(
-            prepare(&short, None),
+            prepare(&short, None, &AtomicBool::new(false)),
             Err(SampleError::TooShort { seconds }) if (seconds - 9.5).abs() < 0.01
         ));
         let long = encode_wav_pcm16(&tone(8_000, MAX_SECONDS + 1.0, 0.3), 8_000);
-        assert!(matches!(prepare(&long, None), Err(SampleError::TooLong)));
-        let silent = encode_wav_pcm16(&vec![0.0; 16_000 * 12], 16_000);
-        assert!(matches!(prepare(&silent, None), Err(SampleError::Silent)));
-        let hiss = encode_wav_pcm16(&tone(16_000, 12.0, 0.0005), 16_000);
-        assert!(matches!(prepare(&hiss, None), Err(SampleError::Silent)));
         assert!(matches!(
-            prepare(b"RIFF not really a wave file", Some("audio/wav")),
+            prepare(&long, None, &AtomicBool::new(false)),
+            Err(SampleError::TooLong)
+        ));
+        let silent = encode_wav_pcm16(&vec![0.0; 16_000 * 12], 16_000);
+        assert!(matches!(
+            prepare(&silent, None, &AtomicBool::new(false)),
+            Err(SampleError::Silent)
+        ));
+        let hiss = encode_wav_pcm16(&tone(16_000, 12.0, 0.0005), 16_000);
+        assert!(matches!(
+            prepare(&hiss, None, &AtomicBool::new(false)),
+            Err(SampleError::Silent)
+        ));
+        assert!(matches!(
+            prepare(
+                b"RIFF not really a wave file",
+                Some("audio/wav"),
+                &AtomicBool::new(false)
+            ),
             Err(SampleError::Undecodable(_))
         ));
     }

@@ -5,7 +5,9 @@
 
 use std::f64::consts::PI;
 
-use resonance_audio::resample::{ResampleError, Resampler, resample, resample_like_torchaudio};
+use resonance_audio::resample::{
+    ResampleError, Resampler, StreamResampler, resample, resample_like_torchaudio,
+};
 
 /// Output samples near either end (kernel warm-up over the zero padding) left out of the
 /// comparisons.
@@ -145,6 +147,23 @@ fn uncommon_ratio_without_a_phase_table_still_resamples() {
     let expected = tone(16_000, y.len(), 1000.0, 0.5);
     let err = error_db(&y, &expected, 0.5);
     assert!(err < -90.0, "error {err:.1} dB");
+}
+
+#[test]
+fn any_rate_up_to_192_khz_resamples_accurately_and_streams_like_the_whole() {
+    // 191 999 -> 24 000 Hz: coprime, a 1079-tap kernel; the phases are interpolated.
+    let x = tone(191_999, 191_999, 1000.0, 0.5);
+    let whole = resample(&x, 191_999, 24_000).unwrap();
+    let expected = tone(24_000, whole.len(), 1000.0, 0.5);
+    let err = error_db(&whole, &expected, 0.5);
+    assert!(err < -90.0, "error {err:.1} dB");
+    let mut stream = StreamResampler::new(191_999, 24_000).unwrap();
+    let mut streamed = Vec::new();
+    for piece in x.chunks(1152) {
+        streamed.extend(stream.push(piece));
+    }
+    streamed.extend(stream.finish());
+    assert!(streamed == whole, "streamed output differs from the whole");
 }
 
 #[test]

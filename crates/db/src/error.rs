@@ -8,6 +8,9 @@ pub enum DbError {
     /// The row does not exist, or exists but is not visible to the caller's organization.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The row exists and is visible, but the change is not the caller's to make.
+    #[error("{0}")]
+    Forbidden(String),
     /// A uniqueness, reference or check constraint refused the change.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -188,6 +188,15 @@ macro_rules! impl_database {
                 let category = filter.category.map(|c| c.as_str());
                 let language = filter.language.as_ref().map(|l| l.as_str());
                 let variant = filter.variant.map(|v| v.as_str());
+                if filter.name_contains.as_deref().is_some_and(|needle| {
+                    needle.chars().count() > resonance_domain::VoiceName::MAX_CHARS
+                }) {
+                    // No name is that long; nor may a LIKE pattern be (SQLite's limit).
+                    return Ok($crate::Paged {
+                        items: Vec::new(),
+                        total: 0,
+                    });
+                }
                 let name_pattern = filter
                     .name_contains
                     .as_deref()

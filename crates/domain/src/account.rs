@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::allowed_in_name;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("enter a valid email address (at most 254 characters)")]
 pub struct EmailError;
@@ -112,7 +114,9 @@ impl FromStr for Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("API key name must be 1-100 characters")]
+#[error(
+    "API key name must be 1-100 characters, without control, zero-width or text-direction characters"
+)]
 pub struct ApiKeyNameError;
 
 /// The name an admin gives an API key to tell it apart: 1-100 characters after trimming,
@@ -125,7 +129,7 @@ impl ApiKeyName {
     pub fn parse(s: &str) -> Result<Self, ApiKeyNameError> {
         let s = s.trim();
         let n = s.chars().count();
-        if n == 0 || n > 100 || s.chars().any(char::is_control) {
+        if n == 0 || n > 100 || !s.chars().all(allowed_in_name) {
             return Err(ApiKeyNameError);
         }
         Ok(Self(s.to_string()))

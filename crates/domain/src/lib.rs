@@ -5,6 +5,7 @@ pub mod account;
 pub mod generation;
 pub mod ids;
 pub mod org;
+pub mod text;
 pub mod voice;
 
 pub use account::{

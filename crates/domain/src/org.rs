@@ -2,8 +2,12 @@
 
 use serde::Serialize;
 
+use crate::text::allowed_in_name;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("organization name must be 1-100 characters")]
+#[error(
+    "organization name must be 1-100 characters, without control, zero-width or text-direction characters"
+)]
 pub struct OrganizationNameError;
 
 /// An organization's display name: 1-100 characters after trimming, no control characters.
@@ -15,7 +19,7 @@ impl OrganizationName {
     pub fn parse(s: &str) -> Result<Self, OrganizationNameError> {
         let s = s.trim();
         let n = s.chars().count();
-        if n == 0 || n > 100 || s.chars().any(char::is_control) {
+        if n == 0 || n > 100 || !s.chars().all(allowed_in_name) {
             return Err(OrganizationNameError);
         }
         Ok(Self(s.to_string()))
@@ -34,6 +38,8 @@ mod tests {
     fn name_bounds() {
         assert!(OrganizationName::parse(" ").is_err());
         assert!(OrganizationName::parse("a\tb").is_err());
+        assert!(OrganizationName::parse("Acme\u{202E}gnp.exe").is_err());
+        assert!(OrganizationName::parse("Ac\u{200B}me").is_err());
         assert!(OrganizationName::parse(&"x".repeat(101)).is_err());
         assert_eq!(OrganizationName::parse(" Acme ").unwrap().as_str(), "Acme");
     }

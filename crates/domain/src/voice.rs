@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::OrgId;
+use crate::text::allowed_in_name;
 
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
@@ -137,7 +138,9 @@ impl VoiceOwner {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VoiceFieldError {
-    #[error("name must be 1-100 characters")]
+    #[error(
+        "name must be 1-100 characters, without control, zero-width or text-direction characters"
+    )]
     Name,
     #[error("description must be at most 1000 characters")]
     Description,
@@ -151,10 +154,13 @@ pub enum VoiceFieldError {
 pub struct VoiceName(String);
 
 impl VoiceName {
+    /// The longest name, in characters.
+    pub const MAX_CHARS: usize = 100;
+
     pub fn parse(s: &str) -> Result<Self, VoiceFieldError> {
         let s = s.trim();
         let n = s.chars().count();
-        if n == 0 || n > 100 || s.chars().any(char::is_control) {
+        if n == 0 || n > Self::MAX_CHARS || !s.chars().all(allowed_in_name) {
             return Err(VoiceFieldError::Name);
         }
         Ok(Self(s.to_string()))

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chatterbox::t3::Precision;
 use clap::Args;
 use resonance_db::Plan;
+use resonance_web::ConnectionSettings;
 use resonance_web::auth::IpNetwork;
 use resonance_web::billing::BillingSettings;
 use resonance_web::billing::polar::{DEFAULT_API_URL, PolarSettings};
@@ -73,6 +75,26 @@ pub struct SettingsArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Host names users reach the server at (with the port unless it is the scheme's
+    /// default), comma-separated: signed-in writes to any other Host are refused
+    /// [default: any host]
+    #[arg(
+        long,
+        env = "RESONANCE_ALLOWED_HOSTS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Seconds a client has to send a request's headers; also how long an idle connection
+    /// stays open [default: 30]
+    #[arg(long, env = "RESONANCE_HEADER_READ_TIMEOUT_SECS", global = true)]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Longest pause, in seconds, while a request body arrives [default: 60]
+    #[arg(long, env = "RESONANCE_BODY_READ_TIMEOUT_SECS", global = true)]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Client connections served at once; more wait to be accepted [default: 1024]
+    #[arg(long, env = "RESONANCE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
     /// Speech engine: chatterbox (native), remote (the original's inference service) or
     /// none (no generation workers in this process) [default: chatterbox]
     #[arg(long, env = "RESONANCE_ENGINE", global = true)]
@@ -176,6 +198,10 @@ struct FileSettings {
     log_format: Option<String>,
     voice_upload_max_bytes: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     engine: Option<String>,
     remote_url: Option<String>,
     remote_api_key: Option<String>,
@@ -228,6 +254,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub voice_upload_max_bytes: usize,
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Lowercase host names signed-in writes may be sent to; any when empty.
+    pub allowed_hosts: Vec<String>,
+    /// Timeouts and the cap on client connections.
+    pub connections: ConnectionSettings,
     /// `None` for `none`: this process runs no generation workers.
     pub engine: Option<EngineConfig>,
     /// T3's weights in the native engine (`serve`, `worker`, `say`).
@@ -451,6 +481,21 @@ impl Config {
                 got: text,
             })?,
         };
+        let allowed_hosts = args
+            .allowed_hosts
+            .clone()
+            .or(file.allowed_hosts)
+            .unwrap_or_default()
+            .iter()
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect();
+        let connections = connection_settings(
+            args.header_read_timeout_secs
+                .or(file.header_read_timeout_secs),
+            args.body_read_timeout_secs.or(file.body_read_timeout_secs),
+            args.max_connections.or(file.max_connections),
+        )?;
 
         let concurrency = args.engine_concurrency.or(file.engine_concurrency);
         if concurrency == Some(0) {
@@ -531,12 +576,51 @@ impl Config {
             log_format,
             voice_upload_max_bytes,
             trusted_proxies,
+            allowed_hosts,
+            connections,
             engine,
             precision,
             workers: args.workers.or(file.workers).unwrap_or(1),
             billing,
         })
     }
+}
+
+/// Connection timeouts and cap; each must be positive.
+fn connection_settings(
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+) -> Result<ConnectionSettings, ConfigError> {
+    let defaults = ConnectionSettings::default();
+    let positive = |value: Option<u64>, key: &'static str| match value {
+        Some(0) => Err(ConfigError::Invalid {
+            key,
+            expected: "at least 1",
+            got: "0".into(),
+        }),
+        other => Ok(other),
+    };
+    let seconds = |value: Option<u64>, key, default: Duration| {
+        Ok::<_, ConfigError>(positive(value, key)?.map_or(default, Duration::from_secs))
+    };
+    Ok(ConnectionSettings {
+        header_read_timeout: seconds(
+            header_read_timeout_secs,
+            "RESONANCE_HEADER_READ_TIMEOUT_SECS (header_read_timeout_secs)",
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: seconds(
+            body_read_timeout_secs,
+            "RESONANCE_BODY_READ_TIMEOUT_SECS (body_read_timeout_secs)",
+            defaults.body_read_timeout,
+        )?,
+        max_connections: positive(
+            max_connections.map(|n| n as u64),
+            "RESONANCE_MAX_CONNECTIONS (max_connections)",
+        )?
+        .map_or(defaults.max_connections, |n| n as usize),
+    })
 }
 
 /// Polar when an access token is configured; it then needs product ids.
@@ -723,6 +807,49 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains("RESONANCE_TRUSTED_PROXIES"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn connection_limits_and_allowed_hosts_come_from_the_file_or_flags() {
+        let defaults = Config::load(&args()).unwrap();
+        assert_eq!(
+            defaults.connections.header_read_timeout,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            defaults.connections.body_read_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(defaults.connections.max_connections, 1024);
+        assert!(defaults.allowed_hosts.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(
+            &file,
+            "header_read_timeout_secs = 5\nmax_connections = 200\nallowed_hosts = [\"TTS.example\", \"localhost:3000\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&SettingsArgs {
+            config: Some(file),
+            body_read_timeout_secs: Some(7),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(cfg.connections.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.connections.body_read_timeout, Duration::from_secs(7));
+        assert_eq!(cfg.connections.max_connections, 200);
+        assert_eq!(cfg.allowed_hosts, ["tts.example", "localhost:3000"]);
+
+        let err = Config::load(&SettingsArgs {
+            max_connections: Some(0),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("RESONANCE_MAX_CONNECTIONS"),
             "{err}"
         );
     }

@@ -40,7 +40,12 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
             }
         }))
     };
-    let server = resonance_web::serve(listener, state, shutdown_signal())?;
+    let server = resonance_web::serve_with(
+        listener,
+        state,
+        config.connections.clone(),
+        shutdown_signal(),
+    )?;
     tracing::info!(addr = %server.addr, "Resonance is serving on http://{}", server.addr);
     server.task.await.context("server task")??;
     if let Some(workers) = workers {
@@ -194,6 +199,7 @@ fn auth_settings(config: &Config) -> AuthSettings {
             .is_some_and(|url| url.starts_with("https://")),
         public_url: config.public_url.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
         ..AuthSettings::default()
     }
 }

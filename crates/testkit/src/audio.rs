@@ -98,12 +98,20 @@ pub fn encode_as(samples: &[f32], format: UploadFormat) -> Vec<u8> {
 fn ffmpeg(samples: &[f32], codec: &[&str], extension: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let input = dir.path().join("input.wav");
-    let output = dir.path().join(format!("output.{extension}"));
     std::fs::write(&input, encode_wav_pcm16(samples, SOURCE_RATE)).expect("writing the input");
+    let input = input.to_str().expect("a UTF-8 temporary path");
+    let mut args = vec!["-i", input];
+    args.extend_from_slice(codec);
+    ffmpeg_output(&args, extension)
+}
+
+/// What `ffmpeg ARGS output.EXTENSION` writes.
+pub(crate) fn ffmpeg_output(args: &[&str], extension: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let output = dir.path().join(format!("output.{extension}"));
     let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(&input)
-        .args(codec)
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
         .arg(&output)
         .status()
         .expect("ffmpeg is installed (apt-get install ffmpeg; .ci/run does)");

@@ -78,6 +78,7 @@ impl From<resonance_db::DbError> for ApiError {
         match error {
             DbError::NotFound(what) => Self::NotFound(what),
             DbError::Conflict(message) => Self::Conflict(message),
+            DbError::Forbidden(message) => Self::Forbidden(message),
             DbError::Unavailable { .. } => {
                 tracing::error!(%error, "database unavailable");
                 Self::Unavailable

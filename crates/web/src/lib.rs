@@ -20,4 +20,7 @@ pub mod voices;
 
 pub use error::ApiError;
 pub use json::ApiJson;
-pub use server::{AppState, RunningServer, SHUTDOWN_GRACE, api_document, router, serve};
+pub use server::{
+    AppState, ConnectionSettings, RunningServer, SHUTDOWN_GRACE, api_document, router, serve,
+    serve_with,
+};

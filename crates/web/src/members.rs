@@ -60,6 +60,9 @@ pub struct MemberList {
 pub struct InviteBody {
     id: InviteId,
     role: Role,
+    /// Only the account with this email can accept the invite; anyone with the link when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<Email>,
     created_by: Option<UserId>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -72,6 +75,7 @@ impl From<Invite> for InviteBody {
         Self {
             id: i.id,
             role: i.role,
+            email: i.email,
             created_by: i.created_by,
             created_at: i.created_at,
             expires_at: i.expires_at,
@@ -215,11 +219,15 @@ async fn remove_member(
 #[derive(Deserialize, ToSchema)]
 pub struct CreateInvite {
     role: Role,
+    /// The invitee's email: then only the account with that email can accept.
+    #[serde(default)]
+    email: Option<String>,
 }
 
 /// Invite someone
 ///
-/// Admins only. The invite link (no mail is sent) is in the response, once.
+/// Admins only. The invite link (no mail is sent) is in the response, once. With `email`,
+/// only the account with that email can accept it.
 #[utoipa::path(
     post,
     path = "/api/orgs/{orgId}/invites",
@@ -233,6 +241,7 @@ pub struct CreateInvite {
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, an API key, or a cross-site request", body = ErrorBody),
         (status = 404, description = "No such organization among the caller's", body = ErrorBody),
+        (status = 422, description = "`INVALID_EMAIL`", body = ErrorBody),
     )
 )]
 
@@ -244,6 +253,16 @@ async fn create_invite(
 ) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
     let caller = org_user(&state, &principal, &org_id).await?;
     caller.require_admin()?;
+    let email = body
+        .email
+        .as_deref()
+        .filter(|email| !email.trim().is_empty())
+        .map(Email::parse)
+        .transpose()
+        .map_err(|e| ApiError::Unprocessable {
+            code: "INVALID_EMAIL",
+            message: e.to_string(),
+        })?;
     let token = secrets::new_session_token();
     let invite = state
         .db
@@ -252,6 +271,7 @@ async fn create_invite(
             org_id: caller.org_id.clone(),
             token_hash: secrets::secret_hash(&token),
             role: body.role,
+            email,
             created_by: caller.require_user()?.clone(),
             expires_at: OffsetDateTime::now_utc() + state.auth.settings.invite_ttl,
         })
@@ -345,7 +365,7 @@ async fn delete_invite(
     responses(
         (status = 200, description = "Joined", body = OrganizationBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+        (status = 403, description = "An API key, a cross-site request, or an invite for another email", body = ErrorBody),
         (status = 404, description = "No such invite, or it expired or was used", body = ErrorBody),
         (status = 409, description = "`CONFLICT`: already a member", body = ErrorBody),
     )

@@ -2,12 +2,13 @@
 //! `/files/{key}` route behind the local backend's signed URLs.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use resonance_storage::{ObjectKey, StorageError, unix_now};
 use serde::Deserialize;
 
+use crate::paging::ApiQuery;
 use crate::{ApiError, AppState};
 
 /// How an object is presented to the client.
@@ -120,7 +121,7 @@ pub struct SignedQuery {
 pub async fn signed_file(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(query): Query<SignedQuery>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = ObjectKey::parse(&key).map_err(|_| ApiError::NotFound("file"))?;

@@ -77,8 +77,9 @@ pub trait Accounts: Send + Sync {
     async fn delete_invite(&self, org: &OrgId, id: &InviteId) -> Result<(), DbError>;
 
     /// Uses up the invite and makes `user` a member with the invite's role. Fails with
-    /// `NotFound("invite")` when the invite does not exist, has expired or was used, and
-    /// with `Conflict` when `user` is already a member (the invite stays usable).
+    /// `NotFound("invite")` when the invite does not exist, has expired or was used, with
+    /// `Forbidden` when it names another email than `user`'s, and with `Conflict` when `user`
+    /// is already a member (the invite stays usable in both cases).
     async fn accept_invite(&self, token_hash: &str, user: &UserId) -> Result<Membership, DbError>;
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, DbError>;
@@ -147,6 +148,8 @@ pub struct NewInvite {
     pub org_id: OrgId,
     pub token_hash: String,
     pub role: Role,
+    /// Only the account with this email may accept; anyone with the link when `None`.
+    pub email: Option<Email>,
     pub created_by: UserId,
     pub expires_at: OffsetDateTime,
 }
@@ -156,6 +159,7 @@ pub struct Invite {
     pub id: InviteId,
     pub org_id: OrgId,
     pub role: Role,
+    pub email: Option<Email>,
     pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -328,6 +332,7 @@ pub(crate) struct InviteRow {
     id: String,
     org_id: String,
     role: String,
+    email: Option<String>,
     created_by: Option<String>,
     created_at: i64,
     expires_at: i64,
@@ -342,6 +347,11 @@ impl TryFrom<InviteRow> for Invite {
             id: InviteId::parse(&row.id).map_err(|e| DbError::corrupt(T, "id", e))?,
             org_id: OrgId::parse(&row.org_id).map_err(|e| DbError::corrupt(T, "org_id", e))?,
             role: parse_role(T, &row.role)?,
+            email: row
+                .email
+                .as_deref()
+                .map(|email| Email::parse(email).map_err(|e| DbError::corrupt(T, "email", e)))
+                .transpose()?,
             created_by: row
                 .created_by
                 .as_deref()

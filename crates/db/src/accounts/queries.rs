@@ -14,7 +14,7 @@ macro_rules! api_key_columns {
 
 macro_rules! invite_columns {
     () => {
-        "id, org_id, role, created_by, created_at, expires_at"
+        "id, org_id, role, email, created_by, created_at, expires_at"
     };
 }
 
@@ -358,8 +358,8 @@ macro_rules! impl_accounts {
             ) -> Result<$crate::Invite, $crate::DbError> {
                 sqlx::query_as::<_, $crate::accounts::InviteRow>(concat!(
                     "INSERT INTO invites \
-                     (id, org_id, token_hash, role, created_by, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+                     (id, org_id, token_hash, role, created_by, created_at, expires_at, email) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
                     invite_columns!()
                 ))
                 .bind(invite.id.as_str())
@@ -369,6 +369,7 @@ macro_rules! impl_accounts {
                 .bind(invite.created_by.as_str())
                 .bind($crate::model::now_millis())
                 .bind($crate::accounts::millis(invite.expires_at))
+                .bind(invite.email.as_ref().map(|email| email.as_str()))
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| self.error(e))?
@@ -423,18 +424,28 @@ macro_rules! impl_accounts {
                 let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
                 // Claims the invite first: a write, so that SQLite takes its lock at once and
                 // two acceptances of one invite cannot both succeed.
-                let claimed: Option<(String, String)> = sqlx::query_as(
-                    "UPDATE invites SET accepted_by = $1, accepted_at = $2 \
-                     WHERE token_hash = $3 AND accepted_at IS NULL AND expires_at > $2 \
-                     RETURNING org_id, role",
-                )
-                .bind(user.as_str())
-                .bind(now)
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
-                let (org_id, role) = claimed.ok_or($crate::DbError::NotFound("invite"))?;
+                let claimed: Option<(String, String, Option<String>, Option<String>)> =
+                    sqlx::query_as(
+                        "UPDATE invites SET accepted_by = $1, accepted_at = $2 \
+                         WHERE token_hash = $3 AND accepted_at IS NULL AND expires_at > $2 \
+                         RETURNING org_id, role, email, \
+                         (SELECT email FROM users WHERE id = $1)",
+                    )
+                    .bind(user.as_str())
+                    .bind(now)
+                    .bind(token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let (org_id, role, invitee, email) =
+                    claimed.ok_or($crate::DbError::NotFound("invite"))?;
+                if invitee.is_some() && invitee != email {
+                    // Dropping the transaction rolls the claim back.
+                    return Err($crate::DbError::Forbidden(
+                        "this invite is for another email address: sign in with that address to accept it"
+                            .to_string(),
+                    ));
+                }
                 let joined = sqlx::query(
                     "INSERT INTO memberships (org_id, user_id, role, created_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, user_id) DO NOTHING",

@@ -220,6 +220,15 @@ async fn list_filters_by_category_language_variant_and_name(t: TestDb) {
         .await,
         ["Sales 500"]
     );
+    // Longer than any name (and than SQLite allows a LIKE pattern): nothing, not an error.
+    assert_eq!(
+        list(VoiceFilter {
+            name_contains: Some("%_".repeat(30_000)),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
 }
 
 async fn list_pages_through_all_voices_with_a_total(t: TestDb) {

@@ -84,7 +84,7 @@ async function loadInvites() {
     const { invites } = await api(`${base}/invites`);
     list.replaceChildren(...invites.map((invite) => h('li', {},
       h('div', { class: 'list-main' },
-        h('span', { class: 'list-title' }, `${invite.role === 'admin' ? 'Admin' : 'Member'} invite`),
+        h('span', { class: 'list-title' }, `${invite.role === 'admin' ? 'Admin' : 'Member'} invite${invite.email ? ` for ${invite.email}` : ''}`),
         h('span', { class: 'list-sub' }, `Created ${formatDate(invite.createdAt)} · expires ${formatDate(invite.expiresAt)}`)),
       h('button', {
         type: 'button',
@@ -116,7 +116,11 @@ document.querySelector('[data-invite-form]').addEventListener('submit', async (e
   busy(submit, true);
   showError(errorBox, null);
   try {
-    const invite = await api(`${base}/invites`, { method: 'POST', json: { role: form.elements.role.value } });
+    const email = form.elements.email.value.trim();
+    const invite = await api(`${base}/invites`, {
+      method: 'POST',
+      json: { role: form.elements.role.value, ...(email ? { email } : {}) },
+    });
     document.querySelector('[data-invite-link]').value = inviteUrl(invite);
     document.querySelector('[data-invite-result]').hidden = false;
     loadInvites();

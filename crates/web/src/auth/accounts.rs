@@ -67,7 +67,7 @@ async fn sign_up(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SignUpResponse>), ApiError> {
-    if !csrf::same_origin(&axum::http::Method::POST, &headers) {
+    if !csrf::same_origin(&state.auth.settings, &axum::http::Method::POST, &headers) {
         return Err(cross_site());
     }
     let email = Email::parse(&body.email).map_err(|e| invalid("INVALID_EMAIL", e))?;
@@ -112,7 +112,7 @@ async fn sign_in(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    if !csrf::same_origin(&axum::http::Method::POST, &headers) {
+    if !csrf::same_origin(&state.auth.settings, &axum::http::Method::POST, &headers) {
         return Err(cross_site());
     }
     limit(state.auth.per_ip.check(&client.to_string()))?;

@@ -120,7 +120,7 @@ impl FromRequestParts<AppState> for Principal {
             .await?
             .filter(|session| secrets::secrets_equal(&session.token_hash, &session_hash))
             .ok_or(ApiError::Unauthenticated)?;
-        if !csrf::same_origin(&parts.method, &parts.headers) {
+        if !csrf::same_origin(&state.auth.settings, &parts.method, &parts.headers) {
             return Err(cross_site());
         }
         Ok(Principal::User(SignedIn {

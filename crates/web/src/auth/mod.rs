@@ -43,6 +43,9 @@ pub struct AuthSettings {
     /// Reverse proxies whose `X-Forwarded-For` names the client; none by default, since
     /// any client can send the header.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// The host names (with the port when not the scheme's default), lowercase, that
+    /// cookie-authenticated writes may come to; any when empty.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -56,6 +59,7 @@ impl Default for AuthSettings {
             attempts_per_ip: 100,
             attempt_window: Duration::from_secs(15 * 60),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `{"detail": {"status", "message"}}` errors.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 
 use axum::Json;
 use axum::body::Body;
@@ -11,8 +12,8 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use resonance_audio::voice_sample::{SAMPLE_RATE, SampleError};
-use resonance_audio::{DecodeError, OutputFormat};
+use resonance_audio::voice_sample::{MAX_SECONDS, SAMPLE_RATE, SampleError, sample_error};
+use resonance_audio::{Bounds, OutputFormat};
 use resonance_db::{Generation, GenerationFilter, Page, Voice, VoiceFilter};
 use resonance_domain::{
     GenerationParams, GenerationStatus, GenerationText, Language, VoiceDescription, VoiceName,
@@ -28,6 +29,7 @@ use crate::billing::{Period, plan_of};
 use crate::generations::{
     ValidGeneration, generation_id, read_stored_audio, remove, stored_audio_key,
 };
+use crate::paging;
 use crate::voices::library::{self, CreateVoiceError, Upload, VoiceDetails};
 use crate::voices::{
     create_error, empty_body, invalid_form, missing_content_type, read_body, remove_voice, voice_id,
@@ -377,7 +379,7 @@ pub async fn list_voices(
         .map_err(|e| ElevenLabsError::invalid("page_size", e))?;
     let filter = VoiceFilter {
         variant,
-        name_contains: voices_query.search.filter(|s| !s.trim().is_empty()),
+        name_contains: paging::name_search(voices_query.search)?,
         ..VoiceFilter::default()
     };
     let listed = state
@@ -518,17 +520,23 @@ fn voice_details(form: &VoiceForm) -> Result<VoiceDetails, ElevenLabsError> {
     })
 }
 
-/// Several recordings become one: decoded, brought to the voice sample rate and joined
-/// end to end, as one WAV that is then checked like any upload.
-fn join_recordings(files: Vec<(Bytes, String)>) -> Result<Upload, SampleError> {
+/// Several recordings become one: decoded at the voice sample rate and joined end to end,
+/// as one WAV that is then checked like any upload. Each is decoded within what the length
+/// limit leaves, and the work stops when `cancelled` is raised.
+fn join_recordings(
+    files: Vec<(Bytes, String)>,
+    cancelled: &AtomicBool,
+) -> Result<Upload, SampleError> {
     let mut joined = Vec::new();
     for (bytes, content_type) in files {
-        let audio = resonance_audio::decode(&bytes, Some(&content_type))
-            .map_err(SampleError::Undecodable)?;
-        let samples =
-            resonance_audio::resample::resample(&audio.samples, audio.sample_rate, SAMPLE_RATE)
-                .map_err(|e| SampleError::Undecodable(DecodeError::Corrupt(e.to_string())))?;
-        joined.extend_from_slice(&samples);
+        let bounds = Bounds {
+            sample_rate: SAMPLE_RATE,
+            max_secs: MAX_SECONDS - joined.len() as f64 / f64::from(SAMPLE_RATE),
+            cancelled,
+        };
+        let audio = resonance_audio::decode_bounded(&bytes, Some(&content_type), &bounds)
+            .map_err(sample_error)?;
+        joined.extend_from_slice(&audio.samples);
     }
     Ok(Upload {
         bytes: resonance_audio::wav::encode_wav_pcm16(&joined, SAMPLE_RATE).into(),
@@ -563,9 +571,9 @@ pub async fn add_voice(
                 content_type,
             }
         }
-        _ => tokio::task::spawn_blocking(move || join_recordings(files))
+        _ => library::cancellable(move |cancelled| join_recordings(files, cancelled))
             .await
-            .map_err(ApiError::internal)?
+            .ok_or(ApiError::Unavailable)?
             .map_err(|e| create_error(CreateVoiceError::Sample(e)))?,
     };
     let voice = library::create_voice(

@@ -7,7 +7,7 @@ pub mod worker;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use resonance_audio::OutputFormat;
@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};
-use crate::paging::{self, invalid_query};
+use crate::paging::{self, ApiQuery, invalid_query};
 use crate::{ApiError, ApiJson, AppState};
 
 /// How long `?wait=true` waits for a job before answering 202 with it still unfinished.
@@ -202,7 +202,7 @@ impl CreateGeneration {
 async fn create_generation(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<CreateQuery>,
+    ApiQuery(query): ApiQuery<CreateQuery>,
     ApiJson(body): ApiJson<CreateGeneration>,
 ) -> Result<Response, ApiError> {
     let generation = queue(&state, &caller, &body).await?;
@@ -317,7 +317,7 @@ pub struct GenerationList {
 async fn list_generations(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<GenerationList>, ApiError> {
     let filter = GenerationFilter {
         voice_id: query
@@ -501,7 +501,7 @@ async fn audio(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<AudioQuery>,
+    ApiQuery(query): ApiQuery<AudioQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let generation = state

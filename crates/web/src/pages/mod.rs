@@ -9,12 +9,14 @@ mod viewer;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use resonance_domain::{GenerationId, VoiceCategory};
 use serde::Deserialize;
+use url::{Position, Url};
 
 use self::viewer::{InOrg, Viewer};
 use crate::generations::GenerationView;
@@ -88,11 +90,22 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Where to go after signing in: only a path on this site, so the link cannot send the
-/// user elsewhere.
+/// Where to go after signing in: a path on this site only, judged as the browser will read
+/// it (WHATWG URL rules: tabs and newlines dropped, `\` read as `/`, `//host` naming another
+/// site) and given back as the browser resolved it, percent-encoded.
 fn local_path(next: Option<String>) -> String {
-    next.filter(|path| path.starts_with('/') && !path.starts_with("//") && !path.contains('\\'))
+    let site = Url::parse("http://resonance.invalid/").expect("a valid URL");
+    next.as_deref()
+        .filter(|next| next.starts_with('/'))
+        .and_then(|next| site.join(next).ok())
+        .filter(|url| url.origin() == site.origin())
+        .map(|url| url[Position::BeforePath..].to_string())
         .unwrap_or_else(|| "/".to_string())
+}
+
+/// `next` from the query string; a malformed query string names no page.
+fn next_of(query: Result<Query<NextQuery>, QueryRejection>) -> Option<String> {
+    query.ok().and_then(|Query(query)| query.next)
 }
 
 #[derive(Template, WebTemplate)]
@@ -103,8 +116,11 @@ struct SignInPage {
 }
 
 /// Someone already signed in goes straight on to `next`.
-async fn sign_in(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Response {
-    let next = local_path(query.next);
+async fn sign_in(
+    viewer: Option<Viewer>,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    let next = local_path(next_of(query));
     if viewer.is_some() {
         return Redirect::to(&next).into_response();
     }
@@ -122,8 +138,11 @@ struct SignUpPage {
     next: String,
 }
 
-async fn sign_up(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Response {
-    let next = local_path(query.next);
+async fn sign_up(
+    viewer: Option<Viewer>,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    let next = local_path(next_of(query));
     if viewer.is_some() {
         return Redirect::to(&next).into_response();
     }
@@ -378,6 +397,32 @@ mod tests {
         assert_eq!(local_path(Some("https://evil.example/".into())), "/");
         assert_eq!(local_path(Some("/\\evil.example".into())), "/");
         assert_eq!(local_path(None), "/");
+    }
+
+    #[test]
+    fn next_is_read_as_a_browser_reads_it() {
+        for off_site in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            "/\\evil.example/x",
+            "/\t\\evil.example",
+            "//evil.example",
+            "///evil.example",
+        ] {
+            assert_eq!(local_path(Some(off_site.into())), "/", "{off_site:?}");
+        }
+        assert_eq!(local_path(Some("/history\n".into())), "/history");
+        assert_eq!(
+            local_path(Some("/\x0b/evil.example".into())),
+            "/%0B/evil.example"
+        );
+        assert_eq!(
+            local_path(Some("/voices?q=a b#x".into())),
+            "/voices?q=a%20b#x"
+        );
+        assert_eq!(local_path(Some("/a/../settings".into())), "/settings");
     }
 
     #[test]

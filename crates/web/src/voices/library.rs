@@ -6,9 +6,12 @@
 //! a crash between the two leaves only objects without a row, which [`reconcile`] removes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use resonance_audio::DecodeError;
 use resonance_audio::voice_sample::{self, SampleError, VoiceSample};
 use resonance_db::{Database, DbError, NewVoice, Voice};
 use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
@@ -89,11 +92,35 @@ pub async fn delete_voice(
     Ok(())
 }
 
-/// Decoding and resampling take a while; they run off the async threads.
+/// Decoding and resampling take a while; they run off the async threads, and stop when the
+/// request that waits for them goes away (the client disconnected).
 async fn prepare(bytes: Bytes, content_type: String) -> Result<VoiceSample, SampleError> {
-    tokio::task::spawn_blocking(move || voice_sample::prepare(&bytes, Some(&content_type)))
+    cancellable(move |cancelled| voice_sample::prepare(&bytes, Some(&content_type), cancelled))
         .await
-        .expect("voice sample preparation does not panic")
+        .unwrap_or(Err(SampleError::Undecodable(DecodeError::Cancelled)))
+}
+
+/// Runs `work` on a blocking thread with a flag that is raised when the returned future is
+/// dropped before it completes: the caller went away and `work` should stop. `None` when
+/// `work` did not finish (the runtime shut down).
+pub async fn cancellable<T: Send + 'static>(
+    work: impl FnOnce(&AtomicBool) -> T + Send + 'static,
+) -> Option<T> {
+    let cancel = CancelOnDrop::default();
+    let cancelled = Arc::clone(&cancel.0);
+    tokio::task::spawn_blocking(move || work(&cancelled))
+        .await
+        .ok()
+}
+
+/// Raises its flag when dropped.
+#[derive(Default)]
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Every object a voice may have.

@@ -6,7 +6,7 @@ pub mod library;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -27,7 +27,7 @@ use self::library::{CreateVoiceError, Upload, VoiceDetails};
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};
-use crate::paging::{self, invalid_query};
+use crate::paging::{self, ApiQuery, invalid_query};
 use crate::{ApiError, AppState};
 
 /// The original's upload limit: 20 MB.
@@ -124,7 +124,7 @@ pub struct VoiceList {
 async fn list_voices(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<VoiceList>, ApiError> {
     let filter = VoiceFilter {
         category: query
@@ -145,7 +145,7 @@ async fn list_voices(
             .map(str::parse)
             .transpose()
             .map_err(invalid_query)?,
-        name_contains: query.search.filter(|s| !s.trim().is_empty()),
+        name_contains: paging::name_search(query.search)?,
     };
     let page = paging::page(query.limit, query.offset)?;
     let listed = state.db.list_voices(&caller.org_id, &filter, page).await?;
@@ -313,7 +313,7 @@ pub struct CreateQuery {
         (status = 403, description = "Not an admin, or `SUBSCRIPTION_REQUIRED`", body = ErrorBody),
         (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
         (status = 413, description = "Over the upload limit (20 MB unless configured)", body = ErrorBody),
-        (status = 422, description = "`UNDECODABLE_AUDIO`, `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
+        (status = 422, description = "`UNDECODABLE_AUDIO`, `UNSUPPORTED_SAMPLE_RATE` (outside 8-192 kHz), `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
         (status = 502, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody),
         (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
     )
@@ -321,7 +321,7 @@ pub struct CreateQuery {
 async fn create_voice(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<CreateQuery>,
+    ApiQuery(query): ApiQuery<CreateQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
@@ -509,6 +509,9 @@ pub(crate) fn create_error(error: CreateVoiceError) -> ApiError {
     match error {
         CreateVoiceError::Sample(e @ SampleError::Undecodable(_)) => {
             unprocessable("UNDECODABLE_AUDIO", &e)
+        }
+        CreateVoiceError::Sample(e @ SampleError::UnsupportedSampleRate(_)) => {
+            unprocessable("UNSUPPORTED_SAMPLE_RATE", &e)
         }
         CreateVoiceError::Sample(e @ SampleError::TooShort { .. }) => {
             unprocessable("AUDIO_TOO_SHORT", &e)

@@ -1,4 +1,4 @@
-//! The one harness every web test uses: the real server (`resonance_web::serve`) on
+//! The one harness every web test uses: the real server (`resonance_web::serve_with`) on
 //! 127.0.0.1:0 against a real database (a SQLite file or a fresh PostgreSQL database) and
 //! real object storage (a local folder or an in-process S3 server), plus helpers that act
 //! as users, organizations and API keys over HTTP.
@@ -25,10 +25,10 @@ use resonance_engine::SpeechEngine;
 use resonance_storage::{S3Settings, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
 use resonance_testkit::s3::TestS3;
-use resonance_web::AppState;
 use resonance_web::auth::{AuthSettings, SESSION_COOKIE};
 use resonance_web::billing::Billing;
 use resonance_web::generations::worker::{Worker, WorkerSettings};
+use resonance_web::{AppState, ConnectionSettings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -55,6 +55,7 @@ pub struct TestAppBuilder {
     voice_upload_max_bytes: Option<usize>,
     billing: Option<Billing>,
     engine: Option<Arc<dyn SpeechEngine>>,
+    connections: ConnectionSettings,
 }
 
 impl TestAppBuilder {
@@ -98,6 +99,12 @@ impl TestAppBuilder {
     /// Plans, quotas and Polar; unlimited and without Polar unless set.
     pub fn billing(mut self, billing: Billing) -> Self {
         self.billing = Some(billing);
+        self
+    }
+
+    /// Changes the connection timeouts and cap.
+    pub fn connections(mut self, change: impl FnOnce(&mut ConnectionSettings)) -> Self {
+        change(&mut self.connections);
         self
     }
 
@@ -160,7 +167,7 @@ impl TestAppBuilder {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = resonance_web::serve(listener, state.clone(), async {
+        let server = resonance_web::serve_with(listener, state.clone(), self.connections, async {
             let _ = stopped.await;
         })
         .unwrap();
@@ -245,6 +252,7 @@ impl TestApp {
             voice_upload_max_bytes: None,
             billing: None,
             engine: None,
+            connections: ConnectionSettings::default(),
         }
     }
 
