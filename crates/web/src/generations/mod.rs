@@ -54,6 +54,8 @@ pub struct GenerationView {
     pub top_p: f64,
     pub top_k: u32,
     pub repetition_penalty: f64,
+    /// The seed the job runs with: the one asked for, or a random one chosen when it was
+    /// queued. `null` only for jobs queued before seeds were recorded.
     pub seed: Option<u32>,
     pub status: GenerationStatus,
     /// Percent done, 0-100.
@@ -112,7 +114,7 @@ pub struct CreateGeneration {
     pub top_k: Option<i64>,
     /// 1-2 [default: 1.2].
     pub repetition_penalty: Option<f64>,
-    /// 0-4294967295 [default: random].
+    /// 0-4294967295 [default: random, chosen when the job is queued and returned with it].
     pub seed: Option<i64>,
 }
 
@@ -252,7 +254,8 @@ pub async fn queue_as(
             voice_id: valid.voice_id,
             text: valid.text,
             params: valid.params,
-            seed: valid.seed,
+            // Chosen here rather than by the engine, so that every take can be reproduced.
+            seed: Some(valid.seed.unwrap_or_else(rand::random)),
         })
         .await?;
     state.new_jobs.notify_one();
