@@ -173,6 +173,28 @@ async fn a_generation_is_queued_spoken_stored_and_served(db: DbKind) {
         disposition,
         format!("attachment; filename=\"Narrator-{id}.wav\"")
     );
+
+    // Twice as fast: a WAV half as long; a speed out of range is refused.
+    let response = w
+        .admin
+        .client
+        .get(format!("{}?speed=2", w.audio_url(id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "audio/wav");
+    let fast =
+        resonance_audio::decode(&response.bytes().await.unwrap(), Some("audio/wav")).unwrap();
+    assert_eq!(fast.samples.len(), text.len() * SAMPLES_PER_CHAR / 2);
+    let response = w
+        .admin
+        .client
+        .get(format!("{}?speed=9", w.audio_url(id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "INVALID_QUERY");
     assert_eq!(w.usage_events().await, 1);
 }
 
