@@ -13,7 +13,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use resonance_domain::{GenerationId, VoiceCategory};
+use resonance_domain::{GenerationId, GenerationText, VoiceCategory};
 use serde::Deserialize;
 
 use self::viewer::{InOrg, Viewer};
@@ -171,6 +171,8 @@ struct TextToSpeechPage {
     section: Section,
     viewer: Viewer,
     tags: [&'static str; 9],
+    /// The most characters one generation takes.
+    max_chars: usize,
 }
 
 async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
@@ -179,6 +181,7 @@ async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
         section: Section::TextToSpeech,
         viewer,
         tags: PARALINGUISTIC_TAGS,
+        max_chars: GenerationText::MAX_CHARS,
     }
 }
 
