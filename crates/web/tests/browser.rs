@@ -677,6 +677,20 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         "paused playback stays put"
     );
 
+    // Space plays and pauses from anywhere on the page.
+    browser.run("document.activeElement.blur();").await;
+    press(&browser, ' ').await;
+    browser
+        .wait_for_js("document.querySelector('[data-play]').getAttribute('aria-label') === 'Pause'")
+        .await;
+    press(&browser, ' ').await;
+    browser
+        .wait_for_js("document.querySelector('[data-play]').getAttribute('aria-label') === 'Play'")
+        .await;
+    click_waveform_at(&browser, 0.02).await;
+    browser.wait_for_js(&format!("{time} === '0:00'")).await;
+    browser.run("document.activeElement.blur();").await;
+
     // The waveform is keyboard usable: arrows skip 5 s either way.
     let waveform = browser.find("[data-waveform]").await;
     assert_eq!(

@@ -1,6 +1,7 @@
 // One generation (details rendered by the server): waits while it is queued or running,
-// showing its progress, then shows its waveform (WaveSurfer.js) with play/pause, seek by
-// click or keyboard, time, download; regenerate is a link; delete asks first.
+// showing its progress, then shows its waveform (WaveSurfer.js) with play/pause (Space),
+// seek by click or keyboard, time, speed, download in a format; regenerate is a link;
+// delete asks first.
 import WaveSurfer from '../vendor/wavesurfer.esm.js';
 import { api, boot, busy, failureMessage, formatDate, formatSeconds, showPageError, toast } from './app.js';
 
@@ -82,6 +83,12 @@ function showPlayer() {
   playButton.addEventListener('click', () => wavesurfer.playPause());
   // Faster or slower with the pitch kept, as the download at that speed sounds.
   speedSlider.addEventListener('input', () => wavesurfer.setPlaybackRate(Number(speedSlider.value), true));
+  // Space plays or pauses from anywhere on the page that does not take typing or clicks.
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== ' ' || event.target.closest('input, select, textarea, button, a, [data-waveform]')) return;
+    event.preventDefault();
+    wavesurfer.playPause();
+  });
   waveformEl.addEventListener('keydown', (event) => {
     if (event.key === ' ' || event.key === 'Enter') wavesurfer.playPause();
     else if (event.key === 'ArrowRight') wavesurfer.skip(5);
