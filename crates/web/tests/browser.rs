@@ -535,6 +535,12 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .wait_for_js("document.querySelector('[data-sample-name]').textContent === 'narrator.wav' && !document.querySelector('[data-form-error]').textContent")
         .await;
     browser.fill("#voice-name", "Studio Narrator").await;
+    assert!(
+        !save.is_enabled().await.unwrap(),
+        "saving without the speaker's consent"
+    );
+    browser.click("#voice-consent").await;
+    assert!(save.is_enabled().await.unwrap());
     browser.screenshot("new-voice").await;
     browser.click("[data-save-voice]").await;
     browser
@@ -544,6 +550,20 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .await;
     let card = browser.find("[data-voice-id]").await;
     let voice = card.attr("data-voice-id").await.unwrap().unwrap();
+    let owner_id = browser
+        .find("[data-app]")
+        .await
+        .attr("data-user-id")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, _, body) = browser.fetch("GET", &format!("/api/voices/{voice}")).await;
+    let created: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        created["consent"]["by"], owner_id,
+        "who confirmed the consent is recorded: {created}"
+    );
+    assert!(created["consent"]["at"].is_string(), "{created}");
     assert!(card.text().await.unwrap().contains("Studio Narrator"));
     assert!(card.text().await.unwrap().contains("General"));
     browser
@@ -1152,6 +1172,7 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
         .await;
     assert_eq!(browser.text_of("[data-sample-name]").await, "Recording");
     browser.fill("#voice-name", "Booth take").await;
+    browser.click("#voice-consent").await;
     browser.click("[data-save-voice]").await;
     browser
         .wait_for_js(
@@ -1424,6 +1445,7 @@ async fn the_billing_page_shows_this_month_against_the_plan() {
             category: Default::default(),
             language: Default::default(),
             object_key: Some("voices/system/narrator".into()),
+            consent: None,
         })
         .await
         .unwrap();

@@ -1,8 +1,8 @@
 // New voice: a sample from a dropped or chosen file (decoded here first, so that a file
 // that is not audio or is too short or long is refused before uploading), or recorded in
-// the browser (saving is enabled after 10 s), plus name, description, category and
-// language; uploaded to `POST /api/voices` as the raw audio body with the details as query
-// parameters.
+// the browser (saving is enabled after 10 s), plus name, description, category, language
+// and the required confirmation that the speaker agreed; uploaded to `POST /api/voices`
+// as the raw audio body with the details as query parameters.
 import { api, boot, busy, formatSeconds, showError } from './app.js';
 import { WavRecorder } from './wav-recorder.js';
 
@@ -22,9 +22,10 @@ const fileInput = form.elements.file;
 let sample = null;
 
 function updateSave() {
-  saveButton.disabled = !sample || !form.elements.name.value.trim();
+  saveButton.disabled = !sample || !form.elements.name.value.trim() || !form.elements.consent.checked;
 }
 form.elements.name.addEventListener('input', updateSave);
+form.elements.consent.addEventListener('change', updateSave);
 
 function setSample(blob, label, meta) {
   sample = blob;
@@ -186,7 +187,12 @@ form.addEventListener('submit', async (event) => {
     form.elements.name.focus();
     return;
   }
-  const query = new URLSearchParams({ name, category: form.elements.category.value, language: form.elements.language.value.trim() });
+  if (!form.elements.consent.checked) {
+    showError(errorBox, new Error('Confirm that the speaker agreed to having their voice cloned.'));
+    form.elements.consent.focus();
+    return;
+  }
+  const query = new URLSearchParams({ name, category: form.elements.category.value, language: form.elements.language.value.trim(), consent: 'true' });
   const description = form.elements.description.value.trim();
   if (description) query.set('description', description);
   busy(saveButton, true);
