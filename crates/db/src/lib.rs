@@ -30,7 +30,7 @@ pub use billing::{Billing, DailyUsage, PendingUsage, Plan};
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
-    UsageEvent, UsageKind, Voice, VoiceFilter,
+    UsageEvent, UsageKind, Voice, VoiceConsent, VoiceFilter,
 };
 pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;

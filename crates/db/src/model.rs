@@ -27,8 +27,17 @@ pub struct Voice {
     pub language: Language,
     /// Where the reference audio lies in object storage, once uploaded.
     pub object_key: Option<String>,
+    pub consent: Option<VoiceConsent>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// The confirmation, given when a voice was cloned, that its speaker agreed to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceConsent {
+    /// The user, or the API key, that confirmed it.
+    pub by: String,
+    pub at: OffsetDateTime,
 }
 
 impl Voice {
@@ -47,6 +56,7 @@ pub struct NewVoice {
     pub category: VoiceCategory,
     pub language: Language,
     pub object_key: Option<String>,
+    pub consent: Option<VoiceConsent>,
 }
 
 /// Narrows a voice listing; `None` (the default) does not filter.
@@ -251,6 +261,8 @@ pub(crate) struct VoiceRow {
     language: String,
     variant: String,
     object_key: Option<String>,
+    consent_by: Option<String>,
+    consent_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -294,6 +306,13 @@ impl TryFrom<VoiceRow> for Voice {
             language: Language::parse(&row.language)
                 .map_err(|e| DbError::corrupt(T, "language", e))?,
             object_key: row.object_key,
+            consent: match (row.consent_by, row.consent_at) {
+                (Some(by), Some(at)) => Some(VoiceConsent {
+                    by,
+                    at: from_millis(T, "consent_at", at)?,
+                }),
+                _ => None,
+            },
             created_at: from_millis(T, "created_at", row.created_at)?,
             updated_at: from_millis(T, "updated_at", row.updated_at)?,
         })

@@ -3,7 +3,8 @@
 
 macro_rules! voice_columns {
     () => {
-        "id, org_id, name, description, category, language, variant, object_key, created_at, updated_at"
+        "id, org_id, name, description, category, language, variant, object_key, consent_by, \
+         consent_at, created_at, updated_at"
     };
 }
 
@@ -125,8 +126,9 @@ macro_rules! impl_database {
                 let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
                 let created: $crate::Voice = sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
                     "INSERT INTO voices (id, org_id, name, name_folded, description, category, \
-                     language, variant, object_key, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
+                     language, variant, object_key, consent_by, consent_at, created_at, \
+                     updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
                     voice_columns!()
                 ))
                 .bind(voice.id.as_str())
@@ -138,6 +140,13 @@ macro_rules! impl_database {
                 .bind(voice.language.as_str())
                 .bind(voice.owner.variant().as_str())
                 .bind(voice.object_key.as_deref())
+                .bind(voice.consent.as_ref().map(|consent| consent.by.as_str()))
+                .bind(
+                    voice
+                        .consent
+                        .as_ref()
+                        .map(|consent| $crate::model::to_millis(consent.at)),
+                )
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await

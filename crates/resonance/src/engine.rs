@@ -188,6 +188,7 @@ async fn install_builtin_voice(
         category: VoiceCategory::General,
         language: Language::default(),
         object_key: Some(key.as_str().to_string()),
+        consent: None,
     })
     .await?;
     tracing::info!(

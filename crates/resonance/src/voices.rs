@@ -117,6 +117,7 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<ImportItem>> {
                     .transpose()
                     .with_context(context)?
                     .unwrap_or_default(),
+                consent: None,
             };
             Ok(ImportItem { file, details })
         })

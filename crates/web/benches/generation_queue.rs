@@ -84,6 +84,7 @@ async fn bench_setup(url: &str, dir: &std::path::Path) -> Bench {
         category: VoiceCategory::General,
         language: Language::default(),
         object_key: Some(ObjectKey::custom_voice(&org, &voice).as_str().to_string()),
+        consent: None,
     })
     .await
     .unwrap();

@@ -83,6 +83,7 @@ async fn run_generation(app: &TestApp, org: &OrgId, text: &str, complete: bool) 
                 category: Default::default(),
                 language: Default::default(),
                 object_key: None,
+                consent: None,
             })
             .await
             .unwrap(),
@@ -412,6 +413,7 @@ async fn request_generation(app: &TestApp, user: &TestUser, text: &str) -> reqwe
             category: Default::default(),
             language: Default::default(),
             object_key: Some("voices/system/announcer".into()),
+            consent: None,
         })
         .await
         .unwrap();

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use resonance_db::Plan;
@@ -23,7 +25,7 @@ use support::tone::{SAMPLES_PER_CHAR, ToneEngine};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(20);
-const DESKTOP: (u32, u32) = (1280, 900);
+const DESKTOP: (u32, u32) = (1440, 900);
 const PHONE: (u32, u32) = (390, 844);
 
 /// The server, a chromedriver and one Chromium session; everything stops on drop.
@@ -54,6 +56,8 @@ impl Browser {
 
         let profile = tempfile::tempdir().unwrap();
         let mut capabilities = serde_json::Map::new();
+        // The console's messages, read by `console_errors`.
+        capabilities.insert("goog:loggingPrefs".to_string(), json!({ "browser": "ALL" }));
         capabilities.insert(
             "goog:chromeOptions".to_string(),
             json!({
@@ -68,6 +72,7 @@ impl Browser {
                     "--no-first-run",
                     "--disable-dev-shm-usage",
                     "--autoplay-policy=no-user-gesture-required",
+                    "--lang=en-US",
                     // A microphone that plays a beep, allowed without asking.
                     "--use-fake-device-for-media-stream",
                     "--use-fake-ui-for-media-stream",
@@ -206,6 +211,80 @@ impl Browser {
     async fn close(self) {
         self.client.close().await.unwrap();
     }
+
+    /// Signs in through the sign-in page and waits for `next` to have loaded.
+    async fn sign_in(&self, email: &str, next: &str) {
+        self.open(&format!("/sign-in?next={}", urlencode(next)))
+            .await;
+        self.fill("#email", email).await;
+        self.fill("#password", support::PASSWORD).await;
+        self.click("form[data-auth-form] button[type=submit]").await;
+        self.wait_for_js(&format!(
+            "location.pathname + location.search === {next:?} && document.readyState === 'complete'"
+        ))
+        .await;
+    }
+
+    /// The errors the console has logged since the last call (uncaught exceptions, failed
+    /// requests), read through ChromeDriver's log endpoint.
+    async fn console_errors(&self) -> Vec<String> {
+        let entries = self.client.issue_cmd(BrowserLog).await.unwrap();
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Whether the element `css` lies wholly inside the window.
+    async fn in_view(&self, css: &str) -> bool {
+        self.run(&format!(
+            "const box = document.querySelector({css:?}).getBoundingClientRect();
+             return box.width > 0 && box.top >= 0 && box.left >= 0
+               && box.bottom <= innerHeight && box.right <= innerWidth;"
+        ))
+        .await
+        .as_bool()
+        .unwrap()
+    }
+}
+
+/// `POST /session/{id}/se/log` for the browser's console: ChromeDriver's extension to
+/// WebDriver, which returns the entries logged since it was last asked.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        (
+            reqwest::Method::POST,
+            Some(json!({ "type": "browser" }).to_string()),
+        )
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -393,9 +472,10 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
             .contains("Nothing generated yet")
     );
 
-    // Clone a voice from a file chosen with the file picker: a short one is refused with
-    // the reason, before and after uploading.
+    // Clone a voice from a file chosen with the file picker: a short one, or one that is
+    // not audio at all, is refused with the reason before uploading.
     browser.open("/voices/new").await;
+    browser.fill("#voice-name", "Studio Narrator").await;
     let short = voice_recording(files.path(), "short.wav", 3.0);
     browser
         .find("#voice-file")
@@ -406,17 +486,44 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     browser
         .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('at least 10 seconds')")
         .await;
-    browser.click("[data-save-voice]").await;
+    assert_eq!(
+        browser.text_of("[data-form-error]").await,
+        "\"short.wav\" is 3.0 s long; a voice needs at least 10 seconds of speech. Choose a longer recording."
+    );
+    let save = browser.find("[data-save-voice]").await;
+    assert!(
+        !save.is_enabled().await.unwrap(),
+        "a short clip can be saved"
+    );
+    let not_audio = files.path().join("notes.wav");
+    std::fs::write(
+        &not_audio,
+        "These are my notes, not a recording.\n".repeat(50),
+    )
+    .unwrap();
     browser
-        .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('at least 10 s are needed')")
+        .find("#voice-file")
+        .await
+        .send_keys(not_audio.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("document.querySelector('[data-form-error]').textContent.includes('could not be read as audio')")
         .await;
     assert!(
-        browser
-            .text_of("[data-form-error]")
-            .await
-            .contains("3.0 s long"),
-        "the server's reason names the length"
+        !save.is_enabled().await.unwrap(),
+        "a text file can be saved"
     );
+    assert!(
+        !browser
+            .find("[data-sample-preview]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap(),
+        "an empty player shows for a file that is not audio"
+    );
+    browser.screenshot("new-voice-not-audio").await;
     let recording = voice_recording(files.path(), "narrator.wav", 12.0);
     browser
         .find("#voice-file")
@@ -428,6 +535,12 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .wait_for_js("document.querySelector('[data-sample-name]').textContent === 'narrator.wav' && !document.querySelector('[data-form-error]').textContent")
         .await;
     browser.fill("#voice-name", "Studio Narrator").await;
+    assert!(
+        !save.is_enabled().await.unwrap(),
+        "saving without the speaker's consent"
+    );
+    browser.click("#voice-consent").await;
+    assert!(save.is_enabled().await.unwrap());
     browser.screenshot("new-voice").await;
     browser.click("[data-save-voice]").await;
     browser
@@ -437,6 +550,20 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         .await;
     let card = browser.find("[data-voice-id]").await;
     let voice = card.attr("data-voice-id").await.unwrap().unwrap();
+    let owner_id = browser
+        .find("[data-app]")
+        .await
+        .attr("data-user-id")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, _, body) = browser.fetch("GET", &format!("/api/voices/{voice}")).await;
+    let created: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        created["consent"]["by"], owner_id,
+        "who confirmed the consent is recorded: {created}"
+    );
+    assert!(created["consent"]["at"].is_string(), "{created}");
     assert!(card.text().await.unwrap().contains("Studio Narrator"));
     assert!(card.text().await.unwrap().contains("General"));
     browser
@@ -570,6 +697,20 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
         "paused playback stays put"
     );
 
+    // Space plays and pauses from anywhere on the page.
+    browser.run("document.activeElement.blur();").await;
+    press(&browser, ' ').await;
+    browser
+        .wait_for_js("document.querySelector('[data-play]').getAttribute('aria-label') === 'Pause'")
+        .await;
+    press(&browser, ' ').await;
+    browser
+        .wait_for_js("document.querySelector('[data-play]').getAttribute('aria-label') === 'Play'")
+        .await;
+    click_waveform_at(&browser, 0.02).await;
+    browser.wait_for_js(&format!("{time} === '0:00'")).await;
+    browser.run("document.activeElement.blur();").await;
+
     // The waveform is keyboard usable: arrows skip 5 s either way.
     let waveform = browser.find("[data-waveform]").await;
     assert_eq!(
@@ -603,6 +744,39 @@ async fn a_team_clones_a_voice_generates_speech_plays_and_downloads_it() {
     let audio = resonance_audio::decode(&wav, Some("audio/wav")).unwrap();
     assert_eq!(audio.sample_rate, SAMPLE_RATE);
     assert_eq!(audio.samples.len(), spoken_chars * SAMPLES_PER_CHAR);
+
+    // Or as MP3, twice as fast (the player plays at that speed too).
+    browser
+        .find("#download-format option[value='mp3']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .run(
+            "const speed = document.querySelector('#playback-speed');
+             speed.value = '2';
+             speed.dispatchEvent(new Event('input', { bubbles: true }));",
+        )
+        .await;
+    assert_eq!(browser.text_of("[data-speed-value]").await, "2×");
+    let href = download.attr("href").await.unwrap().unwrap();
+    assert_eq!(
+        href,
+        format!("/api/generations/{generation}/audio?download=1&format=mp3&speed=2")
+    );
+    let (status, headers, mp3) = browser.fetch("GET", &href).await;
+    assert_eq!(
+        (status, &headers["content-type"]),
+        (200, &json!("audio/mpeg"))
+    );
+    let audio = resonance_audio::decode(&mp3, Some("audio/mpeg")).unwrap();
+    let seconds_fast = audio.samples.len() as f64 / f64::from(audio.sample_rate);
+    assert!(
+        (seconds_fast - seconds / 2.0).abs() < 0.1,
+        "{seconds_fast} s at twice the speed of {seconds} s"
+    );
+    browser.screenshot("generation-download-options").await;
 
     // Regenerate opens the form with the same text, voice and settings.
     browser.click("[data-regenerate]").await;
@@ -998,6 +1172,7 @@ async fn a_voice_recorded_in_the_browser_can_be_saved_after_ten_seconds() {
         .await;
     assert_eq!(browser.text_of("[data-sample-name]").await, "Recording");
     browser.fill("#voice-name", "Booth take").await;
+    browser.click("#voice-consent").await;
     browser.click("[data-save-voice]").await;
     browser
         .wait_for_js(
@@ -1270,6 +1445,7 @@ async fn the_billing_page_shows_this_month_against_the_plan() {
             category: Default::default(),
             language: Default::default(),
             object_key: Some("voices/system/narrator".into()),
+            consent: None,
         })
         .await
         .unwrap();
@@ -1337,5 +1513,581 @@ async fn the_billing_page_shows_this_month_against_the_plan() {
     let nav = browser.find("nav a[aria-current=page]").await;
     assert_eq!(nav.attr("href").await.unwrap().as_deref(), Some("/billing"));
     browser.screenshot("billing").await;
+    browser.close().await;
+}
+
+/// Clicks the point (`x`, `y`) of the window, whatever is there.
+async fn click_at(browser: &Browser, x: f64, y: f64) {
+    browser
+        .client
+        .perform_actions(
+            MouseActions::new("mouse".into())
+                .then(PointerAction::MoveTo {
+                    duration: None,
+                    x,
+                    y,
+                })
+                .then(PointerAction::Down {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: MOUSE_BUTTON_LEFT,
+                }),
+        )
+        .await
+        .unwrap();
+}
+
+/// Presses `key` (a character or a [`fantoccini::key::Key`]) wherever the focus is.
+async fn press(browser: &Browser, key: char) {
+    browser
+        .client
+        .perform_actions(
+            KeyActions::new("keyboard".into())
+                .then(KeyAction::Down { value: key })
+                .then(KeyAction::Up { value: key }),
+        )
+        .await
+        .unwrap();
+}
+
+/// An organization with a voice, a finished generation and an API key, its admin and a
+/// member, on the server of a browser that has signed in as nobody yet.
+struct Team {
+    browser: Browser,
+    admin: support::TestUser,
+    member: support::TestUser,
+    org: String,
+    generation: String,
+}
+
+/// Two seconds of tone: long enough to still be playing when a test looks.
+const LINE_TO_LOOK_BACK_ON: &str = "A line to look back on, spoken slowly enough to be heard for \
+    a while: history keeps every take, so that the best one can be played, downloaded or \
+    deleted from the list.";
+
+async fn team() -> Team {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine).spawn().await).await;
+    let app = &browser.app;
+    let admin = app.signed_up("admin@example.com").await;
+    let org = app.create_org(&admin, "Acme Studio").await;
+    let voice = app.upload_voice(&admin, "Narrator").await;
+    let member = app.add_member(&admin, &org, "member").await;
+    app.create_api_key(&admin, &org).await;
+    let response = admin
+        .client
+        .post(app.url("/api/generations?wait=true"))
+        .json(&json!({ "text": LINE_TO_LOOK_BACK_ON, "voiceId": voice }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let generation: Value = response.json().await.unwrap();
+    let generation = generation["id"].as_str().unwrap().to_string();
+    Team {
+        browser,
+        admin,
+        member,
+        org,
+        generation,
+    }
+}
+
+/// Every page, as an admin and as a member, on a desktop and on a phone: each loads its
+/// data without a single console error and without scrolling sideways.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_loads_without_console_errors_for_admins_and_members_at_both_widths() {
+    let Team {
+        browser,
+        admin,
+        member,
+        org,
+        generation,
+        ..
+    } = team().await;
+    let invite = browser.app.invite(&admin, &org, "member").await;
+    // Loaded once a page's script has started and nothing is still loading.
+    let loaded =
+        "document.body.dataset.ready === 'true' && !document.querySelector('[aria-busy=\"true\"]')";
+    let generation_page = format!("/text-to-speech/{generation}");
+    let tts_ready =
+        format!("{loaded} && document.querySelector('[data-tts-form]').dataset.ready === 'true'");
+    let player_ready = format!(
+        "{loaded} && document.querySelector('[data-generation]').dataset.player === 'ready'"
+    );
+    let mut pages: Vec<(&str, &str, String)> = vec![
+        ("home", "/", loaded.to_string()),
+        ("text-to-speech", "/text-to-speech", tts_ready),
+        ("generation", &generation_page, player_ready),
+        ("history", "/history", loaded.to_string()),
+        ("voices", "/voices", loaded.to_string()),
+        ("voices-custom", "/voices?tab=custom", loaded.to_string()),
+        ("settings", "/settings", loaded.to_string()),
+        ("billing", "/billing", loaded.to_string()),
+    ];
+    let mut failures = Vec::new();
+
+    let invite_page = format!("/invites/{invite}");
+    for (name, path) in [
+        ("sign-in", "/sign-in"),
+        ("sign-up", "/sign-up"),
+        ("invite", invite_page.as_str()),
+    ] {
+        browser.open(path).await;
+        browser
+            .wait_for_js("document.readyState === 'complete'")
+            .await;
+        let errors = browser.console_errors().await;
+        if !errors.is_empty() {
+            failures.push(format!("{name}: {errors:?}"));
+        }
+    }
+
+    for (who, user) in [("admin", &admin), ("member", &member)] {
+        if who == "admin" {
+            pages.push(("new-voice", "/voices/new", loaded.to_string()));
+        } else {
+            pages.retain(|(name, ..)| *name != "new-voice");
+        }
+        browser.client.delete_all_cookies().await.unwrap();
+        browser.resize(DESKTOP).await;
+        browser.sign_in(&user.email, "/").await;
+        for (size_name, size) in [("desktop", DESKTOP), ("phone", PHONE)] {
+            browser.resize(size).await;
+            for (name, path, ready) in &pages {
+                browser.console_errors().await;
+                browser.open(path).await;
+                let settled = wait_for_js_until(&browser, ready).await;
+                let errors = browser.console_errors().await;
+                let at = format!("{name} as {who} on a {size_name}");
+                if !settled {
+                    failures.push(format!("{at}: never finished loading; errors: {errors:?}"));
+                } else if !errors.is_empty() {
+                    failures.push(format!("{at}: {errors:?}"));
+                }
+                if browser.overflows().await {
+                    failures.push(format!("{at}: scrolls sideways"));
+                }
+                browser
+                    .screenshot(&format!("walk-{who}-{size_name}-{name}"))
+                    .await;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    browser.close().await;
+}
+
+/// Like [`Browser::wait_for_js`], but says whether `script` became truthy in time.
+async fn wait_for_js_until(browser: &Browser, script: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = browser
+            .client
+            .execute(&format!("return Boolean({script});"), vec![])
+            .await
+            .unwrap();
+        if value == json!(true) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// On a phone: the closed menu drawer can be neither seen nor tabbed into; open, it leaves
+/// its button in reach and a tap beside it closes it; tables show every column.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_phone_the_menu_drawer_and_tables_fit_the_screen() {
+    let Team { browser, admin, .. } = team().await;
+    browser.resize(PHONE).await;
+    browser.sign_in(&admin.email, "/history").await;
+    browser
+        .wait_for_js("document.querySelector('[data-history-rows] [data-generation-id]')")
+        .await;
+
+    // Closed: nothing of the drawer shows, and Tab goes through the page, not the drawer.
+    assert_eq!(
+        browser
+            .run("return getComputedStyle(document.querySelector('.sidebar')).visibility;")
+            .await,
+        json!("hidden"),
+        "the closed drawer (and its shadow) is not painted"
+    );
+    browser.run("document.activeElement.blur();").await;
+    for _ in 0..6 {
+        press(&browser, '\u{E004}').await;
+        let focused = browser
+            .run("const el = document.activeElement; return [Boolean(el.closest('.sidebar')), el.outerHTML.slice(0, 80)];")
+            .await;
+        assert_eq!(
+            focused[0],
+            json!(false),
+            "Tab reached the hidden drawer: {}",
+            focused[1]
+        );
+    }
+
+    // Open: the button that opened it stays uncovered and closes it again.
+    browser.click("[data-menu-toggle]").await;
+    browser
+        .wait_for_js("getComputedStyle(document.querySelector('.sidebar')).transform === 'none'")
+        .await;
+    let toggle_uncovered = browser
+        .run(
+            "const toggle = document.querySelector('[data-menu-toggle]');
+             const box = toggle.getBoundingClientRect();
+             return toggle.contains(document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2));",
+        )
+        .await;
+    assert_eq!(
+        toggle_uncovered,
+        json!(true),
+        "the open drawer covers its button"
+    );
+    assert!(browser.in_view(".sidebar a[aria-current=page]").await);
+    browser.screenshot("menu-open-phone").await;
+    click_at(&browser, f64::from(PHONE.0) - 20.0, 600.0).await;
+    browser
+        .wait_for_js("document.querySelector('[data-menu-toggle]').getAttribute('aria-expanded') === 'false' && getComputedStyle(document.querySelector('.sidebar')).visibility === 'hidden'")
+        .await;
+    assert_eq!(
+        browser.path().await,
+        "/history",
+        "the tap only closed the menu"
+    );
+
+    // Every cell of the history and API key tables is on screen, without scrolling sideways.
+    let cells_off_screen = "return [...document.querySelectorAll(SELECTOR)]
+        .filter((cell) => { const box = cell.getBoundingClientRect(); return box.left < 0 || box.right > innerWidth + 0.5; })
+        .map((cell) => cell.textContent);";
+    let off = browser
+        .run(&cells_off_screen.replace("SELECTOR", "'[data-history-rows] td'"))
+        .await;
+    assert_eq!(off, json!([]), "history cells off screen");
+    browser.screenshot("history-phone").await;
+    browser.open("/settings").await;
+    browser
+        .wait_for_js("document.querySelector(\"button[aria-label='Revoke test key']\")")
+        .await;
+    let off = browser
+        .run(&cells_off_screen.replace(
+            "SELECTOR",
+            "'[data-keys] td, [data-keys] button, [data-members] td'",
+        ))
+        .await;
+    assert_eq!(off, json!([]), "API key and member cells off screen");
+    assert!(!browser.overflows().await);
+    browser.screenshot("settings-phone").await;
+    browser.close().await;
+}
+
+/// Text over one generation's limit is kept whole and the editor says by how much; the
+/// editor shows what a request costs against the month's characters, Generate is in view
+/// at 1440x900, Ctrl+Enter generates, and the seed chosen for the take is shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_text_is_kept_whole_and_the_editor_shows_the_cost_and_the_seed() {
+    let engine = Arc::new(ToneEngine::default());
+    let app = TestApp::builder()
+        .engine(engine)
+        .billing(Billing::new(BillingSettings {
+            default_plan: Plan {
+                characters_per_month: Some(6000),
+                voice_slots: None,
+                max_concurrent_jobs: None,
+            },
+            ..Default::default()
+        }))
+        .spawn()
+        .await;
+    let browser = Browser::on(app).await;
+    let admin = browser.app.signed_up("writer@example.com").await;
+    browser.app.create_org(&admin, "Longform").await;
+    let voice = browser.app.upload_voice(&admin, "Narrator").await;
+    browser
+        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    assert!(
+        browser.in_view("[data-generate]").await,
+        "Generate speech is below the fold at 1440x900"
+    );
+
+    // Typed (as a paste would be), 5,100 characters stay 5,100: the editor says what to do.
+    let long_text = "Every word the writer wrote stays. ".repeat(146);
+    let long_text = &long_text[..5100];
+    browser
+        .find("#tts-text")
+        .await
+        .send_keys(long_text)
+        .await
+        .unwrap();
+    let kept = browser
+        .run("return document.querySelector('#tts-text').value.length;")
+        .await;
+    assert_eq!(kept, json!(5100), "the text was cut");
+    assert_eq!(browser.text_of("[data-char-count]").await, "5,100");
+    browser
+        .wait_for_js("!document.querySelector('[data-text-limit]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-text-limit]").await,
+        "The text is 5,100 characters long; one generation takes up to 5,000. \
+         Shorten it by 100 characters, or split it into several generations."
+    );
+    browser.screenshot("text-to-speech-over-limit").await;
+    browser.run("window.scrollTo(0, 0);").await;
+    browser.click("[data-generate]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-form-error]').hidden")
+        .await;
+    assert!(
+        browser.in_view("[data-form-error]").await,
+        "the error is out of view"
+    );
+    let (_, _, body) = browser.fetch("GET", "/api/generations").await;
+    let listed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(listed["total"], 0, "nothing was sent");
+
+    // A short text: its cost against what is left, then Ctrl+Enter generates it.
+    browser.fill("#tts-text", "Hello there.").await;
+    browser
+        .wait_for_js("document.querySelector('[data-text-limit]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-request-cost]").await,
+        "This request: 12 characters · 6,000 of 6,000 left this month."
+    );
+    browser
+        .client
+        .perform_actions(
+            KeyActions::new("keyboard".into())
+                .then(KeyAction::Down { value: '\u{E009}' })
+                .then(KeyAction::Down { value: '\u{E007}' })
+                .then(KeyAction::Up { value: '\u{E007}' })
+                .then(KeyAction::Up { value: '\u{E009}' }),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for_js("location.pathname.startsWith('/text-to-speech/')")
+        .await;
+    let generation = browser.path().await["/text-to-speech/".len()..].to_string();
+    let (_, _, body) = browser
+        .fetch("GET", &format!("/api/generations/{generation}"))
+        .await;
+    let stored: Value = serde_json::from_slice(&body).unwrap();
+    let seed = stored["seed"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seed recorded: {stored}"));
+    let details = browser.text_of("dl.details").await;
+    assert!(details.contains(&format!("Seed\n{seed}")), "{details}");
+    browser.screenshot("generation-random-seed").await;
+    browser.close().await;
+}
+
+/// A failed generation says why, on the editor and on its page, without blaming the
+/// settings for an engine outage; Regenerate after the voice was deleted says so and
+/// chooses no other voice.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_say_why_and_regenerate_never_switches_voice_silently() {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine).spawn().await).await;
+    let admin = browser.app.signed_up("unlucky@example.com").await;
+    browser.app.create_org(&admin, "Outage").await;
+    let narrator = browser.app.upload_voice(&admin, "Narrator").await;
+    browser.app.upload_voice(&admin, "Announcer").await;
+    browser
+        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={narrator}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    browser.fill("#tts-text", "[outage] Is anyone there?").await;
+    browser.click("[data-generate]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-form-error]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-form-error]").await,
+        "The generation failed. The speech engine is unavailable; please try again later."
+    );
+    browser.screenshot("text-to-speech-failed").await;
+
+    let (_, _, body) = browser.fetch("GET", "/api/generations").await;
+    let listed: Value = serde_json::from_slice(&body).unwrap();
+    let generation = listed["generations"][0]["id"].as_str().unwrap().to_string();
+    browser.open(&format!("/text-to-speech/{generation}")).await;
+    browser
+        .wait_for_js("document.querySelector('[data-status-text]').textContent !== 'Loading…'")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-status-text]").await,
+        "The generation failed. The speech engine is unavailable; please try again later. \
+         Use Regenerate to run it again."
+    );
+    browser.screenshot("generation-failed").await;
+
+    let response = admin
+        .client
+        .delete(browser.app.url(&format!("/api/voices/{narrator}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    browser.click("[data-regenerate]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-form-error]").await,
+        "The voice \"Narrator\" of this generation has been deleted. Choose another voice to generate it again."
+    );
+    assert_eq!(
+        browser
+            .find("#voice-picker")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(""),
+        "another voice was chosen silently"
+    );
+    browser.screenshot("regenerate-deleted-voice").await;
+    browser.click("[data-generate]").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-form-error]').textContent === 'Choose a voice.'",
+        )
+        .await;
+    browser.close().await;
+}
+
+/// The API's terse messages reach the user as sentences, with dates in their locale.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_read_as_sentences_with_dates_in_the_users_locale() {
+    let app = TestApp::builder()
+        .billing(Billing::new(BillingSettings {
+            default_plan: Plan {
+                characters_per_month: Some(20),
+                voice_slots: None,
+                max_concurrent_jobs: None,
+            },
+            ..Default::default()
+        }))
+        .spawn()
+        .await;
+    let browser = Browser::on(app).await;
+    let admin = browser.app.signed_up("thrifty@example.com").await;
+    browser.app.create_org(&admin, "Budget").await;
+    let voice = browser.app.upload_voice(&admin, "Narrator").await;
+    browser
+        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    browser
+        .fill("#tts-text", "This is longer than twenty characters.")
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-request-cost]').classList.contains('is-over')")
+        .await;
+    browser.click("[data-generate]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-form-error]').hidden")
+        .await;
+    let end = resonance_web::billing::Period::containing(time::OffsetDateTime::now_utc()).end;
+    assert_eq!(
+        browser.text_of("[data-form-error]").await,
+        format!(
+            "This needs 38 characters but 0 of this month's 20 are used; the quota resets on {} {}, {}.",
+            end.month(),
+            end.day(),
+            end.year()
+        )
+    );
+    browser.screenshot("text-to-speech-quota").await;
+    browser.close().await;
+}
+
+/// History rows play, download and delete their audio in place, and count characters.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_rows_play_download_and_delete_in_place() {
+    let Team {
+        browser,
+        admin,
+        generation,
+        ..
+    } = team().await;
+    browser.sign_in(&admin.email, "/history").await;
+    let row = format!("[data-generation-id='{generation}']");
+    browser.find(&format!("{row} [data-play-row]")).await;
+    assert_eq!(
+        browser.text_of(&format!("{row} [data-characters]")).await,
+        LINE_TO_LOOK_BACK_ON.len().to_string()
+    );
+    browser.click(&format!("{row} [data-play-row]")).await;
+    browser
+        .wait_for_js("document.querySelector('[data-history-player]').currentTime > 0.2")
+        .await;
+    assert_eq!(
+        browser
+            .find(&format!("{row} [data-play-row]"))
+            .await
+            .attr("aria-pressed")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    browser.screenshot("history-row-actions").await;
+
+    let href = browser
+        .find(&format!("{row} [data-download-row]"))
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        href,
+        format!("/api/generations/{generation}/audio?download=1")
+    );
+    let (status, headers, _) = browser.fetch("GET", &href).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-disposition"]
+            .as_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+
+    browser.click(&format!("{row} [data-delete-row]")).await;
+    assert!(
+        browser
+            .client
+            .get_alert_text()
+            .await
+            .unwrap()
+            .starts_with("Delete \"A line to look back on, spoken slowly en…\"")
+    );
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_js("!document.querySelector('[data-history-empty]').hidden")
+        .await;
+    let response = admin
+        .client
+        .get(browser.app.url(&format!("/api/generations/{generation}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
     browser.close().await;
 }

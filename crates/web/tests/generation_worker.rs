@@ -65,6 +65,7 @@ async fn setup(postgres: bool) -> Setup {
         category: VoiceCategory::General,
         language: Language::default(),
         object_key: Some(key.as_str().to_string()),
+        consent: None,
     })
     .await
     .unwrap();

@@ -173,6 +173,28 @@ async fn a_generation_is_queued_spoken_stored_and_served(db: DbKind) {
         disposition,
         format!("attachment; filename=\"Narrator-{id}.wav\"")
     );
+
+    // Twice as fast: a WAV half as long; a speed out of range is refused.
+    let response = w
+        .admin
+        .client
+        .get(format!("{}?speed=2", w.audio_url(id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "audio/wav");
+    let fast =
+        resonance_audio::decode(&response.bytes().await.unwrap(), Some("audio/wav")).unwrap();
+    assert_eq!(fast.samples.len(), text.len() * SAMPLES_PER_CHAR / 2);
+    let response = w
+        .admin
+        .client
+        .get(format!("{}?speed=9", w.audio_url(id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "INVALID_QUERY");
     assert_eq!(w.usage_events().await, 1);
 }
 
@@ -201,6 +223,29 @@ async fn wait_true_answers_once_the_audio_is_ready(db: DbKind) {
         .await
         .unwrap();
     assert_eq!(audio.status(), 200);
+}
+
+/// Without a seed, one is chosen when the job is queued: the API returns it at once, the
+/// engine runs with it, and asking for it again reproduces the take.
+async fn a_random_seed_is_recorded_and_used(db: DbKind) {
+    let w = world(db).await;
+    let queued = w.queue("Say it the same way twice.").await;
+    let seed = queued["seed"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seed recorded: {queued}"));
+    let done = w.finished(queued["id"].as_str().unwrap()).await;
+    assert_eq!(done["seed"], seed);
+    assert_eq!(w.engine.seeds(), vec![Some(seed)]);
+
+    let again = w
+        .create(
+            &w.admin.client,
+            json!({ "text": "Say it the same way twice.", "voiceId": w.voice, "seed": seed }),
+        )
+        .await;
+    let again: Value = again.json().await.unwrap();
+    w.finished(again["id"].as_str().unwrap()).await;
+    assert_eq!(w.engine.seeds(), vec![Some(seed), Some(seed)]);
 }
 
 async fn history_is_newest_first_filtered_by_voice_and_deletable(db: DbKind) {
@@ -521,6 +566,7 @@ async fn every_route_checks_who_is_asking(db: DbKind) {
 on_both_databases!(
     a_generation_is_queued_spoken_stored_and_served,
     wait_true_answers_once_the_audio_is_ready,
+    a_random_seed_is_recorded_and_used,
     history_is_newest_first_filtered_by_voice_and_deletable,
     out_of_bounds_fields_are_refused_naming_the_field,
     unknown_and_foreign_voices_are_not_found,

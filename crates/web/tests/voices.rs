@@ -109,6 +109,7 @@ impl App {
                 description: None,
                 category,
                 language: Language::parse("en-GB").unwrap(),
+                consent: None,
             },
             Upload {
                 bytes: wav_speech(11.0).into(),

@@ -97,6 +97,7 @@ pub fn new_voice(owner: VoiceOwner, name: &str) -> NewVoice {
         category: VoiceCategory::General,
         language: Language::default(),
         object_key: None,
+        consent: None,
     }
 }
 

@@ -16,6 +16,10 @@ async fn create_then_get_keeps_every_field(t: TestDb) {
     voice.category = VoiceCategory::CustomerService;
     voice.language = Language::parse("pt-BR").unwrap();
     voice.object_key = Some(format!("voices/custom/{org}/{}", voice.id));
+    voice.consent = Some(resonance_db::VoiceConsent {
+        by: "0000000000000000000user1".into(),
+        at: time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(),
+    });
 
     let created = t.db.create_voice(&voice).await.unwrap();
     assert_eq!(created.id, voice.id);
@@ -26,6 +30,7 @@ async fn create_then_get_keeps_every_field(t: TestDb) {
     assert_eq!(created.category, voice.category);
     assert_eq!(created.language, voice.language);
     assert_eq!(created.object_key, voice.object_key);
+    assert_eq!(created.consent, voice.consent);
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!(t.db.get_voice(&org, &voice.id).await.unwrap(), created);
 }

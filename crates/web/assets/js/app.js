@@ -44,12 +44,35 @@ export async function api(path, { method = 'GET', json, body, headers = {} } = {
       location.assign(signInUrl());
     }
     const retry = response.headers.get('Retry-After');
-    let message = (error && error.message) || FALLBACK_MESSAGES[response.status]
+    let message = (error && error.message && sentence(error.message)) || FALLBACK_MESSAGES[response.status]
       || `Something went wrong (${response.status}). Try again in a moment.`;
-    if (response.status === 429 && retry) message += ` (try again in ${retry} s)`;
+    if (response.status === 429 && retry && !error) message += ` Try again in ${retry} seconds.`;
     throw new ApiError(response.status, (error && error.code) || `HTTP_${response.status}`, message);
   }
   return data;
+}
+
+/** Dates the API writes (`2026-01-31`, or RFC 3339 with a time). */
+const ISO_DATE = /\b(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?\b/g;
+
+/**
+ * The API's terse messages ("the quota resets on 2026-01-01") as a sentence a person
+ * reads: a capital first letter, dates in the reader's locale, a full stop.
+ */
+export function sentence(text) {
+  let words = String(text).trim().replace(ISO_DATE, (match, day, time) => (time
+    ? formatDate(match)
+    : new Date(`${day}T00:00:00Z`).toLocaleDateString(undefined, { dateStyle: 'long', timeZone: 'UTC' })));
+  if (!words) return words;
+  words = words.charAt(0).toUpperCase() + words.slice(1);
+  return /[.!?…]$/.test(words) ? words : `${words}.`;
+}
+
+/** Why a generation gave no audio, as the text-to-speech and generation pages say it. */
+export function failureMessage(generation) {
+  if (generation.status === 'cancelled') return 'The generation was cancelled.';
+  const reason = generation.failureReason ? ` ${sentence(generation.failureReason)}` : '';
+  return `The generation failed.${reason}`;
 }
 
 /** Where a paged listing (`{ <items>, total, limit, offset }`) stands. */
@@ -75,22 +98,34 @@ export function boot() {
   return { user: { id: shell.userId, email: shell.userEmail }, activeOrg, isAdmin: shell.role === 'admin' };
 }
 
-function wireShell() {
+/**
+ * The menu drawer of narrow screens: the button opens and closes it, as do Escape and a tap
+ * anywhere outside it; focus moves into it when it opens.
+ */
+function wireMenu() {
   const shell = document.querySelector('[data-app]');
   const toggle = document.querySelector('[data-menu-toggle]');
-  if (toggle && shell) {
-    toggle.addEventListener('click', () => {
-      const open = shell.classList.toggle('is-menu-open');
-      toggle.setAttribute('aria-expanded', String(open));
-    });
-    document.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape' && shell.classList.contains('is-menu-open')) {
-        shell.classList.remove('is-menu-open');
-        toggle.setAttribute('aria-expanded', 'false');
-        toggle.focus();
-      }
-    });
+  if (!toggle || !shell) return;
+  const sidebar = document.querySelector('#sidebar');
+  const isOpen = () => shell.classList.contains('is-menu-open');
+  function setOpen(open, { focusToggle = false } = {}) {
+    shell.classList.toggle('is-menu-open', open);
+    toggle.setAttribute('aria-expanded', String(open));
+    toggle.querySelector('.visually-hidden').textContent = open ? 'Close menu' : 'Menu';
+    if (open) sidebar.querySelector('a[aria-current="page"], a[href]').focus({ preventScroll: true });
+    else if (focusToggle) toggle.focus();
   }
+  toggle.addEventListener('click', () => setOpen(!isOpen()));
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && isOpen()) setOpen(false, { focusToggle: true });
+  });
+  document.addEventListener('click', (event) => {
+    if (isOpen() && !sidebar.contains(event.target) && !toggle.contains(event.target)) setOpen(false);
+  });
+}
+
+function wireShell() {
+  wireMenu();
   const switcher = document.querySelector('[data-org-switcher]');
   switcher.addEventListener('change', async () => {
     const value = switcher.value;
@@ -128,6 +163,7 @@ export function showError(target, error) {
   }
   target.textContent = error.message || String(error);
   target.hidden = false;
+  target.scrollIntoView({ block: 'nearest' });
 }
 
 export function showPageError(error) {

@@ -1,8 +1,9 @@
 // One generation (details rendered by the server): waits while it is queued or running,
-// showing its progress, then shows its waveform (WaveSurfer.js) with play/pause, seek by
-// click or keyboard, time, download; regenerate is a link; delete asks first.
+// showing its progress, then shows its waveform (WaveSurfer.js) with play/pause (Space),
+// seek by click or keyboard, time, speed, download in a format; regenerate is a link;
+// delete asks first.
 import WaveSurfer from '../vendor/wavesurfer.esm.js';
-import { api, boot, busy, formatDate, formatSeconds, showPageError, toast } from './app.js';
+import { api, boot, busy, failureMessage, formatDate, formatSeconds, showPageError, toast } from './app.js';
 
 const POLL_MS = 800;
 
@@ -36,7 +37,7 @@ function showProgress(generation) {
 
 /** Resolves once the generation has succeeded; throws when it failed or was cancelled. */
 async function waitUntilReady() {
-  let generation = { status: root.dataset.status, progress: 0 };
+  let generation = await api(apiUrl);
   while (generation.status === 'queued' || generation.status === 'running') {
     showProgress(generation);
     await sleep(POLL_MS);
@@ -45,11 +46,9 @@ async function waitUntilReady() {
   root.dataset.status = generation.status;
   progress.hidden = true;
   cancelButton.hidden = true;
-  if (generation.status === 'failed') {
-    const reason = generation.failureReason ? `: ${generation.failureReason}` : '';
-    throw new Error(`This generation failed${reason}. Use Regenerate to try again.`);
+  if (generation.status === 'failed' || generation.status === 'cancelled') {
+    throw new Error(`${failureMessage(generation)} Use Regenerate to run it again.`);
   }
-  if (generation.status === 'cancelled') throw new Error('This generation was cancelled. Use Regenerate to run it again.');
 }
 
 function showPlayer() {
@@ -82,6 +81,14 @@ function showPlayer() {
     statusText.textContent = 'The audio could not be loaded. Reload the page to try again.';
   });
   playButton.addEventListener('click', () => wavesurfer.playPause());
+  // Faster or slower with the pitch kept, as the download at that speed sounds.
+  speedSlider.addEventListener('input', () => wavesurfer.setPlaybackRate(Number(speedSlider.value), true));
+  // Space plays or pauses from anywhere on the page that does not take typing or clicks.
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== ' ' || event.target.closest('input, select, textarea, button, a, [data-waveform]')) return;
+    event.preventDefault();
+    wavesurfer.playPause();
+  });
   waveformEl.addEventListener('keydown', (event) => {
     if (event.key === ' ' || event.key === 'Enter') wavesurfer.playPause();
     else if (event.key === 'ArrowRight') wavesurfer.skip(5);
@@ -90,6 +97,22 @@ function showPlayer() {
     event.preventDefault();
   });
 }
+
+// The stored WAV, or the audio encoded in the chosen format at the chosen speed.
+const downloadLink = root.querySelector('[data-download]');
+const downloadFormat = root.querySelector('[data-download-format]');
+const speedSlider = root.querySelector('[data-speed]');
+function updateDownload() {
+  const query = new URLSearchParams({ download: '1' });
+  if (downloadFormat.value) query.set('format', downloadFormat.value);
+  if (Number(speedSlider.value) !== 1) query.set('speed', speedSlider.value);
+  downloadLink.href = `${apiUrl}/audio?${query}`;
+}
+downloadFormat.addEventListener('change', updateDownload);
+speedSlider.addEventListener('input', () => {
+  root.querySelector('[data-speed-value]').textContent = `${Number(speedSlider.value)}×`;
+  updateDownload();
+});
 
 cancelButton.addEventListener('click', async () => {
   busy(cancelButton, true);
@@ -121,5 +144,6 @@ try {
   showPlayer();
 } catch (error) {
   statusBox.querySelector('.spinner').hidden = true;
+  statusBox.classList.add('is-finished');
   statusText.textContent = error.message;
 }

@@ -1,9 +1,12 @@
-// History: the organization's generations, newest first, filtered by voice, paginated.
-import { allVoices, api, boot, formatDate, formatSeconds, h, pageInfo, pager, showPageError, statusBadge, wavSeconds } from './app.js';
+// History: the organization's generations, newest first, filtered by voice, paginated;
+// each row plays, downloads or deletes its audio in place.
+import { allVoices, api, boot, busy, formatDate, formatSeconds, h, pageInfo, pager, samplePlayer, showPageError, statusBadge, toast, wavSeconds } from './app.js';
 
 const LIMIT = 20;
 
 boot();
+const number = new Intl.NumberFormat();
+const play = samplePlayer(document.querySelector('[data-history-player]'));
 const rows = document.querySelector('[data-history-rows]');
 const empty = document.querySelector('[data-history-empty]');
 const voiceFilter = document.querySelector('[data-history-voice]');
@@ -28,8 +31,10 @@ async function load(offset) {
         h('td', { class: 'cell-text' }, h('a', { href: `/text-to-speech/${encodeURIComponent(generation.id)}` }, generation.text)),
         h('td', {}, generation.voiceId ? generation.voiceName : `${generation.voiceName} (deleted)`),
         h('td', {}, statusBadge(generation)),
+        h('td', { class: 'cell-number', 'data-characters': '' }, number.format([...generation.text].length)),
         duration,
-        h('td', {}, formatDate(generation.createdAt)));
+        h('td', {}, formatDate(generation.createdAt)),
+        h('td', { class: 'cell-actions' }, ...rowActions(generation, offset)));
     }));
     empty.hidden = data.total > 0;
     rows.closest('.table-wrap').hidden = !empty.hidden;
@@ -41,6 +46,49 @@ async function load(offset) {
   } finally {
     rows.setAttribute('aria-busy', 'false');
   }
+}
+
+/** Play and download once the audio is ready; delete always. */
+function rowActions(generation, offset) {
+  const label = `"${generation.text.slice(0, 40)}${generation.text.length > 40 ? '…' : ''}"`;
+  const actions = [];
+  if (generation.audioUrl) {
+    const playButton = h('button', {
+      type: 'button',
+      class: 'btn btn-secondary btn-sm',
+      'aria-pressed': 'false',
+      'aria-label': `Play ${label}`,
+      'data-play-row': '',
+    }, 'Play');
+    playButton.addEventListener('click', () => play(playButton, generation.audioUrl));
+    actions.push(playButton, h('a', {
+      class: 'btn btn-ghost btn-sm',
+      href: `${generation.audioUrl}?download=1`,
+      download: '',
+      'aria-label': `Download ${label}`,
+      'data-download-row': '',
+    }, 'Download'));
+  }
+  actions.push(h('button', {
+    type: 'button',
+    class: 'btn btn-danger-ghost btn-sm',
+    'aria-label': `Delete ${label}`,
+    'data-delete-row': '',
+    onclick: async (event) => {
+      if (!confirm(`Delete ${label} and its audio? This cannot be undone.`)) return;
+      const button = event.currentTarget;
+      busy(button, true);
+      try {
+        await api(`/api/generations/${encodeURIComponent(generation.id)}`, { method: 'DELETE' });
+        toast('Generation deleted');
+        load(offset);
+      } catch (error) {
+        busy(button, false);
+        showPageError(error);
+      }
+    },
+  }, 'Delete'));
+  return actions;
 }
 
 voiceFilter.addEventListener('change', () => {

@@ -7,7 +7,6 @@ const base = `/api/orgs/${encodeURIComponent(org.id)}`;
 const errorBox = document.querySelector('[data-form-error]');
 copyButtons();
 
-
 async function loadMembers() {
   const tbody = document.querySelector('[data-members]');
   try {
@@ -109,7 +108,7 @@ async function withdrawInvite(invite, button) {
   }
 }
 
-document.querySelector('[data-invite-form]').addEventListener('submit', async (event) => {
+async function createInvite(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const submit = form.querySelector('[type="submit"]');
@@ -129,7 +128,7 @@ document.querySelector('[data-invite-form]').addEventListener('submit', async (e
   } finally {
     busy(submit, false);
   }
-});
+}
 
 async function loadKeys() {
   const tbody = document.querySelector('[data-keys]');
@@ -167,7 +166,7 @@ async function revokeKey(key, button) {
   }
 }
 
-document.querySelector('[data-key-form]').addEventListener('submit', async (event) => {
+async function createKey(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const name = form.elements.name.value.trim();
@@ -189,10 +188,13 @@ document.querySelector('[data-key-form]').addEventListener('submit', async (even
   } finally {
     busy(submit, false);
   }
-});
+}
 
 loadMembers();
+// Only admins get the invite and API key sections.
 if (session.isAdmin) {
+  document.querySelector('[data-invite-form]').addEventListener('submit', createInvite);
+  document.querySelector('[data-key-form]').addEventListener('submit', createKey);
   loadInvites();
   loadKeys();
 }

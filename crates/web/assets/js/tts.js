@@ -1,14 +1,18 @@
 // Text to speech: the editor, tag buttons, voice picker with sample playback, the four
-// sampling sliders, and Generate with live progress until the result opens.
-import { allVoices, api, boot, busy, categoryLabel, isCustom, samplePlayer, showError } from './app.js';
+// sampling sliders, this request's cost against what is left of the month's characters,
+// and Generate (or Ctrl/Cmd+Enter) with live progress until the result opens.
+import { allVoices, api, boot, busy, categoryLabel, failureMessage, isCustom, samplePlayer, showError } from './app.js';
 
-const MAX_CHARS = 5000;
 const POLL_MS = 600;
 
 boot();
 const form = document.querySelector('[data-tts-form]');
 const textarea = form.elements.text;
 const counter = document.querySelector('[data-char-count]');
+const limitLabel = document.querySelector('[data-char-limit]');
+const MAX_CHARS = Number(limitLabel.textContent);
+const limitNotice = document.querySelector('[data-text-limit]');
+const costLabel = document.querySelector('[data-request-cost]');
 const picker = document.querySelector('[data-voice-picker]');
 const previewButton = document.querySelector('[data-preview-voice]');
 const errorBox = form.querySelector('[data-form-error]');
@@ -16,13 +20,47 @@ const generateButton = form.querySelector('[data-generate]');
 const sliders = [...form.querySelectorAll('input[type="range"]')];
 const playSample = samplePlayer(document.querySelector('[data-sample-player]'));
 const params = new URLSearchParams(location.search);
+const number = new Intl.NumberFormat();
+/** This month's characters `{ used, limit }` (limit null: unlimited), once loaded. */
+let monthCharacters = null;
+
+/** Characters as the server counts them (Unicode scalar values, not UTF-16 units). */
+const charCount = (text) => [...text].length;
+
+/** Why `length` characters cannot go in one generation, or null when they can. */
+function overLimitMessage(length) {
+  if (length <= MAX_CHARS) return null;
+  return `The text is ${number.format(length)} characters long; one generation takes up to ${number.format(MAX_CHARS)}. `
+    + `Shorten it by ${number.format(length - MAX_CHARS)} characters, or split it into several generations.`;
+}
 
 function updateCount() {
-  const length = textarea.value.length;
-  counter.textContent = length.toLocaleString();
+  const length = charCount(textarea.value);
+  counter.textContent = number.format(length);
   counter.parentElement.classList.toggle('is-over', length > MAX_CHARS);
+  const over = overLimitMessage(length);
+  limitNotice.textContent = over || '';
+  limitNotice.hidden = !over;
+  const cost = charCount(textarea.value.trim());
+  let text = `This request: ${number.format(cost)} ${cost === 1 ? 'character' : 'characters'}`;
+  if (monthCharacters && monthCharacters.limit !== null) {
+    const left = Math.max(0, monthCharacters.limit - monthCharacters.used);
+    text += ` · ${number.format(left)} of ${number.format(monthCharacters.limit)} left this month`;
+    costLabel.classList.toggle('is-over', cost > left);
+  }
+  costLabel.textContent = `${text}.`;
 }
 textarea.addEventListener('input', updateCount);
+limitLabel.textContent = number.format(MAX_CHARS);
+
+async function loadUsage() {
+  try {
+    monthCharacters = (await api('/api/usage')).characters;
+    updateCount();
+  } catch {
+    // The cost is still shown; the server checks the quota when generating.
+  }
+}
 
 form.querySelector('.tag-bar').addEventListener('click', (event) => {
   const button = event.target.closest('[data-insert-tag]');
@@ -31,11 +69,17 @@ form.querySelector('.tag-bar').addEventListener('click', (event) => {
   const { selectionStart: start, selectionEnd: end, value } = textarea;
   const before = value.slice(0, start);
   const spacer = before && !/\s$/.test(before) ? ' ' : '';
-  const insert = `${spacer}${tag} `;
-  if (value.length - (end - start) + insert.length > MAX_CHARS) return;
-  textarea.setRangeText(insert, start, end, 'end');
+  textarea.setRangeText(`${spacer}${tag} `, start, end, 'end');
   textarea.focus();
   updateCount();
+});
+
+// Ctrl+Enter (Cmd+Enter on a Mac) generates from anywhere in the form.
+form.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && !generateButton.disabled) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
 });
 
 function showSliderValue(slider) {
@@ -101,7 +145,10 @@ async function loadSettingsFrom(generationId) {
     if (generation.voiceId && [...picker.options].some((option) => option.value === generation.voiceId)) {
       picker.value = generation.voiceId;
     } else {
-      showError(errorBox, new Error(`The voice "${generation.voiceName}" has been deleted. Choose another voice.`));
+      // No other voice is chosen for the user: they pick one knowing the original is gone.
+      picker.prepend(new Option('Choose a voice', ''));
+      picker.value = '';
+      showError(errorBox, new Error(`The voice "${generation.voiceName}" of this generation has been deleted. Choose another voice to generate it again.`));
     }
   } catch (error) {
     showError(errorBox, error);
@@ -140,11 +187,7 @@ async function waitForResult(id) {
     const generation = await api(`/api/generations/${encodeURIComponent(id)}`);
     const { status } = generation;
     if (status === 'succeeded') return generation;
-    if (status === 'failed') {
-      const reason = generation.failureReason ? `: ${generation.failureReason}` : '';
-      throw new Error(`The generation failed${reason}. Try again, or try other settings.`);
-    }
-    if (status === 'cancelled') throw new Error('The generation was cancelled.');
+    if (status === 'failed' || status === 'cancelled') throw new Error(failureMessage(generation));
     showProgress(status === 'queued' ? 'Waiting in the queue…' : 'Generating speech…', Math.max(generation.progress, status === 'queued' ? 2 : 5));
     await sleep(POLL_MS);
   }
@@ -159,8 +202,10 @@ form.addEventListener('submit', async (event) => {
     textarea.focus();
     return;
   }
-  if (text.length > MAX_CHARS) {
-    showError(errorBox, new Error(`The text is ${text.length} characters long; the limit is ${MAX_CHARS}.`));
+  const over = overLimitMessage(charCount(text));
+  if (over) {
+    showError(errorBox, new Error(over));
+    textarea.focus();
     return;
   }
   if (!picker.value) {
@@ -179,6 +224,7 @@ form.addEventListener('submit', async (event) => {
   if (form.elements.seed.value) body.seed = Number(form.elements.seed.value);
   busy(generateButton, true);
   showProgress('Sending…', 0);
+  progressPanel.scrollIntoView({ block: 'nearest' });
   try {
     const created = await api('/api/generations', { method: 'POST', json: body });
     running = created.id;
@@ -197,6 +243,7 @@ form.addEventListener('submit', async (event) => {
 });
 
 updateCount();
+loadUsage();
 await loadVoices();
 if (params.get('from')) await loadSettingsFrom(params.get('from'));
 form.dataset.ready = 'true';

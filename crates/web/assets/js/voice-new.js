@@ -1,6 +1,8 @@
-// New voice: a sample from a dropped or chosen file, or recorded in the browser (saving is
-// enabled after 10 s), plus name, description, category and language; uploaded to
-// `POST /api/voices` as the raw audio body with the details as query parameters.
+// New voice: a sample from a dropped or chosen file (decoded here first, so that a file
+// that is not audio or is too short or long is refused before uploading), or recorded in
+// the browser (saving is enabled after 10 s), plus name, description, category, language
+// and the required confirmation that the speaker agreed; uploaded to `POST /api/voices`
+// as the raw audio body with the details as query parameters.
 import { api, boot, busy, formatSeconds, showError } from './app.js';
 import { WavRecorder } from './wav-recorder.js';
 
@@ -20,9 +22,10 @@ const fileInput = form.elements.file;
 let sample = null;
 
 function updateSave() {
-  saveButton.disabled = !sample || !form.elements.name.value.trim();
+  saveButton.disabled = !sample || !form.elements.name.value.trim() || !form.elements.consent.checked;
 }
 form.elements.name.addEventListener('input', updateSave);
+form.elements.consent.addEventListener('change', updateSave);
 
 function setSample(blob, label, meta) {
   sample = blob;
@@ -43,7 +46,23 @@ function contentTypeOf(file) {
   return TYPES_BY_EXTENSION[extension] || '';
 }
 
-function takeFile(file) {
+/**
+ * The length in seconds of the audio in `file`, decoded as the browser would play it;
+ * `undefined` when this browser cannot decode its format (the server then decides), null
+ * when it should and cannot: the file is not audio.
+ */
+async function decodedSeconds(file) {
+  if (!new Audio().canPlayType(contentTypeOf(file))) return undefined;
+  try {
+    const decoded = await new OfflineAudioContext(1, 1, 44100).decodeAudioData(await file.arrayBuffer());
+    return decoded.duration;
+  } catch {
+    return null;
+  }
+}
+
+let fileCounter = 0;
+async function takeFile(file) {
   showError(errorBox, null);
   if (!file) return;
   if (file.size > MAX_BYTES) {
@@ -54,14 +73,23 @@ function takeFile(file) {
     showError(errorBox, new Error(`"${file.name}" is not an audio file. Use WAV, MP3, FLAC, OGG or M4A.`));
     return;
   }
-  setSample(file, file.name, `${(file.size / 1048576).toFixed(1)} MB`);
-  previewAudio.onloadedmetadata = () => {
-    const seconds = previewAudio.duration;
-    if (!Number.isFinite(seconds)) return;
-    form.querySelector('[data-sample-meta]').textContent = `${formatSeconds(seconds)} · ${(file.size / 1048576).toFixed(1)} MB`;
-    if (seconds < MIN_SECONDS) showError(errorBox, new Error(`This sample is ${seconds.toFixed(1)} s long; a voice needs at least ${MIN_SECONDS} seconds of speech.`));
-    else if (seconds > MAX_SECONDS) showError(errorBox, new Error('This sample is longer than 5 minutes; trim it to the best 5 minutes or less.'));
-  };
+  // Nothing can be saved until this file is checked.
+  const thisFile = ++fileCounter;
+  sample = null;
+  preview.hidden = true;
+  updateSave();
+  const seconds = await decodedSeconds(file);
+  if (thisFile !== fileCounter) return;
+  const size = `${(file.size / 1048576).toFixed(1)} MB`;
+  if (seconds === null) {
+    showError(errorBox, new Error(`"${file.name}" could not be read as audio: it may be damaged, or not a recording at all. Choose a WAV, MP3, FLAC, OGG or M4A recording.`));
+  } else if (seconds < MIN_SECONDS) {
+    showError(errorBox, new Error(`"${file.name}" is ${seconds.toFixed(1)} s long; a voice needs at least ${MIN_SECONDS} seconds of speech. Choose a longer recording.`));
+  } else if (seconds > MAX_SECONDS) {
+    showError(errorBox, new Error(`"${file.name}" is longer than 5 minutes; trim it to the best 5 minutes or less.`));
+  } else {
+    setSample(file, file.name, seconds === undefined ? size : `${formatSeconds(seconds)} · ${size}`);
+  }
 }
 
 fileInput.addEventListener('change', () => takeFile(fileInput.files[0]));
@@ -159,7 +187,12 @@ form.addEventListener('submit', async (event) => {
     form.elements.name.focus();
     return;
   }
-  const query = new URLSearchParams({ name, category: form.elements.category.value, language: form.elements.language.value.trim() });
+  if (!form.elements.consent.checked) {
+    showError(errorBox, new Error('Confirm that the speaker agreed to having their voice cloned.'));
+    form.elements.consent.focus();
+    return;
+  }
+  const query = new URLSearchParams({ name, category: form.elements.category.value, language: form.elements.language.value.trim(), consent: 'true' });
   const description = form.elements.description.value.trim();
   if (description) query.set('description', description);
   busy(saveButton, true);

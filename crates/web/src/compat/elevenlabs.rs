@@ -517,6 +517,7 @@ fn voice_details(form: &VoiceForm) -> Result<VoiceDetails, ElevenLabsError> {
             .transpose()
             .map_err(|e| ElevenLabsError::invalid("labels.language", e))?
             .unwrap_or_default(),
+        consent: None,
     })
 }
 

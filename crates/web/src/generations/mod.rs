@@ -11,6 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use resonance_audio::OutputFormat;
+use resonance_audio::encode::SOURCE_RATE;
+use resonance_audio::stretch::stretch;
 use resonance_db::{Generation, GenerationFilter, NewGeneration};
 use resonance_domain::{
     GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText, OrgId,
@@ -54,6 +56,8 @@ pub struct GenerationView {
     pub top_p: f64,
     pub top_k: u32,
     pub repetition_penalty: f64,
+    /// The seed the job runs with: the one asked for, or a random one chosen when it was
+    /// queued. `null` only for jobs queued before seeds were recorded.
     pub seed: Option<u32>,
     pub status: GenerationStatus,
     /// Percent done, 0-100.
@@ -112,7 +116,7 @@ pub struct CreateGeneration {
     pub top_k: Option<i64>,
     /// 1-2 [default: 1.2].
     pub repetition_penalty: Option<f64>,
-    /// 0-4294967295 [default: random].
+    /// 0-4294967295 [default: random, chosen when the job is queued and returned with it].
     pub seed: Option<i64>,
 }
 
@@ -252,7 +256,8 @@ pub async fn queue_as(
             voice_id: valid.voice_id,
             text: valid.text,
             params: valid.params,
-            seed: valid.seed,
+            // Chosen here rather than by the engine, so that every take can be reproduced.
+            seed: Some(valid.seed.unwrap_or_else(rand::random)),
         })
         .await?;
     state.new_jobs.notify_one();
@@ -447,6 +452,9 @@ pub struct AudioQuery {
     /// Any OpenAI `response_format` or ElevenLabs `output_format` name; absent: the stored
     /// WAV.
     format: Option<String>,
+    /// Played this many times faster with the pitch kept, 0.25-4 [default: 1]; other than 1,
+    /// the audio is encoded whole (as a WAV without `format`).
+    speed: Option<f64>,
 }
 
 /// The stored audio of a generation that has succeeded; 409 while it has not.
@@ -475,8 +483,8 @@ pub async fn read_stored_audio(state: &AppState, key: &ObjectKey) -> Result<Vec<
 
 /// Listen to a generation
 ///
-/// The generated WAV with range requests, or with `format` the audio encoded whole in
-/// that format; 409 while the job has not succeeded.
+/// The generated WAV with range requests, or with `format` or `speed` the audio encoded
+/// whole in that format at that speed; 409 while the job has not succeeded.
 #[utoipa::path(
     get,
     path = "/api/generations/{generationId}/audio",
@@ -490,7 +498,7 @@ pub async fn read_stored_audio(state: &AppState, key: &ObjectKey) -> Result<Vec<
         (status = 200, description = "The audio: WAV, or in `format`", content(("audio/wav"), ("audio/mpeg"), ("audio/ogg"), ("audio/aac"), ("audio/flac"), ("audio/pcm"), ("audio/basic")),
             headers(("Content-Disposition" = String, description = "`attachment` with a file name when `download` is set"))),
         (status = 206, description = "The requested range of the audio", content(("audio/wav"))),
-        (status = 400, description = "`INVALID_QUERY`: an unknown `format`", body = ErrorBody),
+        (status = 400, description = "`INVALID_QUERY`: an unknown `format`, or `speed` out of range", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such generation for this organization", body = ErrorBody),
         (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or the audio is not ready", body = ErrorBody),
@@ -517,14 +525,30 @@ async fn audio(
             code: "INVALID_QUERY",
             message: e.to_string(),
         })?;
+    let speed = match query.speed {
+        None => 1.0,
+        // Checked before anything is read; nothing is stretched here.
+        Some(speed) => stretch(&[], SOURCE_RATE, speed)
+            .map(|_| speed)
+            .map_err(|e| ApiError::BadRequest {
+                code: "INVALID_QUERY",
+                message: e.to_string(),
+            })?,
+    };
     let key = stored_audio_key(&generation)?;
     let download = matches!(query.download.as_deref(), Some("1" | "true"));
+    let format = match format {
+        None if speed != 1.0 => Some(OutputFormat::from_name("wav").map_err(ApiError::internal)?),
+        format => format,
+    };
     if let Some(format) = format {
         let samples = read_stored_audio(&state, &key).await?;
-        let encoded =
-            tokio::task::spawn_blocking(move || resonance_audio::encode(&samples, format))
-                .await
-                .map_err(ApiError::internal)?;
+        let encoded = tokio::task::spawn_blocking(move || {
+            let samples = stretch(&samples, SOURCE_RATE, speed).expect("the speed was checked");
+            resonance_audio::encode(&samples, format)
+        })
+        .await
+        .map_err(ApiError::internal)?;
         let mut response = (
             [
                 (header::CONTENT_TYPE, format.content_type()),

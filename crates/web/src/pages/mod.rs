@@ -14,7 +14,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use resonance_domain::{GenerationId, VoiceCategory};
+use resonance_domain::{GenerationId, GenerationText, VoiceCategory};
 use serde::Deserialize;
 use url::{Position, Url};
 
@@ -190,6 +190,8 @@ struct TextToSpeechPage {
     section: Section,
     viewer: Viewer,
     tags: [&'static str; 9],
+    /// The most characters one generation takes.
+    max_chars: usize,
 }
 
 async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
@@ -198,6 +200,7 @@ async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
         section: Section::TextToSpeech,
         viewer,
         tags: PARALINGUISTIC_TAGS,
+        max_chars: GenerationText::MAX_CHARS,
     }
 }
 

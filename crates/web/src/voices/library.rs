@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use resonance_audio::DecodeError;
 use resonance_audio::voice_sample::{self, SampleError, VoiceSample};
-use resonance_db::{Database, DbError, NewVoice, Voice};
+use resonance_db::{Database, DbError, NewVoice, Voice, VoiceConsent};
 use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, StorageError};
 
@@ -26,6 +26,8 @@ pub struct VoiceDetails {
     pub description: Option<VoiceDescription>,
     pub category: VoiceCategory,
     pub language: Language,
+    /// That the speaker agreed to the cloning, when the caller confirmed it.
+    pub consent: Option<VoiceConsent>,
 }
 
 /// An uploaded recording as received.
@@ -68,6 +70,7 @@ pub async fn create_voice(
         category: details.category,
         language: details.language,
         object_key: Some(keys.sample.to_string()),
+        consent: details.consent,
     };
     match db.create_voice(&new_voice).await {
         Ok(voice) => Ok(voice),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use resonance_audio::voice_sample::SampleError;
-use resonance_db::{Voice, VoiceFilter};
+use resonance_db::{Voice, VoiceConsent, VoiceFilter};
 use resonance_domain::{
     Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
@@ -55,10 +55,22 @@ pub struct VoiceView {
     pub variant: VoiceVariant,
     /// Where to listen to the voice's sample.
     pub audio_url: String,
+    /// Who confirmed that the speaker agreed to the cloning, and when; `null` for system
+    /// voices and voices cloned without it.
+    pub consent: Option<ConsentView>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentView {
+    /// The user's or API key's id.
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 impl From<Voice> for VoiceView {
@@ -71,6 +83,10 @@ impl From<Voice> for VoiceView {
             description: voice.description,
             category: voice.category,
             language: voice.language,
+            consent: voice.consent.map(|consent| ConsentView {
+                by: consent.by,
+                at: consent.at,
+            }),
             created_at: voice.created_at,
             updated_at: voice.updated_at,
         }
@@ -287,6 +303,9 @@ pub struct CreateQuery {
     language: Option<String>,
     /// At most 1000 characters.
     description: Option<String>,
+    /// `true` confirms that the speaker agreed to having their voice cloned; who confirmed
+    /// it (the user or API key) and when are recorded with the voice.
+    consent: Option<bool>,
 }
 
 /// Clone a voice
@@ -339,7 +358,17 @@ async fn create_voice(
         };
         (query, upload)
     };
-    let details = parse_details(fields)?;
+    let consent = fields.consent.unwrap_or(false);
+    let mut details = parse_details(fields)?;
+    details.consent = consent.then(|| VoiceConsent {
+        by: caller
+            .user_id
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| caller.api_key_id.as_ref().map(ToString::to_string))
+            .unwrap_or_default(),
+        at: OffsetDateTime::now_utc(),
+    });
     let voice = library::create_voice(
         state.db.as_ref(),
         &state.storage,
@@ -452,6 +481,7 @@ async fn read_form(request: Request) -> Result<(CreateQuery, Upload), ApiError> 
             "category" => fields.category = Some(value),
             "language" => fields.language = Some(value),
             "description" => fields.description = Some(value),
+            "consent" => fields.consent = Some(value == "true"),
             _ => {}
         }
     }
@@ -498,6 +528,7 @@ fn parse_details(fields: CreateQuery) -> Result<VoiceDetails, ApiError> {
             .transpose()
             .map_err(invalid_field)?
             .unwrap_or_default(),
+        consent: None,
     })
 }
 

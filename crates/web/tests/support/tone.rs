@@ -9,10 +9,13 @@ use resonance_engine::{EngineError, SAMPLE_RATE, Speech, SpeechEngine, Synthesis
 pub const SAMPLES_PER_CHAR: usize = 240;
 
 /// A 220 Hz tone of [`SAMPLES_PER_CHAR`] samples per character. Text containing `[fail]`
-/// fails; text containing `[stall]` never finishes the first time it is seen.
+/// fails, `[outage]` finds the engine unavailable; text containing `[stall]` never
+/// finishes the first time it is seen.
 #[derive(Default)]
 pub struct ToneEngine {
     pub spoken: Mutex<Vec<String>>,
+    /// The seed of each request spoken, in order.
+    pub seeds: Mutex<Vec<Option<u64>>>,
     pub stalled_once: Mutex<bool>,
 }
 
@@ -38,6 +41,10 @@ impl ToneEngine {
     pub fn spoken(&self) -> Vec<String> {
         self.spoken.lock().unwrap().clone()
     }
+
+    pub fn seeds(&self) -> Vec<Option<u64>> {
+        self.seeds.lock().unwrap().clone()
+    }
 }
 
 #[async_trait]
@@ -52,12 +59,18 @@ impl SpeechEngine for ToneEngine {
                 "asked to fail: secret internal detail".into(),
             ));
         }
+        if request.text.contains("[outage]") {
+            return Err(EngineError::Unavailable(
+                "asked to be down: secret internal detail".into(),
+            ));
+        }
         let stall = request.text.contains("[stall]")
             && !std::mem::replace(&mut *self.stalled_once.lock().unwrap(), true);
         if stall {
             std::future::pending::<()>().await;
         }
         self.spoken.lock().unwrap().push(request.text.clone());
+        self.seeds.lock().unwrap().push(request.params.seed);
         Ok(Speech {
             samples: tone(request.text.chars().count()),
         })
