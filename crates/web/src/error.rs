@@ -78,6 +78,7 @@ impl From<resonance_db::DbError> for ApiError {
         match error {
             DbError::NotFound(what) => Self::NotFound(what),
             DbError::Conflict(message) => Self::Conflict(message),
+            DbError::OverLimit(over) => Self::QuotaExceeded(over.into()),
             DbError::Unavailable { .. } => {
                 tracing::error!(%error, "database unavailable");
                 Self::Unavailable

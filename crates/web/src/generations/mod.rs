@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use resonance_audio::OutputFormat;
-use resonance_db::{Generation, GenerationFilter, NewGeneration};
+use resonance_db::{DbError, Generation, GenerationFilter, NewGeneration};
 use resonance_domain::{
     GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText, OrgId,
     VoiceId, VoiceName,
@@ -236,25 +236,31 @@ pub async fn queue_as(
     valid: ValidGeneration,
     id: GenerationId,
 ) -> Result<Generation, ApiError> {
-    crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
-        .await?;
+    let quota =
+        crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
+            .await?;
     let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
     if voice.object_key.is_none() {
         return Err(ApiError::Conflict(
             "the voice's audio is not ready yet".into(),
         ));
     }
+    let new_generation = NewGeneration {
+        id,
+        org_id: caller.org_id.clone(),
+        voice_id: valid.voice_id,
+        text: valid.text,
+        params: valid.params,
+        seed: valid.seed,
+    };
     let generation = state
         .db
-        .create_generation(&NewGeneration {
-            id,
-            org_id: caller.org_id.clone(),
-            voice_id: valid.voice_id,
-            text: valid.text,
-            params: valid.params,
-            seed: valid.seed,
-        })
-        .await?;
+        .create_generation_within(&new_generation, &quota)
+        .await
+        .map_err(|error| match error {
+            DbError::OverLimit(over) => crate::billing::quota_exceeded(over, &quota),
+            other => other.into(),
+        })?;
     state.new_jobs.notify_one();
     Ok(generation)
 }
