@@ -27,7 +27,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function showProgress(generation) {
   const percent = generation.status === 'queued' ? 0 : generation.progress;
-  statusText.textContent = generation.status === 'queued' ? 'Waiting in the queue…' : `Generating… ${percent}%`;
+  const waiting = generation.waitingReason || 'Waiting in the queue…';
+  statusText.textContent = generation.status === 'queued' ? waiting : `Generating… ${percent}%`;
   progress.hidden = false;
   progress.setAttribute('aria-valuenow', String(percent));
   progress.querySelector('[data-progress-bar]').style.width = `${percent}%`;
@@ -36,7 +37,7 @@ function showProgress(generation) {
 
 /** Resolves once the generation has succeeded; throws when it failed or was cancelled. */
 async function waitUntilReady() {
-  let generation = { status: root.dataset.status, progress: 0 };
+  let generation = { status: root.dataset.status, progress: 0, waitingReason: root.dataset.waitingReason };
   while (generation.status === 'queued' || generation.status === 'running') {
     showProgress(generation);
     await sleep(POLL_MS);

@@ -145,7 +145,8 @@ async function waitForResult(id) {
       throw new Error(`The generation failed${reason}. Try again, or try other settings.`);
     }
     if (status === 'cancelled') throw new Error('The generation was cancelled.');
-    showProgress(status === 'queued' ? 'Waiting in the queue…' : 'Generating speech…', Math.max(generation.progress, status === 'queued' ? 2 : 5));
+    const waiting = generation.waitingReason || 'Waiting in the queue…';
+    showProgress(status === 'queued' ? waiting : 'Generating speech…', Math.max(generation.progress, status === 'queued' ? 2 : 5));
     await sleep(POLL_MS);
   }
 }

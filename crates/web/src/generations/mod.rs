@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::ErrorBody;
+use crate::model_status::ModelState;
 use crate::objects::{Presentation, object_response, storage_error};
 use crate::paging::{self, invalid_query};
 use crate::{ApiError, ApiJson, AppState};
@@ -59,6 +60,9 @@ pub struct GenerationView {
     /// Percent done, 0-100.
     pub progress: u8,
     pub failure_reason: Option<String>,
+    /// Why a queued generation has not started, when the server knows: the speech model is
+    /// still downloading, loading or could not be loaded. A sentence for the user.
+    pub waiting_reason: Option<String>,
     /// Set once the audio is ready.
     pub audio_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -86,10 +90,25 @@ impl From<Generation> for GenerationView {
             status: generation.status,
             progress: generation.progress,
             failure_reason: generation.failure_reason,
+            waiting_reason: None,
             audio_url,
             created_at: generation.created_at,
             updated_at: generation.updated_at,
             finished_at: generation.finished_at,
+        }
+    }
+}
+
+impl GenerationView {
+    /// The view of `generation` with, while it is queued, why it waits on the model.
+    pub fn new(generation: Generation, model: ModelState) -> Self {
+        let waiting = generation.status == GenerationStatus::Queued;
+        Self {
+            waiting_reason: waiting
+                .then(|| model.waiting_reason())
+                .flatten()
+                .map(str::to_string),
+            ..generation.into()
         }
     }
 }
@@ -207,7 +226,8 @@ async fn create_generation(
 ) -> Result<Response, ApiError> {
     let generation = queue(&state, &caller, &body).await?;
     if !query.wait {
-        return Ok((StatusCode::ACCEPTED, Json(GenerationView::from(generation))).into_response());
+        let view = GenerationView::new(generation, state.model.state());
+        return Ok((StatusCode::ACCEPTED, Json(view)).into_response());
     }
     let generation = wait_until_finished(&state, generation, WAIT_LIMIT).await?;
     let status = if generation.status.is_finished() {
@@ -215,7 +235,8 @@ async fn create_generation(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(GenerationView::from(generation))).into_response())
+    let view = GenerationView::new(generation, state.model.state());
+    Ok((status, Json(view)).into_response())
 }
 
 /// Validates `body`, checks the organization's subscription and plan (403, 402) and that
@@ -340,7 +361,11 @@ async fn list_generations(
         .list_generations(&caller.org_id, &filter, page)
         .await?;
     Ok(Json(GenerationList {
-        generations: listed.items.into_iter().map(Into::into).collect(),
+        generations: listed
+            .items
+            .into_iter()
+            .map(|generation| GenerationView::new(generation, state.model.state()))
+            .collect(),
         total: listed.total,
         limit: page.limit(),
         offset: page.offset(),
@@ -376,7 +401,7 @@ async fn get_generation(
         .db
         .get_generation(&caller.org_id, &generation_id(&id)?)
         .await?;
-    Ok(Json(generation.into()))
+    Ok(Json(GenerationView::new(generation, state.model.state())))
 }
 
 /// Delete a generation

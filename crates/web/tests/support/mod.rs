@@ -55,6 +55,7 @@ pub struct TestAppBuilder {
     voice_upload_max_bytes: Option<usize>,
     billing: Option<Billing>,
     engine: Option<Arc<dyn SpeechEngine>>,
+    metrics_token: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -108,6 +109,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serves `/metrics` to requests that send `token`.
+    pub fn metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token = Some(token.to_string());
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let (db_url, postgres) = match self.db {
@@ -158,6 +165,7 @@ impl TestAppBuilder {
         if let Some(billing) = self.billing {
             state.billing = Arc::new(billing);
         }
+        state.metrics_token = self.metrics_token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = resonance_web::serve(listener, state.clone(), async {
@@ -245,6 +253,7 @@ impl TestApp {
             voice_upload_max_bytes: None,
             billing: None,
             engine: None,
+            metrics_token: None,
         }
     }
 
