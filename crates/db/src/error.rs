@@ -26,6 +26,9 @@ pub enum DbError {
     /// because it may hold a password.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    /// The change would pass a plan's limit; nothing was written.
+    #[error("the plan's {:?} limit would be passed", .0.limit)]
+    OverLimit(crate::OverLimit),
     #[error("database error: {0}")]
     Other(#[source] BoxError),
 }

@@ -20,13 +20,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use resonance_domain::{GenerationId, OrgId, OrganizationName, VoiceId, VoiceOwner};
+use resonance_domain::{
+    GenerationId, GenerationStatus, OrgId, OrganizationName, VoiceId, VoiceOwner,
+};
 
 pub use accounts::{
     Accounts, ApiKey, ApiKeyCredentials, Invite, Member, Membership, NewApiKey, NewInvite,
     NewSession, Session, User, UserCredentials,
 };
-pub use billing::{Billing, DailyUsage, PendingUsage, Plan};
+pub use billing::{
+    Billing, DailyUsage, GenerationUsage, OverLimit, PendingUsage, Plan, PlanLimit, Quota,
+};
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
@@ -46,6 +50,15 @@ pub trait Organizations: Send + Sync {
 #[async_trait]
 pub trait Voices: Send + Sync {
     async fn create_voice(&self, voice: &NewVoice) -> Result<Voice, DbError>;
+
+    /// [`Voices::create_voice`], refused with `OverLimit` when the voice is a CUSTOM voice
+    /// and its organization already keeps `voice_slots` (when set). The count and the
+    /// insert are one transaction that parallel creations for the organization wait on.
+    async fn create_voice_within(
+        &self,
+        voice: &NewVoice,
+        voice_slots: Option<u64>,
+    ) -> Result<Voice, DbError>;
 
     /// The voice if it is a SYSTEM voice or a CUSTOM voice of `org`.
     async fn get_voice(&self, org: &OrgId, id: &VoiceId) -> Result<Voice, DbError>;
@@ -87,6 +100,16 @@ pub trait Voices: Send + Sync {
 pub trait Generations: Send + Sync {
     /// Fails with `NotFound("voice")` unless the voice is visible to the organization.
     async fn create_generation(&self, generation: &NewGeneration) -> Result<Generation, DbError>;
+
+    /// [`Generations::create_generation`], refused with `OverLimit` when it would pass
+    /// `quota` (see `Plan::check_generation`). The usage is read and the job queued in one
+    /// transaction that parallel creations for the organization wait on, so queued and
+    /// running jobs count at once.
+    async fn create_generation_within(
+        &self,
+        generation: &NewGeneration,
+        quota: &Quota,
+    ) -> Result<Generation, DbError>;
 
     async fn get_generation(&self, org: &OrgId, id: &GenerationId) -> Result<Generation, DbError>;
 
@@ -163,6 +186,10 @@ pub trait GenerationJobs: Send + Sync {
         org: &OrgId,
         id: &GenerationId,
     ) -> Result<Generation, DbError>;
+
+    /// How many generations of every organization are in each status, for operators;
+    /// statuses without any are left out.
+    async fn generation_status_counts(&self) -> Result<Vec<(GenerationStatus, u64)>, DbError>;
 }
 
 /// How many times a job is claimed before a lease running out fails it for good.

@@ -54,6 +54,23 @@ fn describe(options: &PgConnectOptions) -> String {
     }
 }
 
+impl PostgresDatabase {
+    /// A transaction holding the organization's row lock: parallel ones for the same
+    /// organization wait until it ends, so what it counts stays true until it commits.
+    async fn begin_for_org(
+        &self,
+        org: &resonance_domain::OrgId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        sqlx::query("SELECT id FROM organizations WHERE id = $1 FOR UPDATE")
+            .bind(org.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(tx)
+    }
+}
+
 impl_database!(
     PostgresDatabase,
     sqlx::migrate!("./migrations/postgres"),

@@ -70,7 +70,8 @@ macro_rules! org_generations {
 }
 
 /// Implements the storage traits and `Database` for a backend struct with fields `pool` (its
-/// sqlx pool) and `target` (where it is, for errors), migrating with the given
+/// sqlx pool) and `target` (where it is, for errors) and a method `begin_for_org` (a
+/// transaction that parallel ones for the same organization wait on), migrating with the given
 /// `sqlx::migrate!` migrator. `$row_lock` ends the claim's row selection: PostgreSQL's
 /// `FOR UPDATE SKIP LOCKED`; SQLite needs none, as it runs one writer at a time.
 macro_rules! impl_database {
@@ -122,8 +123,35 @@ macro_rules! impl_database {
                 &self,
                 voice: &$crate::NewVoice,
             ) -> Result<$crate::Voice, $crate::DbError> {
+                self.create_voice_within(voice, None).await
+            }
+
+            async fn create_voice_within(
+                &self,
+                voice: &$crate::NewVoice,
+                voice_slots: Option<u64>,
+            ) -> Result<$crate::Voice, $crate::DbError> {
                 let now = $crate::model::now_millis();
-                let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+                let mut tx = match voice.owner.org_id() {
+                    Some(org) => self.begin_for_org(org).await?,
+                    None => self.pool.begin().await.map_err(|e| self.error(e))?,
+                };
+                if let Some(org) = voice.owner.org_id()
+                    && voice_slots.is_some()
+                {
+                    let kept: i64 = sqlx::query_scalar(custom_voice_count_sql!())
+                        .bind(org.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                    $crate::Plan {
+                        voice_slots,
+                        ..$crate::Plan::default()
+                    }
+                    // COUNT(*) is never negative.
+                    .check_voice_slots(kept as u64)
+                    .map_err($crate::DbError::OverLimit)?;
+                }
                 let created: $crate::Voice = sqlx::query_as::<_, $crate::model::VoiceRow>(concat!(
                     "INSERT INTO voices (id, org_id, name, name_folded, description, category, \
                      language, variant, object_key, consent_by, consent_at, created_at, \
@@ -324,32 +352,58 @@ macro_rules! impl_database {
                 &self,
                 generation: &$crate::NewGeneration,
             ) -> Result<$crate::Generation, $crate::DbError> {
+                self.create_generation_within(generation, &$crate::Quota::UNLIMITED)
+                    .await
+            }
+
+            async fn create_generation_within(
+                &self,
+                generation: &$crate::NewGeneration,
+                quota: &$crate::Quota,
+            ) -> Result<$crate::Generation, $crate::DbError> {
                 let params = &generation.params;
+                let mut tx = self.begin_for_org(&generation.org_id).await?;
+                if quota.plan != $crate::Plan::default() {
+                    let usage = generation_usage!(
+                        self,
+                        &mut *tx,
+                        generation.org_id,
+                        quota.period_start,
+                        quota.period_end
+                    );
+                    quota
+                        .plan
+                        .check_generation(&usage, generation.text.char_count() as u64)
+                        .map_err($crate::DbError::OverLimit)?;
+                }
                 // Copies the voice's name, and inserts nothing unless the voice is visible
                 // to the organization.
-                sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
-                    "INSERT INTO generations (id, org_id, voice_id, voice_name, text, \
-                     temperature, top_p, top_k, repetition_penalty, created_at, updated_at, seed) \
-                     SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9, $10 FROM voices v \
-                     WHERE v.id = $3 AND (v.variant = 'SYSTEM' OR v.org_id = $2) RETURNING ",
-                    generation_columns!()
-                ))
-                .bind(generation.id.as_str())
-                .bind(generation.org_id.as_str())
-                .bind(generation.voice_id.as_str())
-                .bind(generation.text.as_str())
-                .bind(params.temperature())
-                .bind(params.top_p())
-                // top_k is at most 10000.
-                .bind(params.top_k() as i32)
-                .bind(params.repetition_penalty())
-                .bind($crate::model::now_millis())
-                .bind(generation.seed.map(i64::from))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.error(e))?
-                .ok_or($crate::DbError::NotFound("voice"))?
-                .try_into()
+                let created: $crate::Generation =
+                    sqlx::query_as::<_, $crate::model::GenerationRow>(concat!(
+                        "INSERT INTO generations (id, org_id, voice_id, voice_name, text, \
+                         temperature, top_p, top_k, repetition_penalty, created_at, updated_at, seed) \
+                         SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9, $10 FROM voices v \
+                         WHERE v.id = $3 AND (v.variant = 'SYSTEM' OR v.org_id = $2) RETURNING ",
+                        generation_columns!()
+                    ))
+                    .bind(generation.id.as_str())
+                    .bind(generation.org_id.as_str())
+                    .bind(generation.voice_id.as_str())
+                    .bind(generation.text.as_str())
+                    .bind(params.temperature())
+                    .bind(params.top_p())
+                    // top_k is at most 10000.
+                    .bind(params.top_k() as i32)
+                    .bind(params.repetition_penalty())
+                    .bind($crate::model::now_millis())
+                    .bind(generation.seed.map(i64::from))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(e))?
+                    .ok_or($crate::DbError::NotFound("voice"))?
+                    .try_into()?;
+                tx.commit().await.map_err(|e| self.error(e))?;
+                Ok(created)
             }
 
             async fn get_generation(
@@ -601,6 +655,26 @@ macro_rules! impl_database {
                         )))
                     }
                 }
+            }
+
+            async fn generation_status_counts(
+                &self,
+            ) -> Result<Vec<(resonance_domain::GenerationStatus, u64)>, $crate::DbError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT status, COUNT(*) FROM generations GROUP BY status ORDER BY status",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+                rows.into_iter()
+                    .map(|(status, count)| {
+                        let status = status
+                            .parse()
+                            .map_err(|e| $crate::DbError::corrupt("generations", "status", e))?;
+                        // COUNT(*) is never negative.
+                        Ok((status, count as u64))
+                    })
+                    .collect()
             }
         }
 

@@ -41,6 +41,20 @@ impl SqliteDatabase {
     }
 }
 
+impl SqliteDatabase {
+    /// A transaction that holds the database's write lock from its start: SQLite runs one
+    /// writer at a time, so what it reads stays true until it commits.
+    async fn begin_for_org(
+        &self,
+        _org: &resonance_domain::OrgId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.error(e))
+    }
+}
+
 impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
 impl_accounts!(SqliteDatabase);
 impl_billing!(SqliteDatabase);

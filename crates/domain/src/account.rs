@@ -38,12 +38,18 @@ impl Email {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "password must be {min} to {max} characters",
-    min = Password::MIN_CHARS,
-    max = Password::MAX_CHARS
-)]
-pub struct PasswordError;
+pub enum PasswordError {
+    #[error(
+        "password must be {} to {} characters",
+        Password::MIN_CHARS,
+        Password::MAX_CHARS
+    )]
+    Length,
+    #[error(
+        "this password is one of the most common ones, which attackers try first; choose another"
+    )]
+    Common,
+}
 
 /// A password as typed at sign-up; never printed.
 #[derive(Clone)]
@@ -54,13 +60,16 @@ impl Password {
     /// Bounds the hashing work one request can ask for.
     pub const MAX_CHARS: usize = 256;
 
+    /// A password of 8 to 256 characters that is not on the bundled list of common ones.
     pub fn parse(s: &str) -> Result<Self, PasswordError> {
         let n = s.chars().count();
-        if (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&n) {
-            Ok(Self(s.to_string()))
-        } else {
-            Err(PasswordError)
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&n) {
+            return Err(PasswordError::Length);
         }
+        if is_common_password(s) {
+            return Err(PasswordError::Common);
+        }
+        Ok(Self(s.to_string()))
     }
 
     pub fn expose(&self) -> &str {
@@ -72,6 +81,20 @@ impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(***)")
     }
+}
+
+/// The passwords of 8 characters or more from Django's list of 20,000 common passwords
+/// (`django/contrib/auth/common-passwords.txt.gz`, BSD-3-Clause, compiled by Royce
+/// Williams from leaked password sets), lowercased and sorted.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Whether `password`, ignoring case, is on the bundled list of common passwords.
+fn is_common_password(password: &str) -> bool {
+    static COMMON: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    COMMON
+        .get_or_init(|| COMMON_PASSWORDS.lines().collect())
+        .contains(password.to_lowercase().as_str())
 }
 
 /// What a member may do in an organization. Admins manage custom voices, API keys and
@@ -163,6 +186,25 @@ mod tests {
         let password = Password::parse("long enough secret").unwrap();
         assert_eq!(password.expose(), "long enough secret");
         assert!(!format!("{password:?}").contains("secret"));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for common in [
+            "password1",
+            "Password1",
+            "QWERTYUIOP",
+            "iloveyou",
+            "123456789",
+        ] {
+            assert_eq!(
+                Password::parse(common).unwrap_err(),
+                PasswordError::Common,
+                "{common}"
+            );
+        }
+        assert_eq!(Password::parse("short").unwrap_err(), PasswordError::Length);
+        assert!(Password::parse("correct horse battery staple").is_ok());
     }
 
     #[test]

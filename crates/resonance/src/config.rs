@@ -151,6 +151,14 @@ pub struct SettingsArgs {
     /// Polar API base URL; https://sandbox-api.polar.sh for the sandbox [default: https://api.polar.sh]
     #[arg(long, env = "RESONANCE_POLAR_API_URL", global = true)]
     pub polar_api_url: Option<String>,
+    /// Bearer token that `GET /metrics` (Prometheus) asks for; unset, it is not served
+    #[arg(
+        long,
+        env = "RESONANCE_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 /// A plan limit: a number, or `unlimited`.
@@ -214,6 +222,7 @@ struct FileSettings {
     plan: FilePlan,
     #[serde(default)]
     polar: FilePolar,
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -266,6 +275,18 @@ pub struct Config {
     pub workers: usize,
     /// The default plan and, when configured, Polar.
     pub billing: BillingSettings,
+    /// The bearer token `/metrics` asks for; `None` leaves it unserved.
+    pub metrics_token: Option<Secret>,
+}
+
+/// A secret setting; its `Debug` form does not show it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 #[derive(Clone)]
@@ -560,6 +581,17 @@ impl Config {
                 .or(plan.max_concurrent_jobs)
                 .and_then(|limit| limit.0),
         };
+        let metrics_token = args.metrics_token.clone().or(file.metrics_token);
+        if metrics_token
+            .as_deref()
+            .is_some_and(|token| token.len() < 16)
+        {
+            return Err(ConfigError::Invalid {
+                key: "RESONANCE_METRICS_TOKEN (metrics_token)",
+                expected: "at least 16 characters",
+                got: "a shorter token".into(),
+            });
+        }
         let billing = BillingSettings {
             default_plan,
             polar: polar_settings(args, file.polar)?,
@@ -582,6 +614,7 @@ impl Config {
             precision,
             workers: args.workers.or(file.workers).unwrap_or(1),
             billing,
+            metrics_token: metrics_token.map(Secret),
         })
     }
 }
@@ -994,6 +1027,37 @@ mod tests {
             err.contains("RESONANCE_PRECISION") && err.contains("fp32, int8 or int4"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_metrics_token_is_long_and_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "metrics_token = \"scrape-me-0123456789\"\n").unwrap();
+        let from_file = SettingsArgs {
+            config: Some(file),
+            ..args()
+        };
+        let cfg = Config::load(&from_file).unwrap();
+        assert_eq!(
+            cfg.metrics_token.as_ref().map(|t| t.0.as_str()),
+            Some("scrape-me-0123456789")
+        );
+        assert!(!format!("{cfg:?}").contains("scrape-me"));
+        let cfg = Config::load(&SettingsArgs {
+            metrics_token: Some("flag-token-0123456789".into()),
+            ..from_file
+        })
+        .unwrap();
+        assert_eq!(cfg.metrics_token.unwrap().0, "flag-token-0123456789");
+        assert!(Config::load(&args()).unwrap().metrics_token.is_none());
+        let err = Config::load(&SettingsArgs {
+            metrics_token: Some("tiny-token".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("RESONANCE_METRICS_TOKEN"), "{err}");
+        assert!(!err.to_string().contains("tiny-token"), "{err}");
     }
 
     #[test]

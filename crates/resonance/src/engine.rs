@@ -17,7 +17,7 @@ use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{BUILTIN_VOICE_NAME, ChatterboxTurbo, SynthesisError, SynthesisOptions};
 use chatterbox::voice_conditioner::VoiceConditioner;
 use resonance_audio::wav::encode_wav_pcm16;
-use resonance_db::{Database, NewVoice};
+use resonance_db::{Database, DbError, NewVoice};
 use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
 use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
 use resonance_engine::queue::{QueuedEngine, Synthesizer};
@@ -152,12 +152,7 @@ async fn install_builtin_voice(
     let Some(conditionals) = model.builtin_voice() else {
         return Ok(());
     };
-    let installed = db
-        .system_voices()
-        .await?
-        .iter()
-        .any(|voice| voice.name.as_str() == BUILTIN_VOICE_NAME);
-    if installed {
+    if builtin_voice_installed(db).await? {
         return Ok(());
     }
     let speaker = model.clone();
@@ -178,23 +173,43 @@ async fn install_builtin_voice(
             "audio/wav",
         )
         .await?;
-    db.create_voice(&NewVoice {
-        id,
-        owner: VoiceOwner::System,
-        name: VoiceName::parse(BUILTIN_VOICE_NAME)?,
-        description: Some(VoiceDescription::parse(
-            "The built-in voice of the Chatterbox Turbo checkpoint.",
-        )?),
-        category: VoiceCategory::General,
-        language: Language::default(),
-        object_key: Some(key.as_str().to_string()),
-        consent: None,
-    })
-    .await?;
-    tracing::info!(
-        "installed the checkpoint's built-in voice as the system voice \"{BUILTIN_VOICE_NAME}\""
-    );
+    let created = db
+        .create_voice(&NewVoice {
+            id: id.clone(),
+            owner: VoiceOwner::System,
+            name: VoiceName::parse(BUILTIN_VOICE_NAME)?,
+            description: Some(VoiceDescription::parse(
+                "The built-in voice of the Chatterbox Turbo checkpoint.",
+            )?),
+            category: VoiceCategory::General,
+            language: Language::default(),
+            object_key: Some(key.as_str().to_string()),
+            consent: None,
+        })
+        .await;
+    match created {
+        Ok(_) => tracing::info!(
+            "installed the checkpoint's built-in voice as the system voice \"{BUILTIN_VOICE_NAME}\""
+        ),
+        // System voice names are unique: another server starting on the same database
+        // installed it first, and this one's copy goes.
+        Err(DbError::Conflict(_)) if builtin_voice_installed(db).await? => {
+            for object in [key, ObjectKey::voice_conditionals(&id)] {
+                storage.delete(&object).await?;
+            }
+            tracing::info!("another server installed the built-in voice first");
+        }
+        Err(error) => return Err(error.into()),
+    }
     Ok(())
+}
+
+async fn builtin_voice_installed(db: &dyn Database) -> anyhow::Result<bool> {
+    Ok(db
+        .system_voices()
+        .await?
+        .iter()
+        .any(|voice| voice.name.as_str() == BUILTIN_VOICE_NAME))
 }
 
 impl Synthesizer for ChatterboxSynthesizer {
@@ -277,6 +292,60 @@ mod tests {
         SynthesisParams {
             seed: Some(seed),
             ..SynthesisParams::default()
+        }
+    }
+
+    /// One server's start-up: its own model and conditioner from `checkpoint`, installing
+    /// the built-in voice into the shared `db` and `storage`.
+    async fn start_server(checkpoint: &Path, db: &dyn Database, storage: &Storage) {
+        let cfg = ChatterboxTurbo::config_for(checkpoint).unwrap();
+        let device = candle_core::Device::Cpu;
+        let model = Arc::new(ChatterboxTurbo::load(checkpoint, &cfg, &device).unwrap());
+        let conditioner = VoiceConditioner::load(checkpoint, &cfg, &device).unwrap();
+        let voices = StoredVoiceConditioning::new(
+            conditioner,
+            storage.clone(),
+            tokio::runtime::Handle::current(),
+            device,
+        );
+        install_builtin_voice(&model, &voices, db, storage)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_servers_on_one_new_database_install_the_builtin_voice_once() {
+        let checkpoint = tempfile::tempdir().unwrap();
+        chatterbox::testing::write_tiny_checkpoint(checkpoint.path()).unwrap();
+        let postgres = resonance_testkit::postgres::TestPostgres::new()
+            .await
+            .unwrap();
+        for postgres_url in [None, Some(postgres.url())] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = postgres_url.map_or_else(
+                || format!("sqlite://{}", dir.path().join("resonance.db").display()),
+                str::to_string,
+            );
+            let db = resonance_db::connect(&url).await.unwrap();
+            db.migrate().await.unwrap();
+            let secret = resonance_storage::UrlSigningSecret::new(vec![7u8; 32]).unwrap();
+            let storage = Storage::local(dir.path().join("objects"), secret).unwrap();
+            tokio::join!(
+                start_server(checkpoint.path(), db.as_ref(), &storage),
+                start_server(checkpoint.path(), db.as_ref(), &storage),
+            );
+            let system = db.system_voices().await.unwrap();
+            assert_eq!(system.len(), 1, "{url}");
+            assert_eq!(system[0].name.as_str(), BUILTIN_VOICE_NAME);
+            let stored = storage
+                .list(&resonance_storage::KeyPrefix::everything())
+                .await
+                .unwrap();
+            assert_eq!(
+                stored.len(),
+                2,
+                "one sample and one set of conditionals: {stored:?}"
+            );
         }
     }
 

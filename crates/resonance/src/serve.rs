@@ -16,6 +16,7 @@ use chatterbox::weights::CheckpointManifest;
 use resonance_engine::SpeechEngine;
 use resonance_engine::remote::RemoteEngine;
 use resonance_web::generations::worker::{Worker, WorkerSettings};
+use resonance_web::model_status::{ModelState, ModelStatus};
 
 use crate::config::{Config, EngineConfig, LogFormat, SettingsArgs, StorageConfig, redact_url};
 use crate::download::{self, DownloadOptions};
@@ -117,26 +118,36 @@ async fn speech_engine(
             *concurrency,
         )))),
         Some(EngineConfig::Chatterbox { concurrency }) => {
-            ensure_model(&config.model_dir).await?;
-            let engine = engine::start_native(
-                &config.model_dir,
-                config.precision,
-                *concurrency,
-                state.db.as_ref(),
-                &state.storage,
-            )
-            .await
-            .with_context(|| format!("loading the model from {}", config.model_dir.display()))?;
-            Ok(Some(Arc::new(engine)))
+            state.model.set(ModelState::Loading);
+            let started = async {
+                ensure_model(&config.model_dir, &state.model).await?;
+                state.model.set(ModelState::Loading);
+                engine::start_native(
+                    &config.model_dir,
+                    config.precision,
+                    *concurrency,
+                    state.db.as_ref(),
+                    &state.storage,
+                )
+                .await
+                .with_context(|| format!("loading the model from {}", config.model_dir.display()))
+            }
+            .await;
+            state.model.set(match started {
+                Ok(_) => ModelState::Ready,
+                Err(_) => ModelState::Unavailable,
+            });
+            Ok(Some(Arc::new(started?)))
         }
     }
 }
 
 /// Downloads the checkpoint when files are missing (once; later starts find it).
-async fn ensure_model(model_dir: &Path) -> anyhow::Result<()> {
+async fn ensure_model(model_dir: &Path, status: &ModelStatus) -> anyhow::Result<()> {
     if download::missing_files(model_dir).is_empty() {
         return Ok(());
     }
+    status.set(ModelState::Downloading);
     let options = DownloadOptions {
         progress: false,
         ..DownloadOptions::from_env()
@@ -186,6 +197,7 @@ async fn open(config: &Config) -> anyhow::Result<AppState> {
     let storage = open_storage(config)?;
     let mut state = AppState::new(db, storage, auth_settings(config));
     state.voice_upload_max_bytes = config.voice_upload_max_bytes;
+    state.metrics_token = config.metrics_token.as_ref().map(|token| token.0.clone());
     state.billing = Arc::new(Billing::new(config.billing.clone()));
     Ok(state)
 }

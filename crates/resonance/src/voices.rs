@@ -163,6 +163,7 @@ pub async fn voices(args: &SettingsArgs, command: VoicesCommand) -> anyhow::Resu
                     VoiceOwner::System,
                     item.details,
                     upload,
+                    None,
                 )
                 .await
                 .with_context(|| format!("importing {}", item.file.display()))?;

@@ -79,6 +79,7 @@ impl From<resonance_db::DbError> for ApiError {
             DbError::NotFound(what) => Self::NotFound(what),
             DbError::Conflict(message) => Self::Conflict(message),
             DbError::Forbidden(message) => Self::Forbidden(message),
+            DbError::OverLimit(over) => Self::QuotaExceeded(over.into()),
             DbError::Unavailable { .. } => {
                 tracing::error!(%error, "database unavailable");
                 Self::Unavailable

@@ -10,6 +10,8 @@ pub mod generations;
 mod health;
 mod json;
 mod members;
+pub mod metrics;
+pub mod model_status;
 pub mod objects;
 mod openapi;
 mod orgs;

@@ -31,10 +31,11 @@ use utoipa_axum::routes;
 use crate::auth::{Auth, AuthSettings};
 use crate::billing::Billing;
 use crate::generations::events::JobEvents;
+use crate::model_status::ModelStatus;
 use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
 use crate::{
-    api_keys, auth, billing, compat, generations, health, members, objects, openapi, orgs, pages,
-    voices,
+    api_keys, auth, billing, compat, generations, health, members, metrics, objects, openapi, orgs,
+    pages, voices,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,6 +55,10 @@ pub struct AppState {
     pub new_jobs: Arc<Notify>,
     /// Where this process's workers publish the audio of jobs that a request streams.
     pub job_events: JobEvents,
+    /// The speech model's state in this process, set by whatever starts the engine.
+    pub model: ModelStatus,
+    /// The bearer token `/metrics` asks for; without one it is not served.
+    pub metrics_token: Option<String>,
 }
 
 /// The original's upload limit.
@@ -69,6 +74,8 @@ impl AppState {
             billing: Arc::new(Billing::default()),
             new_jobs: Arc::default(),
             job_events: JobEvents::default(),
+            model: ModelStatus::default(),
+            metrics_token: None,
         }
     }
 }
@@ -99,10 +106,12 @@ pub fn router(state: AppState) -> Router {
     let (documented, doc) = documented_routes().split_for_parts();
     let routes = documented
         .route("/files/{*key}", get(objects::signed_file))
+        .route("/metrics", get(metrics::metrics))
         // The drop-in APIs follow their peers' documentation, not ours.
         .merge(compat::routes())
         .merge(pages::routes());
     require_documented(routes, doc)
+        .route_layer(axum::middleware::from_fn(metrics::track_requests))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

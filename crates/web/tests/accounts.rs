@@ -77,6 +77,21 @@ async fn bad_sign_up_input_is_refused_clearly(db: DbKind) {
     let response = app.sign_up("short@example.com", "short").await;
     assert_eq!(response.status(), 422);
     assert_eq!(error_code(response).await, "INVALID_PASSWORD");
+    let response = app.sign_up("common@example.com", "Password123").await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_PASSWORD");
+    assert_eq!(
+        body["error"]["message"],
+        "this password is one of the most common ones, which attackers try first; choose another"
+    );
+    assert_eq!(
+        app.sign_in("common@example.com", "Password123")
+            .await
+            .status(),
+        401,
+        "no account was created"
+    );
     let response = app
         .anonymous()
         .post(app.url("/api/auth/sign-up"))

@@ -401,28 +401,196 @@ async fn the_character_quota_starts_again_in_the_next_period(db: DbKind) {
     );
 }
 
-/// `POST /api/generations` as `user` with a SYSTEM voice whose audio is stored.
-async fn request_generation(app: &TestApp, user: &TestUser, text: &str) -> reqwest::Response {
-    let voice = app
+/// The SYSTEM voice "Announcer", whose audio is stored; created the first time.
+async fn announcer(app: &TestApp) -> resonance_db::Voice {
+    match app
         .db()
-        .create_voice(&resonance_db::NewVoice {
-            id: resonance_domain::VoiceId::new(),
-            owner: resonance_domain::VoiceOwner::System,
-            name: resonance_domain::VoiceName::parse("Announcer").unwrap(),
-            description: None,
-            category: Default::default(),
-            language: Default::default(),
-            object_key: Some("voices/system/announcer".into()),
-            consent: None,
-        })
+        .system_voices()
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .find(|voice| voice.name.as_str() == "Announcer")
+    {
+        Some(voice) => voice,
+        None => app
+            .db()
+            .create_voice(&resonance_db::NewVoice {
+                id: resonance_domain::VoiceId::new(),
+                owner: resonance_domain::VoiceOwner::System,
+                name: resonance_domain::VoiceName::parse("Announcer").unwrap(),
+                description: None,
+                category: Default::default(),
+                language: Default::default(),
+                object_key: Some("voices/system/announcer".into()),
+                consent: None,
+            })
+            .await
+            .unwrap(),
+    }
+}
+
+/// `POST /api/generations` as `user` with [`announcer`].
+async fn request_generation(app: &TestApp, user: &TestUser, text: &str) -> reqwest::Response {
+    let voice = announcer(app).await;
     user.client
         .post(app.url("/api/generations"))
         .json(&json!({ "text": text, "voiceId": voice.id }))
         .send()
         .await
         .unwrap()
+}
+
+/// Sends `n` requests at once (`request(i)`) and returns their statuses and bodies.
+async fn in_parallel<F, Fut>(n: usize, request: F) -> Vec<(u16, Value)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response> + Send + 'static,
+{
+    let requests: Vec<_> = (0..n)
+        .map(|i| {
+            let response = request(i);
+            tokio::spawn(async move {
+                let response = response.await;
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    answers
+}
+
+/// How many answers have `status`; every refusal must be `QUOTA_EXCEEDED` over `limit`.
+fn count_admitted(answers: &[(u16, Value)], status: u16, limit: &str) -> usize {
+    for (code, body) in answers.iter().filter(|(code, _)| *code != status) {
+        assert_eq!(*code, 402, "{body}");
+        assert_eq!(body["error"]["code"], "QUOTA_EXCEEDED", "{body}");
+        assert_eq!(body["error"]["limit"], limit, "{body}");
+    }
+    answers.iter().filter(|(code, _)| *code == status).count()
+}
+
+async fn parallel_uploads_create_no_more_voices_than_the_slots(db: DbKind) {
+    let app = Arc::new(TestApp::builder().db(db).spawn().await);
+    let (admin, org) = admin_and_org(&app).await;
+    app.db()
+        .set_org_plan(
+            &org,
+            &Plan {
+                voice_slots: Some(1),
+                ..Plan::default()
+            },
+        )
+        .await
+        .unwrap();
+    let admin = Arc::new(admin);
+    let answers = in_parallel(10, |n| {
+        let (app, admin) = (Arc::clone(&app), Arc::clone(&admin));
+        async move { upload_voice(&app, &admin, &format!("Voice{n}"), n as u32).await }
+    })
+    .await;
+    assert_eq!(count_admitted(&answers, 201, "voice_slots"), 1);
+    assert_eq!(app.db().custom_voice_count(&org).await.unwrap(), 1);
+    assert_eq!(app.db().list_usage_events(&org).await.unwrap().len(), 1);
+    let stored = app
+        .state
+        .storage
+        .list(&KeyPrefix::everything())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        2,
+        "the kept voice's sample and upload, nothing of the refused ones: {stored:?}"
+    );
+}
+
+async fn parallel_generations_count_queued_characters_against_the_month(db: DbKind) {
+    let app = Arc::new(
+        TestApp::builder()
+            .db(db)
+            .billing(Billing::new(BillingSettings {
+                default_plan: Plan {
+                    characters_per_month: Some(100),
+                    ..Plan::default()
+                },
+                ..Default::default()
+            }))
+            .spawn()
+            .await,
+    );
+    let (admin, org) = admin_and_org(&app).await;
+    let admin = Arc::new(admin);
+    let fifty_characters = "Fifty characters of text, exactly this many here..";
+    assert_eq!(fifty_characters.chars().count(), 50);
+    announcer(&app).await;
+    let answers = in_parallel(10, |_| {
+        let (app, admin) = (Arc::clone(&app), Arc::clone(&admin));
+        async move { request_generation(&app, &admin, fifty_characters).await }
+    })
+    .await;
+    assert_eq!(
+        count_admitted(&answers, 202, "characters_per_month"),
+        2,
+        "queued jobs count before they run"
+    );
+    let listed = app
+        .db()
+        .list_generations(&org, &Default::default(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 2);
+
+    // A cancelled job gives its characters back.
+    let cancelled = admin
+        .client
+        .post(app.url(&format!("/api/generations/{}/cancel", listed.items[0].id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        request_generation(&app, &admin, fifty_characters)
+            .await
+            .status(),
+        202
+    );
+    let over = request_generation(&app, &admin, "One more.").await;
+    assert_eq!(over.status(), 402);
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["used"], 100);
+}
+
+async fn parallel_generations_hold_the_concurrent_jobs(db: DbKind) {
+    let app = Arc::new(
+        TestApp::builder()
+            .db(db)
+            .billing(Billing::new(BillingSettings {
+                default_plan: Plan {
+                    max_concurrent_jobs: Some(1),
+                    ..Plan::default()
+                },
+                ..Default::default()
+            }))
+            .spawn()
+            .await,
+    );
+    let (admin, org) = admin_and_org(&app).await;
+    let admin = Arc::new(admin);
+    announcer(&app).await;
+    let answers = in_parallel(10, |n| {
+        let (app, admin) = (Arc::clone(&app), Arc::clone(&admin));
+        async move { request_generation(&app, &admin, &format!("Job number {n}.")).await }
+    })
+    .await;
+    assert_eq!(count_admitted(&answers, 202, "max_concurrent_jobs"), 1);
+    assert_eq!(app.db().active_generation_count(&org).await.unwrap(), 1);
 }
 
 async fn generation_requests_over_the_plan_are_refused_before_queueing(db: DbKind) {
@@ -835,6 +1003,9 @@ on_both_databases!(
     generations_are_checked_against_jobs_and_the_monthly_characters,
     the_character_quota_starts_again_in_the_next_period,
     generation_requests_over_the_plan_are_refused_before_queueing,
+    parallel_uploads_create_no_more_voices_than_the_slots,
+    parallel_generations_count_queued_characters_against_the_month,
+    parallel_generations_hold_the_concurrent_jobs,
     polar_subscription_gates_voices_and_generations,
     usage_events_survive_a_polar_outage_and_arrive_exactly_once,
 );

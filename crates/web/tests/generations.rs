@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use resonance_engine::SAMPLE_RATE;
 use resonance_storage::{KeyPrefix, ObjectKey};
+use resonance_web::model_status::ModelState;
 use serde_json::{Value, json};
 use support::tone::{SAMPLES_PER_CHAR, ToneEngine};
 use support::{DbKind, TestApp, TestUser, error_code};
@@ -629,4 +630,157 @@ async fn without_workers_jobs_wait_in_the_queue() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(response).await, "CONFLICT");
+}
+
+/// While the model downloads, loads or cannot load, a queued generation says so, in the
+/// API and on its page; once it is ready, nothing is said.
+#[tokio::test]
+async fn a_generation_waiting_on_the_model_says_why() {
+    let app = TestApp::builder().spawn().await;
+    let admin = app.signed_up("admin@example.com").await;
+    app.create_org(&admin, "Acme").await;
+    let voice = app.upload_voice(&admin, "Narrator").await;
+    app.state.model.set(ModelState::Downloading);
+    let downloading = ModelState::Downloading.waiting_reason().unwrap();
+    assert!(downloading.contains("still downloading"), "{downloading}");
+    let response = admin
+        .client
+        .post(app.url("/api/generations"))
+        .json(&json!({ "text": "Anyone there?", "voiceId": voice }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let queued: Value = response.json().await.unwrap();
+    assert_eq!(queued["waitingReason"], downloading);
+    let id = queued["id"].as_str().unwrap();
+    let get = |path: String| {
+        let client = admin.client.clone();
+        let url = app.url(&path);
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let fetched: Value = get(format!("/api/generations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["waitingReason"], downloading);
+    let listed: Value = get("/api/generations".into()).await.json().await.unwrap();
+    assert_eq!(listed["generations"][0]["waitingReason"], downloading);
+    let page = get(format!("/text-to-speech/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(downloading), "the page shows it: {page}");
+
+    app.state.model.set(ModelState::Unavailable);
+    let fetched: Value = get(format!("/api/generations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        fetched["waitingReason"],
+        ModelState::Unavailable.waiting_reason().unwrap()
+    );
+    app.state.model.set(ModelState::Ready);
+    let fetched: Value = get(format!("/api/generations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["waitingReason"], Value::Null);
+}
+
+/// The value of the series `series` (its name and labels, exactly) in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().unwrap())
+    })
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_with_the_token_only() {
+    const TOKEN: &str = "scrape-token-for-tests";
+    let engine = Arc::new(ToneEngine::default());
+    let app = TestApp::builder()
+        .engine(engine)
+        .metrics_token(TOKEN)
+        .spawn()
+        .await;
+    let admin = app.signed_up("admin@example.com").await;
+    app.create_org(&admin, "Acme").await;
+    let voice = app.upload_voice(&admin, "Narrator").await;
+    let response = admin
+        .client
+        .post(app.url("/api/generations?wait=true"))
+        .json(&json!({ "text": "Count me.", "voiceId": voice }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let scrape = |token: Option<&str>| {
+        let mut request = reqwest::Client::new().get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(scrape(None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        scrape(Some("not-the-token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = scrape(Some(TOKEN)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let body = response.text().await.unwrap();
+    let at_least_one = |series: &str| {
+        let value = sample(&body, series).unwrap_or_else(|| panic!("no {series} in:\n{body}"));
+        assert!(value >= 1.0, "{series} = {value}");
+    };
+    at_least_one(
+        r#"resonance_http_requests_total{method="POST",route="/api/generations",status="201"}"#,
+    );
+    at_least_one(
+        r#"resonance_http_request_duration_seconds_count{method="POST",route="/api/voices"}"#,
+    );
+    at_least_one(
+        r#"resonance_http_request_duration_seconds_bucket{method="POST",route="/api/voices",le="+Inf"}"#,
+    );
+    at_least_one("resonance_synthesis_real_time_factor_count");
+    at_least_one("resonance_synthesis_first_audio_seconds_count");
+    assert_eq!(
+        sample(&body, r#"resonance_generations{status="succeeded"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, r#"resonance_model_state{state="ready"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, r#"resonance_model_state{state="downloading"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&body, "resonance_usage_outbox_backlog"),
+        Some(2.0),
+        "the voice's and the generation's usage, with no Polar to take them"
+    );
+    assert!(body.contains("# TYPE resonance_http_request_duration_seconds histogram"));
+
+    let without_token = TestApp::builder().spawn().await;
+    let response = reqwest::get(without_token.url("/metrics")).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "not served unless a token is set"
+    );
 }

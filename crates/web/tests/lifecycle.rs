@@ -322,6 +322,123 @@ on_both_databases!(
     sign_in_is_rate_limited_per_account_and_per_ip,
 );
 
+/// `POST /api/auth/sign-in` from the client address `from`, through a trusted proxy.
+async fn sign_in_from(app: &TestApp, from: &str, email: &str, password: &str) -> reqwest::Response {
+    app.anonymous()
+        .post(app.url("/api/auth/sign-in"))
+        .header("x-forwarded-for", from)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_attacker_slows_only_their_own_address_not_the_owner() {
+    const ATTACKER: &str = "203.0.113.66";
+    const OWNER: &str = "198.51.100.7";
+    let app = TestApp::builder()
+        .auth(|auth| auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()])
+        .spawn()
+        .await;
+    app.sign_up("alice@example.com", PASSWORD).await;
+    for attempt in 1..=10 {
+        let response = sign_in_from(&app, ATTACKER, "alice@example.com", "guess").await;
+        assert_eq!(response.status(), 401, "attempt {attempt}");
+    }
+    let limited = sign_in_from(&app, ATTACKER, "alice@example.com", "guess").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(retry_after(&limited), 1);
+    assert_eq!(
+        sign_in_from(&app, ATTACKER, "alice@example.com", PASSWORD)
+            .await
+            .status(),
+        429,
+        "from the attacker's address even the right password waits"
+    );
+    assert_eq!(
+        sign_in_from(&app, OWNER, "alice@example.com", PASSWORD)
+            .await
+            .status(),
+        200,
+        "the owner, elsewhere, signs in"
+    );
+
+    // Each further failure from the attacker's address doubles its wait.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        sign_in_from(&app, ATTACKER, "alice@example.com", "guess")
+            .await
+            .status(),
+        401
+    );
+    let limited = sign_in_from(&app, ATTACKER, "alice@example.com", "guess").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(retry_after(&limited), 2);
+    assert_eq!(
+        sign_in_from(&app, OWNER, "alice@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_hashes_at_most_the_bound_at_once() {
+    const BOUND: usize = 2;
+    const BURST: usize = 40;
+    let app = std::sync::Arc::new(
+        TestApp::builder()
+            .auth(|auth| {
+                auth.attempts_per_ip = 1000;
+                auth.max_concurrent_password_hashing = BOUND;
+                auth.password_hashing_wait = std::time::Duration::from_millis(300);
+            })
+            .spawn()
+            .await,
+    );
+    let burst: Vec<_> = (0..BURST)
+        .map(|n| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move {
+                let response = app
+                    .sign_in(&format!("nobody{n}@example.com"), "wrong password")
+                    .await;
+                let retry_after = response.headers().get("retry-after").cloned();
+                (response.status().as_u16(), retry_after)
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in burst {
+        let (status, retry_after) = request.await.unwrap();
+        if status == 429 {
+            assert_eq!(retry_after.unwrap(), "1");
+        }
+        statuses.push(status);
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(refused + checked, BURST, "{statuses:?}");
+    assert!(checked >= BOUND, "{statuses:?}");
+    assert!(refused > 0, "the excess waited too long and was refused");
+    let hashing = &app.state.auth.password_hashing;
+    assert!(
+        (1..=BOUND).contains(&hashing.peak()),
+        "{} ran at once",
+        hashing.peak()
+    );
+    assert_eq!(hashing.running(), 0);
+}
+
 /// A failed sign-in (a fresh email each time, so that only the per-IP limit counts) sent
 /// with `X-Forwarded-For: forwarded_for`.
 async fn failed_sign_in_forwarded_for(app: &TestApp, forwarded_for: &str) -> u16 {

@@ -115,6 +115,7 @@ impl App {
                 bytes: wav_speech(11.0).into(),
                 content_type: "audio/wav".into(),
             },
+            None,
         )
         .await
         .unwrap()

@@ -23,6 +23,102 @@ pub struct Plan {
     pub max_concurrent_jobs: Option<u64>,
 }
 
+impl Plan {
+    /// Refuses one more custom voice when the organization keeps `kept` and the plan's
+    /// slots are all taken.
+    pub fn check_voice_slots(&self, kept: u64) -> Result<(), OverLimit> {
+        match self.voice_slots {
+            Some(allowed) if kept >= allowed => Err(OverLimit {
+                limit: PlanLimit::VoiceSlots,
+                used: kept,
+                allowed,
+                requested: 1,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses one more generation of `characters` characters when as many jobs as the plan
+    /// allows are active, or when the characters would pass the period's quota.
+    pub fn check_generation(
+        &self,
+        usage: &GenerationUsage,
+        characters: u64,
+    ) -> Result<(), OverLimit> {
+        if let Some(allowed) = self.max_concurrent_jobs
+            && usage.active_jobs >= allowed
+        {
+            return Err(OverLimit {
+                limit: PlanLimit::MaxConcurrentJobs,
+                used: usage.active_jobs,
+                allowed,
+                requested: 1,
+            });
+        }
+        if let Some(allowed) = self.characters_per_month
+            && usage.characters.saturating_add(characters) > allowed
+        {
+            return Err(OverLimit {
+                limit: PlanLimit::CharactersPerMonth,
+                used: usage.characters,
+                allowed,
+                requested: characters,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which limit of a plan a creation would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanLimit {
+    CharactersPerMonth,
+    VoiceSlots,
+    MaxConcurrentJobs,
+}
+
+/// A creation refused because it would pass a plan's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverLimit {
+    pub limit: PlanLimit,
+    /// What the organization uses now.
+    pub used: u64,
+    pub allowed: u64,
+    /// What the refused creation needed.
+    pub requested: u64,
+}
+
+/// What counts against a plan's generation limits, in flight included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GenerationUsage {
+    /// Generations queued or running.
+    pub active_jobs: u64,
+    /// Characters of the period's succeeded generations and of those queued or running.
+    pub characters: u64,
+}
+
+/// The plan a new voice or generation is held to, in the billing period it falls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub plan: Plan,
+    /// Characters of generations that succeeded from `period_start` (inclusive) to
+    /// `period_end` (exclusive) count against `plan.characters_per_month`.
+    pub period_start: OffsetDateTime,
+    pub period_end: OffsetDateTime,
+}
+
+impl Quota {
+    pub const UNLIMITED: Self = Self {
+        plan: Plan {
+            characters_per_month: None,
+            voice_slots: None,
+            max_concurrent_jobs: None,
+        },
+        period_start: OffsetDateTime::UNIX_EPOCH,
+        period_end: OffsetDateTime::UNIX_EPOCH,
+    };
+}
+
 /// One UTC day's usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyUsage {
@@ -66,6 +162,15 @@ pub trait Billing: Send + Sync {
 
     /// How many of the organization's generations are queued or running.
     async fn active_generation_count(&self, org: &OrgId) -> Result<u64, DbError>;
+
+    /// The organization's active jobs, and its characters from `from` (inclusive) to `to`
+    /// (exclusive) with those of queued and running generations.
+    async fn generation_usage(
+        &self,
+        org: &OrgId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<GenerationUsage, DbError>;
 
     /// At most `limit` undelivered usage events whose next attempt is due at `now`,
     /// oldest first.

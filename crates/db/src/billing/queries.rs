@@ -1,5 +1,42 @@
 //! The billing SQL both backends share, and the macro that implements `Billing` with it.
 
+/// How many custom voices organization $1 keeps.
+macro_rules! custom_voice_count_sql {
+    () => {
+        "SELECT COUNT(*) FROM voices WHERE org_id = $1 AND variant = 'CUSTOM'"
+    };
+}
+
+/// On executor `$executor` of `$db`: the `GenerationUsage` of organization `$org` with
+/// succeeded generations counted from `$from` to `$to`.
+macro_rules! generation_usage {
+    ($db:expr, $executor:expr, $org:expr, $from:expr, $to:expr) => {{
+        let (active_jobs, in_flight, succeeded): (i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+             (SELECT COUNT(*) FROM generations \
+              WHERE org_id = $1 AND status IN ('queued', 'running')), \
+             (SELECT CAST(COALESCE(SUM(LENGTH(text)), 0) AS BIGINT) FROM generations \
+              WHERE org_id = $1 AND status IN ('queued', 'running')), \
+             (SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM usage_events \
+              WHERE org_id = $1 AND kind = 'tts_generation' \
+              AND created_at >= $2 AND created_at < $3)",
+        )
+        .bind($org.as_str())
+        .bind($crate::model::to_millis($from))
+        .bind($crate::model::to_millis($to))
+        .fetch_one($executor)
+        .await
+        .map_err(|e| $db.error(e))?;
+        let corrupt = |e| $crate::DbError::corrupt("usage_events", "quantity", e);
+        $crate::GenerationUsage {
+            // COUNT(*) and lengths are never negative.
+            active_jobs: active_jobs as u64,
+            characters: (in_flight as u64)
+                .saturating_add(u64::try_from(succeeded).map_err(corrupt)?),
+        }
+    }};
+}
+
 /// Implements `Billing` for a backend struct with a `pool` and an `error` method (see
 /// `impl_database!`).
 macro_rules! impl_billing {
@@ -118,9 +155,7 @@ macro_rules! impl_billing {
                 &self,
                 org: &resonance_domain::OrgId,
             ) -> Result<u64, $crate::DbError> {
-                let count: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM voices WHERE org_id = $1 AND variant = 'CUSTOM'",
-                )
+                let count: i64 = sqlx::query_scalar(custom_voice_count_sql!())
                 .bind(org.as_str())
                 .fetch_one(&self.pool)
                 .await
@@ -143,6 +178,15 @@ macro_rules! impl_billing {
                 .map_err(|e| self.error(e))?;
                 // COUNT(*) is never negative.
                 Ok(count as u64)
+            }
+
+            async fn generation_usage(
+                &self,
+                org: &resonance_domain::OrgId,
+                from: time::OffsetDateTime,
+                to: time::OffsetDateTime,
+            ) -> Result<$crate::GenerationUsage, $crate::DbError> {
+                Ok(generation_usage!(self, &self.pool, org, from, to))
             }
 
             async fn due_usage_deliveries(

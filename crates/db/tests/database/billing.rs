@@ -1,8 +1,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use resonance_db::{DbError, Plan, UsageKind};
-use resonance_domain::{GenerationId, OrgId, VoiceOwner};
+use resonance_db::{DbError, NewGeneration, OverLimit, Plan, PlanLimit, Quota, UsageKind};
+use resonance_domain::{
+    GenerationId, GenerationParams, GenerationText, OrgId, VoiceId, VoiceOwner,
+};
 use time::OffsetDateTime;
 
 use crate::generations::generate;
@@ -251,7 +253,154 @@ async fn postponed_deliveries_wait_and_delivered_ones_leave(t: TestDb) {
     );
 }
 
+/// Runs `n` creations at once; returns how many succeeded, and every refusal.
+async fn at_once<T: Send + 'static>(
+    n: usize,
+    create: impl Fn(usize) -> tokio::task::JoinHandle<Result<T, DbError>>,
+) -> (usize, Vec<OverLimit>) {
+    let tasks: Vec<_> = (0..n).map(create).collect();
+    let (mut created, mut refused) = (0, Vec::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(DbError::OverLimit(over)) => refused.push(over),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    (created, refused)
+}
+
+async fn parallel_voice_creations_stop_at_the_slots(t: TestDb) {
+    let org = t.new_org("Acme").await;
+    let (created, refused) = at_once(10, |n| {
+        let db = Arc::clone(&t.db);
+        let voice = new_voice(VoiceOwner::Org(org.clone()), &format!("Voice {n}"));
+        tokio::spawn(async move { db.create_voice_within(&voice, Some(2)).await })
+    })
+    .await;
+    assert_eq!(created, 2);
+    assert!(refused.iter().all(|over| *over
+        == OverLimit {
+            limit: PlanLimit::VoiceSlots,
+            used: 2,
+            allowed: 2,
+            requested: 1,
+        }));
+    assert_eq!(t.db.custom_voice_count(&org).await.unwrap(), 2);
+    assert_eq!(t.db.list_usage_events(&org).await.unwrap().len(), 2);
+    t.db.create_voice_within(&new_voice(VoiceOwner::System, "Shared"), Some(0))
+        .await
+        .expect("system voices take no organization's slot");
+}
+
+fn quota(plan: Plan) -> Quota {
+    let now = OffsetDateTime::now_utc();
+    Quota {
+        plan,
+        period_start: now - time::Duration::days(1),
+        period_end: now + time::Duration::days(1),
+    }
+}
+
+/// Creates `n` generations of `text` for `org` at once, within `quota`.
+async fn generate_at_once(
+    t: &TestDb,
+    org: &OrgId,
+    voice: &VoiceId,
+    text: &'static str,
+    quota: Quota,
+    n: usize,
+) -> (usize, Vec<OverLimit>) {
+    at_once(n, |_| {
+        let db = Arc::clone(&t.db);
+        let generation = NewGeneration {
+            id: GenerationId::new(),
+            org_id: org.clone(),
+            voice_id: voice.clone(),
+            text: GenerationText::parse(text).unwrap(),
+            params: GenerationParams::default(),
+            seed: None,
+        };
+        tokio::spawn(async move { db.create_generation_within(&generation, &quota).await })
+    })
+    .await
+}
+
+async fn parallel_generations_count_queued_and_running_characters(t: TestDb) {
+    let org = t.new_org("Acme").await;
+    let voice =
+        t.db.create_voice(&new_voice(VoiceOwner::Org(org.clone()), "Narrator"))
+            .await
+            .unwrap()
+            .id;
+    let fifty = "Fifty characters of text, exactly this many here..";
+    let monthly = quota(Plan {
+        characters_per_month: Some(100),
+        ..Plan::default()
+    });
+    let (created, refused) = generate_at_once(&t, &org, &voice, fifty, monthly, 10).await;
+    assert_eq!(created, 2);
+    assert_eq!(refused.len(), 8);
+    assert!(
+        refused
+            .iter()
+            .all(|over| over.limit == PlanLimit::CharactersPerMonth
+                && over.used == 100
+                && over.requested == 50)
+    );
+    let usage =
+        t.db.generation_usage(&org, monthly.period_start, monthly.period_end);
+    assert_eq!(usage.await.unwrap().characters, 100);
+
+    // Running and then succeeded, the characters still count; failed, they are released.
+    let first = t.db.claim_generation("w", LEASE).await.unwrap().unwrap();
+    let (created, _) = generate_at_once(&t, &org, &voice, fifty, monthly, 1).await;
+    assert_eq!(created, 0, "a running job's characters count");
+    t.db.complete_generation(&first.id, "w", "generations/x")
+        .await
+        .unwrap()
+        .unwrap();
+    let (created, _) = generate_at_once(&t, &org, &voice, fifty, monthly, 1).await;
+    assert_eq!(created, 0, "a succeeded job's characters count");
+    let second = t.db.claim_generation("w", LEASE).await.unwrap().unwrap();
+    assert!(
+        t.db.fail_generation(&second.id, "w", "broken")
+            .await
+            .unwrap()
+    );
+    let (created, _) = generate_at_once(&t, &org, &voice, fifty, monthly, 3).await;
+    assert_eq!(created, 1, "a failed job's characters are released");
+}
+
+async fn parallel_generations_stop_at_the_concurrent_jobs(t: TestDb) {
+    let org = t.new_org("Acme").await;
+    let voice =
+        t.db.create_voice(&new_voice(VoiceOwner::Org(org.clone()), "Narrator"))
+            .await
+            .unwrap()
+            .id;
+    let one_at_a_time = quota(Plan {
+        max_concurrent_jobs: Some(1),
+        ..Plan::default()
+    });
+    let (created, refused) =
+        generate_at_once(&t, &org, &voice, "Hello there.", one_at_a_time, 10).await;
+    assert_eq!(created, 1);
+    assert!(
+        refused
+            .iter()
+            .all(|over| over.limit == PlanLimit::MaxConcurrentJobs)
+    );
+    let queued = t.db.claim_generation("w", LEASE).await.unwrap().unwrap();
+    t.db.cancel_generation(&org, &queued.id).await.unwrap();
+    let (created, _) = generate_at_once(&t, &org, &voice, "Hello there.", one_at_a_time, 10).await;
+    assert_eq!(created, 1, "a cancelled job frees its place");
+}
+
 on_both_backends!(
+    parallel_voice_creations_stop_at_the_slots,
+    parallel_generations_count_queued_and_running_characters,
+    parallel_generations_stop_at_the_concurrent_jobs,
     voice_creation_is_charged_once_with_its_outbox_row,
     parallel_voice_creations_are_each_charged_exactly_once,
     parallel_job_completions_are_each_charged_exactly_once,

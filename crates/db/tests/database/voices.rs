@@ -441,7 +441,50 @@ async fn all_voices_spans_every_organization(t: TestDb) {
     assert_eq!(t.db.system_voices().await.unwrap(), vec![shared]);
 }
 
+/// Two servers starting on one new database both install the built-in voice: the second
+/// insert loses on the unique name of SYSTEM voices.
+async fn system_voice_names_are_unique_so_a_race_installs_once(t: TestDb) {
+    let installs: Vec<_> = (0..2)
+        .map(|_| {
+            let db = std::sync::Arc::clone(&t.db);
+            tokio::spawn(async move {
+                db.create_voice(&new_voice(VoiceOwner::System, "Built-in"))
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for install in installs {
+        outcomes.push(install.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(DbError::Conflict(_)))),
+        "{outcomes:?}"
+    );
+    let error =
+        t.db.create_voice(&new_voice(VoiceOwner::System, "BUILT-IN"))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(error, DbError::Conflict(_)),
+        "names compare folded"
+    );
+    assert_eq!(names(&t.db.system_voices().await.unwrap()), ["Built-in"]);
+
+    // Organizations' voices may share a name with a system voice and with each other.
+    let org = t.new_org("Acme").await;
+    for _ in 0..2 {
+        t.db.create_voice(&new_voice(VoiceOwner::Org(org.clone()), "Built-in"))
+            .await
+            .unwrap();
+    }
+}
+
 on_both_backends!(
+    system_voice_names_are_unique_so_a_race_installs_once,
     all_voices_spans_every_organization,
     create_then_get_keeps_every_field,
     schema_defaults_category_and_language,

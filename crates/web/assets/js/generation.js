@@ -28,7 +28,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function showProgress(generation) {
   const percent = generation.status === 'queued' ? 0 : generation.progress;
-  statusText.textContent = generation.status === 'queued' ? 'Waiting in the queue…' : `Generating… ${percent}%`;
+  const waiting = generation.waitingReason || 'Waiting in the queue…';
+  statusText.textContent = generation.status === 'queued' ? waiting : `Generating… ${percent}%`;
   progress.hidden = false;
   progress.setAttribute('aria-valuenow', String(percent));
   progress.querySelector('[data-progress-bar]').style.width = `${percent}%`;

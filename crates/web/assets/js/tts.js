@@ -188,7 +188,8 @@ async function waitForResult(id) {
     const { status } = generation;
     if (status === 'succeeded') return generation;
     if (status === 'failed' || status === 'cancelled') throw new Error(failureMessage(generation));
-    showProgress(status === 'queued' ? 'Waiting in the queue…' : 'Generating speech…', Math.max(generation.progress, status === 'queued' ? 2 : 5));
+    const waiting = generation.waitingReason || 'Waiting in the queue…';
+    showProgress(status === 'queued' ? waiting : 'Generating speech…', Math.max(generation.progress, status === 'queued' ? 2 : 5));
     await sleep(POLL_MS);
   }
 }

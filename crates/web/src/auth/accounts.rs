@@ -57,8 +57,8 @@ pub struct SignUpResponse {
         (status = 202, description = "Sign in next", body = SignUpResponse),
         (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
         (status = 403, description = "A cross-site request", body = ErrorBody),
-        (status = 422, description = "`INVALID_EMAIL` or `INVALID_PASSWORD`", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this IP; see `Retry-After`", body = ErrorBody),
+        (status = 422, description = "`INVALID_EMAIL` or `INVALID_PASSWORD` (too short, too long or too common)", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this IP, or too many sign-ins at once; see `Retry-After`", body = ErrorBody),
     )
 )]
 async fn sign_up(
@@ -72,8 +72,12 @@ async fn sign_up(
     }
     let email = Email::parse(&body.email).map_err(|e| invalid("INVALID_EMAIL", e))?;
     let password = Password::parse(&body.password).map_err(|e| invalid("INVALID_PASSWORD", e))?;
-    limit(state.auth.per_ip.check(&client.to_string()))?;
-    let hash = blocking(move || secrets::hash_password(password.expose())).await?;
+    limit(state.auth.per_ip.attempt(&client.to_string()))?;
+    let hash = state
+        .auth
+        .password_hashing
+        .run(move || secrets::hash_password(password.expose()))
+        .await?;
     match state.db.create_user(&email, &hash).await? {
         Some(user) => {
             tracing::info!(user = %user.id, operator = user.is_operator, "account created")
@@ -103,7 +107,7 @@ async fn sign_up(
         (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
         (status = 401, description = "`INVALID_CREDENTIALS`", body = ErrorBody),
         (status = 403, description = "A cross-site request", body = ErrorBody),
-        (status = 429, description = "Too many attempts for this account or IP; see `Retry-After`", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account from this IP, or from this IP, or too many sign-ins at once; see `Retry-After`", body = ErrorBody),
     )
 )]
 async fn sign_in(
@@ -115,26 +119,39 @@ async fn sign_in(
     if !csrf::same_origin(&state.auth.settings, &axum::http::Method::POST, &headers) {
         return Err(cross_site());
     }
-    limit(state.auth.per_ip.check(&client.to_string()))?;
+    limit(state.auth.per_ip.attempt(&client.to_string()))?;
     let email = Email::parse(&body.email).ok();
-    if let Some(email) = &email {
-        limit(state.auth.per_account.check(email.as_str()))?;
+    // Attempts count against the account only from this address, so that an attacker
+    // elsewhere cannot lock its owner out.
+    let account_key = email
+        .as_ref()
+        .map(|email| format!("{} from {client}", email.as_str()));
+    if let Some(key) = &account_key {
+        limit(state.auth.per_account.attempt(key))?;
     }
     let credentials = match &email {
         Some(email) => state.db.user_credentials(email).await?,
         None => None,
     };
-    let stored_hash = credentials
-        .as_ref()
-        .map_or(secrets::dummy_password_hash().to_string(), |c| {
-            c.password_hash.clone()
-        });
+    let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = body.password;
-    let verified = blocking(move || secrets::verify_password(&password, &stored_hash)).await?;
+    let verified = state
+        .auth
+        .password_hashing
+        .run(move || {
+            let stored = stored_hash
+                .as_deref()
+                .unwrap_or_else(|| secrets::dummy_password_hash());
+            secrets::verify_password(&password, stored)
+        })
+        .await?;
     let user = match credentials {
         Some(credentials) if verified => credentials.user,
         _ => return Err(ApiError::InvalidCredentials),
     };
+    if let Some(key) = &account_key {
+        state.auth.per_account.forgive(key);
+    }
 
     if let Some(old) = session_token(&headers) {
         state.db.delete_session(&secrets::secret_hash(old)).await?;
@@ -290,13 +307,4 @@ fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
 
 fn limit(checked: Result<(), std::time::Duration>) -> Result<(), ApiError> {
     checked.map_err(|retry_after| ApiError::TooManyRequests { retry_after })
-}
-
-/// Runs CPU-heavy password hashing off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(ApiError::internal)
 }

@@ -10,6 +10,7 @@ mod accounts;
 pub mod client_ip;
 pub mod csrf;
 mod extract;
+pub mod hashing;
 pub mod rate_limit;
 pub mod secrets;
 
@@ -22,7 +23,8 @@ pub use extract::{Caller, Principal, SESSION_COOKIE, SignedIn};
 pub use resonance_domain::Role;
 
 use crate::AppState;
-use rate_limit::RateLimiter;
+use hashing::PasswordHashing;
+use rate_limit::Backoff;
 
 /// How authentication behaves; the defaults suit a server on plain HTTP.
 #[derive(Debug, Clone)]
@@ -35,11 +37,19 @@ pub struct AuthSettings {
     pub session_ttl: Duration,
     /// How long an invite link stays valid.
     pub invite_ttl: Duration,
-    /// Sign-in attempts allowed per account in each window.
+    /// Sign-in attempts on one account from one client IP before each further attempt
+    /// waits, twice as long each time; a successful sign-in starts again. Other addresses
+    /// (the owner's) are not slowed.
     pub attempts_per_account: u32,
-    /// Sign-in and sign-up attempts allowed per client IP in each window.
+    /// Sign-in and sign-up attempts from one client IP before each further attempt waits,
+    /// twice as long each time.
     pub attempts_per_ip: u32,
+    /// How long the waits grow to, and how long without attempts forgets them.
     pub attempt_window: Duration,
+    /// Argon2 hashes and checks (19 MiB each) running at once.
+    pub max_concurrent_password_hashing: usize,
+    /// How long a sign-in or sign-up waits for a hashing slot before 429.
+    pub password_hashing_wait: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client; none by default, since
     /// any client can send the header.
     pub trusted_proxies: Vec<IpNetwork>,
@@ -58,24 +68,34 @@ impl Default for AuthSettings {
             attempts_per_account: 10,
             attempts_per_ip: 100,
             attempt_window: Duration::from_secs(15 * 60),
+            max_concurrent_password_hashing: std::thread::available_parallelism()
+                .map_or(1, |cores| cores.get().min(4)),
+            password_hashing_wait: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
             allowed_hosts: Vec::new(),
         }
     }
 }
 
-/// Authentication settings and the sign-in rate limiters, shared by all requests.
+/// Authentication settings, the sign-in throttles and the password hashing bound, shared
+/// by all requests.
 pub struct Auth {
     pub settings: AuthSettings,
-    per_account: RateLimiter,
-    per_ip: RateLimiter,
+    /// Keyed by account and client IP.
+    per_account: Backoff,
+    per_ip: Backoff,
+    pub password_hashing: PasswordHashing,
 }
 
 impl Auth {
     pub fn new(settings: AuthSettings) -> Self {
         Self {
-            per_account: RateLimiter::new(settings.attempts_per_account, settings.attempt_window),
-            per_ip: RateLimiter::new(settings.attempts_per_ip, settings.attempt_window),
+            per_account: Backoff::new(settings.attempts_per_account, settings.attempt_window),
+            per_ip: Backoff::new(settings.attempts_per_ip, settings.attempt_window),
+            password_hashing: PasswordHashing::new(
+                settings.max_concurrent_password_hashing,
+                settings.password_hashing_wait,
+            ),
             settings,
         }
     }

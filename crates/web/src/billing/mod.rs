@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use resonance_db::{Database, Plan};
+use resonance_db::{Database, OverLimit, Plan, PlanLimit, Quota};
 use resonance_domain::OrgId;
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
@@ -157,66 +157,75 @@ pub async fn plan_of(state: &AppState, org: &OrgId) -> Result<Plan, ApiError> {
 /// Refuses a generation of `characters` characters for `org` before any work: 403
 /// `SUBSCRIPTION_REQUIRED` without an active Polar subscription (when Polar is configured),
 /// 402 `QUOTA_EXCEEDED` when the organization already runs as many jobs as its plan allows
-/// or the characters would pass this period's quota.
+/// or the characters (queued and running ones included) would pass this period's quota.
+/// Returns the quota to create the generation within
+/// (`Generations::create_generation_within`), which holds under parallel requests.
 pub async fn ensure_can_generate(
     state: &AppState,
     org: &OrgId,
     characters: u64,
-) -> Result<(), ApiError> {
+) -> Result<Quota, ApiError> {
     ensure_subscribed(state, org).await?;
-    let plan = plan_of(state, org).await?;
-    if let Some(allowed) = plan.max_concurrent_jobs {
-        let active = state.db.active_generation_count(org).await?;
-        if active >= allowed {
-            return Err(ApiError::QuotaExceeded(QuotaExceeded {
-                limit: QuotaLimit::MaxConcurrentJobs,
-                used: active,
-                allowed,
-                requested: 1,
-                resets_at: None,
-            }));
-        }
+    let period = Period::containing(state.billing.now());
+    let quota = Quota {
+        plan: plan_of(state, org).await?,
+        period_start: period.start,
+        period_end: period.end,
+    };
+    if quota.plan != Plan::default() {
+        let usage = state
+            .db
+            .generation_usage(org, period.start, period.end)
+            .await?;
+        quota
+            .plan
+            .check_generation(&usage, characters)
+            .map_err(|over| quota_exceeded(over, &quota))?;
     }
-    if let Some(allowed) = plan.characters_per_month {
-        let period = Period::containing(state.billing.now());
-        let used = characters_used(state, org, &period).await?;
-        if used.saturating_add(characters) > allowed {
-            return Err(ApiError::QuotaExceeded(QuotaExceeded {
-                limit: QuotaLimit::CharactersPerMonth,
-                used,
-                allowed,
-                requested: characters,
-                resets_at: Some(period.end),
-            }));
-        }
-    }
-    Ok(())
+    Ok(quota)
 }
 
 /// Refuses a new custom voice for `org` before any work: 403 `SUBSCRIPTION_REQUIRED`
 /// without an active Polar subscription (when Polar is configured), 402 `QUOTA_EXCEEDED`
-/// when every voice slot of its plan is taken.
-pub async fn ensure_can_create_voice(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
+/// when every voice slot of its plan is taken. Returns the slots to create the voice
+/// within (`Voices::create_voice_within`), which holds under parallel requests.
+pub async fn ensure_can_create_voice(
+    state: &AppState,
+    org: &OrgId,
+) -> Result<Option<u64>, ApiError> {
     ensure_subscribed(state, org).await?;
     let plan = plan_of(state, org).await?;
-    if let Some(allowed) = plan.voice_slots {
+    if plan.voice_slots.is_some() {
         let kept = state.db.custom_voice_count(org).await?;
-        if kept >= allowed {
-            return Err(ApiError::QuotaExceeded(QuotaExceeded {
-                limit: QuotaLimit::VoiceSlots,
-                used: kept,
-                allowed,
-                requested: 1,
-                resets_at: None,
-            }));
-        }
+        plan.check_voice_slots(kept)
+            .map_err(|over| ApiError::QuotaExceeded(over.into()))?;
     }
-    Ok(())
+    Ok(plan.voice_slots)
 }
 
-async fn characters_used(state: &AppState, org: &OrgId, period: &Period) -> Result<u64, ApiError> {
-    let days = state.db.daily_usage(org, period.start, period.end).await?;
-    Ok(days.iter().map(|day| day.characters).sum())
+/// The refusal of a creation over `quota`'s plan: the character quota says when it resets.
+pub fn quota_exceeded(over: OverLimit, quota: &Quota) -> ApiError {
+    let mut refusal = QuotaExceeded::from(over);
+    if over.limit == PlanLimit::CharactersPerMonth {
+        refusal.resets_at = Some(quota.period_end);
+    }
+    ApiError::QuotaExceeded(refusal)
+}
+
+impl From<OverLimit> for QuotaExceeded {
+    fn from(over: OverLimit) -> Self {
+        Self {
+            limit: match over.limit {
+                PlanLimit::CharactersPerMonth => QuotaLimit::CharactersPerMonth,
+                PlanLimit::VoiceSlots => QuotaLimit::VoiceSlots,
+                PlanLimit::MaxConcurrentJobs => QuotaLimit::MaxConcurrentJobs,
+            },
+            used: over.used,
+            allowed: over.allowed,
+            requested: over.requested,
+            resets_at: None,
+        }
+    }
 }
 
 /// Polar's customer state, when Polar is configured.

@@ -554,7 +554,7 @@ pub async fn add_voice(
 ) -> Result<Json<Value>, ElevenLabsError> {
     let caller = caller?;
     caller.require_admin()?;
-    crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
+    let voice_slots = crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let form = read_voice_form(Request::from_parts(parts, Body::from(bytes))).await?;
@@ -583,6 +583,7 @@ pub async fn add_voice(
         VoiceOwner::Org(caller.org_id.clone()),
         details,
         upload,
+        voice_slots,
     )
     .await
     .map_err(create_error)?;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use resonance_audio::OutputFormat;
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::stretch::stretch;
-use resonance_db::{Generation, GenerationFilter, NewGeneration};
+use resonance_db::{DbError, Generation, GenerationFilter, NewGeneration};
 use resonance_domain::{
     GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText, OrgId,
     VoiceId, VoiceName,
@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::ErrorBody;
+use crate::model_status::ModelState;
 use crate::objects::{Presentation, object_response, storage_error};
 use crate::paging::{self, ApiQuery, invalid_query};
 use crate::{ApiError, ApiJson, AppState};
@@ -63,6 +64,9 @@ pub struct GenerationView {
     /// Percent done, 0-100.
     pub progress: u8,
     pub failure_reason: Option<String>,
+    /// Why a queued generation has not started, when the server knows: the speech model is
+    /// still downloading, loading or could not be loaded. A sentence for the user.
+    pub waiting_reason: Option<String>,
     /// Set once the audio is ready.
     pub audio_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -90,10 +94,25 @@ impl From<Generation> for GenerationView {
             status: generation.status,
             progress: generation.progress,
             failure_reason: generation.failure_reason,
+            waiting_reason: None,
             audio_url,
             created_at: generation.created_at,
             updated_at: generation.updated_at,
             finished_at: generation.finished_at,
+        }
+    }
+}
+
+impl GenerationView {
+    /// The view of `generation` with, while it is queued, why it waits on the model.
+    pub fn new(generation: Generation, model: ModelState) -> Self {
+        let waiting = generation.status == GenerationStatus::Queued;
+        Self {
+            waiting_reason: waiting
+                .then(|| model.waiting_reason())
+                .flatten()
+                .map(str::to_string),
+            ..generation.into()
         }
     }
 }
@@ -211,7 +230,8 @@ async fn create_generation(
 ) -> Result<Response, ApiError> {
     let generation = queue(&state, &caller, &body).await?;
     if !query.wait {
-        return Ok((StatusCode::ACCEPTED, Json(GenerationView::from(generation))).into_response());
+        let view = GenerationView::new(generation, state.model.state());
+        return Ok((StatusCode::ACCEPTED, Json(view)).into_response());
     }
     let generation = wait_until_finished(&state, generation, WAIT_LIMIT).await?;
     let status = if generation.status.is_finished() {
@@ -219,7 +239,8 @@ async fn create_generation(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(GenerationView::from(generation))).into_response())
+    let view = GenerationView::new(generation, state.model.state());
+    Ok((status, Json(view)).into_response())
 }
 
 /// Validates `body`, checks the organization's subscription and plan (403, 402) and that
@@ -240,26 +261,32 @@ pub async fn queue_as(
     valid: ValidGeneration,
     id: GenerationId,
 ) -> Result<Generation, ApiError> {
-    crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
-        .await?;
+    let quota =
+        crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
+            .await?;
     let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
     if voice.object_key.is_none() {
         return Err(ApiError::Conflict(
             "the voice's audio is not ready yet".into(),
         ));
     }
+    let new_generation = NewGeneration {
+        id,
+        org_id: caller.org_id.clone(),
+        voice_id: valid.voice_id,
+        text: valid.text,
+        params: valid.params,
+        // Chosen here rather than by the engine, so that every take can be reproduced.
+        seed: Some(valid.seed.unwrap_or_else(rand::random)),
+    };
     let generation = state
         .db
-        .create_generation(&NewGeneration {
-            id,
-            org_id: caller.org_id.clone(),
-            voice_id: valid.voice_id,
-            text: valid.text,
-            params: valid.params,
-            // Chosen here rather than by the engine, so that every take can be reproduced.
-            seed: Some(valid.seed.unwrap_or_else(rand::random)),
-        })
-        .await?;
+        .create_generation_within(&new_generation, &quota)
+        .await
+        .map_err(|error| match error {
+            DbError::OverLimit(over) => crate::billing::quota_exceeded(over, &quota),
+            other => other.into(),
+        })?;
     state.new_jobs.notify_one();
     Ok(generation)
 }
@@ -339,7 +366,11 @@ async fn list_generations(
         .list_generations(&caller.org_id, &filter, page)
         .await?;
     Ok(Json(GenerationList {
-        generations: listed.items.into_iter().map(Into::into).collect(),
+        generations: listed
+            .items
+            .into_iter()
+            .map(|generation| GenerationView::new(generation, state.model.state()))
+            .collect(),
         total: listed.total,
         limit: page.limit(),
         offset: page.offset(),
@@ -375,7 +406,7 @@ async fn get_generation(
         .db
         .get_generation(&caller.org_id, &generation_id(&id)?)
         .await?;
-    Ok(Json(generation.into()))
+    Ok(Json(GenerationView::new(generation, state.model.state())))
 }
 
 /// Delete a generation

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use resonance_audio::crossfade::Joiner;
@@ -175,6 +175,9 @@ impl Worker {
         };
         let chunks = split_text(job.text.as_str(), MAX_CHUNK_CHARS);
         let mut joiner = Joiner::new(SAMPLE_RATE, CHUNK_CROSSFADE);
+        let started = Instant::now();
+        let mut synthesizing = Duration::ZERO;
+        let mut first_audio = None;
         for (i, chunk) in chunks.iter().enumerate() {
             let request = SynthesisRequest {
                 text: chunk.clone(),
@@ -184,10 +187,13 @@ impl Worker {
                     ..params.clone()
                 },
             };
+            let chunk_started = Instant::now();
             let speech = self.engine.synthesize(request).await.map_err(|e| {
                 tracing::warn!(error = %e, chunk = i, "the engine failed");
                 user_reason(e)
             })?;
+            synthesizing += chunk_started.elapsed();
+            first_audio.get_or_insert_with(|| started.elapsed());
             let settled = joiner.push(&speech.samples);
             if !settled.is_empty() {
                 publish(publisher, JobEvent::Audio(settled.to_vec()));
@@ -199,6 +205,11 @@ impl Worker {
             publish(publisher, JobEvent::Audio(joiner.pending().to_vec()));
         }
         let samples = joiner.into_samples();
+        crate::metrics::record_synthesis(
+            synthesizing,
+            Duration::from_secs_f64(samples.len() as f64 / f64::from(SAMPLE_RATE)),
+            first_audio.unwrap_or_default(),
+        );
         let wav = resonance_audio::wav::encode_wav_pcm16(&samples, SAMPLE_RATE);
         let key = ObjectKey::generation(&job.org_id, &job.id);
         if let Err(e) = self.storage.put(&key, Bytes::from(wav), "audio/wav").await {

@@ -244,7 +244,7 @@ async fn generation(
         assets: assets::base_url(),
         section: Section::TextToSpeech,
         viewer,
-        generation: generation.into(),
+        generation: GenerationView::new(generation, state.model.state()),
         created_at,
     })
 }

@@ -47,13 +47,15 @@ pub enum CreateVoiceError {
 }
 
 /// Checks the recording, stores its canonical sample (and, for custom voices, the upload as
-/// received), then creates the row. Nothing stays stored when any step fails.
+/// received), then creates the row unless the organization keeps `voice_slots` custom voices
+/// already. Nothing stays stored when any step fails.
 pub async fn create_voice(
     db: &dyn Database,
     storage: &Storage,
     owner: VoiceOwner,
     details: VoiceDetails,
     upload: Upload,
+    voice_slots: Option<u64>,
 ) -> Result<Voice, CreateVoiceError> {
     let sample = prepare(upload.bytes.clone(), upload.content_type.clone()).await?;
     let id = VoiceId::new();
@@ -72,7 +74,7 @@ pub async fn create_voice(
         object_key: Some(keys.sample.to_string()),
         consent: details.consent,
     };
-    match db.create_voice(&new_voice).await {
+    match db.create_voice_within(&new_voice, voice_slots).await {
         Ok(voice) => Ok(voice),
         Err(error) => {
             remove_objects(storage, &keys.all()).await;

@@ -344,7 +344,7 @@ async fn create_voice(
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
-    crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
+    let voice_slots = crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let content_type = content_type(&parts.headers)?;
@@ -375,6 +375,7 @@ async fn create_voice(
         VoiceOwner::Org(caller.org_id.clone()),
         details,
         upload,
+        voice_slots,
     )
     .await
     .map_err(create_error)?;

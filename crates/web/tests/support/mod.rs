@@ -56,6 +56,7 @@ pub struct TestAppBuilder {
     billing: Option<Billing>,
     engine: Option<Arc<dyn SpeechEngine>>,
     connections: ConnectionSettings,
+    metrics_token: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -115,6 +116,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serves `/metrics` to requests that send `token`.
+    pub fn metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token = Some(token.to_string());
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let (db_url, postgres) = match self.db {
@@ -165,6 +172,7 @@ impl TestAppBuilder {
         if let Some(billing) = self.billing {
             state.billing = Arc::new(billing);
         }
+        state.metrics_token = self.metrics_token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = resonance_web::serve_with(listener, state.clone(), self.connections, async {
@@ -253,6 +261,7 @@ impl TestApp {
             billing: None,
             engine: None,
             connections: ConnectionSettings::default(),
+            metrics_token: None,
         }
     }
 
