@@ -2,7 +2,7 @@
 //! syllable-rate loudness changes and breath noise), encoded in each upload format with
 //! Resonance's own encoders: WAV, MP3, FLAC, Ogg Opus and AAC (ADTS) directly, M4A and WebM
 //! (what Chromium's recorder produces) by rewrapping the AAC and Opus frames. Resonance
-//! encodes no Vorbis: that upload is a committed recording (`fixtures/audio/`).
+//! encodes no Vorbis: that upload is a committed file (`fixtures/audio/`).
 
 mod mp4;
 mod webm;
@@ -80,7 +80,7 @@ pub fn speech_like(seconds: f64, level: f32, seed: u32) -> Vec<f32> {
 pub const SPEECH_OGG_VORBIS: &[u8] = include_bytes!("../../../fixtures/audio/speech-12s.ogg");
 
 /// `samples` at [`SOURCE_RATE`] encoded as `format`; for [`UploadFormat::OggVorbis`], which
-/// no encoder of ours writes, always the 12 s recording [`SPEECH_OGG_VORBIS`].
+/// no encoder of ours writes, always the 12 s file [`SPEECH_OGG_VORBIS`].
 pub fn encode_as(samples: &[f32], format: UploadFormat) -> Vec<u8> {
     match format {
         // Recorders commonly write 48 kHz; the upload path must resample.
