@@ -1,10 +1,11 @@
 //! Audio fixtures made at test time: a speech-like signal (a gliding harmonic voice with
-//! syllable-rate loudness changes and breath noise), encoded in each upload format. WAV,
-//! MP3, FLAC, Ogg Opus and AAC (ADTS) come from Resonance's own encoders; Ogg Vorbis, M4A
-//! and WebM (what Chromium's recorder produces) from Debian's `ffmpeg`, which `.ci/run`
-//! installs.
+//! syllable-rate loudness changes and breath noise), encoded in each upload format with
+//! Resonance's own encoders: WAV, MP3, FLAC, Ogg Opus and AAC (ADTS) directly, M4A and WebM
+//! (what Chromium's recorder produces) by rewrapping the AAC and Opus frames. Resonance
+//! encodes no Vorbis: that upload is a committed file (`fixtures/audio/`).
 
-use std::process::Command;
+mod mp4;
+mod webm;
 
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::wav::encode_wav_pcm16;
@@ -75,7 +76,11 @@ pub fn speech_like(seconds: f64, level: f32, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// `samples` at [`SOURCE_RATE`] encoded as `format`.
+/// 12 s of [`speech_like`] audio in Ogg Vorbis (see `fixtures/audio/README.md`).
+pub const SPEECH_OGG_VORBIS: &[u8] = include_bytes!("../../../fixtures/audio/speech-12s.ogg");
+
+/// `samples` at [`SOURCE_RATE`] encoded as `format`; for [`UploadFormat::OggVorbis`], which
+/// no encoder of ours writes, always the 12 s file [`SPEECH_OGG_VORBIS`].
 pub fn encode_as(samples: &[f32], format: UploadFormat) -> Vec<u8> {
     match format {
         // Recorders commonly write 48 kHz; the upload path must resample.
@@ -88,33 +93,12 @@ pub fn encode_as(samples: &[f32], format: UploadFormat) -> Vec<u8> {
         UploadFormat::Flac => encode(samples, OutputFormat::from_name("flac").unwrap()),
         UploadFormat::OggOpus => encode(samples, OutputFormat::from_name("opus").unwrap()),
         UploadFormat::Aac => encode(samples, OutputFormat::from_name("aac").unwrap()),
-        UploadFormat::OggVorbis => ffmpeg(samples, &["-c:a", "libvorbis"], "ogg"),
-        UploadFormat::M4a => ffmpeg(samples, &["-c:a", "aac"], "m4a"),
-        UploadFormat::WebmOpus => ffmpeg(samples, &["-c:a", "libopus"], "webm"),
+        UploadFormat::OggVorbis => SPEECH_OGG_VORBIS.to_vec(),
+        UploadFormat::M4a => {
+            mp4::m4a_from_adts(&encode(samples, OutputFormat::from_name("aac").unwrap()))
+        }
+        UploadFormat::WebmOpus => {
+            webm::webm_from_ogg_opus(&encode(samples, OutputFormat::from_name("opus").unwrap()))
+        }
     }
-}
-
-/// Encodes with `ffmpeg` through temporary files (the MP4 muxer needs a seekable output).
-fn ffmpeg(samples: &[f32], codec: &[&str], extension: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let input = dir.path().join("input.wav");
-    std::fs::write(&input, encode_wav_pcm16(samples, SOURCE_RATE)).expect("writing the input");
-    let input = input.to_str().expect("a UTF-8 temporary path");
-    let mut args = vec!["-i", input];
-    args.extend_from_slice(codec);
-    ffmpeg_output(&args, extension)
-}
-
-/// What `ffmpeg ARGS output.EXTENSION` writes.
-pub(crate) fn ffmpeg_output(args: &[&str], extension: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let output = dir.path().join(format!("output.{extension}"));
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(&output)
-        .status()
-        .expect("ffmpeg is installed (apt-get install ffmpeg; .ci/run does)");
-    assert!(status.success(), "ffmpeg failed to encode {extension}");
-    std::fs::read(&output).expect("reading ffmpeg's output")
 }

@@ -5,7 +5,7 @@
 
 use resonance_audio::wav::encode_wav_pcm16;
 
-use crate::audio::{UploadFormat, encode_as, ffmpeg_output, speech_like};
+use crate::audio::{UploadFormat, encode_as, speech_like};
 
 /// One hostile upload.
 pub struct HostileUpload {
@@ -168,21 +168,80 @@ pub fn flac_declaring_rate(rate: u32) -> Vec<u8> {
 }
 
 /// `seconds` of silence as FLAC at `rate` Hz: a few kilobytes that decode to
-/// `seconds * rate` samples.
+/// `seconds * rate` samples. Written by hand (RFC 9639): STREAMINFO, then frames of the
+/// largest block size, each one CONSTANT subframe of 16-bit zeros.
 pub fn silent_flac(rate: u32, seconds: u32) -> Vec<u8> {
-    ffmpeg_output(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("anullsrc=r={rate}:cl=mono"),
-            "-t",
-            &seconds.to_string(),
-            "-c:a",
-            "flac",
-        ],
-        "flac",
-    )
+    const BLOCK: u64 = 65_535;
+    let total = u64::from(rate) * u64::from(seconds);
+    let mut flac = b"fLaC".to_vec();
+    // Last metadata block, type 0 (STREAMINFO), 34 bytes.
+    flac.extend_from_slice(&[0x80, 0, 0, 34]);
+    let block_sizes = (BLOCK as u16).to_be_bytes();
+    flac.extend_from_slice(&block_sizes);
+    flac.extend_from_slice(&block_sizes);
+    flac.extend_from_slice(&[0; 6]); // frame sizes unknown
+    // Sample rate (20 bits), channels - 1 (3 bits), bits per sample - 1 (5 bits), total
+    // samples (36 bits).
+    let packed = (u64::from(rate) << 44) | (15 << 36) | total;
+    flac.extend_from_slice(&packed.to_be_bytes());
+    flac.extend_from_slice(&[0; 16]); // no MD5
+    let mut number = 0u64;
+    let mut left = total;
+    while left > 0 {
+        let block = left.min(BLOCK);
+        let start = flac.len();
+        // Sync, fixed block size; block size from the end of the header (16 bits), rate
+        // from STREAMINFO; mono, sample size from STREAMINFO.
+        flac.extend_from_slice(&[0xFF, 0xF8, 0x70, 0x00]);
+        flac.extend_from_slice(&utf8_coded(number));
+        flac.extend_from_slice(&((block - 1) as u16).to_be_bytes());
+        let header_crc = crc8(&flac[start..]);
+        flac.push(header_crc);
+        // CONSTANT subframe, no wasted bits, value 0 in 16 bits.
+        flac.extend_from_slice(&[0x00, 0x00, 0x00]);
+        let frame_crc = crc16(&flac[start..]);
+        flac.extend_from_slice(&frame_crc.to_be_bytes());
+        number += 1;
+        left -= block;
+    }
+    flac
+}
+
+/// FLAC's frame number coding: UTF-8's scheme extended to 36 bits.
+fn utf8_coded(value: u64) -> Vec<u8> {
+    if value < 0x80 {
+        return vec![value as u8];
+    }
+    let continuation_bytes = (1..=6)
+        .find(|&n| value < 1u64 << (6 * n + 6 - n))
+        .expect("frame numbers fit 36 bits");
+    let mut bytes = Vec::with_capacity(continuation_bytes + 1);
+    let lead_marker = !(0xFFu8 >> (continuation_bytes + 1));
+    bytes.push(lead_marker | (value >> (6 * continuation_bytes)) as u8);
+    for i in (0..continuation_bytes).rev() {
+        bytes.push(0x80 | ((value >> (6 * i)) & 0x3F) as u8);
+    }
+    bytes
+}
+
+fn crc8(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0u8, |mut crc, &byte| {
+        crc ^= byte;
+        for _ in 0..8 {
+            crc = if crc & 0x80 != 0 { (crc << 1) ^ 0x07 } else { crc << 1 };
+        }
+        crc
+    })
+}
+
+fn crc16(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0u16, |mut crc, &byte| {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x8005 } else { crc << 1 };
+        }
+        crc
+    })
 }
 
 /// 12 s of speech as WAV at an uncommon rate (no small ratio to 24 kHz).

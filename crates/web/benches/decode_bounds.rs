@@ -3,8 +3,7 @@
 //! and the peak resident memory while it ran (`VmHWM`, reset before each case through
 //! `/proc/self/clear_refs`), then the broken-container set as a whole.
 //!
-//! Run: `cargo bench -p resonance-web --bench decode_bounds` (release; needs `ffmpeg` for
-//! the FLAC, Ogg, M4A and WebM fixtures).
+//! Run: `cargo bench -p resonance-web --bench decode_bounds` (release).
 
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};

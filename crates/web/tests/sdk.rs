@@ -1,7 +1,8 @@
 //! The official Python SDKs (`openai`, `elevenlabs`, pinned in `tests/sdk/requirements.txt`)
 //! run against the real server with the test engine: the scripts in `tests/sdk/` exit
 //! non-zero on the first failed check. Needs `python3` with `venv` (the SDKs are installed
-//! into `<target dir>/sdk-venv` on first use) and `ffmpeg` to decode what they receive.
+//! into `<target dir>/sdk-venv` on first use). The encoded audio they receive is decoded
+//! here, with Resonance's own decoder.
 
 mod support;
 
@@ -71,6 +72,7 @@ async fn official_sdks_work_against_resonance() {
     .unwrap();
 
     for script in ["openai_sdk.py", "elevenlabs_sdk.py"] {
+        let decode_dir = tempfile::tempdir().unwrap();
         let output = tokio::process::Command::new(&python)
             .arg(sdk_dir().join(script))
             .env("RESONANCE_BASE_URL", &app.base_url)
@@ -78,6 +80,7 @@ async fn official_sdks_work_against_resonance() {
             .env("RESONANCE_VOICE_ID", &voice)
             .env("RESONANCE_VOICE_NAME", "Narrator")
             .env("RESONANCE_RECORDING", recording.path())
+            .env("RESONANCE_DECODE_DIR", decode_dir.path())
             .output()
             .await
             .unwrap();
@@ -92,5 +95,48 @@ async fn official_sdks_work_against_resonance() {
             "{script} checked nothing:\n{stdout}"
         );
         println!("{script}:\n{stdout}");
+        let decoded = check_saved_audio(decode_dir.path());
+        assert!(decoded > 0, "{script} saved no encoded audio");
     }
+}
+
+/// What `audio_check.py` saved for decoding: a file and its expected rate and duration.
+#[derive(serde::Deserialize)]
+struct SavedAudio {
+    file: String,
+    label: String,
+    rate: u32,
+    seconds: f64,
+    tolerance: f64,
+}
+
+/// Decodes every file listed in `dir/expected.jsonl` and checks its sample rate and
+/// duration; returns how many there were.
+fn check_saved_audio(dir: &Path) -> usize {
+    let expected = std::fs::read_to_string(dir.join("expected.jsonl")).unwrap_or_default();
+    let saved: Vec<SavedAudio> = expected
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    for audio in &saved {
+        let bytes = std::fs::read(dir.join(&audio.file)).unwrap();
+        // Labels start with the format's name, e.g. `mp3_22050_32` or `wav at speed 2`.
+        let format_name = audio.label.split_whitespace().next().unwrap_or_default();
+        let format = resonance_audio::OutputFormat::from_name(format_name).unwrap();
+        let decoded = resonance_audio::decode(&bytes, Some(format.content_type()))
+            .unwrap_or_else(|e| panic!("{}: {e}", audio.label));
+        let duration = decoded.duration_secs();
+        assert_eq!(decoded.sample_rate, audio.rate, "{}", audio.label);
+        assert!(
+            (duration - audio.seconds).abs() <= audio.tolerance,
+            "{}: {duration:.3} s, expected {:.3} s",
+            audio.label,
+            audio.seconds
+        );
+        println!(
+            "ok {}: {} Hz, {duration:.3} s",
+            audio.label, decoded.sample_rate
+        );
+    }
+    saved.len()
 }
