@@ -193,14 +193,12 @@ fn the_position_table_length_is_read_from_the_file() {
     assert!(speak(&model).iter().any(|&s| s != 0.0), "silent output");
 }
 
+/// A change to a checkpoint file's tensors.
+type Change = Box<dyn Fn(&mut HashMap<String, Tensor>)>;
+
 #[test]
 fn a_missing_or_misshapen_tensor_is_named_with_its_file() {
-    let cases: [(
-        &str,
-        &str,
-        Box<dyn Fn(&mut HashMap<String, Tensor>)>,
-        &[&str],
-    ); 3] = [
+    let cases: [(&str, &str, Change, &[&str]); 3] = [
         (
             checkpoint::T3_WEIGHTS,
             "speech_head.weight",
