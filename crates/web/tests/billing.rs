@@ -109,6 +109,18 @@ async fn run_generation(app: &TestApp, org: &OrgId, text: &str, complete: bool) 
     }
 }
 
+/// A server on `db` whose organizations all have the default plan `plan`.
+async fn app_on_plan(db: DbKind, plan: Plan) -> TestApp {
+    TestApp::builder()
+        .db(db)
+        .billing(Billing::new(BillingSettings {
+            default_plan: plan,
+            ..Default::default()
+        }))
+        .spawn()
+        .await
+}
+
 fn quota_of(error: ApiError) -> QuotaExceeded {
     match error {
         ApiError::QuotaExceeded(quota) => quota,
@@ -122,14 +134,7 @@ async fn usage_reports_the_period_the_plan_and_every_day(db: DbKind) {
         voice_slots: Some(2),
         max_concurrent_jobs: Some(3),
     };
-    let app = TestApp::builder()
-        .db(db)
-        .billing(Billing::new(BillingSettings {
-            default_plan: plan,
-            ..Default::default()
-        }))
-        .spawn()
-        .await;
+    let app = app_on_plan(db, plan).await;
     let (admin, org) = admin_and_org(&app).await;
     assert_eq!(upload_voice(&app, &admin, "Mine", 1).await.status(), 201);
     run_generation(&app, &org, "Hello there, world.", true).await;
@@ -513,17 +518,14 @@ async fn parallel_uploads_create_no_more_voices_than_the_slots(db: DbKind) {
 
 async fn parallel_generations_count_queued_characters_against_the_month(db: DbKind) {
     let app = Arc::new(
-        TestApp::builder()
-            .db(db)
-            .billing(Billing::new(BillingSettings {
-                default_plan: Plan {
-                    characters_per_month: Some(100),
-                    ..Plan::default()
-                },
-                ..Default::default()
-            }))
-            .spawn()
-            .await,
+        app_on_plan(
+            db,
+            Plan {
+                characters_per_month: Some(100),
+                ..Plan::default()
+            },
+        )
+        .await,
     );
     let (admin, org) = admin_and_org(&app).await;
     let admin = Arc::new(admin);
@@ -569,17 +571,14 @@ async fn parallel_generations_count_queued_characters_against_the_month(db: DbKi
 
 async fn parallel_generations_hold_the_concurrent_jobs(db: DbKind) {
     let app = Arc::new(
-        TestApp::builder()
-            .db(db)
-            .billing(Billing::new(BillingSettings {
-                default_plan: Plan {
-                    max_concurrent_jobs: Some(1),
-                    ..Plan::default()
-                },
-                ..Default::default()
-            }))
-            .spawn()
-            .await,
+        app_on_plan(
+            db,
+            Plan {
+                max_concurrent_jobs: Some(1),
+                ..Plan::default()
+            },
+        )
+        .await,
     );
     let (admin, org) = admin_and_org(&app).await;
     let admin = Arc::new(admin);
@@ -594,18 +593,15 @@ async fn parallel_generations_hold_the_concurrent_jobs(db: DbKind) {
 }
 
 async fn generation_requests_over_the_plan_are_refused_before_queueing(db: DbKind) {
-    let app = TestApp::builder()
-        .db(db)
-        .billing(Billing::new(BillingSettings {
-            default_plan: Plan {
-                characters_per_month: Some(20),
-                voice_slots: None,
-                max_concurrent_jobs: Some(1),
-            },
-            ..Default::default()
-        }))
-        .spawn()
-        .await;
+    let app = app_on_plan(
+        db,
+        Plan {
+            characters_per_month: Some(20),
+            voice_slots: None,
+            max_concurrent_jobs: Some(1),
+        },
+    )
+    .await;
     let (admin, org) = admin_and_org(&app).await;
     let listed = || async {
         app.db()
