@@ -22,12 +22,12 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 use resonance_db::Database;
 use resonance_engine::SpeechEngine;
+use resonance_service::billing::Billing;
+use resonance_service::generations::worker::{Worker, WorkerSettings};
 use resonance_storage::{S3Settings, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
 use resonance_testkit::s3::TestS3;
 use resonance_web::auth::{AuthSettings, SESSION_COOKIE};
-use resonance_web::billing::Billing;
-use resonance_web::generations::worker::{Worker, WorkerSettings};
 use resonance_web::{AppState, ConnectionSettings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -230,6 +230,7 @@ pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         new_jobs: state.new_jobs.clone(),
         events: state.job_events.clone(),
         settings: test_worker_settings(),
+        record_timings: None,
     }
 }
 

@@ -15,7 +15,7 @@ pub const SAMPLES_PER_CHAR: usize = 240;
 pub struct ToneEngine {
     pub spoken: Mutex<Vec<String>>,
     /// The seed of each request spoken, in order.
-    pub seeds: Mutex<Vec<Option<u64>>>,
+    pub seeds: Mutex<Vec<u64>>,
     pub stalled_once: Mutex<bool>,
 }
 
@@ -42,7 +42,7 @@ impl ToneEngine {
         self.spoken.lock().unwrap().clone()
     }
 
-    pub fn seeds(&self) -> Vec<Option<u64>> {
+    pub fn seeds(&self) -> Vec<u64> {
         self.seeds.lock().unwrap().clone()
     }
 }
@@ -70,7 +70,7 @@ impl SpeechEngine for ToneEngine {
             std::future::pending::<()>().await;
         }
         self.spoken.lock().unwrap().push(request.text.clone());
-        self.seeds.lock().unwrap().push(request.params.seed);
+        self.seeds.lock().unwrap().push(request.seed);
         Ok(Speech {
             samples: tone(request.text.chars().count()),
         })

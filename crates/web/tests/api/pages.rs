@@ -2,15 +2,13 @@
 //! page or script names is served from the binary with a long cache lifetime, and unknown
 //! URLs answer with a page (or JSON under `/api`).
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{TestApp, TestUser};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 use resonance_web::auth::SESSION_COOKIE;
 use serde_json::{Value, json};
-use support::{TestApp, TestUser};
 
 /// The pages of the signed-in app; `{generation}` stands for a generation's id.
 const APP_PAGES: [&str; 9] = [

@@ -4,14 +4,12 @@
 //! into `<target dir>/sdk-venv` on first use). The encoded audio they receive is decoded
 //! here, with Resonance's own decoder.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use support::TestApp;
-use support::tone::ToneEngine;
+use crate::support::TestApp;
+use crate::support::tone::ToneEngine;
 
 fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")

@@ -5,14 +5,12 @@
 //! bound to one email, and names refuse invisible characters. On SQLite and PostgreSQL
 //! where the database is involved.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{DbKind, TestApp, TestUser, error_code};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderValue, LOCATION, ORIGIN};
 use serde_json::{Value, json};
-use support::{DbKind, TestApp, TestUser, error_code};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -335,7 +333,7 @@ async fn signed_in_writes_need_this_sites_scheme_and_hosts() {
     let response = listed
         .anonymous()
         .post(listed.url("/api/auth/sign-up"))
-        .json(&json!({ "email": "a@example.com", "password": support::PASSWORD }))
+        .json(&json!({ "email": "a@example.com", "password": crate::support::PASSWORD }))
         .send()
         .await
         .unwrap();

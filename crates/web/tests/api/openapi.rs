@@ -1,11 +1,9 @@
 //! The OpenAPI document the server serves: compared with the committed snapshot
-//! (`UPDATE_SNAPSHOTS=1 cargo test -p resonance-web --test openapi` rewrites it after a
+//! (`UPDATE_SNAPSHOTS=1 cargo test -p resonance-web --test api openapi::` rewrites it after a
 //! deliberate change), and checked for what every operation must say.
 
-mod support;
-
+use crate::support::TestApp;
 use serde_json::Value;
-use support::TestApp;
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
 

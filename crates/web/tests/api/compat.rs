@@ -3,20 +3,18 @@
 //! streaming (audio before the whole text is spoken, identical to the stored file), and
 //! `?format=` on the generation audio. The official SDKs run in `sdk.rs`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
+use crate::support::{DbKind, TestApp, TestUser, test_worker};
 use async_trait::async_trait;
 use base64::Engine as _;
 use resonance_db::{Plan, UsageKind};
 use resonance_domain::OrgId;
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
-use resonance_web::generations::events::JobEvents;
+use resonance_service::generations::events::JobEvents;
 use serde_json::{Value, json};
-use support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
-use support::{DbKind, TestApp, TestUser, test_worker};
 use tokio::sync::Semaphore;
 
 struct World {

@@ -5,12 +5,11 @@
 //! (symphonia's Matroska reader and its time base still panic inside on some of these
 //! files; the decode path catches that and reports the file as corrupt.)
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::TestApp;
 use reqwest::StatusCode;
 use resonance_audio::voice_sample::{self, MAX_SECONDS, SAMPLE_RATE, SampleError};
 use resonance_audio::{Bounds, DecodeError, decode_bounded};
@@ -18,7 +17,6 @@ use resonance_testkit::hostile_audio::{
     broken_containers, flac_declaring_rate, impossible_wavs, silent_flac, wav_at,
 };
 use serde_json::Value;
-use support::TestApp;
 
 fn bounds(cancelled: &AtomicBool) -> Bounds<'_> {
     Bounds {
@@ -123,7 +121,7 @@ fn decoding_stops_once_cancelled() {
 
 async fn upload(
     app: &TestApp,
-    user: &support::TestUser,
+    user: &crate::support::TestUser,
     bytes: Vec<u8>,
     content_type: &str,
 ) -> (StatusCode, Value) {

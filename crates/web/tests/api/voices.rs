@@ -2,8 +2,7 @@
 //! PostgreSQL with an S3 server. Acme has an admin, a member and the instance operator as a
 //! member; Other has its own admin.
 
-mod support;
-
+use crate::support::{DbKind, TestApp, TestUser};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use resonance_audio::wav::encode_wav_pcm16;
@@ -12,12 +11,11 @@ use resonance_domain::{
     GenerationId, GenerationParams, GenerationText, Language, OrgId, VoiceCategory, VoiceId,
     VoiceName, VoiceOwner, VoiceVariant,
 };
+use resonance_service::voices::{self as library, Upload, VoiceDetails};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage};
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
 use resonance_web::voices;
-use resonance_web::voices::library::{self, Upload, VoiceDetails};
 use serde_json::Value;
-use support::{DbKind, TestApp, TestUser};
 
 #[derive(Clone, Copy, Debug)]
 enum Setup {

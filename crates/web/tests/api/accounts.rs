@@ -1,9 +1,7 @@
 //! Accounts, sessions, organizations and API keys over HTTP, on SQLite and PostgreSQL.
 
-mod support;
-
+use crate::support::{DbKind, PASSWORD, TestApp, error_code, session_cookie};
 use serde_json::{Value, json};
-use support::{DbKind, PASSWORD, TestApp, error_code, session_cookie};
 
 async fn first_account_is_the_operator_and_signs_in(db: DbKind) {
     let app = TestApp::builder().db(db).spawn().await;

@@ -1,10 +1,8 @@
 //! Session and API key lifecycles, members, invites and sign-in rate limits, on SQLite and
 //! PostgreSQL.
 
-mod support;
-
+use crate::support::{DbKind, PASSWORD, TestApp, error_code, session_cookie};
 use serde_json::{Value, json};
-use support::{DbKind, PASSWORD, TestApp, error_code, session_cookie};
 
 async fn sign_out_ends_the_session_at_once(db: DbKind) {
     let app = TestApp::builder().db(db).spawn().await;
@@ -442,7 +440,7 @@ async fn a_burst_of_sign_ins_hashes_at_most_the_bound_at_once() {
 /// A failed sign-in (a fresh email each time, so that only the per-IP limit counts) sent
 /// with `X-Forwarded-For: forwarded_for`.
 async fn failed_sign_in_forwarded_for(app: &TestApp, forwarded_for: &str) -> u16 {
-    let email = format!("{}@example.com", support::random_name());
+    let email = format!("{}@example.com", crate::support::random_name());
     app.anonymous()
         .post(app.url("/api/auth/sign-in"))
         .header("x-forwarded-for", forwarded_for)

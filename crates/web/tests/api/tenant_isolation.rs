@@ -3,17 +3,15 @@
 //! session gets 401 and a member gets 403 where only admins may act. Later features add
 //! their routes to [`routes`].
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{DbKind, TestApp, TestUser};
 use reqwest::Method;
 use resonance_db::NewGeneration;
 use resonance_domain::{GenerationId, GenerationParams, GenerationText, OrgId, VoiceId};
 use resonance_storage::ObjectKey;
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
 use serde_json::{Value, json};
-use support::{DbKind, TestApp, TestUser};
 
 /// Two organizations, each with an admin, a member and a key, and one of everything the
 /// routes below take an id of.

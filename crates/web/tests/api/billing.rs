@@ -1,8 +1,6 @@
 //! Usage metering, plans and quotas, and Polar billing on a real server with a real
 //! database, against a fake Polar server that the tests start and can take down.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,16 +14,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use resonance_db::{NewGeneration, Plan, UsageKind};
 use resonance_domain::{GenerationId, GenerationParams, GenerationText, OrgId};
+use resonance_service::billing::outbox::OutboxSettings;
+use resonance_service::billing::polar::{self, PolarSettings};
+use resonance_service::billing::{Billing, BillingSettings, Period, QuotaExceeded, QuotaLimit};
 use resonance_storage::KeyPrefix;
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
 use resonance_web::ApiError;
-use resonance_web::billing::outbox::OutboxSettings;
-use resonance_web::billing::polar::PolarSettings;
-use resonance_web::billing::{self, Billing, BillingSettings, Period, QuotaExceeded, QuotaLimit};
+use resonance_web::billing;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use support::{DbKind, TestApp, TestUser, error_code};
+use crate::support::{DbKind, TestApp, TestUser, error_code};
 
 const POLAR_TOKEN: &str = "polar_oat_test";
 const PRODUCT: &str = "prod_tts";
@@ -55,7 +54,7 @@ async fn get_json(app: &TestApp, user: &TestUser, path: &str) -> Value {
 /// A signed-in admin and the organization they act in.
 async fn admin_and_org(app: &TestApp) -> (TestUser, OrgId) {
     let admin = app
-        .signed_up(&format!("{}@example.com", support::random_name()))
+        .signed_up(&format!("{}@example.com", crate::support::random_name()))
         .await;
     let org = app.create_org(&admin, "Acme").await;
     (admin, OrgId::parse(&org).unwrap())
@@ -954,7 +953,7 @@ async fn usage_events_survive_a_polar_outage_and_arrive_exactly_once(db: DbKind)
             "the batch whose answer was lost was sent again"
         );
         for event in &ledger {
-            let (received, _) = &state.events[&billing::polar::external_event_id(event)];
+            let (received, _) = &state.events[&polar::external_event_id(event)];
             assert_eq!(received["name"], event.kind.as_str());
             assert_eq!(received["external_customer_id"], org.as_str());
             let metadata = match event.kind {

@@ -10,17 +10,16 @@ use resonance_domain::{
     GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId,
     OrganizationName, VoiceCategory, VoiceId, VoiceName, VoiceOwner,
 };
+use resonance_engine::chunking::CHUNK_CROSSFADE;
 use resonance_engine::remote::RemoteEngine;
 use resonance_engine::{SAMPLE_RATE, SpeechEngine};
+use resonance_service::generations::events::JobEvents;
+use resonance_service::generations::worker::Worker;
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
-use resonance_web::generations::events::JobEvents;
-use resonance_web::generations::worker::{CHUNK_CROSSFADE, Worker};
 use tokio::sync::Notify;
 
-mod support;
-
-use support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
+use crate::support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
 
 struct Setup {
     db: Arc<dyn Database>,
@@ -95,7 +94,8 @@ impl Setup {
             engine,
             new_jobs: Arc::new(Notify::new()),
             events: JobEvents::default(),
-            settings: support::test_worker_settings(),
+            settings: crate::support::test_worker_settings(),
+            record_timings: None,
         }
     }
 
