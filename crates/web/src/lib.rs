@@ -11,18 +11,18 @@ mod health;
 mod json;
 mod members;
 pub mod metrics;
-pub mod model_status;
 pub mod objects;
 mod openapi;
 mod orgs;
 mod pages;
 mod paging;
+mod routes;
 mod server;
+mod state;
 pub mod voices;
 
 pub use error::ApiError;
 pub use json::ApiJson;
-pub use server::{
-    AppState, ConnectionSettings, RunningServer, SHUTDOWN_GRACE, api_document, router, serve,
-    serve_with,
-};
+pub use routes::{api_document, router};
+pub use server::{ConnectionSettings, RunningServer, SHUTDOWN_GRACE, serve, serve_with};
+pub use state::AppState;

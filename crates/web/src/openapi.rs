@@ -1,4 +1,5 @@
-//! The OpenAPI document, served at `GET /api/openapi.json`.
+//! The OpenAPI document's fixed part, served with the routes at `GET /api/openapi.json`
+//! (see [`crate::routes`]).
 //!
 //! It is derived from the handlers: every API module returns an [`OpenApiRouter`] and
 //! registers its handlers with `routes!`, which takes each handler's path and method from its
@@ -9,21 +10,20 @@
 //! [`OpenApiRouter`]: utoipa_axum::router::OpenApiRouter
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::SESSION_COOKIE;
-use crate::billing::QuotaExceeded;
 use crate::error::ErrorBody;
+use resonance_service::billing::QuotaExceeded;
 
 /// Security scheme names; operations' `security(...)` spell them out (the macro needs
 /// literals): `"session"` (signed-in users only) or, by default, any of the three.
@@ -139,26 +139,6 @@ fn documented_routes(mut doc: Document) -> HashSet<(Method, String)> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// This OpenAPI document
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "documentation",
-    security(()),
-    responses((status = 200, description = "This document", content_type = "application/json"))
-)]
-pub async fn openapi_json() -> Response {
-    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string_pretty(&crate::server::api_document())
-            .expect("the OpenAPI document serializes")
-    });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
-    )
-        .into_response()
 }
 
 /// In debug builds, a request to a route under `/api` that `doc` does not document panics:

@@ -1,4 +1,4 @@
-//! Application state, the router and serving with graceful shutdown.
+//! Serving the router on a listener: connection limits, and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,145 +7,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderName, HeaderValue, Request, header};
-use axum::routing::get;
+use axum::http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use resonance_db::Database;
-use resonance_storage::Storage;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
 
-use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::auth::{Auth, AuthSettings};
-use crate::billing::Billing;
-use crate::generations::events::JobEvents;
-use crate::model_status::ModelStatus;
-use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
-use crate::{
-    api_keys, auth, billing, compat, generations, health, members, metrics, objects, openapi, orgs,
-    pages, voices,
-};
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Everything a request handler may need, cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Arc<dyn Database>,
-    pub storage: Storage,
-    pub auth: Arc<Auth>,
-    /// Largest accepted voice upload; larger bodies are refused while they stream in.
-    pub voice_upload_max_bytes: usize,
-    /// Plans, quotas and the billing provider; unlimited and without one by default.
-    pub billing: Arc<Billing>,
-    /// Raised when a generation is queued, to wake this process's idle workers (workers in
-    /// other processes find it by polling).
-    pub new_jobs: Arc<Notify>,
-    /// Where this process's workers publish the audio of jobs that a request streams.
-    pub job_events: JobEvents,
-    /// The speech model's state in this process, set by whatever starts the engine.
-    pub model: ModelStatus,
-    /// The bearer token `/metrics` asks for; without one it is not served.
-    pub metrics_token: Option<String>,
-}
-
-/// The original's upload limit.
-pub const DEFAULT_VOICE_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
-
-impl AppState {
-    pub fn new(db: Arc<dyn Database>, storage: Storage, auth: AuthSettings) -> Self {
-        Self {
-            db,
-            storage,
-            auth: Arc::new(Auth::new(auth)),
-            voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
-            billing: Arc::new(Billing::default()),
-            new_jobs: Arc::default(),
-            job_events: JobEvents::default(),
-            model: ModelStatus::default(),
-            metrics_token: None,
-        }
-    }
-}
-
-/// Every documented route: the API and the health checks. A new API module's `routes()`
-/// is merged here.
-fn documented_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(openapi::openapi_json))
-        .merge(health::routes())
-        .merge(auth::routes())
-        .merge(orgs::routes())
-        .merge(api_keys::routes())
-        .merge(members::routes())
-        .merge(voices::routes())
-        .merge(billing::routes())
-        .merge(generations::routes())
-}
-
-/// The OpenAPI document of every route [`router`] documents.
-pub fn api_document() -> utoipa::openapi::OpenApi {
-    let mut document = documented_routes().into_openapi();
-    ErrorsByDefault.modify(&mut document);
-    document
-}
-
-pub fn router(state: AppState) -> Router {
-    let (documented, doc) = documented_routes().split_for_parts();
-    let routes = documented
-        .route("/files/{*key}", get(objects::signed_file))
-        .route("/metrics", get(metrics::metrics))
-        // The drop-in APIs follow their peers' documentation, not ours.
-        .merge(compat::routes())
-        .merge(pages::routes());
-    require_documented(routes, doc)
-        .route_layer(axum::middleware::from_fn(metrics::track_requests))
-        .with_state(state)
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                    let request_id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(security_header(
-                    header::CONTENT_SECURITY_POLICY,
-                    CONTENT_SECURITY_POLICY,
-                ))
-                .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-                .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .layer(security_header(header::REFERRER_POLICY, "same-origin")),
-        )
-}
-
-fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-}
-
-/// What every response may do in a browser: scripts, styles, media and requests from this
-/// site only (styles may also be inline: WaveSurfer styles its shadow DOM with a `<style>`),
-/// never framed, never content-sniffed, no referrer sent to other sites.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
+use crate::AppState;
+use crate::routes::router;
 
 /// A server running on a background task.
 pub struct RunningServer {

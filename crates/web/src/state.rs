@@ -1,0 +1,52 @@
+//! What every request handler can reach: [`AppState`].
+
+use std::sync::Arc;
+
+use resonance_db::Database;
+use resonance_service::billing::Billing;
+use resonance_service::generations::events::JobEvents;
+use resonance_service::model_status::ModelStatus;
+use resonance_storage::Storage;
+use tokio::sync::Notify;
+
+use crate::auth::{Auth, AuthSettings};
+
+/// Everything a request handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Arc<dyn Database>,
+    pub storage: Storage,
+    pub auth: Arc<Auth>,
+    /// Largest accepted voice upload; larger bodies are refused while they stream in.
+    pub voice_upload_max_bytes: usize,
+    /// Plans, quotas and the billing provider; unlimited and without one by default.
+    pub billing: Arc<Billing>,
+    /// Raised when a generation is queued, to wake this process's idle workers (workers in
+    /// other processes find it by polling).
+    pub new_jobs: Arc<Notify>,
+    /// Where this process's workers publish the audio of jobs that a request streams.
+    pub job_events: JobEvents,
+    /// The speech model's state in this process, set by whatever starts the engine.
+    pub model: ModelStatus,
+    /// The bearer token `/metrics` asks for; without one it is not served.
+    pub metrics_token: Option<String>,
+}
+
+/// The original's upload limit.
+pub const DEFAULT_VOICE_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
+
+impl AppState {
+    pub fn new(db: Arc<dyn Database>, storage: Storage, auth: AuthSettings) -> Self {
+        Self {
+            db,
+            storage,
+            auth: Arc::new(Auth::new(auth)),
+            voice_upload_max_bytes: DEFAULT_VOICE_UPLOAD_MAX_BYTES,
+            billing: Arc::new(Billing::default()),
+            new_jobs: Arc::default(),
+            job_events: JobEvents::default(),
+            model: ModelStatus::default(),
+            metrics_token: None,
+        }
+    }
+}
