@@ -1,9 +1,89 @@
-//! Splitting long text into chunks Chatterbox handles well (it drifts past ~300
-//! characters): sentence boundaries first, then clause boundaries, then words;
-//! paralinguistic tags like `[chuckle]` are never split.
+//! Text of any length spoken through an engine, the one way every caller does it (the
+//! generation worker, hence every API and streaming route, and `resonance say`): split into
+//! chunks Chatterbox handles well (it drifts past ~300 characters) at sentence boundaries
+//! first, then clause boundaries, then words, never inside a paralinguistic tag like
+//! `[chuckle]`; chunk `i` spoken with seed `seed + i`; the chunks joined with a short
+//! crossfade. The same text, voice, parameters and seed give the same audio everywhere.
+
+use std::time::{Duration, Instant};
+
+use resonance_audio::crossfade::{DEFAULT_CROSSFADE, Joiner};
+use resonance_domain::GenerationParams;
+
+use crate::{EngineError, SAMPLE_RATE, SpeechEngine, SynthesisRequest, VoiceRef};
 
 /// The longest chunk sent to the model in one call, in characters.
 pub const MAX_CHUNK_CHARS: usize = 300;
+
+/// The overlap between consecutive chunks.
+pub const CHUNK_CROSSFADE: Duration = DEFAULT_CROSSFADE;
+
+/// Audio that will not change any more, as [`speak`] makes it.
+pub struct SpeechProgress<'a> {
+    /// Samples that follow the ones reported before; together they are the whole speech.
+    pub audio: &'a [f32],
+    pub chunks_done: usize,
+    pub chunks: usize,
+}
+
+/// Speech made by [`speak`], with how long it took.
+pub struct Spoken {
+    pub samples: Vec<f32>,
+    /// Time spent in the engine.
+    pub compute: Duration,
+    /// From the start until the first chunk was spoken.
+    pub first_audio: Duration,
+}
+
+/// Speaks `text` chunk by chunk, reporting each stretch of audio as soon as it is final.
+pub async fn speak(
+    engine: &dyn SpeechEngine,
+    text: &str,
+    voice: &VoiceRef,
+    params: GenerationParams,
+    seed: u64,
+    mut on_progress: impl FnMut(SpeechProgress<'_>),
+) -> Result<Spoken, EngineError> {
+    let chunks = split_text(text, MAX_CHUNK_CHARS);
+    if chunks.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "there is no text to speak".into(),
+        ));
+    }
+    let mut joiner = Joiner::new(SAMPLE_RATE, CHUNK_CROSSFADE);
+    let started = Instant::now();
+    let mut compute = Duration::ZERO;
+    let mut first_audio = None;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let request = SynthesisRequest {
+            text: chunk.clone(),
+            voice: voice.clone(),
+            params,
+            seed: seed.wrapping_add(i as u64),
+        };
+        let chunk_started = Instant::now();
+        let speech = engine.synthesize(request).await?;
+        compute += chunk_started.elapsed();
+        first_audio.get_or_insert_with(|| started.elapsed());
+        let last = i + 1 == chunks.len();
+        let settled = joiner.push(&speech.samples).to_vec();
+        let audio = if last {
+            [settled.as_slice(), joiner.pending()].concat()
+        } else {
+            settled
+        };
+        on_progress(SpeechProgress {
+            audio: &audio,
+            chunks_done: i + 1,
+            chunks: chunks.len(),
+        });
+    }
+    Ok(Spoken {
+        samples: joiner.into_samples(),
+        compute,
+        first_audio: first_audio.unwrap_or_default(),
+    })
+}
 
 /// Splits `text` into chunks of at most `max_chars` characters (a single word
 /// longer than that becomes its own chunk). Whitespace is normalized.

@@ -81,8 +81,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    use resonance_domain::{GenerationParams, VoiceId};
+    use resonance_storage::ObjectKey;
+
     use super::*;
-    use crate::{SynthesisParams, VoiceRef};
+    use crate::VoiceRef;
 
     /// Sleeps (blocking) and records how many run at once.
     struct Sleeper {
@@ -106,13 +109,15 @@ mod tests {
     }
 
     fn request(text: &str) -> SynthesisRequest {
+        let id = VoiceId::new();
         SynthesisRequest {
             text: text.into(),
             voice: VoiceRef {
-                id: "v".into(),
-                storage_key: "voices/system/v".into(),
+                reference: ObjectKey::system_voice(&id),
+                id,
             },
-            params: SynthesisParams::default(),
+            params: GenerationParams::default(),
+            seed: 0,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Client for the original Resonance inference service: `POST {url}/generate` with
+//! Client for a Resonance inference service: `POST {url}/generate` with
 //! header `x-api-key` and a JSON body, WAV back. The service reads the voice's
 //! reference audio from the shared bucket by its object key (`voice_key`), so a
 //! remote engine needs Resonance configured with that same S3 bucket.
@@ -22,16 +22,16 @@ pub struct RemoteEngine {
 struct GenerateBody<'a> {
     prompt: &'a str,
     voice_key: &'a str,
-    temperature: f32,
-    top_p: f32,
+    temperature: f64,
+    top_p: f64,
     top_k: u32,
-    repetition_penalty: f32,
+    repetition_penalty: f64,
     norm_loudness: bool,
 }
 
 impl RemoteEngine {
-    /// `concurrency` bounds the requests in flight to the service (the original
-    /// runs up to 10 per GPU container).
+    /// `concurrency` bounds the requests in flight to the service (it runs up to 10 per
+    /// GPU container).
     pub fn new(base_url: &str, api_key: &str, concurrency: usize) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -62,12 +62,13 @@ impl SpeechEngine for RemoteEngine {
         let p = &request.params;
         let body = GenerateBody {
             prompt: &request.text,
-            voice_key: &request.voice.storage_key,
-            temperature: p.temperature,
-            top_p: p.top_p,
-            top_k: p.top_k,
-            repetition_penalty: p.repetition_penalty,
-            norm_loudness: p.norm_loudness,
+            voice_key: request.voice.reference.as_str(),
+            temperature: p.temperature(),
+            top_p: p.top_p(),
+            top_k: p.top_k(),
+            repetition_penalty: p.repetition_penalty(),
+            // Every voice is conditioned on its clip normalized to -27 LUFS.
+            norm_loudness: true,
         };
         let response = self
             .client

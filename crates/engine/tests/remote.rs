@@ -5,8 +5,10 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
+use resonance_domain::{GenerationParams, VoiceId};
 use resonance_engine::remote::RemoteEngine;
-use resonance_engine::{EngineError, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
+use resonance_engine::{EngineError, SpeechEngine, SynthesisRequest, VoiceRef};
+use resonance_storage::ObjectKey;
 use serde_json::{Value, json};
 
 const KEY: &str = "test-inference-key";
@@ -59,10 +61,11 @@ fn request(text: &str, voice_key: &str) -> SynthesisRequest {
     SynthesisRequest {
         text: text.into(),
         voice: VoiceRef {
-            id: "0123456789abcdefghjkmnpq".into(),
-            storage_key: voice_key.into(),
+            id: VoiceId::parse("0123456789abcdefghjkmnpq").unwrap(),
+            reference: ObjectKey::parse(voice_key).unwrap(),
         },
-        params: SynthesisParams::default(),
+        params: GenerationParams::default(),
+        seed: 0,
     }
 }
 
@@ -88,7 +91,7 @@ async fn maps_service_errors() {
     let engine = RemoteEngine::new(&url, KEY, 1);
     assert!(matches!(
         engine
-            .synthesize(request("Hi.", "voices/system/missing"))
+            .synthesize(request("Hi.", "voices/system/qpnmkjhgfedcba9876543210"))
             .await,
         Err(EngineError::VoiceUnavailable(_))
     ));

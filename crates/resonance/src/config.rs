@@ -8,10 +8,10 @@ use std::time::Duration;
 use chatterbox::t3::Precision;
 use clap::Args;
 use resonance_db::Plan;
+use resonance_service::billing::BillingSettings;
+use resonance_service::billing::polar::{DEFAULT_API_URL, PolarSettings};
 use resonance_web::ConnectionSettings;
 use resonance_web::auth::IpNetwork;
-use resonance_web::billing::BillingSettings;
-use resonance_web::billing::polar::{DEFAULT_API_URL, PolarSettings};
 use serde::Deserialize;
 
 /// Settings a flag or environment variable can set; each is optional so the

@@ -1,13 +1,12 @@
 //! `resonance`: serve the product, run migrations, manage the model.
 
+mod builtin_voice;
 mod config;
 mod download;
-mod engine;
 mod model;
 mod orgs;
 mod say;
 mod serve;
-mod voice_cache;
 mod voices;
 
 use std::process::ExitCode;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use resonance_db::{Database, Plan};
 use resonance_domain::OrgId;
-use resonance_web::billing::Period;
+use resonance_service::billing::Period;
 use time::OffsetDateTime;
 
 use crate::config::{Config, Limit, SettingsArgs};

@@ -12,13 +12,13 @@ use chatterbox::t3::Precision;
 use chatterbox::tts::ChatterboxTurbo;
 use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
-use resonance_engine::{SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef};
-
+use resonance_domain::{GenerationParams, VoiceId};
+use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer};
+use resonance_engine::{SAMPLE_RATE, VoiceRef, chunking};
 use resonance_storage::ObjectKey;
 
 use crate::config::{Config, SettingsArgs};
 use crate::download::{DownloadOptions, manual_instructions, missing_files};
-use crate::engine::{BuiltinVoices, ChatterboxSynthesizer};
 
 /// The voice name of the checkpoint's built-in voice on the command line.
 const BUILTIN_VOICE: &str = "default";
@@ -40,18 +40,24 @@ pub struct SayArgs {
     /// Seed of every random draw; the same seed gives the same audio
     #[arg(long)]
     pub seed: Option<u64>,
-    #[arg(long, default_value_t = SynthesisParams::default().temperature)]
-    pub temperature: f32,
-    #[arg(long, default_value_t = SynthesisParams::default().top_p)]
-    pub top_p: f32,
-    #[arg(long, default_value_t = SynthesisParams::default().top_k)]
+    #[arg(long, default_value_t = GenerationParams::default().temperature())]
+    pub temperature: f64,
+    #[arg(long, default_value_t = GenerationParams::default().top_p())]
+    pub top_p: f64,
+    #[arg(long, default_value_t = GenerationParams::default().top_k())]
     pub top_k: u32,
-    #[arg(long, default_value_t = SynthesisParams::default().repetition_penalty)]
-    pub repetition_penalty: f32,
+    #[arg(long, default_value_t = GenerationParams::default().repetition_penalty())]
+    pub repetition_penalty: f64,
 }
 
 pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(settings)?;
+    let params = GenerationParams::new(
+        args.temperature,
+        args.top_p,
+        args.top_k,
+        args.repetition_penalty,
+    )?;
     let library_voice = if args.voice.eq_ignore_ascii_case(BUILTIN_VOICE) {
         None
     } else {
@@ -80,25 +86,17 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
         })?,
     };
     let loaded = started.elapsed();
+    // The voice lives in memory only; its reference key is never read.
+    let id = VoiceId::new();
     let voices = Arc::new(BuiltinVoices::default());
-    voices.insert(BUILTIN_VOICE, voice);
-    let engine = ChatterboxSynthesizer::new(Arc::new(model), voices).start(1, 1);
-    let request = SynthesisRequest {
-        text: args.text,
-        voice: VoiceRef {
-            id: BUILTIN_VOICE.into(),
-            storage_key: String::new(),
-        },
-        params: SynthesisParams {
-            temperature: args.temperature,
-            top_p: args.top_p,
-            top_k: args.top_k,
-            repetition_penalty: args.repetition_penalty,
-            seed: args.seed,
-            norm_loudness: true,
-        },
+    voices.insert(&id, voice);
+    let voice = VoiceRef {
+        reference: ObjectKey::system_voice(&id),
+        id,
     };
-    let speech = engine.synthesize(request).await?;
+    let engine = ChatterboxSynthesizer::new(Arc::new(model), voices).start(1, 1);
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let speech = chunking::speak(&engine, &args.text, &voice, params, seed, |_| {}).await?;
     let spoken = started.elapsed() - loaded;
     let wav = resonance_audio::wav::encode_wav_pcm16(&speech.samples, SAMPLE_RATE);
     std::fs::write(&args.out, wav)

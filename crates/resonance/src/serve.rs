@@ -5,27 +5,30 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chatterbox::weights::CheckpointManifest;
 use resonance_db::Database;
+use resonance_engine::SpeechEngine;
+use resonance_engine::native::NativeModel;
+use resonance_engine::queue::QueuedEngine;
+use resonance_engine::remote::RemoteEngine;
+use resonance_service::billing::Billing;
+use resonance_service::generations::events::JobEvents;
+use resonance_service::generations::worker::{SynthesisTimings, Worker, WorkerSettings};
+use resonance_service::model_status::{ModelState, ModelStatus};
 use resonance_storage::Storage;
 use resonance_web::AppState;
 use resonance_web::auth::AuthSettings;
-use resonance_web::billing::Billing;
+use tokio::sync::Notify;
 use tracing_subscriber::EnvFilter;
 
-use chatterbox::weights::CheckpointManifest;
-use resonance_engine::SpeechEngine;
-use resonance_engine::remote::RemoteEngine;
-use resonance_web::generations::worker::{Worker, WorkerSettings};
-use resonance_web::model_status::{ModelState, ModelStatus};
-
+use crate::builtin_voice;
 use crate::config::{Config, EngineConfig, LogFormat, SettingsArgs, StorageConfig, redact_url};
 use crate::download::{self, DownloadOptions};
-use crate::engine;
 
 pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args)?;
     init_logging(config.log_format);
-    let state = open(&config).await?;
+    let state = app_state(&config, open(&config).await?);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {} (RESONANCE_BIND)", config.bind))?;
@@ -33,10 +36,18 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("no generation workers in this process (RESONANCE_WORKERS=0)");
         None
     } else {
-        let (config, state) = (config.clone(), state.clone());
+        let config = config.clone();
+        let shared = Shared {
+            db: state.db.clone(),
+            storage: state.storage.clone(),
+            new_jobs: state.new_jobs.clone(),
+            job_events: state.job_events.clone(),
+            model: state.model.clone(),
+            record_timings: Some(resonance_web::metrics::record_synthesis),
+        };
         Some(tokio::spawn(async move {
             // The API serves meanwhile; jobs wait in the queue.
-            if let Err(e) = run_workers(&config, &state, "serve").await {
+            if let Err(e) = run_workers(&config, &shared, "serve").await {
                 tracing::error!("generation workers cannot start: {e:#}");
             }
         }))
@@ -69,25 +80,54 @@ pub async fn worker_only(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
         workers: config.workers.max(1),
         ..config
     };
-    let state = open(&config).await?;
+    let (db, storage) = open(&config).await?;
+    let shared = Shared {
+        db,
+        storage,
+        new_jobs: Arc::default(),
+        job_events: JobEvents::default(),
+        model: ModelStatus::default(),
+        record_timings: None,
+    };
     tokio::select! {
-        result = run_workers(&config, &state, "worker") => result?,
+        result = run_workers(&config, &shared, "worker") => result?,
         // A job cut short here is re-run by another worker once its lease expires.
         _ = shutdown_signal() => {}
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a process's generation workers share with its server, when it has one.
+struct Shared {
+    db: Arc<dyn Database>,
+    storage: Storage,
+    /// Raised by the server when it queues a job.
+    new_jobs: Arc<Notify>,
+    /// Where the server's streaming requests listen.
+    job_events: JobEvents,
+    model: ModelStatus,
+    record_timings: Option<fn(SynthesisTimings)>,
+}
+
 /// Starts the configured engine, then runs `config.workers` generation workers until the
 /// future is dropped, which stops them.
-async fn run_workers(config: &Config, state: &AppState, role: &str) -> anyhow::Result<()> {
-    let Some(engine) = speech_engine(config, state).await? else {
+async fn run_workers(config: &Config, shared: &Shared, role: &str) -> anyhow::Result<()> {
+    let Some(engine) = speech_engine(config, shared).await? else {
         tracing::info!(
             "no speech engine (RESONANCE_ENGINE=none): generations wait for a `resonance worker`"
         );
         return Ok(());
     };
-    let workers = StopOnDrop(worker(state, engine).spawn(&worker_name(role), config.workers));
+    let worker = Worker {
+        db: shared.db.clone(),
+        storage: shared.storage.clone(),
+        engine,
+        new_jobs: shared.new_jobs.clone(),
+        events: shared.job_events.clone(),
+        settings: WorkerSettings::default(),
+        record_timings: shared.record_timings,
+    };
+    let workers = StopOnDrop(worker.spawn(&worker_name(role), config.workers));
     tracing::info!(workers = workers.0.len(), "generation workers running");
     std::future::pending::<()>().await;
     drop(workers);
@@ -104,7 +144,7 @@ impl Drop for StopOnDrop {
 
 async fn speech_engine(
     config: &Config,
-    state: &AppState,
+    shared: &Shared,
 ) -> anyhow::Result<Option<Arc<dyn SpeechEngine>>> {
     match &config.engine {
         None => Ok(None),
@@ -118,28 +158,36 @@ async fn speech_engine(
             *concurrency,
         )))),
         Some(EngineConfig::Chatterbox { concurrency }) => {
-            state.model.set(ModelState::Loading);
+            shared.model.set(ModelState::Loading);
             let started = async {
-                ensure_model(&config.model_dir, &state.model).await?;
-                state.model.set(ModelState::Loading);
-                engine::start_native(
-                    &config.model_dir,
-                    config.precision,
-                    *concurrency,
-                    state.db.as_ref(),
-                    &state.storage,
-                )
-                .await
-                .with_context(|| format!("loading the model from {}", config.model_dir.display()))
+                ensure_model(&config.model_dir, &shared.model).await?;
+                shared.model.set(ModelState::Loading);
+                start_native(config, *concurrency, shared)
+                    .await
+                    .with_context(|| {
+                        format!("loading the model from {}", config.model_dir.display())
+                    })
             }
             .await;
-            state.model.set(match started {
+            shared.model.set(match started {
                 Ok(_) => ModelState::Ready,
                 Err(_) => ModelState::Unavailable,
             });
             Ok(Some(Arc::new(started?)))
         }
     }
+}
+
+/// Loads the model, installs its built-in voice in the library, and starts the engine.
+async fn start_native(
+    config: &Config,
+    concurrency: usize,
+    shared: &Shared,
+) -> anyhow::Result<QueuedEngine> {
+    let model =
+        NativeModel::load(&config.model_dir, config.precision, shared.storage.clone()).await?;
+    builtin_voice::install(&model, shared.db.as_ref(), &shared.storage).await?;
+    Ok(model.start(concurrency))
 }
 
 /// Downloads the checkpoint when files are missing (once; later starts find it).
@@ -163,17 +211,6 @@ async fn ensure_model(model_dir: &Path, status: &ModelStatus) -> anyhow::Result<
     Ok(())
 }
 
-fn worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
-    Worker {
-        db: state.db.clone(),
-        storage: state.storage.clone(),
-        engine,
-        new_jobs: state.new_jobs.clone(),
-        events: state.job_events.clone(),
-        settings: WorkerSettings::default(),
-    }
-}
-
 /// Unique per process, so leases name which process holds a job.
 fn worker_name(role: &str) -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
@@ -191,15 +228,19 @@ pub async fn migrate(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
 
 /// Connects the database and storage, creating the data folder and applying
 /// migrations on the way.
-async fn open(config: &Config) -> anyhow::Result<AppState> {
+async fn open(config: &Config) -> anyhow::Result<(Arc<dyn Database>, Storage)> {
     let db = connect_db(config).await?;
     db.migrate().await.context("applying database migrations")?;
-    let storage = open_storage(config)?;
+    Ok((db, open_storage(config)?))
+}
+
+/// The web server's state over the database and storage.
+fn app_state(config: &Config, (db, storage): (Arc<dyn Database>, Storage)) -> AppState {
     let mut state = AppState::new(db, storage, auth_settings(config));
     state.voice_upload_max_bytes = config.voice_upload_max_bytes;
     state.metrics_token = config.metrics_token.as_ref().map(|token| token.0.clone());
     state.billing = Arc::new(Billing::new(config.billing.clone()));
-    Ok(state)
+    state
 }
 
 /// Sessions ride in `Secure` cookies when users reach the server over HTTPS.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use resonance_domain::{Language, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
-use resonance_web::voices::library::{self, Upload, VoiceDetails};
+use resonance_service::voices::{self as library, Upload, VoiceDetails};
 use serde::Deserialize;
 
 use crate::config::{Config, SettingsArgs};

@@ -21,10 +21,10 @@ use resonance_domain::{
     VoiceCategory, VoiceId, VoiceName, VoiceOwner,
 };
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
+use resonance_service::generations::events::JobEvents;
+use resonance_service::generations::worker::{Worker, WorkerSettings};
 use resonance_storage::{ObjectKey, Storage, UrlSigningSecret};
 use resonance_testkit::postgres::TestPostgres;
-use resonance_web::generations::events::JobEvents;
-use resonance_web::generations::worker::{Worker, WorkerSettings};
 use tokio::sync::Notify;
 
 const JOBS: usize = 200;
@@ -96,6 +96,7 @@ async fn bench_setup(url: &str, dir: &std::path::Path) -> Bench {
         new_jobs: Arc::new(Notify::new()),
         events: JobEvents::default(),
         settings: WorkerSettings::default(),
+        record_timings: None,
     };
     Bench {
         db,

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::billing::QuotaExceeded;
+use resonance_service::billing::{BillingError, QuotaExceeded};
+use resonance_service::generations::QueueError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -31,7 +32,7 @@ pub enum ApiError {
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("{0}")]
-    QuotaExceeded(crate::billing::QuotaExceeded),
+    QuotaExceeded(QuotaExceeded),
     #[error("this organization needs an active subscription; subscribe on the billing page")]
     SubscriptionRequired,
     #[error("the service is temporarily unavailable")]
@@ -85,6 +86,27 @@ impl From<resonance_db::DbError> for ApiError {
                 Self::Unavailable
             }
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<BillingError> for ApiError {
+    fn from(error: BillingError) -> Self {
+        match error {
+            BillingError::SubscriptionRequired => Self::SubscriptionRequired,
+            BillingError::QuotaExceeded(refusal) => Self::QuotaExceeded(refusal),
+            BillingError::Unavailable(detail) => Self::BillingUnavailable(detail),
+            BillingError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::Billing(error) => error.into(),
+            QueueError::VoiceNotReady => Self::Conflict(error.to_string()),
+            QueueError::Database(error) => error.into(),
         }
     }
 }

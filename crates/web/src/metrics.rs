@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use resonance_service::generations::worker::SynthesisTimings;
 
 use crate::auth::secrets::secrets_equal;
 use crate::{ApiError, AppState};
@@ -90,9 +92,13 @@ fn counters() -> &'static Mutex<Counters> {
     COUNTERS.get_or_init(Mutex::default)
 }
 
-/// Counts a finished synthesis: `compute` spent on `audio` of speech, and how long after
-/// the job started its first audio was ready.
-pub fn record_synthesis(compute: Duration, audio: Duration, first_audio: Duration) {
+/// Counts a finished synthesis (a generation worker's [`SynthesisTimings`]).
+pub fn record_synthesis(timings: SynthesisTimings) {
+    let SynthesisTimings {
+        compute,
+        audio,
+        first_audio,
+    } = timings;
     let mut counters = counters().lock().expect("metrics lock");
     if !audio.is_zero() {
         let rtf = compute.as_secs_f64() / audio.as_secs_f64();
@@ -223,7 +229,7 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
          current one.\n\
          # TYPE resonance_model_state gauge\n",
     );
-    for candidate in crate::model_status::ModelState::ALL {
+    for candidate in resonance_service::model_status::ModelState::ALL {
         let _ = writeln!(
             out,
             "resonance_model_state{{state=\"{}\"}} {}",

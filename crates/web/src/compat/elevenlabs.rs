@@ -30,11 +30,11 @@ use crate::generations::{
     ValidGeneration, generation_id, read_stored_audio, remove, stored_audio_key,
 };
 use crate::paging;
-use crate::voices::library::{self, CreateVoiceError, Upload, VoiceDetails};
 use crate::voices::{
     create_error, empty_body, invalid_form, missing_content_type, read_body, remove_voice, voice_id,
 };
 use crate::{ApiError, ApiJson, AppState};
+use resonance_service::voices::{self as library, CreateVoiceError, Upload, VoiceDetails};
 
 /// The header ElevenLabs clients send their key in.
 pub const API_KEY_HEADER: &str = "xi-api-key";

@@ -17,11 +17,11 @@ use resonance_db::Generation;
 use resonance_domain::{GenerationId, GenerationStatus};
 
 use crate::auth::Caller;
-use crate::generations::events::{JobEvent, Subscription};
 use crate::generations::{
     ValidGeneration, WAIT_LIMIT, queue_as, read_stored_audio, stored_audio_key,
 };
 use crate::{ApiError, AppState};
+use resonance_service::generations::events::{JobEvent, Subscription};
 
 /// How often a job run by a worker elsewhere is looked up.
 const POLL: Duration = Duration::from_millis(50);

@@ -2,8 +2,6 @@
 //! their samples, clone voices from uploads (org admins) and delete them (org admins for
 //! custom voices, the instance operator for system voices).
 
-pub mod library;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
@@ -16,6 +14,7 @@ use resonance_db::{Voice, VoiceConsent, VoiceFilter};
 use resonance_domain::{
     Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
+use resonance_service::voices::{self as library, CreateVoiceError, Upload, VoiceDetails};
 use resonance_storage::ObjectKey;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -23,7 +22,6 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::library::{CreateVoiceError, Upload, VoiceDetails};
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};

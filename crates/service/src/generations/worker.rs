@@ -5,25 +5,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use resonance_audio::crossfade::Joiner;
 use resonance_db::{Database, Generation};
 use resonance_domain::GenerationStatus;
-use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
-use resonance_engine::{
-    EngineError, SAMPLE_RATE, SpeechEngine, SynthesisParams, SynthesisRequest, VoiceRef,
-};
+use resonance_engine::chunking::speak;
+use resonance_engine::{EngineError, SAMPLE_RATE, SpeechEngine, VoiceRef};
 use resonance_storage::{ObjectKey, Storage};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::events::{JobEvent, JobEvents, Publisher};
-
-/// The overlap between consecutive chunks.
-pub const CHUNK_CROSSFADE: Duration = resonance_audio::crossfade::DEFAULT_CROSSFADE;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -46,8 +40,20 @@ impl Default for WorkerSettings {
     }
 }
 
+/// How long one job's synthesis took, for whoever counts it (the server's `/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct SynthesisTimings {
+    /// Time spent in the engine.
+    pub compute: Duration,
+    /// The length of the audio it made.
+    pub audio: Duration,
+    /// From the job's start until its first audio was ready.
+    pub first_audio: Duration,
+}
+
 /// What a worker needs: the shared database and storage, the engine, the signal the API
-/// raises when it queues a job, and the hub where this process's streaming requests listen.
+/// raises when it queues a job, the hub where this process's streaming requests listen,
+/// and where to report each job's timings.
 #[derive(Clone)]
 pub struct Worker {
     pub db: Arc<dyn Database>,
@@ -56,6 +62,7 @@ pub struct Worker {
     pub new_jobs: Arc<Notify>,
     pub events: JobEvents,
     pub settings: WorkerSettings,
+    pub record_timings: Option<fn(SynthesisTimings)>,
 }
 
 impl Worker {
@@ -158,58 +165,46 @@ impl Worker {
             }
             Err(e) => return Err(format!("the database is unavailable: {e}")),
         };
-        let storage_key = voice
+        let reference = voice
             .object_key
             .ok_or("the voice has no reference audio yet")?;
         let voice = VoiceRef {
-            id: voice.id.to_string(),
-            storage_key,
+            id: voice.id,
+            reference: ObjectKey::parse(&reference)
+                .map_err(|_| "the voice's reference audio could not be read")?,
         };
-        let params = SynthesisParams {
-            temperature: job.params.temperature() as f32,
-            top_p: job.params.top_p() as f32,
-            top_k: job.params.top_k(),
-            repetition_penalty: job.params.repetition_penalty() as f32,
-            seed: job.seed.map(u64::from),
-            norm_loudness: true,
-        };
-        let chunks = split_text(job.text.as_str(), MAX_CHUNK_CHARS);
-        let mut joiner = Joiner::new(SAMPLE_RATE, CHUNK_CROSSFADE);
-        let started = Instant::now();
-        let mut synthesizing = Duration::ZERO;
-        let mut first_audio = None;
-        for (i, chunk) in chunks.iter().enumerate() {
-            let request = SynthesisRequest {
-                text: chunk.clone(),
-                voice: voice.clone(),
-                params: SynthesisParams {
-                    seed: params.seed.map(|seed| seed.wrapping_add(i as u64)),
-                    ..params.clone()
-                },
-            };
-            let chunk_started = Instant::now();
-            let speech = self.engine.synthesize(request).await.map_err(|e| {
-                tracing::warn!(error = %e, chunk = i, "the engine failed");
-                user_reason(e)
-            })?;
-            synthesizing += chunk_started.elapsed();
-            first_audio.get_or_insert_with(|| started.elapsed());
-            let settled = joiner.push(&speech.samples);
-            if !settled.is_empty() {
-                publish(publisher, JobEvent::Audio(settled.to_vec()));
-            }
-            // i + 1 <= chunks.len(), so this is at most 99.
-            progress.store(((i + 1) * 99 / chunks.len()) as u8, Ordering::Relaxed);
+        // Queued before seeds were always chosen at queueing time.
+        let seed = job.seed.map_or_else(rand::random, u64::from);
+        let spoken = speak(
+            self.engine.as_ref(),
+            job.text.as_str(),
+            &voice,
+            job.params,
+            seed,
+            |step| {
+                if !step.audio.is_empty() {
+                    publish(publisher, JobEvent::Audio(step.audio.to_vec()));
+                }
+                // chunks_done <= chunks, so this is at most 99.
+                progress.store(
+                    (step.chunks_done * 99 / step.chunks) as u8,
+                    Ordering::Relaxed,
+                );
+            },
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "the engine failed");
+            user_reason(e)
+        })?;
+        let samples = spoken.samples;
+        if let Some(record) = self.record_timings {
+            record(SynthesisTimings {
+                compute: spoken.compute,
+                audio: Duration::from_secs_f64(samples.len() as f64 / f64::from(SAMPLE_RATE)),
+                first_audio: spoken.first_audio,
+            });
         }
-        if !joiner.pending().is_empty() {
-            publish(publisher, JobEvent::Audio(joiner.pending().to_vec()));
-        }
-        let samples = joiner.into_samples();
-        crate::metrics::record_synthesis(
-            synthesizing,
-            Duration::from_secs_f64(samples.len() as f64 / f64::from(SAMPLE_RATE)),
-            first_audio.unwrap_or_default(),
-        );
         let wav = resonance_audio::wav::encode_wav_pcm16(&samples, SAMPLE_RATE);
         let key = ObjectKey::generation(&job.org_id, &job.id);
         if let Err(e) = self.storage.put(&key, Bytes::from(wav), "audio/wav").await {

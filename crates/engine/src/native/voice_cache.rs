@@ -13,11 +13,11 @@ use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::voice_conditioner::VoiceConditioner;
 use resonance_domain::VoiceId;
-use resonance_engine::{EngineError, VoiceRef};
 use resonance_storage::{ObjectKey, Storage, StorageError};
 use tokio::runtime::Handle;
 
-use crate::engine::VoiceConditioning;
+use super::conditioning::VoiceConditioning;
+use crate::{EngineError, VoiceRef};
 
 /// Voices whose conditioning stays in memory; the least recently used is dropped beyond.
 pub const MEMORY_CAPACITY: usize = 128;
@@ -50,26 +50,7 @@ impl StoredVoiceConditioning {
         }
     }
 
-    /// Stores conditioning computed elsewhere (the checkpoint's built-in voice).
-    pub async fn insert(
-        &self,
-        voice: &VoiceId,
-        conditionals: Conditionals,
-    ) -> Result<(), EngineError> {
-        let bytes = conditionals.to_safetensors().map_err(failed)?;
-        self.storage
-            .put(
-                &ObjectKey::voice_conditionals(voice),
-                Bytes::from(bytes),
-                CONDITIONALS_TYPE,
-            )
-            .await
-            .map_err(unavailable)?;
-        self.remember(voice.as_str(), Arc::new(conditionals));
-        Ok(())
-    }
-
-    fn remember(&self, voice: &str, conditionals: Arc<Conditionals>) {
+    fn remember(&self, voice: &VoiceId, conditionals: Arc<Conditionals>) {
         self.memory
             .lock()
             .expect("conditioning cache lock")
@@ -93,11 +74,9 @@ impl StoredVoiceConditioning {
 
     /// Computes the conditioning from the voice's reference audio.
     fn compute(&self, voice: &VoiceRef) -> Result<Conditionals, EngineError> {
-        let reference = ObjectKey::parse(&voice.storage_key)
-            .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))?;
         let bytes = self
             .runtime
-            .block_on(self.storage.get(&reference))
+            .block_on(self.storage.get(&voice.reference))
             .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))?;
         let audio = resonance_audio::decode(&bytes, None)
             .map_err(|e| EngineError::VoiceUnavailable(e.to_string()))?;
@@ -110,11 +89,7 @@ impl StoredVoiceConditioning {
 impl VoiceConditioning for StoredVoiceConditioning {
     /// The reference's `norm_loudness` is always applied: every voice is conditioned on
     /// its clip normalized to -27 LUFS, so one cached copy serves every request.
-    fn conditionals(
-        &self,
-        voice: &VoiceRef,
-        _norm_loudness: bool,
-    ) -> Result<Arc<Conditionals>, EngineError> {
+    fn conditionals(&self, voice: &VoiceRef) -> Result<Arc<Conditionals>, EngineError> {
         if let Some(hit) = self
             .memory
             .lock()
@@ -123,9 +98,7 @@ impl VoiceConditioning for StoredVoiceConditioning {
         {
             return Ok(hit);
         }
-        let id = VoiceId::parse(&voice.id)
-            .map_err(|e| EngineError::VoiceUnavailable(format!("voice id: {e}")))?;
-        let key = ObjectKey::voice_conditionals(&id);
+        let key = ObjectKey::voice_conditionals(&voice.id);
         let conditionals = match self.stored(&key)? {
             Some(conditionals) => conditionals,
             None => {
@@ -161,28 +134,24 @@ fn unavailable(e: StorageError) -> EngineError {
 /// The most recently used conditionings, by voice id.
 #[derive(Default)]
 struct Recent {
-    entries: HashMap<String, Arc<Conditionals>>,
+    entries: HashMap<VoiceId, Arc<Conditionals>>,
     /// Least recently used first.
-    order: VecDeque<String>,
+    order: VecDeque<VoiceId>,
 }
 
 impl Recent {
-    fn get(&mut self, voice: &str) -> Option<Arc<Conditionals>> {
+    fn get(&mut self, voice: &VoiceId) -> Option<Arc<Conditionals>> {
         let hit = self.entries.get(voice)?.clone();
         self.touch(voice);
         Some(hit)
     }
 
-    fn insert(&mut self, voice: &str, conditionals: Arc<Conditionals>) {
-        if self
-            .entries
-            .insert(voice.to_string(), conditionals)
-            .is_some()
-        {
+    fn insert(&mut self, voice: &VoiceId, conditionals: Arc<Conditionals>) {
+        if self.entries.insert(voice.clone(), conditionals).is_some() {
             self.touch(voice);
             return;
         }
-        self.order.push_back(voice.to_string());
+        self.order.push_back(voice.clone());
         if self.order.len() > MEMORY_CAPACITY
             && let Some(oldest) = self.order.pop_front()
         {
@@ -190,7 +159,7 @@ impl Recent {
         }
     }
 
-    fn touch(&mut self, voice: &str) {
+    fn touch(&mut self, voice: &VoiceId) {
         if let Some(at) = self.order.iter().position(|v| v == voice) {
             let id = self.order.remove(at).expect("position is in range");
             self.order.push_back(id);

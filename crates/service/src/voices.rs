@@ -18,6 +18,7 @@ use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, Voice
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, StorageError};
 
 const WAV: &str = "audio/wav";
+const CONDITIONING: &str = "application/octet-stream";
 
 /// What describes a voice, parsed.
 #[derive(Debug, Clone)]
@@ -79,6 +80,72 @@ pub async fn create_voice(
         Err(error) => {
             remove_objects(storage, &keys.all()).await;
             Err(error.into())
+        }
+    }
+}
+
+/// A SYSTEM voice an engine brings with it (the checkpoint's built-in voice).
+pub struct EngineVoice {
+    pub details: VoiceDetails,
+    /// Its sample, a WAV file.
+    pub sample_wav: Bytes,
+    /// Its conditioning as the engine caches it, so no one computes it again.
+    pub conditioning: Option<Bytes>,
+}
+
+/// Whether the library has a SYSTEM voice called `name` (any case).
+pub async fn has_system_voice(db: &dyn Database, name: &VoiceName) -> Result<bool, DbError> {
+    Ok(db
+        .system_voices()
+        .await?
+        .iter()
+        .any(|voice| voice.name.as_str().eq_ignore_ascii_case(name.as_str())))
+}
+
+/// Adds an engine's voice as a SYSTEM voice: its objects first, then the row. `None` when
+/// a SYSTEM voice of that name appeared meanwhile (another server starting on the same
+/// database installed it first), and this copy's objects are gone again.
+pub async fn install_system_voice(
+    db: &dyn Database,
+    storage: &Storage,
+    voice: EngineVoice,
+) -> Result<Option<Voice>, CreateVoiceError> {
+    let id = VoiceId::new();
+    let keys = ObjectKeys::new(&VoiceOwner::System, &id);
+    let mut stored = storage
+        .put(&keys.sample, voice.sample_wav, WAV)
+        .await
+        .map_err(CreateVoiceError::from);
+    if let (Ok(()), Some(conditioning)) = (&stored, voice.conditioning) {
+        stored = storage
+            .put(&keys.conditionals, conditioning, CONDITIONING)
+            .await
+            .map_err(CreateVoiceError::from);
+    }
+    if let Err(error) = stored {
+        remove_objects(storage, &keys.all()).await;
+        return Err(error);
+    }
+    let name = voice.details.name.clone();
+    let new_voice = NewVoice {
+        id,
+        owner: VoiceOwner::System,
+        name: voice.details.name,
+        description: voice.details.description,
+        category: voice.details.category,
+        language: voice.details.language,
+        object_key: Some(keys.sample.to_string()),
+        consent: voice.details.consent,
+    };
+    match db.create_voice(&new_voice).await {
+        Ok(voice) => Ok(Some(voice)),
+        Err(error) => {
+            remove_objects(storage, &keys.all()).await;
+            // System voice names are unique.
+            match error {
+                DbError::Conflict(_) if has_system_voice(db, &name).await? => Ok(None),
+                error => Err(error.into()),
+            }
         }
     }
 }

@@ -1,254 +1,54 @@
-//! Usage metering, plans and quotas, and (optionally) billing with Polar.
-//!
-//! Routes that consume something call a check before doing any work:
-//! [`ensure_can_generate`] before a generation is queued and [`ensure_can_create_voice`]
-//! before a voice upload is read. Each refuses with 403 `SUBSCRIPTION_REQUIRED` when Polar
-//! is configured and the organization has no active subscription to a configured product,
-//! and with 402 `QUOTA_EXCEEDED` when its plan's limit would be passed. The usage itself is
-//! recorded by the database, in the transaction that creates what is charged, and reaches
-//! Polar through the [`outbox`].
-
-pub mod outbox;
-pub mod period;
-pub mod polar;
-
-use std::sync::Arc;
+//! Usage and billing routes, and the checks the other routes run before any work (see
+//! [`resonance_service::billing`]): each refuses with 403 `SUBSCRIPTION_REQUIRED` without an
+//! active Polar subscription (when Polar is configured) and with 402 `QUOTA_EXCEEDED` when
+//! the plan's limit would be passed.
 
 use axum::Json;
 use axum::extract::State;
-use resonance_db::{Database, OverLimit, Plan, PlanLimit, Quota};
+use resonance_db::{Plan, Quota};
 use resonance_domain::OrgId;
+pub use resonance_service::billing::Period;
+use resonance_service::billing::polar::{CustomerState, Polar};
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
-use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::outbox::OutboxSettings;
-pub use self::period::Period;
-use self::polar::{CustomerState, Polar, PolarSettings};
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
-/// How the instance bills: its default plan and, optionally, Polar.
-#[derive(Debug, Clone, Default)]
-pub struct BillingSettings {
-    /// The plan of every organization without its own (`resonance orgs set-plan`).
-    pub default_plan: Plan,
-    pub polar: Option<PolarSettings>,
-    pub outbox: OutboxSettings,
-}
-
-/// Where the current time comes from; tests move it to another period.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
-pub struct Billing {
-    default_plan: Plan,
-    polar: Option<Arc<Polar>>,
-    outbox: OutboxSettings,
-    clock: Clock,
-}
-
-impl Default for Billing {
-    fn default() -> Self {
-        Self::new(BillingSettings::default())
-    }
-}
-
-impl Billing {
-    pub fn new(settings: BillingSettings) -> Self {
-        Self {
-            default_plan: settings.default_plan,
-            polar: settings.polar.map(|polar| Arc::new(Polar::new(polar))),
-            outbox: settings.outbox,
-            clock: Arc::new(OffsetDateTime::now_utc),
-        }
-    }
-
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    pub fn default_plan(&self) -> Plan {
-        self.default_plan
-    }
-
-    pub fn polar(&self) -> Option<&Polar> {
-        self.polar.as_deref()
-    }
-
-    pub(crate) fn now(&self) -> OffsetDateTime {
-        (self.clock)()
-    }
-
-    /// Starts delivering the usage outbox to Polar when Polar is configured.
-    pub fn spawn_outbox(&self, db: Arc<dyn Database>) -> Option<JoinHandle<()>> {
-        let polar = self.polar.clone()?;
-        Some(outbox::spawn(db, polar, self.outbox))
-    }
-}
-
-/// Which limit of a plan a request would pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QuotaLimit {
-    CharactersPerMonth,
-    VoiceSlots,
-    MaxConcurrentJobs,
-}
-
-/// A refusal because a plan's limit would be passed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct QuotaExceeded {
-    pub limit: QuotaLimit,
-    /// What the organization uses now (characters this period, voices kept, jobs active).
-    pub used: u64,
-    /// What the plan allows.
-    pub allowed: u64,
-    /// What the refused request needed.
-    pub requested: u64,
-    /// When the usage starts again from zero; `None` for limits that do not reset.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub resets_at: Option<OffsetDateTime>,
-}
-
-impl std::fmt::Display for QuotaExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.limit {
-            QuotaLimit::CharactersPerMonth => {
-                write!(
-                    f,
-                    "this needs {} characters but {} of this month's {} are used",
-                    self.requested, self.used, self.allowed
-                )?;
-                if let Some(reset) = self.resets_at {
-                    write!(f, "; the quota resets on {}", reset.date())?;
-                }
-                Ok(())
-            }
-            QuotaLimit::VoiceSlots => write!(
-                f,
-                "all {} custom voice slots are in use; delete a voice to make room",
-                self.allowed
-            ),
-            QuotaLimit::MaxConcurrentJobs => write!(
-                f,
-                "{} generations are queued or running, the most this plan allows at once; \
-                 wait for one to finish",
-                self.used
-            ),
-        }
-    }
-}
-
 /// The organization's own plan, or the instance default.
 pub async fn plan_of(state: &AppState, org: &OrgId) -> Result<Plan, ApiError> {
-    Ok(state
-        .db
-        .org_plan(org)
-        .await?
-        .unwrap_or(state.billing.default_plan))
+    Ok(state.billing.plan_of(state.db.as_ref(), org).await?)
 }
 
-/// Refuses a generation of `characters` characters for `org` before any work: 403
-/// `SUBSCRIPTION_REQUIRED` without an active Polar subscription (when Polar is configured),
-/// 402 `QUOTA_EXCEEDED` when the organization already runs as many jobs as its plan allows
-/// or the characters (queued and running ones included) would pass this period's quota.
-/// Returns the quota to create the generation within
-/// (`Generations::create_generation_within`), which holds under parallel requests.
+/// [`resonance_service::billing::Billing::check_generation`] for a route.
 pub async fn ensure_can_generate(
     state: &AppState,
     org: &OrgId,
     characters: u64,
 ) -> Result<Quota, ApiError> {
-    ensure_subscribed(state, org).await?;
-    let period = Period::containing(state.billing.now());
-    let quota = Quota {
-        plan: plan_of(state, org).await?,
-        period_start: period.start,
-        period_end: period.end,
-    };
-    if quota.plan != Plan::default() {
-        let usage = state
-            .db
-            .generation_usage(org, period.start, period.end)
-            .await?;
-        quota
-            .plan
-            .check_generation(&usage, characters)
-            .map_err(|over| quota_exceeded(over, &quota))?;
-    }
-    Ok(quota)
+    Ok(state
+        .billing
+        .check_generation(state.db.as_ref(), org, characters)
+        .await?)
 }
 
-/// Refuses a new custom voice for `org` before any work: 403 `SUBSCRIPTION_REQUIRED`
-/// without an active Polar subscription (when Polar is configured), 402 `QUOTA_EXCEEDED`
-/// when every voice slot of its plan is taken. Returns the slots to create the voice
-/// within (`Voices::create_voice_within`), which holds under parallel requests.
+/// [`resonance_service::billing::Billing::check_voice`] for a route.
 pub async fn ensure_can_create_voice(
     state: &AppState,
     org: &OrgId,
 ) -> Result<Option<u64>, ApiError> {
-    ensure_subscribed(state, org).await?;
-    let plan = plan_of(state, org).await?;
-    if plan.voice_slots.is_some() {
-        let kept = state.db.custom_voice_count(org).await?;
-        plan.check_voice_slots(kept)
-            .map_err(|over| ApiError::QuotaExceeded(over.into()))?;
-    }
-    Ok(plan.voice_slots)
+    Ok(state.billing.check_voice(state.db.as_ref(), org).await?)
 }
 
-/// The refusal of a creation over `quota`'s plan: the character quota says when it resets.
-pub fn quota_exceeded(over: OverLimit, quota: &Quota) -> ApiError {
-    let mut refusal = QuotaExceeded::from(over);
-    if over.limit == PlanLimit::CharactersPerMonth {
-        refusal.resets_at = Some(quota.period_end);
-    }
-    ApiError::QuotaExceeded(refusal)
-}
-
-impl From<OverLimit> for QuotaExceeded {
-    fn from(over: OverLimit) -> Self {
-        Self {
-            limit: match over.limit {
-                PlanLimit::CharactersPerMonth => QuotaLimit::CharactersPerMonth,
-                PlanLimit::VoiceSlots => QuotaLimit::VoiceSlots,
-                PlanLimit::MaxConcurrentJobs => QuotaLimit::MaxConcurrentJobs,
-            },
-            used: over.used,
-            allowed: over.allowed,
-            requested: over.requested,
-            resets_at: None,
-        }
-    }
-}
-
-/// Polar's customer state, when Polar is configured.
 async fn customer_state<'a>(
     state: &'a AppState,
     org: &OrgId,
 ) -> Result<Option<(&'a Polar, Option<CustomerState>)>, ApiError> {
-    let Some(polar) = state.billing.polar() else {
-        return Ok(None);
-    };
-    let customer = polar
-        .customer_state(org)
-        .await
-        .map_err(|e| ApiError::BillingUnavailable(e.to_string()))?;
-    Ok(Some((polar, customer)))
-}
-
-async fn ensure_subscribed(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
-    match customer_state(state, org).await? {
-        None => Ok(()),
-        Some((polar, Some(customer))) if polar.subscriptions(&customer).next().is_some() => Ok(()),
-        Some(_) => Err(ApiError::SubscriptionRequired),
-    }
+    Ok(state.billing.customer_state(org).await?)
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {

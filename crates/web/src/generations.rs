@@ -1,8 +1,5 @@
-//! Speech generation: the API that queues jobs and serves their history and audio, and
-//! the workers that run them.
-
-pub mod events;
-pub mod worker;
+//! Speech generation: the API that queues jobs and serves their history and audio (the
+//! workers that run them are in [`resonance_service::generations`]).
 
 use std::time::Duration;
 
@@ -13,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use resonance_audio::OutputFormat;
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::stretch::stretch;
-use resonance_db::{DbError, Generation, GenerationFilter, NewGeneration};
+use resonance_db::{Generation, GenerationFilter};
 use resonance_domain::{
     GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText, OrgId,
     VoiceId, VoiceName,
 };
+pub use resonance_service::generations::ValidGeneration;
 use resonance_storage::ObjectKey;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -27,10 +25,10 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::ErrorBody;
-use crate::model_status::ModelState;
 use crate::objects::{Presentation, object_response, storage_error};
 use crate::paging::{self, ApiQuery, invalid_query};
 use crate::{ApiError, ApiJson, AppState};
+use resonance_service::model_status::ModelState;
 
 /// How long `?wait=true` waits for a job before answering 202 with it still unfinished.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
@@ -154,14 +152,6 @@ fn invalid_field(message: impl ToString) -> ApiError {
     }
 }
 
-/// A [`CreateGeneration`] whose every field is within its bounds.
-pub struct ValidGeneration {
-    pub text: GenerationText,
-    pub params: GenerationParams,
-    pub voice_id: VoiceId,
-    pub seed: Option<u32>,
-}
-
 impl CreateGeneration {
     /// The text and parameters, or 422 naming the first field out of bounds.
     pub fn parse(&self) -> Result<ValidGeneration, ApiError> {
@@ -261,34 +251,15 @@ pub async fn queue_as(
     valid: ValidGeneration,
     id: GenerationId,
 ) -> Result<Generation, ApiError> {
-    let quota =
-        crate::billing::ensure_can_generate(state, &caller.org_id, valid.text.char_count() as u64)
-            .await?;
-    let voice = state.db.get_voice(&caller.org_id, &valid.voice_id).await?;
-    if voice.object_key.is_none() {
-        return Err(ApiError::Conflict(
-            "the voice's audio is not ready yet".into(),
-        ));
-    }
-    let new_generation = NewGeneration {
+    Ok(resonance_service::generations::queue(
+        state.db.as_ref(),
+        &state.billing,
+        &state.new_jobs,
+        &caller.org_id,
+        valid,
         id,
-        org_id: caller.org_id.clone(),
-        voice_id: valid.voice_id,
-        text: valid.text,
-        params: valid.params,
-        // Chosen here rather than by the engine, so that every take can be reproduced.
-        seed: Some(valid.seed.unwrap_or_else(rand::random)),
-    };
-    let generation = state
-        .db
-        .create_generation_within(&new_generation, &quota)
-        .await
-        .map_err(|error| match error {
-            DbError::OverLimit(over) => crate::billing::quota_exceeded(over, &quota),
-            other => other.into(),
-        })?;
-    state.new_jobs.notify_one();
-    Ok(generation)
+    )
+    .await?)
 }
 
 /// Polls the job until it has finished or `limit` has passed; the database is the only

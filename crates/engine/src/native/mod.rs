@@ -1,0 +1,155 @@
+//! The native engine: Chatterbox Turbo ([`ChatterboxTurbo`]) loaded once and shared by
+//! every request, synthesizing on blocking threads behind [`QueuedEngine`]. A voice reaches
+//! the model as its [`Conditionals`](chatterbox::conditionals::Conditionals), which a [`VoiceConditioning`] provider supplies: the
+//! platform computes them from the voice's reference audio and caches them
+//! ([`StoredVoiceConditioning`]); [`BuiltinVoices`] holds voices already computed, for the
+//! command line.
+
+mod conditioning;
+mod voice_cache;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use candle_core::Device;
+use chatterbox::t3::{Precision, SamplingParams};
+use chatterbox::tts::{ChatterboxTurbo, SynthesisError, SynthesisOptions};
+use chatterbox::voice_conditioner::VoiceConditioner;
+use resonance_domain::GenerationParams;
+use resonance_storage::Storage;
+
+pub use self::conditioning::{BuiltinVoices, VoiceConditioning};
+pub use self::voice_cache::StoredVoiceConditioning;
+use crate::queue::{QueuedEngine, Synthesizer};
+use crate::{EngineError, Speech, SynthesisRequest};
+
+pub const ENGINE_NAME: &str = "chatterbox";
+
+/// Requests waiting for a synthesis slot; generation workers wait beyond it.
+const QUEUE_CAPACITY: usize = 64;
+
+/// What the checkpoint's built-in voice says as its sample in the voice library.
+const BUILTIN_SAMPLE_TEXT: &str =
+    "Hello! This is the default voice of Resonance. Type anything and I will say it.";
+
+/// The model's sampling settings for a generation's parameters.
+pub fn sampling_params(params: &GenerationParams) -> SamplingParams {
+    SamplingParams {
+        temperature: params.temperature(),
+        top_k: params.top_k() as usize,
+        top_p: params.top_p(),
+        repetition_penalty: params.repetition_penalty(),
+        ..SamplingParams::default()
+    }
+}
+
+/// Speaks one chunk of text (see [`crate::chunking`]) with the model.
+pub struct ChatterboxSynthesizer {
+    model: Arc<ChatterboxTurbo>,
+    voices: Arc<dyn VoiceConditioning>,
+}
+
+impl ChatterboxSynthesizer {
+    pub fn new(model: Arc<ChatterboxTurbo>, voices: Arc<dyn VoiceConditioning>) -> Self {
+        Self { model, voices }
+    }
+
+    /// The engine: at most `concurrency` syntheses at once, `capacity` waiting.
+    pub fn start(self, concurrency: usize, capacity: usize) -> QueuedEngine {
+        QueuedEngine::start(ENGINE_NAME, Arc::new(self), concurrency, capacity)
+    }
+}
+
+impl Synthesizer for ChatterboxSynthesizer {
+    fn synthesize(&self, request: &SynthesisRequest) -> Result<Speech, EngineError> {
+        let voice = self.voices.conditionals(&request.voice)?;
+        let options = SynthesisOptions {
+            sampling: sampling_params(&request.params),
+            seed: request.seed,
+        };
+        let samples = self
+            .model
+            .synthesize(&request.text, &voice, &options)
+            .map_err(|e| match e {
+                SynthesisError::Text(e) => EngineError::InvalidRequest(e.to_string()),
+                SynthesisError::Voice(e) => EngineError::VoiceUnavailable(e.to_string()),
+                SynthesisError::Model(e) => EngineError::Failed(e.to_string()),
+            })?;
+        Ok(Speech { samples })
+    }
+}
+
+/// The checkpoint's built-in voice, ready for the voice library.
+pub struct BuiltinVoice {
+    /// [`BUILTIN_SAMPLE_TEXT`] spoken by it, at [`crate::SAMPLE_RATE`].
+    pub sample: Vec<f32>,
+    /// Its conditionals as [`StoredVoiceConditioning`] stores them.
+    pub conditioning: Vec<u8>,
+}
+
+/// The loaded model, and the conditioning of library voices through object storage.
+pub struct NativeModel {
+    model: Arc<ChatterboxTurbo>,
+    voices: Arc<StoredVoiceConditioning>,
+}
+
+impl NativeModel {
+    /// Loads the checkpoint in `model_dir` (on a blocking thread, T3 in `precision`);
+    /// library voices are conditioned from their reference audio in `storage`.
+    pub async fn load(
+        model_dir: &Path,
+        precision: Precision,
+        storage: Storage,
+    ) -> anyhow::Result<Self> {
+        let dir = model_dir.to_path_buf();
+        let (model, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let cfg = ChatterboxTurbo::config_for(&dir)?;
+            let device = Device::Cpu;
+            let model = ChatterboxTurbo::load_with_precision(&dir, &cfg, &device, precision)?;
+            tracing::info!("loaded the model with T3 in {precision}");
+            for warning in model.load_warnings() {
+                tracing::warn!("{warning}");
+            }
+            let conditioner = VoiceConditioner::load(&dir, &cfg, &device)?;
+            Ok((Arc::new(model), conditioner))
+        })
+        .await
+        .context("loading the model panicked")??;
+        let voices = Arc::new(StoredVoiceConditioning::new(
+            conditioner,
+            storage,
+            tokio::runtime::Handle::current(),
+            model.device().clone(),
+        ));
+        Ok(Self { model, voices })
+    }
+
+    /// The checkpoint's built-in voice with its sample spoken (seed 0), when it has one.
+    pub async fn builtin_voice(&self) -> anyhow::Result<Option<BuiltinVoice>> {
+        let Some(conditionals) = self.model.builtin_voice() else {
+            return Ok(None);
+        };
+        let conditioning = conditionals.to_safetensors()?;
+        let speaker = self.model.clone();
+        let sample = tokio::task::spawn_blocking(move || {
+            speaker.synthesize(
+                BUILTIN_SAMPLE_TEXT,
+                &conditionals,
+                &SynthesisOptions::seeded(0),
+            )
+        })
+        .await
+        .context("speaking the built-in voice's sample panicked")?
+        .context("speaking the built-in voice's sample")?;
+        Ok(Some(BuiltinVoice {
+            sample,
+            conditioning,
+        }))
+    }
+
+    /// The engine: at most `concurrency` syntheses at once.
+    pub fn start(self, concurrency: usize) -> QueuedEngine {
+        ChatterboxSynthesizer::new(self.model, self.voices).start(concurrency, QUEUE_CAPACITY)
+    }
+}

@@ -1,0 +1,116 @@
+//! The native engine on a tiny random-weight checkpoint: voices it does not know are
+//! refused, the domain's default parameters are the model's, and long text is spoken chunk
+//! by chunk with successive seeds, joined as [`chunking::speak`] joins every text.
+
+use std::sync::Arc;
+
+use chatterbox::t3::SamplingParams;
+use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
+use resonance_audio::crossfade;
+use resonance_domain::{GenerationParams, VoiceId};
+use resonance_engine::chunking::{self, CHUNK_CROSSFADE, MAX_CHUNK_CHARS, split_text};
+use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer, sampling_params};
+use resonance_engine::queue::QueuedEngine;
+use resonance_engine::{EngineError, SAMPLE_RATE, SpeechEngine, SynthesisRequest, VoiceRef};
+use resonance_storage::ObjectKey;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    model: Arc<ChatterboxTurbo>,
+    engine: QueuedEngine,
+    voice: VoiceRef,
+}
+
+fn tiny_engine() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
+    let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
+    let model =
+        Arc::new(ChatterboxTurbo::load(dir.path(), &cfg, &candle_core::Device::Cpu).unwrap());
+    let voices = Arc::new(BuiltinVoices::default());
+    let voice = voice_ref(VoiceId::new());
+    voices.insert(&voice.id, model.builtin_voice().unwrap());
+    Fixture {
+        _dir: dir,
+        engine: ChatterboxSynthesizer::new(model.clone(), voices).start(1, 4),
+        model,
+        voice,
+    }
+}
+
+fn voice_ref(id: VoiceId) -> VoiceRef {
+    VoiceRef {
+        reference: ObjectKey::system_voice(&id),
+        id,
+    }
+}
+
+#[test]
+fn the_domains_default_parameters_are_the_models() {
+    assert_eq!(
+        sampling_params(&GenerationParams::default()),
+        SamplingParams::default()
+    );
+}
+
+#[tokio::test]
+async fn unknown_voices_and_blank_text_are_refused() {
+    let fixture = tiny_engine();
+    let unknown = SynthesisRequest {
+        text: "Hi.".into(),
+        voice: voice_ref(VoiceId::new()),
+        params: GenerationParams::default(),
+        seed: 1,
+    };
+    assert!(matches!(
+        fixture.engine.synthesize(unknown).await,
+        Err(EngineError::VoiceUnavailable(_))
+    ));
+    let blank = chunking::speak(
+        &fixture.engine,
+        "  ",
+        &fixture.voice,
+        GenerationParams::default(),
+        1,
+        |_| {},
+    )
+    .await;
+    assert!(matches!(blank, Err(EngineError::InvalidRequest(_))));
+}
+
+#[tokio::test]
+async fn long_text_is_spoken_chunk_by_chunk_with_successive_seeds() {
+    let fixture = tiny_engine();
+    let first = "One sentence that is long enough to matter here. ".repeat(4);
+    let second = "Another one follows it, and it is also quite long. ".repeat(4);
+    let text = format!("{first}{second}");
+    let chunks = split_text(&text, MAX_CHUNK_CHARS);
+    assert_eq!(chunks.len(), 2, "{chunks:?}");
+    let mut reported = Vec::new();
+    let spoken = chunking::speak(
+        &fixture.engine,
+        &text,
+        &fixture.voice,
+        GenerationParams::default(),
+        40,
+        |step| reported.extend_from_slice(step.audio),
+    )
+    .await
+    .unwrap();
+    let voice = fixture.model.builtin_voice().unwrap();
+    let waves: Vec<Vec<f32>> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let options = SynthesisOptions {
+                sampling: SamplingParams::default(),
+                seed: 40 + i as u64,
+            };
+            fixture.model.synthesize(chunk, &voice, &options).unwrap()
+        })
+        .collect();
+    let waves: Vec<&[f32]> = waves.iter().map(Vec::as_slice).collect();
+    let expected = crossfade::join(&waves, SAMPLE_RATE, CHUNK_CROSSFADE);
+    assert_eq!(spoken.samples, expected);
+    assert_eq!(reported, expected, "what is reported is what is spoken");
+}
