@@ -221,7 +221,8 @@ impl Drop for TestApp {
     }
 }
 
-/// A worker sharing `state`'s database, storage and new-job signal, on short leases.
+/// A worker sharing `state`'s database, storage and new-job signal, on short leases, and
+/// counting its timings in `/metrics` as the server's workers do.
 pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
     Worker {
         db: state.db.clone(),
@@ -230,7 +231,7 @@ pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         new_jobs: state.new_jobs.clone(),
         events: state.job_events.clone(),
         settings: test_worker_settings(),
-        record_timings: None,
+        record_timings: Some(resonance_web::metrics::record_synthesis),
     }
 }
 
