@@ -1,5 +1,5 @@
-//! The remote engine against a small HTTP server speaking the original inference
-//! service's `/generate` contract.
+//! The remote engine against a small HTTP server speaking the inference service's
+//! `/generate` contract.
 
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};

@@ -1,5 +1,5 @@
 //! The OpenAPI document's fixed part, served with the routes at `GET /api/openapi.json`
-//! (see [`crate::routes`]).
+//! (`routes.rs` merges the documented routes into it).
 //!
 //! It is derived from the handlers: every API module returns an [`OpenApiRouter`] and
 //! registers its handlers with `routes!`, which takes each handler's path and method from its

@@ -32,7 +32,7 @@ pub struct AppState {
     pub metrics_token: Option<String>,
 }
 
-/// The original's upload limit.
+/// The largest voice upload accepted by default.
 pub const DEFAULT_VOICE_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
 
 impl AppState {

@@ -28,7 +28,7 @@ use crate::objects::{Presentation, object_response, storage_error};
 use crate::paging::{self, ApiQuery, invalid_query};
 use crate::{ApiError, AppState};
 
-/// The original's upload limit: 20 MB.
+/// The largest upload accepted by default: 20 MB.
 pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -287,7 +287,7 @@ pub async fn remove_voice(state: &AppState, caller: &Caller, id: &VoiceId) -> Re
     Ok(())
 }
 
-/// The raw upload's descriptive fields, as query parameters (the original's REST route).
+/// The raw upload's descriptive fields, as query parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CreateQuery {
@@ -308,7 +308,7 @@ pub struct CreateQuery {
 
 /// Clone a voice
 ///
-/// Org admins only. Checks in the original's order: signed in (401), admin (403),
+/// Org admins only. Checks in this order: signed in (401), admin (403),
 /// subscription (403) and voice slots (402), non-empty body (400), size (413), Content-Type
 /// (400); then the fields (400) and the audio (422).
 #[utoipa::path(

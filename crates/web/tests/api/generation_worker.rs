@@ -306,8 +306,8 @@ async fn two_worker_processes_on_one_postgres_never_run_the_same_job() {
     workers.into_iter().for_each(|w| w.abort());
 }
 
-/// The `remote` engine through the whole job path, against a server speaking the
-/// original's `/generate` contract.
+/// The `remote` engine through the whole job path, against a server speaking the inference
+/// service's `/generate` contract.
 #[tokio::test]
 async fn remote_engine_runs_jobs_end_to_end() {
     use axum::Json;
