@@ -13,7 +13,7 @@ const tabs = [...document.querySelectorAll('[data-variant-tab]')];
 const panel = document.querySelector('#voice-panel');
 const playSample = samplePlayer(document.querySelector('[data-sample-player]'));
 const showPage = pager(document.querySelector('[data-pager]'), load);
-let variant = new URLSearchParams(location.search).get('tab') === 'custom' ? 'CUSTOM' : 'SYSTEM';
+let variant = 'SYSTEM';
 
 function selectTab(next, focus) {
   variant = next;
@@ -128,4 +128,17 @@ filters.addEventListener('submit', (event) => {
   load(0);
 });
 
-selectTab(variant, false);
+// The tab in the address, else system voices, or the organization's own when the instance
+// has no system voice.
+async function firstTab() {
+  const asked = new URLSearchParams(location.search).get('tab');
+  if (asked) return asked === 'custom' ? 'CUSTOM' : 'SYSTEM';
+  try {
+    const { voices } = await api('/api/voices?variant=SYSTEM&limit=1');
+    return voices.length > 0 ? 'SYSTEM' : 'CUSTOM';
+  } catch {
+    return 'SYSTEM';
+  }
+}
+
+selectTab(await firstTab(), false);

@@ -10,6 +10,7 @@ mod harness;
 
 mod accounts;
 mod billing;
+mod first_run;
 mod history;
 mod layout;
 mod studio;
