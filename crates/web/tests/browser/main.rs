@@ -12,6 +12,7 @@ mod accounts;
 mod billing;
 mod first_run;
 mod history;
+mod history_selection;
 mod layout;
 mod studio;
 mod voices;
