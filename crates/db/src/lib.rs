@@ -6,11 +6,11 @@
 
 #[macro_use]
 mod queries;
-#[macro_use]
 mod accounts;
 #[macro_use]
 mod billing;
 
+mod backend;
 mod error;
 mod model;
 mod postgres;

@@ -1,10 +1,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{ConnectOptions, Connection, Postgres};
 
 use crate::DbError;
+use crate::backend::{Backend, RowsAffected};
 
 /// The database on a PostgreSQL server.
 pub struct PostgresDatabase {
@@ -71,10 +72,27 @@ impl PostgresDatabase {
     }
 }
 
+impl Backend for PostgresDatabase {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl RowsAffected for PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        PgQueryResult::rows_affected(self)
+    }
+}
+
 impl_database!(
     PostgresDatabase,
     sqlx::migrate!("./migrations/postgres"),
     "FOR UPDATE SKIP LOCKED"
 );
-impl_accounts!(PostgresDatabase);
 impl_billing!(PostgresDatabase);

@@ -1,11 +1,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
 
 use crate::DbError;
+use crate::backend::{Backend, RowsAffected};
 
 /// The database in one SQLite file, in WAL mode with foreign keys enforced.
 pub struct SqliteDatabase {
@@ -55,6 +58,23 @@ impl SqliteDatabase {
     }
 }
 
+impl Backend for SqliteDatabase {
+    type Db = Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl RowsAffected for SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        SqliteQueryResult::rows_affected(self)
+    }
+}
+
 impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
-impl_accounts!(SqliteDatabase);
 impl_billing!(SqliteDatabase);
