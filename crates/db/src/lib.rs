@@ -7,7 +7,6 @@
 #[macro_use]
 mod queries;
 mod accounts;
-#[macro_use]
 mod billing;
 
 mod backend;

@@ -95,4 +95,3 @@ impl_database!(
     sqlx::migrate!("./migrations/postgres"),
     "FOR UPDATE SKIP LOCKED"
 );
-impl_billing!(PostgresDatabase);

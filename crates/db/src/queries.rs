@@ -16,11 +16,8 @@ macro_rules! generation_columns {
     };
 }
 
-macro_rules! usage_event_columns {
-    () => {
-        "e.id, e.org_id, e.kind, e.quantity, e.generation_id, e.voice_id, e.created_at"
-    };
-}
+pub(crate) const USAGE_EVENT_COLUMNS: &str =
+    "e.id, e.org_id, e.kind, e.quantity, e.generation_id, e.voice_id, e.created_at";
 
 /// In transaction `$tx` of `$db`: records that `$org` consumed `$quantity` of `$kind`
 /// (for generation `$generation` or voice `$voice`, each an `Option<&str>`) at `$now`, and
@@ -139,7 +136,7 @@ macro_rules! impl_database {
                 if let Some(org) = voice.owner.org_id()
                     && voice_slots.is_some()
                 {
-                    let kept: i64 = sqlx::query_scalar(custom_voice_count_sql!())
+                    let kept: i64 = sqlx::query_scalar($crate::billing::queries::CUSTOM_VOICE_COUNT)
                         .bind(org.as_str())
                         .fetch_one(&mut *tx)
                         .await
@@ -364,13 +361,14 @@ macro_rules! impl_database {
                 let params = &generation.params;
                 let mut tx = self.begin_for_org(&generation.org_id).await?;
                 if quota.plan != $crate::Plan::default() {
-                    let usage = generation_usage!(
+                    let usage = $crate::billing::queries::generation_usage(
                         self,
                         &mut *tx,
-                        generation.org_id,
+                        &generation.org_id,
                         quota.period_start,
-                        quota.period_end
-                    );
+                        quota.period_end,
+                    )
+                    .await?;
                     quota
                         .plan
                         .check_generation(&usage, generation.text.char_count() as u64)
@@ -684,11 +682,11 @@ macro_rules! impl_database {
                 &self,
                 org: &resonance_domain::OrgId,
             ) -> Result<Vec<$crate::UsageEvent>, $crate::DbError> {
-                sqlx::query_as::<_, $crate::model::UsageEventRow>(concat!(
-                    "SELECT ",
-                    usage_event_columns!(),
-                    " FROM usage_events e WHERE e.org_id = $1 ORDER BY e.created_at, e.id"
-                ))
+                sqlx::query_as::<_, $crate::model::UsageEventRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM usage_events e WHERE e.org_id = $1 \
+                     ORDER BY e.created_at, e.id",
+                    $crate::queries::USAGE_EVENT_COLUMNS
+                )))
                 .bind(org.as_str())
                 .fetch_all(&self.pool)
                 .await

@@ -77,4 +77,3 @@ impl RowsAffected for SqliteQueryResult {
 }
 
 impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
-impl_billing!(SqliteDatabase);
