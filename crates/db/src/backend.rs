@@ -2,7 +2,11 @@
 //! `billing/queries.rs`) asks of a backend: its pool, where it is, and the few things its
 //! dialect does its own way.
 
-use sqlx::{Database, Decode, Encode, IntoArguments, Pool, Type};
+use std::future::Future;
+
+use resonance_domain::OrgId;
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{Database, Decode, Encode, IntoArguments, Pool, Transaction, Type};
 
 use crate::DbError;
 
@@ -17,12 +21,27 @@ use crate::DbError;
 /// - `String`, `i64`, `Option<i64>`, `i32`, `f64`, `bool`: [`Stored`];
 /// - `usize` and `for<'n> &'n str`: `ColumnIndex<RowOf<B>>`, to read tuples and rows by name.
 pub(crate) trait Backend: Send + Sync {
-    type Db: Database<Arguments: IntoArguments<Self::Db>, QueryResult: RowsAffected>;
+    /// Bounds on `Db`'s own types, unlike those in a `where` clause, hold wherever
+    /// `B: Backend` does.
+    type Db: Database<Arguments: IntoArguments<Self::Db>, QueryResult: RowsAffected, Connection: Migrate>;
+
+    /// Ends the subquery that picks the job to claim, so that parallel claims never pick the
+    /// same job.
+    const ROW_LOCK: &'static str;
+
+    const MIGRATOR: &'static Migrator;
 
     fn pool(&self) -> &Pool<Self::Db>;
 
     /// Where the database is, for errors; never credentials.
     fn target(&self) -> &str;
+
+    /// A transaction that parallel ones for the same organization wait on, so that what it
+    /// counts stays true until it commits.
+    fn begin_for_org(
+        &self,
+        org: &OrgId,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, DbError>> + Send;
 
     fn error(&self, error: sqlx::Error) -> DbError {
         DbError::from_sqlx(self.target(), error)

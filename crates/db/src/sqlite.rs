@@ -1,11 +1,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Sqlite;
+use resonance_domain::OrgId;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
+use sqlx::{Sqlite, Transaction};
 
 use crate::DbError;
 use crate::backend::{Backend, RowsAffected};
@@ -44,22 +46,13 @@ impl SqliteDatabase {
     }
 }
 
-impl SqliteDatabase {
-    /// A transaction that holds the database's write lock from its start: SQLite runs one
-    /// writer at a time, so what it reads stays true until it commits.
-    async fn begin_for_org(
-        &self,
-        _org: &resonance_domain::OrgId,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.error(e))
-    }
-}
-
 impl Backend for SqliteDatabase {
     type Db = Sqlite;
+
+    /// SQLite runs one writer at a time, so no two claims pick the same row.
+    const ROW_LOCK: &'static str = "";
+
+    const MIGRATOR: &'static Migrator = &sqlx::migrate!("./migrations/sqlite");
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -68,6 +61,15 @@ impl Backend for SqliteDatabase {
     fn target(&self) -> &str {
         &self.target
     }
+
+    /// A transaction that holds the database's write lock from its start: SQLite runs one
+    /// writer at a time, so what it reads stays true until it commits.
+    async fn begin_for_org(&self, _org: &OrgId) -> Result<Transaction<'static, Sqlite>, DbError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.error(e))
+    }
 }
 
 impl RowsAffected for SqliteQueryResult {
@@ -75,5 +77,3 @@ impl RowsAffected for SqliteQueryResult {
         SqliteQueryResult::rows_affected(self)
     }
 }
-
-impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
