@@ -1,19 +1,17 @@
 //! The database: storage traits by feature (`Organizations`, `Voices`, `Generations`,
 //! `Accounts`, `Billing`),
-//! combined into [`Database`], implemented once per backend ([`SqliteDatabase`],
-//! [`PostgresDatabase`]). Every query is one SQL text for both backends (`queries.rs`); only
-//! connection setup and the migrations differ, so the backends behave identically.
+//! combined into [`Database`], implemented once for both backends ([`SqliteDatabase`],
+//! [`PostgresDatabase`]) as generic code over `backend::Backend`. Every query is one SQL text
+//! for both backends (`queries.rs`); only connection setup, the migrations and two locks
+//! differ, so the backends behave identically.
 
-#[macro_use]
-mod queries;
-#[macro_use]
 mod accounts;
-#[macro_use]
+mod backend;
 mod billing;
-
 mod error;
 mod model;
 mod postgres;
+mod queries;
 mod sqlite;
 
 use std::sync::Arc;

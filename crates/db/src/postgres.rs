@@ -1,10 +1,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use resonance_domain::OrgId;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{ConnectOptions, Connection, Postgres, Transaction};
 
 use crate::DbError;
+use crate::backend::{Backend, RowsAffected};
 
 /// The database on a PostgreSQL server.
 pub struct PostgresDatabase {
@@ -54,13 +57,25 @@ fn describe(options: &PgConnectOptions) -> String {
     }
 }
 
-impl PostgresDatabase {
+impl Backend for PostgresDatabase {
+    type Db = Postgres;
+
+    /// Parallel claims skip the rows others have locked instead of picking the same one.
+    const ROW_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
+
+    const MIGRATOR: &'static Migrator = &sqlx::migrate!("./migrations/postgres");
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn target(&self) -> &str {
+        &self.target
+    }
+
     /// A transaction holding the organization's row lock: parallel ones for the same
     /// organization wait until it ends, so what it counts stays true until it commits.
-    async fn begin_for_org(
-        &self,
-        org: &resonance_domain::OrgId,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+    async fn begin_for_org(&self, org: &OrgId) -> Result<Transaction<'static, Postgres>, DbError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
         sqlx::query("SELECT id FROM organizations WHERE id = $1 FOR UPDATE")
             .bind(org.as_str())
@@ -71,10 +86,8 @@ impl PostgresDatabase {
     }
 }
 
-impl_database!(
-    PostgresDatabase,
-    sqlx::migrate!("./migrations/postgres"),
-    "FOR UPDATE SKIP LOCKED"
-);
-impl_accounts!(PostgresDatabase);
-impl_billing!(PostgresDatabase);
+impl RowsAffected for PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        PgQueryResult::rows_affected(self)
+    }
+}

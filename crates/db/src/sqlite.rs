@@ -1,11 +1,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use resonance_domain::OrgId;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
+use sqlx::{Sqlite, Transaction};
 
 use crate::DbError;
+use crate::backend::{Backend, RowsAffected};
 
 /// The database in one SQLite file, in WAL mode with foreign keys enforced.
 pub struct SqliteDatabase {
@@ -41,13 +46,25 @@ impl SqliteDatabase {
     }
 }
 
-impl SqliteDatabase {
+impl Backend for SqliteDatabase {
+    type Db = Sqlite;
+
+    /// SQLite runs one writer at a time, so no two claims pick the same row.
+    const ROW_LOCK: &'static str = "";
+
+    const MIGRATOR: &'static Migrator = &sqlx::migrate!("./migrations/sqlite");
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn target(&self) -> &str {
+        &self.target
+    }
+
     /// A transaction that holds the database's write lock from its start: SQLite runs one
     /// writer at a time, so what it reads stays true until it commits.
-    async fn begin_for_org(
-        &self,
-        _org: &resonance_domain::OrgId,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
+    async fn begin_for_org(&self, _org: &OrgId) -> Result<Transaction<'static, Sqlite>, DbError> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -55,6 +72,8 @@ impl SqliteDatabase {
     }
 }
 
-impl_database!(SqliteDatabase, sqlx::migrate!("./migrations/sqlite"), "");
-impl_accounts!(SqliteDatabase);
-impl_billing!(SqliteDatabase);
+impl RowsAffected for SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        SqliteQueryResult::rows_affected(self)
+    }
+}

@@ -2,7 +2,6 @@
 //! invites and API keys. Secrets (session tokens, invite tokens, API keys) are stored only
 //! as SHA-256 hashes, passwords only as Argon2id hashes; hashing is the caller's job.
 
-#[macro_use]
 mod queries;
 
 use async_trait::async_trait;

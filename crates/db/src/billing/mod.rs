@@ -3,8 +3,7 @@
 //! written by the operations they charge (`complete_generation`, `create_voice`), in the
 //! same transaction, together with their outbox row.
 
-#[macro_use]
-mod queries;
+pub(crate) mod queries;
 
 use async_trait::async_trait;
 use resonance_domain::OrgId;
