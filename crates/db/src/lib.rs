@@ -32,7 +32,7 @@ pub use billing::{
 pub use error::DbError;
 pub use model::{
     Generation, GenerationFilter, NewGeneration, NewVoice, Organization, Page, PageError, Paged,
-    UsageEvent, UsageKind, Voice, VoiceConsent, VoiceFilter,
+    UsageEvent, UsageKind, Voice, VoiceConsent, VoiceEdit, VoiceFilter,
 };
 pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;
@@ -82,6 +82,15 @@ pub trait Voices: Send + Sync {
         owner: &VoiceOwner,
         id: &VoiceId,
         object_key: &str,
+    ) -> Result<Voice, DbError>;
+
+    /// Renames and redescribes one of `owner`'s voices; `Conflict` when a SYSTEM voice takes a
+    /// name another SYSTEM voice has.
+    async fn edit_voice(
+        &self,
+        owner: &VoiceOwner,
+        id: &VoiceId,
+        edit: &VoiceEdit,
     ) -> Result<Voice, DbError>;
 
     /// Deletes one of `owner`'s voices and returns its object key, for the caller to delete

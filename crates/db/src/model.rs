@@ -59,6 +59,15 @@ pub struct NewVoice {
     pub consent: Option<VoiceConsent>,
 }
 
+/// What describes a voice, as its owner edits it.
+#[derive(Debug, Clone)]
+pub struct VoiceEdit {
+    pub name: VoiceName,
+    pub description: Option<VoiceDescription>,
+    pub category: VoiceCategory,
+    pub language: Language,
+}
+
 /// Narrows a voice listing; `None` (the default) does not filter.
 #[derive(Debug, Clone, Default)]
 pub struct VoiceFilter {

@@ -18,7 +18,7 @@ use crate::model::{
 use crate::{
     Database, DbError, Generation, GenerationFilter, GenerationJobs, Generations, MAX_ATTEMPTS,
     NewGeneration, NewVoice, Organization, Organizations, Page, Paged, Plan, Quota, Usage,
-    UsageEvent, UsageKind, Voice, VoiceFilter, Voices,
+    UsageEvent, UsageKind, Voice, VoiceEdit, VoiceFilter, Voices,
 };
 
 const VOICE_COLUMNS: &str = "id, org_id, name, description, category, language, variant, \
@@ -317,6 +317,34 @@ where
              RETURNING {VOICE_COLUMNS}"
         )))
         .bind(object_key)
+        .bind(now_millis())
+        .bind(id.as_str())
+        .bind(owner.variant().as_str())
+        .bind(owner.org_id().map(|org| org.as_str()))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| self.error(e))?
+        .ok_or(DbError::NotFound("voice"))?
+        .try_into()
+    }
+
+    async fn edit_voice(
+        &self,
+        owner: &VoiceOwner,
+        id: &VoiceId,
+        edit: &VoiceEdit,
+    ) -> Result<Voice, DbError> {
+        sqlx::query_as::<_, VoiceRow>(AssertSqlSafe(format!(
+            "UPDATE voices SET name = $1, name_folded = $2, description = $3, category = $4, \
+             language = $5, updated_at = $6 \
+             WHERE id = $7 AND variant = $8 AND ($9 IS NULL OR org_id = $9) \
+             RETURNING {VOICE_COLUMNS}"
+        )))
+        .bind(edit.name.as_str())
+        .bind(fold(edit.name.as_str()))
+        .bind(edit.description.as_ref().map(|d| d.as_str()))
+        .bind(edit.category.as_str())
+        .bind(edit.language.as_str())
         .bind(now_millis())
         .bind(id.as_str())
         .bind(owner.variant().as_str())

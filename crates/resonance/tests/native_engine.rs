@@ -54,10 +54,18 @@ async fn sign_in(server: &Server, credentials: &Value) -> reqwest::Client {
         .unwrap()
 }
 
-async fn generate(server: &Server, client: &reqwest::Client, voice: &str) -> Value {
+/// Generates `text` in `voice` with `seed` and waits for it: the finished generation and
+/// its stored WAV.
+async fn speak(
+    server: &Server,
+    client: &reqwest::Client,
+    voice: &str,
+    text: &str,
+    seed: u64,
+) -> (Value, bytes::Bytes) {
     let response = client
         .post(format!("{}/api/generations?wait=true", server.base))
-        .json(&json!({ "text": "Hello [chuckle] there.", "voiceId": voice, "seed": 3 }))
+        .json(&json!({ "text": text, "voiceId": voice, "seed": seed }))
         .send()
         .await
         .unwrap();
@@ -76,6 +84,11 @@ async fn generate(server: &Server, client: &reqwest::Client, voice: &str) -> Val
         .bytes()
         .await
         .unwrap();
+    (done, audio)
+}
+
+async fn generate(server: &Server, client: &reqwest::Client, voice: &str) -> Value {
+    let (done, audio) = speak(server, client, voice, "Hello [chuckle] there.", 3).await;
     let audio = resonance_audio::decode(&audio, Some("audio/wav")).unwrap();
     assert_eq!(audio.sample_rate, 24_000);
     assert!(
@@ -227,27 +240,8 @@ async fn the_api_and_say_give_the_same_audio_for_the_same_seed() {
     );
     assert!(text.len() > 300, "two chunks");
 
-    let response = client
-        .post(format!("{}/api/generations?wait=true", server.base))
-        .json(&json!({ "text": text, "voiceId": default["id"], "seed": 11 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let done: Value = response.json().await.unwrap();
-    assert_eq!(done["status"], "succeeded", "{done}");
-    let from_api = client
-        .get(format!(
-            "{}{}",
-            server.base,
-            done["audioUrl"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let default_id = default["id"].as_str().unwrap();
+    let (_, from_api) = speak(&server, &client, default_id, &text, 11).await;
 
     let dir = tempfile::tempdir().unwrap();
     let said = std::process::Command::new(env!("CARGO_BIN_EXE_resonance"))

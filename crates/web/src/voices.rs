@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use resonance_audio::voice_sample::SampleError;
-use resonance_db::{Voice, VoiceConsent, VoiceFilter};
+use resonance_db::{Voice, VoiceConsent, VoiceEdit, VoiceFilter};
+use resonance_domain::voice::UnknownCategory;
 use resonance_domain::{
     Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
@@ -26,7 +27,7 @@ use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::objects::{Presentation, object_response, storage_error};
 use crate::paging::{self, ApiQuery, invalid_query};
-use crate::{ApiError, AppState};
+use crate::{ApiError, ApiJson, AppState};
 
 /// The largest upload accepted by default: 20 MB.
 pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
@@ -37,7 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     let voices = voices.layer(DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .routes((schemas, paths, voices))
-        .routes(routes!(get_voice, delete_voice))
+        .routes(routes!(get_voice, edit_voice, delete_voice))
         .routes(routes!(voice_audio))
 }
 
@@ -270,19 +271,104 @@ async fn delete_voice(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What may change about a voice; an absent field keeps its value.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditVoice {
+    /// 1-100 characters.
+    name: Option<String>,
+    /// At most 1000 characters; empty removes it.
+    description: Option<String>,
+    #[schema(value_type = Option<VoiceCategory>)]
+    category: Option<String>,
+    /// A BCP-47 tag with a region, like `en-US`.
+    #[schema(value_type = Option<Language>)]
+    language: Option<String>,
+}
+
+impl EditVoice {
+    /// `voice` with this edit applied, or 422 naming the first field out of bounds.
+    fn apply(self, voice: &Voice) -> Result<VoiceEdit, ApiError> {
+        let invalid = |message: String| ApiError::Unprocessable {
+            code: "INVALID_FIELD",
+            message,
+        };
+        Ok(VoiceEdit {
+            name: match self.name {
+                Some(name) => VoiceName::parse(&name).map_err(|e| invalid(e.to_string()))?,
+                None => voice.name.clone(),
+            },
+            description: match self.description {
+                Some(text) if text.trim().is_empty() => None,
+                Some(text) => {
+                    Some(VoiceDescription::parse(&text).map_err(|e| invalid(e.to_string()))?)
+                }
+                None => voice.description.clone(),
+            },
+            category: match self.category {
+                Some(category) => category
+                    .parse()
+                    .map_err(|e: UnknownCategory| invalid(e.to_string()))?,
+                None => voice.category,
+            },
+            language: match self.language {
+                Some(language) => Language::parse(&language).map_err(|e| invalid(e.to_string()))?,
+                None => voice.language.clone(),
+            },
+        })
+    }
+}
+
+/// Edit a voice
+///
+/// Renames or redescribes a voice: custom voices by the organization's admins, system
+/// voices by the instance operator. Its audio stays as it is.
+#[utoipa::path(
+    patch,
+    path = "/api/voices/{voiceId}",
+    tag = "voices",
+    params(("voiceId" = VoiceId, Path, description = "The voice")),
+    request_body = EditVoice,
+    responses(
+        (status = 200, description = "The edited voice", body = VoiceView),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a system voice and not the operator", body = ErrorBody),
+        (status = 404, description = "No such voice for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`, or another system voice has the name", body = ErrorBody),
+        (status = 422, description = "`INVALID_FIELD`: the message names the field", body = ErrorBody),
+    )
+)]
+async fn edit_voice(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditVoice>,
+) -> Result<Json<VoiceView>, ApiError> {
+    let voice = state.db.get_voice(&caller.org_id, &voice_id(&id)?).await?;
+    require_owner(&caller, &voice)?;
+    let edit = body.apply(&voice)?;
+    let edited = state.db.edit_voice(&voice.owner, &voice.id, &edit).await?;
+    Ok(Json(edited.into()))
+}
+
+/// Custom voices are their organization's admins' to change, system voices the instance
+/// operator's.
+fn require_owner(caller: &Caller, voice: &Voice) -> Result<(), ApiError> {
+    match &voice.owner {
+        VoiceOwner::System if !caller.is_operator => Err(ApiError::Forbidden(
+            "only the instance operator may change system voices".into(),
+        )),
+        VoiceOwner::System => Ok(()),
+        VoiceOwner::Org(_) => caller.require_admin(),
+    }
+}
+
 /// Deletes a voice visible to the caller: custom voices by the organization's admins,
 /// system voices by the instance operator only.
 pub async fn remove_voice(state: &AppState, caller: &Caller, id: &VoiceId) -> Result<(), ApiError> {
     let voice = state.db.get_voice(&caller.org_id, id).await?;
-    match &voice.owner {
-        VoiceOwner::System if !caller.is_operator => {
-            return Err(ApiError::Forbidden(
-                "only the instance operator may remove system voices".into(),
-            ));
-        }
-        VoiceOwner::System => {}
-        VoiceOwner::Org(_) => caller.require_admin()?,
-    }
+    require_owner(caller, &voice)?;
     library::delete_voice(state.db.as_ref(), &state.storage, &voice.owner, &voice.id).await?;
     Ok(())
 }

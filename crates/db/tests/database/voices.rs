@@ -1,6 +1,6 @@
-use resonance_db::{DbError, Page, VoiceFilter};
+use resonance_db::{DbError, Page, VoiceEdit, VoiceFilter};
 use resonance_domain::{
-    Language, VoiceCategory, VoiceDescription, VoiceId, VoiceOwner, VoiceVariant,
+    Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
 
 use crate::{TestDb, new_voice, on_both_backends};
@@ -483,7 +483,79 @@ async fn system_voice_names_are_unique_so_a_race_installs_once(t: TestDb) {
     }
 }
 
+/// Only the owner edits a voice; the edit keeps the audio and the creation time, sorts by
+/// the new name, and a SYSTEM voice cannot take another's name.
+async fn only_the_owner_edits_a_voice(t: TestDb) {
+    let org = t.new_org("Acme").await;
+    let other = t.new_org("Other").await;
+    let mut voice = new_voice(VoiceOwner::Org(org.clone()), "Aaron");
+    voice.object_key = Some(format!("voices/custom/{org}/{}", voice.id));
+    let created = t.db.create_voice(&voice).await.unwrap();
+    let edit = VoiceEdit {
+        name: VoiceName::parse("Zelda").unwrap(),
+        description: Some(VoiceDescription::parse("Bright and quick").unwrap()),
+        category: VoiceCategory::Narrative,
+        language: Language::parse("en-GB").unwrap(),
+    };
+    let error =
+        t.db.edit_voice(&VoiceOwner::Org(other), &voice.id, &edit)
+            .await
+            .unwrap_err();
+    assert!(matches!(error, DbError::NotFound("voice")), "{error:?}");
+    let error =
+        t.db.edit_voice(&VoiceOwner::System, &voice.id, &edit)
+            .await
+            .unwrap_err();
+    assert!(matches!(error, DbError::NotFound("voice")), "{error:?}");
+
+    let edited =
+        t.db.edit_voice(&VoiceOwner::Org(org.clone()), &voice.id, &edit)
+            .await
+            .unwrap();
+    assert_eq!(edited.name, edit.name);
+    assert_eq!(edited.description, edit.description);
+    assert_eq!(edited.category, edit.category);
+    assert_eq!(edited.language, edit.language);
+    assert_eq!(edited.object_key, created.object_key);
+    assert_eq!(edited.created_at, created.created_at);
+    assert_eq!(t.db.get_voice(&org, &voice.id).await.unwrap(), edited);
+    let found =
+        t.db.list_voices(
+            &org,
+            &VoiceFilter {
+                name_contains: Some("zel".into()),
+                ..VoiceFilter::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&found.items), ["Zelda"]);
+
+    let first =
+        t.db.create_voice(&new_voice(VoiceOwner::System, "Narrator"))
+            .await
+            .unwrap();
+    let second =
+        t.db.create_voice(&new_voice(VoiceOwner::System, "Announcer"))
+            .await
+            .unwrap();
+    let taken = VoiceEdit {
+        name: VoiceName::parse("NARRATOR").unwrap(),
+        description: None,
+        category: VoiceCategory::General,
+        language: Language::default(),
+    };
+    let error =
+        t.db.edit_voice(&VoiceOwner::System, &second.id, &taken)
+            .await
+            .unwrap_err();
+    assert!(matches!(error, DbError::Conflict(_)), "{error:?}");
+    assert_eq!(t.db.get_voice(&org, &first.id).await.unwrap(), first);
+}
+
 on_both_backends!(
+    only_the_owner_edits_a_voice,
     system_voice_names_are_unique_so_a_race_installs_once,
     all_voices_spans_every_organization,
     create_then_get_keeps_every_field,

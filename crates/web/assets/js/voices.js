@@ -1,6 +1,6 @@
 // Voice library: system and custom tabs, category and language filters, name search,
-// sample preview, and delete for admins.
-import { api, boot, categoryLabel, h, isCustom, pageInfo, pager, samplePlayer, showPageError, toast } from './app.js';
+// sample preview, and editing and deleting for admins.
+import { api, boot, busy, categoryLabel, h, isCustom, pageInfo, pager, samplePlayer, showError, showPageError, toast } from './app.js';
 
 const LIMIT = 24;
 const AVATAR_COLORS = ['#5b4bff', '#e0487a', '#12805c', '#d97706', '#0e7490', '#7c3aed', '#be123c', '#2563eb'];
@@ -53,6 +53,13 @@ function voiceCard(voice) {
   if (session.isAdmin && isCustom(voice)) {
     actions.append(h('button', {
       type: 'button',
+      class: 'btn btn-ghost btn-sm',
+      'data-edit-voice': voice.id,
+      'aria-label': `Edit ${voice.name}`,
+      onclick: () => editVoice(voice),
+    }, 'Edit'));
+    actions.append(h('button', {
+      type: 'button',
       class: 'btn btn-danger-ghost btn-sm',
       'data-delete-voice': voice.id,
       'aria-label': `Delete ${voice.name}`,
@@ -68,6 +75,51 @@ function voiceCard(voice) {
     voice.description ? h('p', {}, voice.description) : null,
     actions);
 }
+
+const editDialog = document.querySelector('[data-edit-dialog]');
+const editForm = document.querySelector('[data-edit-form]');
+let editing = null;
+
+function editVoice(voice) {
+  editing = voice;
+  const fields = editForm.elements;
+  fields.name.value = voice.name;
+  fields.description.value = voice.description || '';
+  fields.category.value = voice.category;
+  if (![...fields.language.options].some((option) => option.value === voice.language)) {
+    fields.language.append(new Option(voice.language, voice.language));
+  }
+  fields.language.value = voice.language;
+  showError(editForm.querySelector('[data-form-error]'), null);
+  editDialog.showModal();
+  fields.name.focus();
+}
+
+editDialog?.querySelector('[data-edit-cancel]').addEventListener('click', () => editDialog.close());
+editForm?.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const fields = editForm.elements;
+  const save = editForm.querySelector('[data-edit-save]');
+  busy(save, true);
+  try {
+    const edited = await api(`/api/voices/${encodeURIComponent(editing.id)}`, {
+      method: 'PATCH',
+      json: {
+        name: fields.name.value,
+        description: fields.description.value,
+        category: fields.category.value,
+        language: fields.language.value,
+      },
+    });
+    editDialog.close();
+    toast(`Saved ${edited.name}`);
+    load(0);
+  } catch (error) {
+    showError(editForm.querySelector('[data-form-error]'), error);
+  } finally {
+    busy(save, false);
+  }
+});
 
 async function deleteVoice(voice, button) {
   if (!confirm(`Delete the voice "${voice.name}"? Generations made with it stay in your history.`)) return;

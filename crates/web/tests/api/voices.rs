@@ -15,7 +15,7 @@ use resonance_service::voices::{self as library, Upload, VoiceDetails};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage};
 use resonance_testkit::audio::{UploadFormat, encode_as, speech_like};
 use resonance_web::voices;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug)]
 enum Setup {
@@ -784,7 +784,98 @@ macro_rules! on_both_setups {
     };
 }
 
+/// Admins edit their organization's voices and the operator the system voices; the audio
+/// stays, bad fields get a 422 naming them, and nobody else changes anything.
+async fn editing_renames_and_redescribes_a_voice_for_its_owners_only(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let created = app
+        .upload(FIELDS, Who::Admin)
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+        .send()
+        .await
+        .unwrap();
+    let created = json(created).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let system = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
+    let edit = |id: &str, who, body: Value| {
+        app.request(reqwest::Method::PATCH, &format!("/api/voices/{id}"), who)
+            .json(&body)
+            .send()
+    };
+    let rename = json!({ "name": "Ada Lovelace", "description": "", "language": "en-US" });
+
+    for (who, status) in [
+        (Who::Anonymous, StatusCode::UNAUTHORIZED),
+        (Who::Member, StatusCode::FORBIDDEN),
+        (Who::OtherAdmin, StatusCode::NOT_FOUND),
+    ] {
+        let refused = edit(&id, who, rename.clone()).await.unwrap();
+        assert_eq!(refused.status(), status);
+    }
+    let refused = edit(&system.to_string(), Who::Admin, rename.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(refused).await,
+        (StatusCode::FORBIDDEN, "FORBIDDEN".into())
+    );
+    for (body, field) in [
+        (json!({ "name": " " }), "name"),
+        (json!({ "category": "OPERA" }), "category"),
+        (json!({ "language": "english" }), "language"),
+    ] {
+        let refused = edit(&id, Who::Admin, body).await.unwrap();
+        let status = refused.status();
+        let error = json(refused).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["code"], "INVALID_FIELD");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message}");
+    }
+    let refused = edit(&id, Who::Admin, json!({ "nickname": "Ada" }))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    let edited = json(edit(&id, Who::Admin, rename).await.unwrap()).await;
+    assert_eq!(edited["name"], "Ada Lovelace");
+    assert_eq!(edited["description"], Value::Null);
+    assert_eq!(edited["language"], "en-US");
+    assert_eq!(
+        edited["category"], created["category"],
+        "absent fields stay"
+    );
+    let fetched = json(
+        app.get(&format!("/api/voices/{id}"), Who::Member)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(fetched["name"], "Ada Lovelace");
+    let audio = app
+        .get(&format!("/api/voices/{id}/audio"), Who::Member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(audio.status(), StatusCode::OK, "the audio stays");
+
+    let edited = edit(
+        &system.to_string(),
+        Who::Operator,
+        json!({ "description": "The house narrator", "category": "NARRATIVE" }),
+    )
+    .await
+    .unwrap();
+    let edited = json(edited).await;
+    assert_eq!(edited["name"], "Aaron");
+    assert_eq!(edited["description"], "The house narrator");
+    assert_eq!(edited["category"], "NARRATIVE");
+}
+
 on_both_setups!(
+    editing_renames_and_redescribes_a_voice_for_its_owners_only,
     every_upload_format_becomes_a_24k_mono_voice,
     the_web_form_uploads_a_voice,
     bad_uploads_are_refused_in_order_and_store_nothing,

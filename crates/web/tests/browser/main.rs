@@ -15,4 +15,5 @@ mod history;
 mod history_selection;
 mod layout;
 mod studio;
+mod voice_editing;
 mod voices;
