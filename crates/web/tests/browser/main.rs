@@ -10,7 +10,10 @@ mod harness;
 
 mod accounts;
 mod billing;
+mod generation;
 mod history;
+mod home;
 mod layout;
+mod settings;
 mod studio;
 mod voices;
