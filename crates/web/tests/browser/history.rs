@@ -1,5 +1,7 @@
 //! The history page.
 
+use crate::support::tone::SAMPLES_PER_CHAR;
+use resonance_engine::SAMPLE_RATE;
 use serde_json::json;
 
 use crate::harness::*;
@@ -110,6 +112,30 @@ async fn history_pages_through_generations_and_filters_by_voice() {
         )
         .await;
     browser.wait_for_js(&format!("{rows} === 20")).await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_lists_a_finished_generation_with_its_voice_status_and_duration() {
+    let Team {
+        browser,
+        admin,
+        generation,
+        ..
+    } = team().await;
+    browser.sign_in(&admin.email, "/history").await;
+    let row = browser
+        .find(&format!("[data-generation-id='{generation}']"))
+        .await;
+    let row_text = row.text().await.unwrap();
+    assert!(row_text.contains("Narrator") && row_text.contains("Succeeded"));
+    let seconds = LINE_TO_LOOK_BACK_ON.chars().count() * SAMPLES_PER_CHAR / SAMPLE_RATE as usize;
+    browser
+        .wait_for_js(&format!(
+            "document.querySelector(\"[data-generation-id='{generation}'] [data-duration]\").textContent === '0:{seconds:02}'"
+        ))
+        .await;
+    browser.screenshot("history").await;
     browser.close().await;
 }
 

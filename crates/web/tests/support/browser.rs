@@ -354,17 +354,6 @@ pub async fn shown_seconds(browser: &Browser) -> u64 {
     minutes.parse::<u64>().unwrap() * 60 + seconds.parse::<u64>().unwrap()
 }
 
-/// The organization the page acts in.
-pub async fn org_id(browser: &Browser) -> String {
-    browser
-        .find("[data-app]")
-        .await
-        .attr("data-org-id")
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 /// Clicks the point (`x`, `y`) of the window, whatever is there.
 pub async fn click_at(browser: &Browser, x: f64, y: f64) {
     browser
@@ -400,13 +389,60 @@ pub async fn press(browser: &Browser, key: char) {
         .unwrap();
 }
 
-/// An organization with a voice, a finished generation and an API key, its admin and a
-/// member, on the server of a browser that has signed in as nobody yet.
+/// An organization ("Acme Studio") with one voice ("Narrator") and its admin, on a server
+/// whose worker speaks with a tone engine, in a browser that has signed in as nobody yet.
+pub struct Studio {
+    pub browser: Browser,
+    pub engine: Arc<ToneEngine>,
+    pub admin: crate::support::TestUser,
+    pub org: String,
+    pub voice: String,
+}
+
+pub async fn studio() -> Studio {
+    let engine = Arc::new(ToneEngine::default());
+    let browser = Browser::on(TestApp::builder().engine(engine.clone()).spawn().await).await;
+    let app = &browser.app;
+    let admin = app.signed_up("admin@example.com").await;
+    let org = app.create_org(&admin, "Acme Studio").await;
+    let voice = app.upload_voice(&admin, "Narrator").await;
+    Studio {
+        browser,
+        engine,
+        admin,
+        org,
+        voice,
+    }
+}
+
+/// `POST /api/generations?wait=true` as `user`; returns the finished generation's id.
+pub async fn generated(app: &TestApp, user: &crate::support::TestUser, request: Value) -> String {
+    let response = user
+        .client
+        .post(app.url("/api/generations?wait=true"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let generation: Value = response.json().await.unwrap();
+    generation["id"].as_str().unwrap().to_string()
+}
+
+/// One chunk for the engine (under 300 characters).
+pub const WELCOME_SCRIPT: &str = "Welcome to Resonance, the open studio for lifelike speech. \
+    This short script becomes a waveform you can play, seek and download. \
+    Clone a voice from a short recording, then write what it should say \
+    and listen to it here a moment later.";
+
+/// A [`studio`] whose organization also has a member, an API key ("test key") and a
+/// finished generation of [`LINE_TO_LOOK_BACK_ON`].
 pub struct Team {
     pub browser: Browser,
     pub admin: crate::support::TestUser,
     pub member: crate::support::TestUser,
     pub org: String,
+    pub voice: String,
     pub generation: String,
 }
 
@@ -416,29 +452,28 @@ pub const LINE_TO_LOOK_BACK_ON: &str = "A line to look back on, spoken slowly en
     deleted from the list.";
 
 pub async fn team() -> Team {
-    let engine = Arc::new(ToneEngine::default());
-    let browser = Browser::on(TestApp::builder().engine(engine).spawn().await).await;
+    let Studio {
+        browser,
+        admin,
+        org,
+        voice,
+        ..
+    } = studio().await;
     let app = &browser.app;
-    let admin = app.signed_up("admin@example.com").await;
-    let org = app.create_org(&admin, "Acme Studio").await;
-    let voice = app.upload_voice(&admin, "Narrator").await;
     let member = app.add_member(&admin, &org, "member").await;
     app.create_api_key(&admin, &org).await;
-    let response = admin
-        .client
-        .post(app.url("/api/generations?wait=true"))
-        .json(&json!({ "text": LINE_TO_LOOK_BACK_ON, "voiceId": voice }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let generation: Value = response.json().await.unwrap();
-    let generation = generation["id"].as_str().unwrap().to_string();
+    let generation = generated(
+        app,
+        &admin,
+        json!({ "text": LINE_TO_LOOK_BACK_ON, "voiceId": voice }),
+    )
+    .await;
     Team {
         browser,
         admin,
         member,
         org,
+        voice,
         generation,
     }
 }
