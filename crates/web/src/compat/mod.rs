@@ -8,7 +8,6 @@ pub mod openai;
 pub mod speech;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,35 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/audio/speech", post(openai::speech))
         .route("/v1/models", get(models))
-        .route(
-            "/v1/text-to-speech/{voice_id}",
-            post(elevenlabs::text_to_speech),
-        )
-        .route(
-            "/v1/text-to-speech/{voice_id}/stream",
-            post(elevenlabs::text_to_speech_stream),
-        )
-        .route("/v2/voices", get(elevenlabs::list_voices))
-        .route("/v1/voices", get(elevenlabs::list_all_voices))
-        .route(
-            "/v1/voices/add",
-            // The upload limit is enforced while the body streams in.
-            post(elevenlabs::add_voice).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/v1/voices/{voice_id}",
-            get(elevenlabs::get_voice).delete(elevenlabs::delete_voice),
-        )
-        .route("/v1/history", get(elevenlabs::list_history))
-        .route(
-            "/v1/history/{history_item_id}",
-            get(elevenlabs::get_history_item).delete(elevenlabs::delete_history_item),
-        )
-        .route(
-            "/v1/history/{history_item_id}/audio",
-            get(elevenlabs::history_item_audio),
-        )
-        .route("/v1/user/subscription", get(elevenlabs::subscription))
+        .merge(elevenlabs::routes())
 }
 
 /// `GET /v1/models`: both peers use this path; a request with ElevenLabs' `xi-api-key`

@@ -1,0 +1,188 @@
+//! Speech synthesis: the engine (native Chatterbox Turbo, a remote inference service or
+//! none), the model's folder and precision, and how many syntheses and workers run.
+
+use std::path::{Path, PathBuf};
+
+use chatterbox::t3::Precision;
+
+use super::ConfigError;
+
+/// The folder holding the Chatterbox Turbo checkpoint.
+pub fn model_dir(dir: Option<PathBuf>, data_dir: &Path) -> PathBuf {
+    dir.unwrap_or_else(|| data_dir.join("models").join("chatterbox-turbo"))
+}
+
+pub fn precision(text: Option<String>) -> Result<Precision, ConfigError> {
+    match text {
+        None => Ok(Precision::default()),
+        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+            key: "RESONANCE_PRECISION (precision)",
+            expected: "fp32, int8 or int4",
+            got: text,
+        }),
+    }
+}
+
+#[derive(Clone)]
+pub enum EngineConfig {
+    Chatterbox {
+        concurrency: usize,
+    },
+    Remote {
+        url: String,
+        api_key: String,
+        concurrency: usize,
+    },
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Chatterbox { concurrency } => f
+                .debug_struct("Chatterbox")
+                .field("concurrency", concurrency)
+                .finish(),
+            Self::Remote {
+                url, concurrency, ..
+            } => f
+                .debug_struct("Remote")
+                .field("url", url)
+                .field("concurrency", concurrency)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The engine setting with what it needs: a remote engine its URL and API key. `None` for
+/// `none`.
+pub fn engine(
+    engine: Option<&str>,
+    remote_url: Option<String>,
+    remote_api_key: Option<String>,
+    concurrency: Option<usize>,
+) -> Result<Option<EngineConfig>, ConfigError> {
+    if concurrency == Some(0) {
+        return Err(ConfigError::Invalid {
+            key: "RESONANCE_ENGINE_CONCURRENCY (engine_concurrency)",
+            expected: "at least 1",
+            got: "0".into(),
+        });
+    }
+    match engine {
+        Some("none") => Ok(None),
+        None | Some("chatterbox") => Ok(Some(EngineConfig::Chatterbox {
+            concurrency: concurrency.unwrap_or(1),
+        })),
+        Some("remote") => {
+            let url = remote_url.ok_or(ConfigError::Missing {
+                key: "RESONANCE_REMOTE_URL (remote_url)",
+                why: "required when RESONANCE_ENGINE=remote",
+            })?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "RESONANCE_REMOTE_URL (remote_url)",
+                    expected: "an http:// or https:// URL",
+                    got: url,
+                });
+            }
+            let api_key = remote_api_key.ok_or(ConfigError::Missing {
+                key: "RESONANCE_REMOTE_API_KEY (remote_api_key)",
+                why: "required when RESONANCE_ENGINE=remote",
+            })?;
+            Ok(Some(EngineConfig::Remote {
+                url,
+                api_key,
+                concurrency: concurrency.unwrap_or(4),
+            }))
+        }
+        Some(other) => Err(ConfigError::Invalid {
+            key: "RESONANCE_ENGINE (engine)",
+            expected: "chatterbox, remote or none",
+            got: other.to_string(),
+        }),
+    }
+}
+
+/// Generation workers `serve` runs in-process.
+pub fn workers(workers: Option<usize>) -> usize {
+    workers.unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use chatterbox::t3::Precision;
+
+    use crate::config::tests::args;
+    use crate::config::{Config, EngineConfig, SettingsArgs};
+
+    #[test]
+    fn remote_engine_needs_url_and_key_and_hides_the_key() {
+        let err = Config::load(&SettingsArgs {
+            engine: Some("remote".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("RESONANCE_REMOTE_URL"), "{err}");
+        let config = Config::load(&SettingsArgs {
+            engine: Some("remote".into()),
+            remote_url: Some("http://gpu:8000".into()),
+            remote_api_key: Some("hunter2".into()),
+            workers: Some(0),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(config.workers, 0);
+        assert!(matches!(
+            &config.engine,
+            Some(EngineConfig::Remote { url, concurrency: 4, .. }) if url == "http://gpu:8000"
+        ));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::load(&SettingsArgs {
+            engine: Some("gpt".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("chatterbox, remote or none"),
+            "{err}"
+        );
+        assert!(matches!(
+            Config::load(&args()).unwrap().engine,
+            Some(EngineConfig::Chatterbox { concurrency: 1 })
+        ));
+        let none = Config::load(&SettingsArgs {
+            engine: Some("none".into()),
+            ..args()
+        });
+        assert!(none.unwrap().engine.is_none());
+    }
+
+    #[test]
+    fn precision_defaults_to_fp32_and_is_set_by_file_then_flags() {
+        assert_eq!(Config::load(&args()).unwrap().precision, Precision::Fp32);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "precision = \"int8\"\n").unwrap();
+        let from_file = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            ..args()
+        });
+        assert_eq!(from_file.unwrap().precision, Precision::Int8);
+        let from_flag = Config::load(&SettingsArgs {
+            config: Some(file),
+            precision: Some("int4".into()),
+            ..args()
+        });
+        assert_eq!(from_flag.unwrap().precision, Precision::Int4);
+        let err = Config::load(&SettingsArgs {
+            precision: Some("fp16".into()),
+            ..args()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("RESONANCE_PRECISION") && err.contains("fp32, int8 or int4"),
+            "{err}"
+        );
+    }
+}
