@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use resonance_domain::{Language, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
-use resonance_service::voices::{self as library, Upload, VoiceDetails};
+use resonance_service::voices::{self as library, Upload, VoiceChanges, VoiceDetails};
 use serde::Deserialize;
 
 use crate::config::{Config, SettingsArgs};
@@ -18,8 +18,31 @@ use crate::serve::{connect_db, open_storage};
 pub enum VoicesCommand {
     /// Import voices from audio files listed in a TOML manifest
     Import(ImportArgs),
+    /// Rename or redescribe a voice; its audio stays
+    Edit(EditArgs),
     /// Remove a voice and its audio
     Remove(RemoveArgs),
+}
+
+#[derive(Args)]
+pub struct EditArgs {
+    /// Edit a SYSTEM voice (the only kind the CLI edits)
+    #[arg(long, required = true)]
+    system: bool,
+    /// The voice's id
+    voice_id: String,
+    /// New name, 1-100 characters
+    #[arg(long)]
+    name: Option<String>,
+    /// New description; empty removes it
+    #[arg(long)]
+    description: Option<String>,
+    /// New category, like NARRATIVE or PODCAST
+    #[arg(long)]
+    category: Option<String>,
+    /// New language, a BCP-47 tag with a region like en-GB
+    #[arg(long)]
+    language: Option<String>,
 }
 
 #[derive(Args)]
@@ -169,6 +192,34 @@ pub async fn voices(args: &SettingsArgs, command: VoicesCommand) -> anyhow::Resu
                 .with_context(|| format!("importing {}", item.file.display()))?;
                 println!("imported {} {name}", voice.id);
             }
+        }
+        VoicesCommand::Edit(edit) => {
+            let id = VoiceId::parse(&edit.voice_id)
+                .with_context(|| format!("{:?} is not a voice id", edit.voice_id))?;
+            let changes = VoiceChanges {
+                name: edit.name.as_deref().map(VoiceName::parse).transpose()?,
+                description: edit
+                    .description
+                    .map(|text| {
+                        (!text.trim().is_empty())
+                            .then(|| VoiceDescription::parse(&text))
+                            .transpose()
+                    })
+                    .transpose()?,
+                category: edit.category.as_deref().map(str::parse).transpose()?,
+                language: edit.language.as_deref().map(Language::parse).transpose()?,
+            };
+            let voice = db
+                .system_voices()
+                .await?
+                .into_iter()
+                .find(|voice| voice.id == id)
+                .with_context(|| format!("no system voice has the id {id}"))?;
+            let edited = db
+                .edit_voice(&VoiceOwner::System, &id, &changes.applied_to(&voice))
+                .await
+                .with_context(|| format!("editing system voice {id}"))?;
+            println!("edited {id} {}", edited.name.as_str());
         }
         VoicesCommand::Remove(remove) => {
             let id = VoiceId::parse(&remove.voice_id)

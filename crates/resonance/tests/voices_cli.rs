@@ -1,5 +1,6 @@
-//! The operator commands on the real binary: `voices import --system`, `voices remove
-//! --system` and `storage reconcile`, against SQLite and the local object folder.
+//! The operator commands on the real binary: `voices import --system`, `voices edit
+//! --system`, `voices remove --system` and `storage reconcile`, against SQLite and the local
+//! object folder.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -46,8 +47,8 @@ fn system_objects(data: &Path) -> Vec<String> {
     names
 }
 
-#[test]
-fn import_remove_and_reconcile_system_voices() {
+#[tokio::test]
+async fn import_edit_remove_and_reconcile_system_voices() {
     let data = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -114,6 +115,44 @@ language = "en-GB"
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(system_objects(data.path()), expected);
+
+    let edit = |args: &[&str]| {
+        let mut all = vec!["voices", "edit", "--system", &ids[1]];
+        all.extend_from_slice(args);
+        resonance(data.path(), &all)
+    };
+    let refused = edit(&["--language", "english"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("language"));
+    let out = stdout(&edit(&["--name", "Abigail Adams", "--category", "PODCAST"]));
+    assert!(
+        out.contains(&format!("edited {} Abigail Adams", ids[1])),
+        "{out}"
+    );
+    let db = resonance_db::connect(&format!(
+        "sqlite://{}",
+        data.path().join("resonance.db").display()
+    ))
+    .await
+    .unwrap();
+    let edited = db.system_voices().await.unwrap();
+    let edited = edited.iter().find(|v| v.id.as_str() == ids[1]).unwrap();
+    assert_eq!(edited.name.as_str(), "Abigail Adams");
+    assert_eq!(edited.category.as_str(), "PODCAST");
+    assert_eq!(edited.language.as_str(), "en-GB", "unchanged");
+    let missing = resonance(
+        data.path(),
+        &[
+            "voices",
+            "edit",
+            "--system",
+            "0123456789abcdefghjkmnpq",
+            "--name",
+            "X",
+        ],
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no system voice"));
 
     let out = stdout(&resonance(
         data.path(),

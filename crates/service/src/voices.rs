@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use resonance_audio::DecodeError;
 use resonance_audio::voice_sample::{self, SampleError, VoiceSample};
-use resonance_db::{Database, DbError, NewVoice, Voice, VoiceConsent};
+use resonance_db::{Database, DbError, NewVoice, Voice, VoiceConsent, VoiceEdit};
 use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, StorageError};
 
@@ -146,6 +146,30 @@ pub async fn install_system_voice(
                 DbError::Conflict(_) if has_system_voice(db, &name).await? => Ok(None),
                 error => Err(error.into()),
             }
+        }
+    }
+}
+
+/// What an edit of a voice changes; `None` keeps the field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct VoiceChanges {
+    pub name: Option<VoiceName>,
+    /// `Some(None)` removes the description.
+    pub description: Option<Option<VoiceDescription>>,
+    pub category: Option<VoiceCategory>,
+    pub language: Option<Language>,
+}
+
+impl VoiceChanges {
+    /// `voice`'s details with these changes made.
+    pub fn applied_to(self, voice: &Voice) -> VoiceEdit {
+        VoiceEdit {
+            name: self.name.unwrap_or_else(|| voice.name.clone()),
+            description: self
+                .description
+                .unwrap_or_else(|| voice.description.clone()),
+            category: self.category.unwrap_or(voice.category),
+            language: self.language.unwrap_or_else(|| voice.language.clone()),
         }
     }
 }

@@ -10,12 +10,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use resonance_audio::voice_sample::SampleError;
-use resonance_db::{Voice, VoiceConsent, VoiceEdit, VoiceFilter};
+use resonance_db::{Voice, VoiceConsent, VoiceFilter};
 use resonance_domain::voice::UnknownCategory;
 use resonance_domain::{
     Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner, VoiceVariant,
 };
-use resonance_service::voices::{self as library, CreateVoiceError, Upload, VoiceDetails};
+use resonance_service::voices::{
+    self as library, CreateVoiceError, Upload, VoiceChanges, VoiceDetails,
+};
 use resonance_storage::ObjectKey;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -287,34 +289,37 @@ pub struct EditVoice {
 }
 
 impl EditVoice {
-    /// `voice` with this edit applied, or 422 naming the first field out of bounds.
-    fn apply(self, voice: &Voice) -> Result<VoiceEdit, ApiError> {
+    /// The changes, or 422 naming the first field out of bounds.
+    fn parse(self) -> Result<VoiceChanges, ApiError> {
         let invalid = |message: String| ApiError::Unprocessable {
             code: "INVALID_FIELD",
             message,
         };
-        Ok(VoiceEdit {
-            name: match self.name {
-                Some(name) => VoiceName::parse(&name).map_err(|e| invalid(e.to_string()))?,
-                None => voice.name.clone(),
-            },
-            description: match self.description {
-                Some(text) if text.trim().is_empty() => None,
-                Some(text) => {
-                    Some(VoiceDescription::parse(&text).map_err(|e| invalid(e.to_string()))?)
-                }
-                None => voice.description.clone(),
-            },
-            category: match self.category {
-                Some(category) => category
-                    .parse()
-                    .map_err(|e: UnknownCategory| invalid(e.to_string()))?,
-                None => voice.category,
-            },
-            language: match self.language {
-                Some(language) => Language::parse(&language).map_err(|e| invalid(e.to_string()))?,
-                None => voice.language.clone(),
-            },
+        Ok(VoiceChanges {
+            name: self
+                .name
+                .map(|name| VoiceName::parse(&name))
+                .transpose()
+                .map_err(|e| invalid(e.to_string()))?,
+            description: self
+                .description
+                .map(|text| {
+                    (!text.trim().is_empty())
+                        .then(|| VoiceDescription::parse(&text))
+                        .transpose()
+                })
+                .transpose()
+                .map_err(|e| invalid(e.to_string()))?,
+            category: self
+                .category
+                .map(|category| category.parse())
+                .transpose()
+                .map_err(|e: UnknownCategory| invalid(e.to_string()))?,
+            language: self
+                .language
+                .map(|language| Language::parse(&language))
+                .transpose()
+                .map_err(|e| invalid(e.to_string()))?,
         })
     }
 }
@@ -347,7 +352,7 @@ async fn edit_voice(
 ) -> Result<Json<VoiceView>, ApiError> {
     let voice = state.db.get_voice(&caller.org_id, &voice_id(&id)?).await?;
     require_owner(&caller, &voice)?;
-    let edit = body.apply(&voice)?;
+    let edit = body.parse()?.applied_to(&voice);
     let edited = state.db.edit_voice(&voice.owner, &voice.id, &edit).await?;
     Ok(Json(edited.into()))
 }
