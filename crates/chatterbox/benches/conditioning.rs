@@ -126,8 +126,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let mut manifest =
-        CheckpointManifest::load(&chatterbox::fixtures::fixture_dir().join("manifest_full.json"))?;
+    let mut manifest = CheckpointManifest::load(
+        &chatterbox::parity::fixtures::fixture_dir().join("manifest_full.json"),
+    )?;
     // The tokenizer's mel filters and window are computed (as librosa makes them) rather
     // than read as random values.
     manifest.retain(|file, name| {

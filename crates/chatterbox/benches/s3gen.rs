@@ -80,8 +80,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let mut manifest =
-        CheckpointManifest::load(&chatterbox::fixtures::fixture_dir().join("manifest_full.json"))?;
+    let mut manifest = CheckpointManifest::load(
+        &chatterbox::parity::fixtures::fixture_dir().join("manifest_full.json"),
+    )?;
     manifest.retain(|file, name| {
         file == CHECKPOINT_FILE && S3Gen::WEIGHT_PREFIXES.iter().any(|p| name.starts_with(p))
     });

@@ -4,9 +4,7 @@
 //! candle-transformers. Sizes come from [`config::ChatterboxConfig`].
 
 pub mod config;
-pub mod fixtures;
 pub mod rng;
-pub mod verify;
 pub mod weights;
 
 pub use config::ChatterboxConfig;
@@ -15,6 +13,7 @@ pub mod campplus;
 pub mod checkpoint;
 pub mod conditionals;
 pub mod dsp;
+pub mod parity;
 pub mod s3gen;
 pub mod s3tokenizer;
 pub mod t3;

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use chatterbox::checkpoint;
-use chatterbox::fixtures::fixture_dir;
-use chatterbox::verify::{ModuleOutcome, modules, run_module};
+use chatterbox::parity::fixtures::fixture_dir;
+use chatterbox::parity::{ModuleOutcome, modules, run_module};
 
 /// Writes into `dir` the checkpoint files (the `turbo_e2e` fixture's weights
 /// under their official names) and every fixture without its weights.
