@@ -3,7 +3,7 @@
 //! x-vector, T3 speaker embedding + prompt tokens) for 10 s and 60 s clips.
 //!
 //! ```sh
-//! cargo bench -p chatterbox --bench conditioning -- [--threads 2] [--seconds 10,60]
+//! cargo bench -p chatterbox --features parity --bench conditioning -- [--threads 2] [--seconds 10,60]
 //!     [--rate 24000] [--runs 3] [--seed 0]
 //! ```
 //!

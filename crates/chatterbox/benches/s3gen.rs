@@ -3,7 +3,7 @@
 //! for a 10 s voice prompt and `--tokens` speech tokens (25 per second of audio).
 //!
 //! ```sh
-//! cargo bench -p chatterbox --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
+//! cargo bench -p chatterbox --features parity --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
 //!     [--reference PYTHON [--reference-tools DIR]]
 //! ```
 //!

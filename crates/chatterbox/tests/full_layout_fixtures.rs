@@ -84,7 +84,7 @@ fn a_missing_checkpoint_file_is_named() {
 
 /// The generator's real full-size output (`make_fixtures.py --config full
 /// --save-full-weights --full-fixtures`, about 3 GB, so not in the repository):
-/// `RESONANCE_FULL_FIXTURES=DIR cargo test -p chatterbox --test
+/// `RESONANCE_FULL_FIXTURES=DIR cargo test -p chatterbox --features parity --test
 /// full_layout_fixtures -- --ignored --nocapture` prints every check as `resonance
 /// model verify --fixtures DIR` does and fails on any error or failed check.
 #[test]
