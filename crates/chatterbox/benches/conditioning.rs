@@ -3,7 +3,7 @@
 //! x-vector, T3 speaker embedding + prompt tokens) for 10 s and 60 s clips.
 //!
 //! ```sh
-//! cargo bench -p chatterbox --bench conditioning -- [--threads 2] [--seconds 10,60]
+//! cargo bench -p chatterbox --features parity --bench conditioning -- [--threads 2] [--seconds 10,60]
 //!     [--rate 24000] [--runs 3] [--seed 0]
 //! ```
 //!
@@ -126,8 +126,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let mut manifest =
-        CheckpointManifest::load(&chatterbox::fixtures::fixture_dir().join("manifest_full.json"))?;
+    let mut manifest = CheckpointManifest::load(
+        &chatterbox::parity::fixtures::fixture_dir().join("manifest_full.json"),
+    )?;
     // The tokenizer's mel filters and window are computed (as librosa makes them) rather
     // than read as random values.
     manifest.retain(|file, name| {

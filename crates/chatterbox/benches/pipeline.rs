@@ -6,7 +6,7 @@
 //! (250 = 10 s of audio), as `pipeline_reference.py` does.
 //!
 //! ```sh
-//! cargo bench -p chatterbox --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0] \
+//! cargo bench -p chatterbox --features parity --bench pipeline -- [--threads 2] [--tokens 250] [--seed 0] \
 //!     [--reference PYTHON]
 //! ```
 //!

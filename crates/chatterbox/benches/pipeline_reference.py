@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU timing of the reference Chatterbox Turbo (chatterbox-tts 0.1.7) with full-size RANDOM weights,
-the reference side of benches/pipeline.rs (`cargo bench -p chatterbox --bench pipeline --
+the reference side of benches/pipeline.rs (`cargo bench -p chatterbox --features parity --bench pipeline --
 --reference PYTHON` runs it and divides).
 
   (a) T3 Turbo generating exactly N speech tokens with the KV cache (stop token masked), split into

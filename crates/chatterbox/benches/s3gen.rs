@@ -3,7 +3,7 @@
 //! for a 10 s voice prompt and `--tokens` speech tokens (25 per second of audio).
 //!
 //! ```sh
-//! cargo bench -p chatterbox --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
+//! cargo bench -p chatterbox --features parity --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
 //!     [--reference PYTHON [--reference-tools DIR]]
 //! ```
 //!
@@ -80,8 +80,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let mut manifest =
-        CheckpointManifest::load(&chatterbox::fixtures::fixture_dir().join("manifest_full.json"))?;
+    let mut manifest = CheckpointManifest::load(
+        &chatterbox::parity::fixtures::fixture_dir().join("manifest_full.json"),
+    )?;
     manifest.retain(|file, name| {
         file == CHECKPOINT_FILE && S3Gen::WEIGHT_PREFIXES.iter().any(|p| name.starts_with(p))
     });

@@ -7,7 +7,6 @@ use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, VarBuilder};
 
 use crate::config::CampplusConfig;
-use crate::verify::{self, Check};
 use fbank::Fbank;
 
 /// CAMPPlus works on 16 kHz audio.
@@ -141,7 +140,7 @@ impl BasicResBlock {
 
 /// The FCM head: 2-D residual front end over (frequency, time), flattened to
 /// `(B, m_channels * feat_dim / 8, T)`.
-struct Fcm {
+pub(crate) struct Fcm {
     conv1: FreqStridedConv2d,
     bn1: BatchNorm,
     layers: Vec<BasicResBlock>,
@@ -173,7 +172,7 @@ impl Fcm {
     }
 
     /// `(B, F, T)` features to `(B, C * F / 8, T)`.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut out = self
             .bn1
             .forward(&self.conv1.forward(&x.unsqueeze(1)?)?)?
@@ -316,7 +315,7 @@ impl DenseBlock {
 }
 
 /// Everything after the FCM head: TDNN, dense blocks, stats pooling, dense layer.
-struct XVector {
+pub(crate) struct XVector {
     tdnn: Conv1d,
     tdnn_nonlinear: BatchNormRelu,
     blocks: Vec<DenseBlock>,
@@ -402,7 +401,7 @@ impl XVector {
     }
 
     /// Frame-level features `(B, C, T')` before stats pooling.
-    fn frames(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn frames(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = self.tdnn_nonlinear.forward(&self.tdnn.forward(x)?)?;
         for block in &self.blocks {
             x = block.forward(&x)?;
@@ -411,7 +410,7 @@ impl XVector {
     }
 
     /// Mean and unbiased standard deviation over time, then the dense layer: `(B, E)`.
-    fn embed(&self, frames: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn embed(&self, frames: &Tensor) -> candle_core::Result<Tensor> {
         let t = frames.dim(2)?;
         if t < 2 {
             candle_core::bail!("campplus: need at least 2 frames for stats pooling, got {t}");
@@ -426,9 +425,9 @@ impl XVector {
 
 /// CAMPPlus speaker encoder: 16 kHz wave to a `embedding_size` x-vector.
 pub struct Campplus {
-    fbank: Fbank,
-    head: Fcm,
-    xvector: XVector,
+    pub(crate) fbank: Fbank,
+    pub(crate) head: Fcm,
+    pub(crate) xvector: XVector,
     dtype: DType,
     device: Device,
 }
@@ -473,30 +472,4 @@ impl Campplus {
     pub fn embed(&self, wav_16k: &[f32]) -> candle_core::Result<Tensor> {
         self.forward(&self.features(wav_16k)?)?.i(0)
     }
-}
-
-/// Parity with the reference's `campplus` fixture: fbank, normalized features, FCM output,
-/// frame features and x-vector.
-pub fn verify(fixture: &crate::fixtures::Fixture) -> candle_core::Result<Vec<Check>> {
-    const TOL: f64 = 1e-4;
-    let cfg = fixture.config()?.campplus;
-    let model = Campplus::new(&cfg, fixture.weights()?.pp("speaker_encoder"))?;
-    let wav: Vec<f32> = fixture.tensor("wav_16k")?.i(0)?.to_vec1()?;
-    let fbank_raw = model.fbank.compute(&wav)?;
-    let features = model.features(&wav)?;
-    let fcm = model.head.forward(&features.transpose(1, 2)?)?;
-    let frames = model.xvector.frames(&fcm)?;
-    let xvector = model.xvector.embed(&frames)?;
-    let mut checks = vec![
-        verify::compare_relative(fixture, "fbank_raw", &fbank_raw, TOL)?,
-        verify::compare(fixture, "fbank", &features, TOL)?,
-        verify::compare_relative(fixture, "fcm_out", &fcm, TOL)?,
-        verify::compare_relative(fixture, "frames", &frames, TOL)?,
-        verify::compare_relative(fixture, "xvector", &xvector, TOL)?,
-    ];
-    let embedded = model.embed(&wav)?.unsqueeze(0)?;
-    let mut end_to_end = verify::compare_relative(fixture, "xvector", &embedded, TOL)?;
-    end_to_end.tensor = "xvector (embed)".into();
-    checks.push(end_to_end);
-    Ok(checks)
 }

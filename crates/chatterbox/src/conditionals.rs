@@ -164,7 +164,7 @@ fn prompt_row(t: &Tensor) -> Result<Tensor> {
 }
 
 /// Token ids of an integer tensor of any shape (rows of a batch of one).
-fn token_ids(t: &Tensor) -> Result<Vec<u32>> {
+pub(crate) fn token_ids(t: &Tensor) -> Result<Vec<u32>> {
     let ids = t.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
     ids.into_iter()
         .map(|id| {
@@ -172,81 +172,4 @@ fn token_ids(t: &Tensor) -> Result<Vec<u32>> {
                 .map_err(|_| candle_core::Error::Msg(format!("token id {id} is out of range")))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures::{Fixture, fixture_dir, max_abs_diff};
-
-    fn fixture_conditionals(f: &Fixture) -> Conditionals {
-        let ids = |name| token_ids(&f.tensor(name).unwrap()).unwrap();
-        Conditionals {
-            t3: T3Conditionals {
-                speaker_emb: f.tensor("ve_speaker_emb").unwrap(),
-                prompt_tokens: ids("t3_cond_prompt_tokens"),
-            },
-            s3gen: S3GenConditionals {
-                tokens: f.tensor("ref.prompt_token").unwrap(),
-                mel: f.tensor("ref.prompt_feat").unwrap(),
-                embedding: f.tensor("ref.embedding").unwrap(),
-            },
-        }
-    }
-
-    fn assert_same(a: &Conditionals, b: &Conditionals) {
-        assert_eq!(a.t3.prompt_tokens, b.t3.prompt_tokens);
-        assert_eq!(
-            token_ids(&a.s3gen.tokens).unwrap(),
-            token_ids(&b.s3gen.tokens).unwrap()
-        );
-        assert_eq!(a.s3gen.tokens.dims(), b.s3gen.tokens.dims());
-        for (x, y) in [
-            (&a.t3.speaker_emb, &b.t3.speaker_emb),
-            (&a.s3gen.mel, &b.s3gen.mel),
-            (&a.s3gen.embedding, &b.s3gen.embedding),
-        ] {
-            assert_eq!(x.dims(), y.dims());
-            assert_eq!(max_abs_diff(x, y).unwrap(), 0.0);
-        }
-    }
-
-    #[test]
-    fn torch_conds_file_reads_as_the_reference_saved_it() {
-        let fixture = Fixture::load(&fixture_dir(), "turbo_e2e").unwrap();
-        let expected = fixture_conditionals(&fixture);
-        let conds =
-            Conditionals::from_torch_file(&fixture_dir().join("turbo_e2e_conds.pt"), &Device::Cpu)
-                .unwrap();
-        assert_same(&conds, &expected);
-        assert_eq!(conds.t3.prompt_tokens.len(), 138);
-        assert_eq!(conds.s3gen.mel.dims(), &[1, 275, 80]);
-        conds.validate(&fixture.config().unwrap()).unwrap();
-    }
-
-    #[test]
-    fn safetensors_round_trip_is_exact() {
-        let fixture = Fixture::load(&fixture_dir(), "turbo_e2e").unwrap();
-        let conds = fixture_conditionals(&fixture);
-        let bytes = conds.to_safetensors().unwrap();
-        let back = Conditionals::from_safetensors(&bytes, &Device::Cpu).unwrap();
-        assert_same(&conds, &back);
-        let err = Conditionals::from_safetensors(b"junk", &Device::Cpu).unwrap_err();
-        assert!(!err.to_string().is_empty());
-    }
-
-    #[test]
-    fn misshapen_conditionals_are_refused() {
-        let fixture = Fixture::load(&fixture_dir(), "turbo_e2e").unwrap();
-        let cfg = fixture.config().unwrap();
-        let conds = fixture_conditionals(&fixture);
-        let mut bad = conds.clone();
-        bad.s3gen.embedding = bad.s3gen.embedding.narrow(1, 0, 100).unwrap();
-        let err = bad.validate(&cfg).unwrap_err();
-        assert!(err.to_string().contains("x-vector has 100 values"), "{err}");
-        let mut bad = conds.clone();
-        bad.t3.prompt_tokens.push(6561);
-        let err = bad.validate(&cfg).unwrap_err();
-        assert!(err.to_string().contains("6561"), "{err}");
-    }
 }

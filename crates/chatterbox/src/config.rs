@@ -337,13 +337,4 @@ mod tests {
         assert_eq!(cfg.flow.encoder.output_size, 512);
         assert_eq!(cfg.hift.base_channels, 512);
     }
-
-    #[test]
-    fn tiny_config_loads_from_fixture_index() {
-        let path = crate::fixtures::fixture_dir().join("index.json");
-        let cfg = ChatterboxConfig::from_index_json(&path).unwrap();
-        assert_eq!(cfg.name, "tiny");
-        assert_eq!(cfg.t3.gpt2.n_embd, 64);
-        assert_eq!(cfg.decoder.channels, vec![32]);
-    }
 }

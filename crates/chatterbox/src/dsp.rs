@@ -518,20 +518,6 @@ impl Mel24k {
     }
 }
 
-/// Parity with `fixture.mel_24k`: the filter bank and the log-mel of a 24 kHz wave.
-pub fn verify_mel_24k(
-    fixture: &crate::fixtures::Fixture,
-) -> candle_core::Result<Vec<crate::verify::Check>> {
-    let cfg = fixture.config()?;
-    let mel = Mel24k::new(&cfg.mel_24k)?;
-    let basis = mel.filters().to_tensor(&Device::Cpu)?;
-    let log_mel = mel.forward(&fixture.tensor("wav_24k")?)?;
-    Ok(vec![
-        crate::verify::compare(fixture, "mel_basis", &basis, 1e-7)?,
-        crate::verify::compare(fixture, "mel", &log_mel, 1e-4)?,
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

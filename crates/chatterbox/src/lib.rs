@@ -2,11 +2,14 @@
 //!
 //! One module per model part, each layer `new(cfg, vb)` + `forward`, as in
 //! candle-transformers. Sizes come from [`config::ChatterboxConfig`].
+//!
+//! The `parity` feature adds the fixture loading and the checks against the
+//! Python reference (`parity`, run by `resonance model verify`) and the test
+//! artifacts built from those fixtures (`testing`); this crate's unit tests
+//! always have both.
 
 pub mod config;
-pub mod fixtures;
 pub mod rng;
-pub mod verify;
 pub mod weights;
 
 pub use config::ChatterboxConfig;
@@ -15,9 +18,12 @@ pub mod campplus;
 pub mod checkpoint;
 pub mod conditionals;
 pub mod dsp;
+#[cfg(any(test, feature = "parity"))]
+pub mod parity;
 pub mod s3gen;
 pub mod s3tokenizer;
 pub mod t3;
+#[cfg(any(test, feature = "parity"))]
 pub mod testing;
 pub mod text;
 pub mod tts;

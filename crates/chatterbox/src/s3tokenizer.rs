@@ -9,8 +9,6 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
 use crate::config::S3TokenizerConfig;
 use crate::dsp::{self, MelFilterBank, MelFilterConfig, PadMode, Stft};
-use crate::fixtures::Fixture;
-use crate::verify::{self, Check};
 
 /// Longest mel (frames) encoded in one pass; longer audio goes through
 /// overlapping 30 s windows (`S3TokenizerV2._quantize_mixed_batch`).
@@ -224,8 +222,8 @@ pub struct S3Tokenizer {
     /// Centred STFT (reflect padding), `n_fft` 400, hop 160.
     stft: Stft,
     mel_filters: MelFilterBank,
-    encoder: AudioEncoderV2,
-    quantizer: FsqCodebook,
+    pub(crate) encoder: AudioEncoderV2,
+    pub(crate) quantizer: FsqCodebook,
     device: Device,
     dtype: DType,
 }
@@ -336,42 +334,4 @@ impl S3Tokenizer {
         };
         self.quantize(&mel)
     }
-}
-
-/// Parity against the `s3tokenizer_v2` fixture.
-pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
-    let cfg = fixture.config()?;
-    let tokenizer = S3Tokenizer::new(&cfg.s3tokenizer, fixture.weights()?.pp("tokenizer"))?;
-    let wav = fixture.tensor("wav_16k")?.to_vec1::<f32>()?;
-    let tokens_tensor = |tokens: Vec<u32>| -> Result<Tensor> {
-        let n = tokens.len();
-        Tensor::from_vec(tokens, (1, n), &Device::Cpu)?.to_dtype(DType::I64)
-    };
-    let lens_tensor = |n: usize| Tensor::new(&[n as i64], &Device::Cpu);
-
-    let log_mel = tokenizer.log_mel_spectrogram(&wav)?;
-    let encoder_out = tokenizer.encoder.forward(&log_mel)?;
-    let fsq_proj = tokenizer.quantizer.project(&encoder_out)?;
-    let tokens = tokenizer.tokenize(&wav, None)?;
-    let token_lens = lens_tensor(tokens.len())?;
-    let max_len = fixture.json["params"]["max_len"]
-        .as_u64()
-        .ok_or_else(|| candle_core::Error::Msg("s3tokenizer_v2: params.max_len".into()))?
-        as usize;
-    let tokens_max_len = tokenizer.tokenize(&wav, Some(max_len))?;
-    let token_lens_max_len = lens_tensor(tokens_max_len.len())?;
-    Ok(vec![
-        verify::compare(fixture, "log_mel", &log_mel, 1e-4)?,
-        verify::compare(fixture, "encoder_out", &encoder_out, 1e-4)?,
-        verify::compare(fixture, "fsq_proj", &fsq_proj, 1e-4)?,
-        verify::compare(fixture, "tokens", &tokens_tensor(tokens)?, 0.0)?,
-        verify::compare(fixture, "token_lens", &token_lens, 0.0)?,
-        verify::compare(
-            fixture,
-            "tokens_max_len",
-            &tokens_tensor(tokens_max_len)?,
-            0.0,
-        )?,
-        verify::compare(fixture, "token_lens_max_len", &token_lens_max_len, 0.0)?,
-    ])
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::checkpoint;
-use crate::fixtures::{Fixture, fixture_dir};
+use crate::parity::fixtures::{Fixture, fixture_dir};
 use crate::text::PARALINGUISTIC_TAGS;
 
 /// A GPT-2-style `tokenizer.json`: one token per byte (ids 0..256 in the

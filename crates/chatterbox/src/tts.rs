@@ -22,15 +22,10 @@ use candle_nn::VarBuilder;
 use crate::checkpoint::{self, LayoutError};
 use crate::conditionals::Conditionals;
 use crate::config::{ChatterboxConfig, ConfigError};
-use crate::fixtures::Fixture;
-use crate::rng::{RandomSource, RecordedDraws, SeededRandom};
-use crate::s3gen::{S3Gen, S3GenConditionals};
-use crate::t3::{
-    Precision, ReplayedUniforms, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals,
-    TokenSampler,
-};
+use crate::rng::{RandomSource, SeededRandom};
+use crate::s3gen::S3Gen;
+use crate::t3::{Precision, SampleStep, SamplingParams, SeededSampler, T3, TokenSampler};
 use crate::text::{TextError, TextTokenizer, punc_norm};
-use crate::verify::{Check, compare};
 use crate::voice_encoder::VoiceEncoder;
 use crate::weights::{CheckpointManifest, ReadTensors};
 
@@ -352,84 +347,6 @@ pub fn s3gen_tokens(speech_tokens: &[u32], speech_vocab: u32) -> Vec<u32> {
         .filter(|&t| t < speech_vocab)
         .chain([SILENCE_TOKEN; 3])
         .collect()
-}
-
-/// Parity with the reference's `generate` on the `turbo_e2e` fixture, from the
-/// conditionals the reference computed and its text token ids (the fixture does
-/// not use the GPT-2 tokenizer): `punc_norm`, T3's tokens (exact, sampled with
-/// the recorded uniforms), S3Gen's tokens (exact) and the wave (S3Gen's noise
-/// replayed).
-pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
-    // As S3Gen's own end-to-end check: SineGen integrates F0 over the clip, so
-    // rounding-level differences in the mel grow into a small phase difference.
-    const WAVE_TOL: f64 = 5e-4;
-    let cfg = fixture.config()?;
-    let weights = fixture.weights()?;
-    let t3 = T3::new(&cfg.t3, weights.pp("t3"))?;
-    let s3gen = S3Gen::new(&cfg, weights.pp("s3gen"))?;
-    let voice = Conditionals {
-        t3: T3Conditionals {
-            speaker_emb: fixture.tensor("ve_speaker_emb")?,
-            prompt_tokens: token_ids(&fixture.tensor("t3_cond_prompt_tokens")?)?,
-        },
-        s3gen: S3GenConditionals {
-            tokens: fixture.tensor("ref.prompt_token")?,
-            mel: fixture.tensor("ref.prompt_feat")?,
-            embedding: fixture.tensor("ref.embedding")?,
-        },
-    };
-    let params = &fixture.json["params"];
-    let setting = |key: &str| {
-        params["generate_kwargs"][key]
-            .as_f64()
-            .ok_or_else(|| candle_core::Error::Msg(format!("turbo_e2e params lack {key}")))
-    };
-    let max_gen_len = params["max_gen_len"]
-        .as_u64()
-        .ok_or_else(|| candle_core::Error::Msg("turbo_e2e params lack max_gen_len".into()))?;
-    let sampling = SamplingParams {
-        temperature: setting("temperature")?,
-        top_k: setting("top_k")? as usize,
-        top_p: setting("top_p")?,
-        repetition_penalty: setting("repetition_penalty")?,
-        max_new_tokens: max_gen_len as usize + 1,
-    };
-
-    let text = params["text"].as_str().unwrap_or_default();
-    let normalized_matches = Some(punc_norm(text).as_str()) == params["normalized_text"].as_str();
-    let mut checks = vec![Check {
-        module: fixture.module.clone(),
-        tensor: "punc_norm(text)".into(),
-        max_abs_err: if normalized_matches { 0.0 } else { 1.0 },
-        tolerance: 0.0,
-        note: Some("1 when the normalized text differs".into()),
-    }];
-
-    let uniforms = fixture.tensor("uniforms")?.to_vec1::<f64>()?;
-    let text_tokens = token_ids(&fixture.tensor("text_tokens")?)?;
-    let speech = t3.generate(
-        &text_tokens,
-        &voice.t3,
-        &sampling,
-        &mut ReplayedUniforms::new(uniforms),
-    )?;
-    let row = |tokens: &[u32]| Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
-    checks.push(compare(fixture, "t3_speech_tokens", &row(&speech)?, 0.0)?);
-    let tokens = s3gen_tokens(&speech, cfg.t3.start_speech_token);
-    checks.push(compare(
-        fixture,
-        "s3gen_speech_tokens",
-        &Tensor::new(tokens.as_slice(), &Device::Cpu)?,
-        0.0,
-    )?);
-    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
-    let wave = s3gen.inference(&row(&tokens)?, &voice.s3gen, &mut draws)?;
-    checks.push(compare(fixture, "wav", &wave, WAVE_TOL)?);
-    Ok(checks)
-}
-
-fn token_ids(t: &Tensor) -> candle_core::Result<Vec<u32>> {
-    t.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()
 }
 
 #[cfg(test)]

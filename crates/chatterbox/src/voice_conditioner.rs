@@ -24,11 +24,9 @@ use crate::ChatterboxConfig;
 use crate::campplus::Campplus;
 use crate::conditionals::Conditionals;
 use crate::dsp::Mel24k;
-use crate::fixtures::Fixture;
 use crate::s3gen::S3GenConditionals;
 use crate::s3tokenizer::S3Tokenizer;
 use crate::t3::T3Conditionals;
-use crate::verify::{self, Check};
 use crate::voice_encoder::VoiceEncoder;
 
 /// A reference clip must be longer than this (the reference asserts it).
@@ -36,7 +34,7 @@ pub const MIN_REFERENCE_SECONDS: f64 = 5.0;
 /// Integrated loudness the clip is normalized to (`norm_loudness`).
 pub const REFERENCE_LUFS: f64 = -27.0;
 /// S3Gen conditions on the first 10 s (`DEC_COND_LEN`).
-const S3GEN_PROMPT_SECONDS: usize = 10;
+pub(crate) const S3GEN_PROMPT_SECONDS: usize = 10;
 /// T3's prompt tokens come from the first 15 s (`ENC_COND_LEN`).
 const T3_PROMPT_SECONDS: usize = 15;
 /// The voice encoder's weights in the official checkpoint.
@@ -66,7 +64,7 @@ pub struct VoiceConditioner {
     voice_encoder: VoiceEncoder,
     mel: Mel24k,
     /// S3Gen's rate (24 kHz), at which the clip is normalized.
-    s3gen_rate: u32,
+    pub(crate) s3gen_rate: u32,
     /// The tokenizer's and encoders' rate (16 kHz).
     speech_rate: u32,
     to_speech_rate: Resampler,
@@ -184,58 +182,4 @@ impl VoiceConditioner {
                 .tokenize(&wav_16k[..prompt_len], Some(self.t3_prompt_len))?,
         })
     }
-}
-
-/// Parity with the conditioning part of the `turbo_e2e` fixture. The clip is at 24 kHz
-/// already, and T3's part gets the reference's own 16 kHz wave (librosa's soxr output),
-/// so every step compared runs exactly as in the reference.
-pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
-    let cfg = fixture.config()?;
-    let weights = fixture.weights()?;
-    let conditioner = VoiceConditioner::new(&cfg, weights.pp("s3gen"), weights.pp("ve"))?;
-    let msg = |e: LoudnessError| candle_core::Error::Msg(e.to_string());
-
-    let mut wav: Vec<f32> = fixture.tensor("ref_wav_24k")?.to_vec1()?;
-    let lufs = resonance_audio::loudness::integrated_loudness(&wav, conditioner.s3gen_rate)
-        .map_err(msg)?;
-    normalize_to(&mut wav, conditioner.s3gen_rate, REFERENCE_LUFS).map_err(msg)?;
-    let s3gen_len = wav
-        .len()
-        .min(S3GEN_PROMPT_SECONDS * conditioner.s3gen_rate as usize);
-    let s3gen = conditioner.s3gen_conditionals(&wav[..s3gen_len])?;
-    let wav_16k: Vec<f32> = fixture.tensor("ref_wav_16k")?.to_vec1()?;
-    let t3 = conditioner.t3_conditionals(&wav_16k)?;
-
-    let tokens = |ids: &[u32]| Tensor::from_vec(ids.to_vec(), (1, ids.len()), &Device::Cpu);
-    let count = |n: usize| Tensor::new(&[n as i64], &Device::Cpu);
-    Ok(vec![
-        verify::compare(
-            fixture,
-            "ref_loudness_lufs",
-            &Tensor::new(&[lufs], &Device::Cpu)?,
-            1e-6,
-        )?,
-        verify::compare(
-            fixture,
-            "ref_wav_24k_loudnorm",
-            &Tensor::new(wav.as_slice(), &Device::Cpu)?,
-            1e-6,
-        )?,
-        verify::compare(fixture, "ref.prompt_token", &s3gen.tokens, 0.0)?,
-        verify::compare(
-            fixture,
-            "ref.prompt_token_len",
-            &count(s3gen.tokens.dim(1)?)?,
-            0.0,
-        )?,
-        verify::compare(fixture, "ref.prompt_feat", &s3gen.mel, 1e-4)?,
-        verify::compare(fixture, "ref.embedding", &s3gen.embedding, 1e-4)?,
-        verify::compare(
-            fixture,
-            "t3_cond_prompt_tokens",
-            &tokens(&t3.prompt_tokens)?,
-            0.0,
-        )?,
-        verify::compare(fixture, "ve_speaker_emb", &t3.speaker_emb, 1e-4)?,
-    ])
 }

@@ -11,8 +11,6 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::config::VoiceEncoderConfig;
 use crate::dsp::{self, MelFilterBank, MelFilterConfig, MelNorm, PadMode, Stft};
-use crate::fixtures::Fixture;
-use crate::verify::{self, Check};
 
 /// `librosa.effects.trim` framing: RMS over 2048 samples every 512.
 const TRIM_FRAME_LENGTH: usize = 2048;
@@ -78,7 +76,7 @@ pub struct VoiceEncoder {
     /// Centred STFT (reflect padding) with a periodic Hann window.
     stft: Stft,
     /// `(num_mels, n_fft/2 + 1)` Slaney mel filter bank.
-    mel_filters: MelFilterBank,
+    pub(crate) mel_filters: MelFilterBank,
     cfg: VoiceEncoderConfig,
     device: Device,
     dtype: DType,
@@ -208,34 +206,6 @@ impl VoiceEncoder {
 /// Divides each row by its Euclidean norm.
 fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     x.broadcast_div(&x.sqr()?.sum_keepdim(1)?.sqrt()?)
-}
-
-/// Parity against the `voice_encoder` fixture.
-pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
-    let cfg = fixture.config()?;
-    let encoder = VoiceEncoder::new(&cfg.ve, fixture.weights()?)?;
-    let wav = fixture.tensor("wav_16k")?.to_vec1::<f32>()?;
-
-    let (start, end) = trim_silence(&wav, cfg.ve.embeds_from_wavs.trim_top_db);
-    let trim_index = Tensor::new(&[start as i64, end as i64], &Device::Cpu)?;
-    let trimmed = &wav[start..end];
-    let wav_trimmed = Tensor::new(trimmed, &Device::Cpu)?;
-    let mel_basis = encoder.mel_filters.to_tensor(&Device::Cpu)?;
-    let mel = encoder.mel_spectrogram(trimmed)?;
-    let partials = encoder.partials(&mel)?;
-    let partial_embeds = encoder.forward(&partials)?;
-    let embeds = encoder.embed_utterance(&wav)?.unsqueeze(0)?;
-
-    Ok(vec![
-        verify::compare(fixture, "trim_index", &trim_index, 0.0)?,
-        verify::compare(fixture, "wav_trimmed", &wav_trimmed, 0.0)?,
-        verify::compare(fixture, "mel_basis", &mel_basis, 1e-6)?,
-        verify::compare(fixture, "mel", &mel, 1e-4)?,
-        verify::compare(fixture, "partials", &partials, 1e-4)?,
-        verify::compare(fixture, "partial_embeds", &partial_embeds, 1e-4)?,
-        verify::compare(fixture, "embeds", &embeds, 1e-4)?,
-        verify::compare(fixture, "speaker_emb", &embeds, 1e-4)?,
-    ])
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use chatterbox::checkpoint;
-use chatterbox::fixtures::fixture_dir;
-use chatterbox::verify::{ModuleOutcome, modules, run_module};
+use chatterbox::parity::fixtures::fixture_dir;
+use chatterbox::parity::{ModuleOutcome, modules, run_module};
 
 /// Writes into `dir` the checkpoint files (the `turbo_e2e` fixture's weights
 /// under their official names) and every fixture without its weights.
@@ -84,7 +84,7 @@ fn a_missing_checkpoint_file_is_named() {
 
 /// The generator's real full-size output (`make_fixtures.py --config full
 /// --save-full-weights --full-fixtures`, about 3 GB, so not in the repository):
-/// `RESONANCE_FULL_FIXTURES=DIR cargo test -p chatterbox --test
+/// `RESONANCE_FULL_FIXTURES=DIR cargo test -p chatterbox --features parity --test
 /// full_layout_fixtures -- --ignored --nocapture` prints every check as `resonance
 /// model verify --fixtures DIR` does and fails on any error or failed check.
 #[test]

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 use candle_nn::var_builder::SimpleBackend;
 use chatterbox::ChatterboxConfig;
-use chatterbox::fixtures::fixture_dir;
+use chatterbox::parity::fixtures::fixture_dir;
 use chatterbox::rng::SeededRandom;
 use chatterbox::s3gen::{CHECKPOINT_FILE, S3Gen, S3GenConditionals};
 use chatterbox::weights::{CheckpointFile, CheckpointManifest, TensorLayout, random_checkpoint};
@@ -178,6 +178,6 @@ fn full_size_checkpoint_loads_exactly_the_official_layout() {
     };
     let wave = s3gen.inference(&tokens, &conditionals, &mut rng).unwrap();
     assert_eq!(wave.dims(), &[1, 8 * 480]);
-    let peak = chatterbox::fixtures::max_abs(&wave).unwrap();
+    let peak = chatterbox::parity::fixtures::max_abs(&wave).unwrap();
     assert!(peak.is_finite() && peak > 0.0, "peak {peak}");
 }

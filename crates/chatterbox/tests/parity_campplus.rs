@@ -1,11 +1,11 @@
 //! CAMPPlus (S3Gen speaker x-vector) against the reference fixture.
 
 use chatterbox::campplus::Campplus;
-use chatterbox::fixtures::{Fixture, fixture_dir};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir};
 
 #[test]
 fn campplus_matches_reference() {
-    chatterbox::verify::assert_module_passes("campplus");
+    chatterbox::parity::assert_module_passes("campplus");
 }
 
 #[test]

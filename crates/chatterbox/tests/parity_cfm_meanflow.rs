@@ -2,13 +2,13 @@
 //! Python reference's `cfm_meanflow` fixture.
 
 use candle_core::{Device, Tensor};
-use chatterbox::fixtures::{Fixture, fixture_dir, max_abs_diff};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir, max_abs_diff};
 use chatterbox::rng::{RandomSource, SeededRandom};
 use chatterbox::s3gen::cfm::{MeanflowCfm, time_span};
 
 #[test]
 fn cfm_meanflow_matches_reference() {
-    chatterbox::verify::assert_module_passes("cfm_meanflow");
+    chatterbox::parity::assert_module_passes("cfm_meanflow");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
-use chatterbox::fixtures::{Fixture, fixture_dir, max_abs_diff};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir, max_abs_diff};
 use chatterbox::voice_conditioner::{ConditioningError, VoiceConditioner};
 use resonance_audio::resample::resample;
 
@@ -31,7 +31,7 @@ fn share_equal(a: &[i64], b: &[i64]) -> f64 {
 
 #[test]
 fn conditionals_match_reference() {
-    chatterbox::verify::assert_module_passes("turbo_e2e/conditionals");
+    chatterbox::parity::assert_module_passes("turbo_e2e/conditionals");
 }
 
 /// `prepare` on the 24 kHz clip: S3Gen's part is exact (its resampling is

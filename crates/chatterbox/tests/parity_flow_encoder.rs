@@ -1,12 +1,12 @@
 //! Parity of the S3Gen flow encoder with the Python reference fixture.
 
 use candle_core::{Device, Tensor};
-use chatterbox::fixtures::{Fixture, fixture_dir};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir};
 use chatterbox::s3gen::flow_encoder::{FlowEncoder, FlowPrompt};
 
 #[test]
 fn flow_encoder_matches_reference() {
-    chatterbox::verify::assert_module_passes("flow_encoder");
+    chatterbox::parity::assert_module_passes("flow_encoder");
 }
 
 fn tiny_flow() -> anyhow::Result<(Fixture, FlowEncoder, FlowPrompt)> {
@@ -100,5 +100,5 @@ fn rejects_out_of_range_tokens_and_bad_lengths() -> anyhow::Result<()> {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
-    Ok(chatterbox::fixtures::max_abs_diff(a, b)?)
+    Ok(chatterbox::parity::fixtures::max_abs_diff(a, b)?)
 }

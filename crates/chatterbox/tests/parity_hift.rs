@@ -1,10 +1,10 @@
 //! Parity of `hift` with the Python reference.
 
-use chatterbox::verify::{ModuleOutcome, assert_module_passes, run_module};
+use chatterbox::parity::{ModuleOutcome, assert_module_passes, run_module};
 
 #[test]
 fn hift_matches_reference() {
-    let dir = chatterbox::fixtures::fixture_dir();
+    let dir = chatterbox::parity::fixtures::fixture_dir();
     if let ModuleOutcome::Checked(checks) = run_module(&dir, "hift") {
         for c in &checks {
             eprintln!(
@@ -21,11 +21,11 @@ fn hift_matches_reference() {
 
 #[test]
 fn seeded_inference_gives_a_bounded_deterministic_wave() -> anyhow::Result<()> {
-    use chatterbox::fixtures::Fixture;
+    use chatterbox::parity::fixtures::Fixture;
     use chatterbox::rng::SeededRandom;
     use chatterbox::s3gen::hift::Hift;
 
-    let fixture = Fixture::load(&chatterbox::fixtures::fixture_dir(), "hift")?;
+    let fixture = Fixture::load(&chatterbox::parity::fixtures::fixture_dir(), "hift")?;
     let cfg = fixture.config()?;
     let hift = Hift::new(&cfg.hift, fixture.weights()?.pp("mel2wav"))?;
     let mel = fixture.tensor("mel")?;

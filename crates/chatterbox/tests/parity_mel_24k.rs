@@ -1,10 +1,10 @@
 //! Parity of `mel_24k` with the Python reference.
 
-use chatterbox::verify::{ModuleOutcome, assert_module_passes, run_module};
+use chatterbox::parity::{ModuleOutcome, assert_module_passes, run_module};
 
 #[test]
 fn mel_24k_matches_reference() {
-    let dir = chatterbox::fixtures::fixture_dir();
+    let dir = chatterbox::parity::fixtures::fixture_dir();
     if let ModuleOutcome::Checked(checks) = run_module(&dir, "mel_24k") {
         for c in &checks {
             eprintln!(

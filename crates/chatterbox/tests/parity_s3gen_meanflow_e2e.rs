@@ -2,13 +2,13 @@
 //! Python reference's `s3gen_meanflow_e2e` fixture.
 
 use candle_core::{DType, Device, Tensor};
-use chatterbox::fixtures::{Fixture, fixture_dir, max_abs_diff};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir, max_abs_diff};
 use chatterbox::rng::SeededRandom;
 use chatterbox::s3gen::{S3Gen, S3GenConditionals};
 
 #[test]
 fn s3gen_meanflow_e2e_matches_reference() {
-    chatterbox::verify::assert_module_passes("s3gen_meanflow_e2e");
+    chatterbox::parity::assert_module_passes("s3gen_meanflow_e2e");
 }
 
 fn load() -> (Fixture, S3Gen, S3GenConditionals) {
@@ -41,8 +41,10 @@ fn wave_length_follows_tokens_and_starts_silent() {
             0.0
         );
         assert!(
-            chatterbox::fixtures::max_abs(&wave.narrow(1, 960, 480 * frames - 960).unwrap())
-                .unwrap()
+            chatterbox::parity::fixtures::max_abs(
+                &wave.narrow(1, 960, 480 * frames - 960).unwrap()
+            )
+            .unwrap()
                 > 0.0
         );
     }

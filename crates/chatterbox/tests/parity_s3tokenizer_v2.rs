@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use chatterbox::fixtures::{Fixture, fixture_dir};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir};
 use chatterbox::s3tokenizer::S3Tokenizer;
 
 fn fixture() -> Fixture {
@@ -24,7 +24,7 @@ fn fixture_tokens(fixture: &Fixture, name: &str) -> Vec<u32> {
 
 #[test]
 fn s3tokenizer_v2_matches_reference() {
-    chatterbox::verify::assert_module_passes("s3tokenizer_v2");
+    chatterbox::parity::assert_module_passes("s3tokenizer_v2");
 }
 
 #[test]

@@ -4,12 +4,12 @@
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use chatterbox::fixtures::{Fixture, fixture_dir, max_abs_diff};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir, max_abs_diff};
 use chatterbox::t3::{Gpt2, Greedy, SamplingParams, SeededSampler, T3, T3Conditionals};
 
 #[test]
 fn t3_turbo_matches_reference() {
-    chatterbox::verify::assert_module_passes("t3_turbo");
+    chatterbox::parity::assert_module_passes("t3_turbo");
 }
 
 fn fixture() -> Fixture {

@@ -2,5 +2,5 @@
 
 #[test]
 fn turbo_e2e_matches_the_reference() {
-    chatterbox::verify::assert_module_passes("turbo_e2e");
+    chatterbox::parity::assert_module_passes("turbo_e2e");
 }

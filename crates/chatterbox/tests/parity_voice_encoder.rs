@@ -1,12 +1,12 @@
 //! VoiceEncoder against the reference fixture: silence trimming (exact), power mel,
 //! partial windows, per-partial and utterance embeddings.
 
-use chatterbox::fixtures::{Fixture, fixture_dir};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir};
 use chatterbox::voice_encoder::VoiceEncoder;
 
 #[test]
 fn voice_encoder_matches_reference() {
-    chatterbox::verify::assert_module_passes("voice_encoder");
+    chatterbox::parity::assert_module_passes("voice_encoder");
 }
 
 #[test]

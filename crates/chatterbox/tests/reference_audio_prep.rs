@@ -4,7 +4,7 @@
 
 use candle_core::{IndexOp, Tensor};
 use chatterbox::campplus::Campplus;
-use chatterbox::fixtures::{Fixture, fixture_dir, max_abs_diff};
+use chatterbox::parity::fixtures::{Fixture, fixture_dir, max_abs_diff};
 use resonance_audio::loudness::{integrated_loudness, normalize_to};
 use resonance_audio::resample::resample_like_torchaudio;
 

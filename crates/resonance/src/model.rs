@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use chatterbox::verify::{ModuleOutcome, modules, run_module};
+use chatterbox::parity::{ModuleOutcome, modules, run_module};
 use chatterbox::weights::CheckpointManifest;
 use clap::Subcommand;
 

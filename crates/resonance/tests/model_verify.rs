@@ -63,7 +63,7 @@ fn a_directory_without_fixtures_fails() {
 /// Copies the repository's `mel_24k` fixture into `dir`, with `plant` applied to
 /// the reference mel's values.
 fn mel_fixture(dir: &Path, plant: impl Fn(&mut [f32])) {
-    let source = chatterbox::fixtures::fixture_dir();
+    let source = chatterbox::parity::fixtures::fixture_dir();
     std::fs::copy(source.join("mel_24k.json"), dir.join("mel_24k.json")).unwrap();
     let mut tensors: HashMap<String, Tensor> =
         candle_core::safetensors::load(source.join("mel_24k.safetensors"), &Device::Cpu).unwrap();

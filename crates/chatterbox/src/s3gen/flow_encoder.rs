@@ -21,8 +21,6 @@ use candle_nn::{
 
 use super::conformer::{ConformerLayer, length_mask, rel_position_table};
 use crate::config::{FlowConfig, FlowEncoderConfig};
-use crate::fixtures::Fixture;
-use crate::verify::{self, Check};
 
 /// The voice side of S3Gen's conditioning (the reference's `ref_dict`), made once
 /// per reference clip.
@@ -312,7 +310,7 @@ impl FlowEncoder {
         self.forward_observed(tokens, token_lens, prompt, &mut |_, _| {})
     }
 
-    fn forward_observed(
+    pub(crate) fn forward_observed(
         &self,
         tokens: &Tensor,
         token_lens: &[usize],
@@ -418,43 +416,4 @@ impl FlowEncoder {
         }
         Ok(())
     }
-}
-
-/// Parity with the `flow_encoder` fixture: every output and intermediate.
-pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
-    const TOLERANCE: f64 = 1e-4;
-    let cfg = fixture.config()?;
-    let flow = FlowEncoder::new(&cfg.flow, fixture.weights()?.pp("flow"))?;
-    let tokens = fixture.tensor("token")?;
-    let token_lens = lengths(&fixture.tensor("token_len")?)?;
-    let prompt = FlowPrompt {
-        tokens: fixture.tensor("prompt_token")?,
-        mel: fixture.tensor("prompt_feat")?,
-        embedding: fixture.tensor("embedding")?,
-    };
-    if lengths(&fixture.tensor("prompt_token_len")?)? != [prompt.tokens.dim(1)?] {
-        candle_core::bail!("flow_encoder fixture: prompt_token_len must be the prompt width");
-    }
-    let mut observed = Vec::new();
-    let out = flow.forward_observed(&tokens, &token_lens, &prompt, &mut |name, t| {
-        observed.push((name, t.clone()))
-    })?;
-    observed.extend([
-        ("mu", out.mu.clone()),
-        ("mask", out.mask.clone()),
-        ("cond", out.cond.clone()),
-        ("encoder_mask", out.mask.to_dtype(DType::U8)?),
-    ]);
-    observed
-        .iter()
-        .map(|(name, ours)| verify::compare(fixture, name, ours, TOLERANCE))
-        .collect()
-}
-
-fn lengths(t: &Tensor) -> Result<Vec<usize>> {
-    Ok(t.to_dtype(DType::I64)?
-        .to_vec1::<i64>()?
-        .into_iter()
-        .map(|len| len.max(0) as usize)
-        .collect())
 }

@@ -15,9 +15,7 @@ use super::accumulate::matmul_accumulate;
 use super::kernels::{self, contiguous_f32};
 use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
-use crate::fixtures::Fixture;
 use crate::rng::RandomSource;
-use crate::verify::{self, Check};
 use crate::weights::weight_norm;
 
 /// `F.leaky_relu`'s default slope, used (on purpose, as in the reference) before `conv_post`.
@@ -722,57 +720,6 @@ impl Hift {
         Tensor::from_vec(data, (batch, len), conv_post_out.device())?
             .clamp(-self.audio_limit, self.audio_limit)
     }
-}
-
-/// Parity with `fixture.hift`: every stage fed the reference's input to it, plus the
-/// whole chain from the mel.
-pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
-    let cfg = fixture.config()?;
-    let hift = Hift::new(&cfg.hift, fixture.weights()?.pp("mel2wav"))?;
-    let mel = fixture.tensor("mel")?;
-    let tol = 1e-4;
-    let mut checks = Vec::new();
-
-    let f0 = hift.f0(&mel)?;
-    checks.push(verify::compare_relative(fixture, "f0", &f0, tol)?);
-    let f0_reference = fixture.tensor("f0")?;
-    let f0_up = hift.upsample_f0(&f0_reference)?;
-    checks.push(verify::compare_relative(
-        fixture,
-        "f0_upsampled",
-        &f0_up.unsqueeze(D::Minus1)?,
-        tol,
-    )?);
-
-    let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
-    let source = hift.source(&f0_up, &mut draws)?;
-    checks.push(verify::compare(
-        fixture,
-        "sine_waves",
-        &source.sine_waves,
-        tol,
-    )?);
-    checks.push(verify::compare(fixture, "uv", &source.uv, 0.0)?);
-    checks.push(verify::compare(fixture, "source", &source.source, tol)?);
-
-    let s_stft = hift.source_stft(&fixture.tensor("source")?)?;
-    checks.push(verify::compare(fixture, "s_stft", &s_stft, tol)?);
-    let conv_post_out = hift.decode(&mel, &fixture.tensor("s_stft")?)?;
-    checks.push(verify::compare_relative(
-        fixture,
-        "conv_post_out",
-        &conv_post_out,
-        tol,
-    )?);
-    let wav = hift.spectrum_to_wave(&fixture.tensor("conv_post_out")?)?;
-    checks.push(verify::compare(fixture, "wav", &wav, tol)?);
-
-    let mut draws = crate::rng::RecordedDraws::new(fixture.rng_draws()?);
-    let end_to_end = hift.inference(&mel, &mut draws)?;
-    let mut chained = verify::compare(fixture, "wav", &end_to_end, tol)?;
-    chained.tensor = "wav (end to end)".into();
-    checks.push(chained);
-    Ok(checks)
 }
 
 #[cfg(test)]

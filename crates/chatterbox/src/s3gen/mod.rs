@@ -22,9 +22,7 @@ use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::ChatterboxConfig;
-use crate::fixtures::Fixture;
-use crate::rng::{RandomSource, RecordedDraws};
-use crate::verify::{self, Check};
+use crate::rng::RandomSource;
 use cfm::MeanflowCfm;
 use flow_encoder::{DecoderConditioning, FlowEncoder};
 use hift::Hift;
@@ -135,7 +133,7 @@ impl S3Gen {
 
     /// The meanflow starting noise of the generated frames: `randn (1, 80, 2 Ng)`, drawn
     /// before anything else (`noised_mels`).
-    fn generated_noise(
+    pub(crate) fn generated_noise(
         &self,
         speech_tokens: &Tensor,
         rng: &mut dyn RandomSource,
@@ -154,7 +152,7 @@ impl S3Gen {
     }
 
     /// Flow encoder: the decoder's inputs over prompt and generated frames.
-    fn encode(
+    pub(crate) fn encode(
         &self,
         speech_tokens: &Tensor,
         conditionals: &S3GenConditionals,
@@ -164,7 +162,7 @@ impl S3Gen {
     }
 
     /// Meanflow CFM over the whole sequence, then the prompt frames dropped.
-    fn generate_mel(
+    pub(crate) fn generate_mel(
         &self,
         conditioning: &DecoderConditioning,
         noise: &Tensor,
@@ -203,62 +201,4 @@ impl S3Gen {
         let head = wave.narrow(1, 0, faded)?.broadcast_mul(&fade)?;
         Tensor::cat(&[&head, &wave.narrow(1, faded, len - faded)?], 1)
     }
-}
-
-/// Parity with the `s3gen_meanflow_e2e` fixture: from the reference's speech tokens and
-/// `ref_dict` (prompt tokens, prompt mel, x-vector) to `mu` and the generated mel; HiFT's
-/// source and wave and `trim_fade` from the reference's mel and wave; and the production
-/// path end to end, replaying the recorded draws.
-pub fn verify(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
-    const TOL: f64 = 1e-4;
-    // SineGen integrates F0 (a few hundred Hz) over the whole clip, so a rounding-level
-    // difference in the mel reaching HiFT grows into a phase difference: the end-to-end
-    // wave gets a wider bound than the stages, each fed the reference's input.
-    const CHAINED_TOL: f64 = 5e-4;
-    let cfg = fixture.config()?;
-    let s3gen = S3Gen::new(&cfg, fixture.weights()?)?;
-    let speech_tokens = fixture.tensor("speech_tokens")?;
-    let conditionals = S3GenConditionals {
-        tokens: fixture.tensor("ref.prompt_token")?,
-        mel: fixture.tensor("ref.prompt_feat")?,
-        embedding: fixture.tensor("ref.embedding")?,
-    };
-
-    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
-    let noise = s3gen.generated_noise(&speech_tokens, &mut draws)?;
-    let conditioning = s3gen.encode(&speech_tokens, &conditionals)?;
-    let mut checks = vec![verify::compare(fixture, "mu", &conditioning.mu, TOL)?];
-    let mel = s3gen.generate_mel(&conditioning, &noise, &mut draws)?;
-    checks.push(verify::compare(fixture, "mel", &mel, TOL)?);
-
-    let hift = s3gen.hift();
-    let reference_mel = fixture.tensor("mel")?;
-    let source = hift.source(&hift.upsample_f0(&hift.f0(&reference_mel)?)?, &mut draws)?;
-    checks.push(verify::compare(
-        fixture,
-        "source",
-        &source.source.transpose(1, 2)?,
-        TOL,
-    )?);
-    let wave =
-        hift.spectrum_to_wave(&hift.decode(&reference_mel, &hift.source_stft(&source.source)?)?)?;
-    checks.push(verify::compare(fixture, "wav_hift", &wave, TOL)?);
-    let mut faded = verify::compare(
-        fixture,
-        "wav",
-        &s3gen.trim_fade(&fixture.tensor("wav_hift")?)?,
-        TOL,
-    )?;
-    faded.tensor = "wav (trim_fade of the reference's wav_hift)".into();
-    checks.push(faded);
-
-    let mut draws = RecordedDraws::new(fixture.rng_draws()?);
-    let wave = s3gen.inference(&speech_tokens, &conditionals, &mut draws)?;
-    let mut end_to_end = verify::compare(fixture, "wav", &wave, CHAINED_TOL)?;
-    end_to_end.tensor = "wav (end to end)".into();
-    end_to_end.add_note(format!(
-        "bound {CHAINED_TOL:e}: HiFT fed our mel, whose F0 differences grow in SineGen's phase"
-    ));
-    checks.push(end_to_end);
-    Ok(checks)
 }

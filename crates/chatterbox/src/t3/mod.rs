@@ -24,7 +24,6 @@
 pub mod gpt2;
 pub mod precision;
 pub mod sampling;
-mod verify;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
@@ -33,7 +32,6 @@ use crate::config::T3Config;
 pub use gpt2::{Gpt2, Gpt2Cache};
 pub use precision::{Precision, UnknownPrecision};
 pub use sampling::{Greedy, ReplayedUniforms, SamplingParams, SeededSampler, TokenSampler};
-pub use verify::verify;
 
 /// Voice conditioning of T3 (`T3Cond` in the reference).
 #[derive(Debug, Clone)]
@@ -54,7 +52,7 @@ pub struct SampleStep<'a> {
 }
 
 pub struct T3 {
-    tfmr: Gpt2,
+    pub(crate) tfmr: Gpt2,
     text_emb: Embedding,
     speech_emb: Embedding,
     spkr_enc: Linear,
@@ -127,7 +125,7 @@ impl T3 {
         Tensor::cat(&[&self.conditioning_embeds(cond)?, &text, &bos], 1)
     }
 
-    fn embed_speech(&self, tokens: &[u32]) -> Result<Tensor> {
+    pub(crate) fn embed_speech(&self, tokens: &[u32]) -> Result<Tensor> {
         self.embed(&self.speech_emb, tokens, self.cfg.speech_tokens_dict_size)
     }
 
@@ -141,7 +139,7 @@ impl T3 {
     }
 
     /// Speech logits (1, V) of the last position of `hidden` (1, T, D).
-    fn last_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+    pub(crate) fn last_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let t = hidden.dim(1)?;
         self.speech_head
             .forward(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)

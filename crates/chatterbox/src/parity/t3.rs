@@ -1,27 +1,27 @@
 //! Parity with the `t3_turbo` fixture: conditioning, prefill hidden states and
 //! logits, KV-cached decode steps, and the sampled and greedy generations.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 
-use super::{Greedy, ReplayedUniforms, SamplingParams, T3, T3Conditionals, TokenSampler};
-use crate::fixtures::{Fixture, max_abs, max_abs_diff};
-use crate::verify::{Check, compare, compare_relative};
+use super::fixtures::{Fixture, max_abs, max_abs_diff};
+use super::{Check, Tolerance, compare};
+use crate::t3::{Greedy, ReplayedUniforms, SamplingParams, T3, T3Conditionals, TokenSampler};
 
 const TOLERANCE: f64 = 1e-4;
 
-pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
+pub fn checks(fixture: &Fixture) -> Result<Vec<Check>> {
     let cfg = fixture.config()?;
     let t3 = T3::new(&cfg.t3, fixture.weights()?)?;
     let cond = T3Conditionals {
         speaker_emb: fixture.tensor("speaker_emb")?,
-        prompt_tokens: ids(&fixture.tensor("cond_prompt_speech_tokens")?)?,
+        prompt_tokens: fixture.token_ids("cond_prompt_speech_tokens")?,
     };
-    let text = ids(&fixture.tensor("text_tokens")?)?;
+    let text = fixture.token_ids("text_tokens")?;
     let mut checks = vec![compare(
         fixture,
         "cond_emb",
         &t3.conditioning_embeds(&cond)?,
-        TOLERANCE,
+        Tolerance::Absolute(TOLERANCE),
     )?];
 
     let embeds = t3.prefill_embeds(&text, &cond)?;
@@ -29,9 +29,9 @@ pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
         fixture,
         "prefill.inputs_embeds",
         &embeds,
-        TOLERANCE,
+        Tolerance::Absolute(TOLERANCE),
     )?);
-    let decode_tokens = ids(&fixture.tensor("decode_tokens")?)?;
+    let decode_tokens = fixture.token_ids("decode_tokens")?;
     let mut cache = t3.tfmr.new_cache(embeds.dim(1)? + decode_tokens.len())?;
     let states = t3.tfmr.forward_all(&embeds, &mut cache)?;
     for (k, state) in states.iter().enumerate() {
@@ -86,7 +86,12 @@ pub fn verify(fixture: &Fixture) -> Result<Vec<Check>> {
         "sampled.processed_logits",
         &rows(processed)?,
     )?);
-    checks.push(compare(fixture, "sampled.probs", &rows(probs)?, TOLERANCE)?);
+    checks.push(compare(
+        fixture,
+        "sampled.probs",
+        &rows(probs)?,
+        Tolerance::Absolute(TOLERANCE),
+    )?);
     checks.push(tokens(fixture, "sampled.tokens", &sampled)?);
 
     let greedy = t3.generate(&text, &cond, &params, &mut Greedy as &mut dyn TokenSampler)?;
@@ -112,13 +117,9 @@ fn sampling_params(fixture: &Fixture) -> Result<SamplingParams> {
     })
 }
 
-fn ids(t: &Tensor) -> Result<Vec<u32>> {
-    t.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()
-}
-
 /// Absolute bound 1e-4, relative to the reference's magnitude where it exceeds 1.
 fn scaled(fixture: &Fixture, name: &str, ours: &Tensor) -> Result<Check> {
-    compare_relative(fixture, name, ours, TOLERANCE)
+    compare(fixture, name, ours, Tolerance::Relative(TOLERANCE))
 }
 
 /// Processed logits: the filtered (-inf) sets must be identical, the kept
@@ -147,30 +148,20 @@ fn filtered_logits(fixture: &Fixture, name: &str, ours: &Tensor) -> Result<Check
     } else {
         f64::INFINITY
     };
-    Ok(Check {
-        module: fixture.module.clone(),
-        tensor: name.to_string(),
-        max_abs_err: err,
-        tolerance: TOLERANCE * magnitude.max(1.0),
-        note: Some(format!(
-            "same filtered set required; 1e-4 x max|reference kept| = {magnitude:.3}"
-        )),
-    })
+    let bound = Tolerance::Relative(TOLERANCE).bound(magnitude);
+    Ok(Check::new(fixture, name, err, bound).with_note(format!(
+        "same filtered set required; 1e-4 x max|reference kept| = {magnitude:.3}"
+    )))
 }
 
 /// Token sequences must match exactly (error 0, else the number of differences).
 fn tokens(fixture: &Fixture, name: &str, ours: &[u32]) -> Result<Check> {
-    let expected = ids(&fixture.tensor(name)?)?;
+    let expected = fixture.token_ids(name)?;
     let differences = if expected.len() == ours.len() {
         expected.iter().zip(ours).filter(|(a, b)| a != b).count() as f64
     } else {
         f64::INFINITY
     };
-    Ok(Check {
-        module: fixture.module.clone(),
-        tensor: name.to_string(),
-        max_abs_err: differences,
-        tolerance: 0.0,
-        note: Some("exact: error = number of differing tokens".into()),
-    })
+    Ok(Check::new(fixture, name, differences, 0.0)
+        .with_note("exact: error = number of differing tokens"))
 }

@@ -1,9 +1,28 @@
-//! Parity checks against a fixture directory made by the Python reference
-//! (`resonance model verify --fixtures DIR`).
+//! Parity with the Python reference (`resonance model verify --fixtures DIR`):
+//! each model part runs on the inputs of a fixture made by `make_fixtures.py`
+//! and is compared, tensor by tensor, with the reference's outputs and
+//! intermediates. One module per part, each with `checks(&Fixture)`; [`modules`]
+//! lists them.
+
+pub mod fixtures;
+
+mod campplus;
+mod cfm;
+mod conditionals;
+mod flow_encoder;
+mod hift;
+mod mel_24k;
+mod s3gen;
+mod s3tokenizer;
+mod t3;
+mod turbo_e2e;
+mod voice_encoder;
 
 use std::path::Path;
 
-use crate::fixtures::{Fixture, first_non_finite, max_abs, max_abs_diff};
+use candle_core::{Result, Tensor};
+
+use fixtures::{Fixture, first_non_finite, max_abs, max_abs_diff};
 
 /// One compared tensor: the largest absolute error and the bound it must stay under.
 #[derive(Debug, Clone)]
@@ -17,6 +36,16 @@ pub struct Check {
 }
 
 impl Check {
+    fn new(fixture: &Fixture, tensor: &str, max_abs_err: f64, tolerance: f64) -> Self {
+        Self {
+            module: fixture.module.clone(),
+            tensor: tensor.to_string(),
+            max_abs_err,
+            tolerance,
+            note: None,
+        }
+    }
+
     /// The error is a finite number within the bound (a NaN or infinite error,
     /// from a non-finite value on either side, never passes).
     pub fn passed(&self) -> bool {
@@ -24,45 +53,100 @@ impl Check {
     }
 
     /// Adds `note` after any note already there (such as a non-finite value's).
-    pub fn add_note(&mut self, note: String) {
+    fn with_note(mut self, note: impl Into<String>) -> Self {
+        let note = note.into();
         self.note = Some(match self.note.take() {
             Some(first) => format!("{first}; {note}"),
             None => note,
         });
+        self
+    }
+
+    /// Shows the check as `label` rather than the tensor's name (for a second
+    /// check of the same tensor, reached another way).
+    fn labelled(mut self, label: &str) -> Self {
+        self.tensor = label.to_string();
+        self
     }
 }
 
-pub type VerifyFn = fn(&Fixture) -> candle_core::Result<Vec<Check>>;
+/// How far ours may stray from the reference, elementwise.
+#[derive(Debug, Clone, Copy)]
+pub enum Tolerance {
+    /// Equal, element for element.
+    Exact,
+    /// Within this absolute bound.
+    Absolute(f64),
+    /// Within `bound * max(1, max|reference|)`: relative to the reference's
+    /// magnitude where it exceeds 1.
+    Relative(f64),
+}
+
+impl Tolerance {
+    /// The largest error allowed against a reference whose largest absolute value
+    /// is `magnitude`.
+    pub fn bound(self, magnitude: f64) -> f64 {
+        match self {
+            Self::Exact => 0.0,
+            Self::Absolute(bound) => bound,
+            Self::Relative(bound) => bound * magnitude.max(1.0),
+        }
+    }
+}
+
+/// Compares `ours` with the fixture tensor `fixture.<name>`. A non-finite value
+/// (NaN, +inf, -inf) on either side makes the error infinite and is named in the
+/// check's note, as is a relative bound wider than its absolute one.
+pub fn compare(
+    fixture: &Fixture,
+    name: &str,
+    ours: &Tensor,
+    tolerance: Tolerance,
+) -> Result<Check> {
+    let expected = fixture.tensor(name)?;
+    let non_finite = match (first_non_finite(ours)?, first_non_finite(&expected)?) {
+        (Some((index, value)), _) => Some(format!("ours holds {value} at element {index}")),
+        (None, Some((index, value))) => {
+            Some(format!("the reference holds {value} at element {index}"))
+        }
+        (None, None) => None,
+    };
+    let max_abs_err = match non_finite {
+        Some(_) => f64::INFINITY,
+        None => max_abs_diff(&ours.to_dtype(expected.dtype())?, &expected)?,
+    };
+    let magnitude = max_abs(&expected)?;
+    let mut check = Check::new(fixture, name, max_abs_err, tolerance.bound(magnitude));
+    check.note = non_finite;
+    if let Tolerance::Relative(bound) = tolerance
+        && magnitude > 1.0
+    {
+        check = check.with_note(format!(
+            "relative: {bound:e} x max|reference| = {bound:e} x {magnitude:.3}"
+        ));
+    }
+    Ok(check)
+}
+
+/// The checks of one module against its fixture.
+pub type ModuleChecks = fn(&Fixture) -> Result<Vec<Check>>;
 
 /// Every module of the fixtures, in the order the reference lists them, with its
-/// check when implemented. `<fixture>/<part>` checks one part of a fixture.
-pub fn modules() -> Vec<(&'static str, Option<VerifyFn>)> {
+/// checks when implemented. `<fixture>/<part>` checks one part of a fixture.
+pub fn modules() -> Vec<(&'static str, Option<ModuleChecks>)> {
     vec![
-        // t3_turbo
-        ("t3_turbo", Some(crate::t3::verify)),
-        // s3tokenizer_v2
-        ("s3tokenizer_v2", Some(crate::s3tokenizer::verify)),
-        // voice_encoder
-        ("voice_encoder", Some(crate::voice_encoder::verify)),
-        // campplus
-        ("campplus", Some(crate::campplus::verify)),
-        // flow_encoder
-        ("flow_encoder", Some(crate::s3gen::flow_encoder::verify)),
-        // cfm_meanflow
-        ("cfm_meanflow", Some(crate::s3gen::cfm::verify)),
-        // hift
-        ("hift", Some(crate::s3gen::hift::verify)),
-        // mel_24k
-        ("mel_24k", Some(crate::dsp::verify_mel_24k)),
+        ("t3_turbo", Some(t3::checks)),
+        ("s3tokenizer_v2", Some(s3tokenizer::checks)),
+        ("voice_encoder", Some(voice_encoder::checks)),
+        ("campplus", Some(campplus::checks)),
+        ("flow_encoder", Some(flow_encoder::checks)),
+        ("cfm_meanflow", Some(cfm::checks)),
+        ("hift", Some(hift::checks)),
+        ("mel_24k", Some(mel_24k::checks)),
         // turbo_e2e: voice conditioning from the reference clip
-        (
-            "turbo_e2e/conditionals",
-            Some(crate::voice_conditioner::verify),
-        ),
-        // s3gen_meanflow_e2e
-        ("s3gen_meanflow_e2e", Some(crate::s3gen::verify)),
-        // turbo_e2e
-        ("turbo_e2e", Some(crate::tts::verify)),
+        ("turbo_e2e/conditionals", Some(conditionals::checks)),
+        ("s3gen_meanflow_e2e", Some(s3gen::checks)),
+        ("turbo_e2e", Some(turbo_e2e::checks)),
     ]
 }
 
@@ -91,58 +175,9 @@ pub fn run_module(dir: &Path, module: &str) -> ModuleOutcome {
     }
 }
 
-/// Builds a check comparing `ours` with the fixture tensor `fixture.<name>`. A
-/// non-finite value (NaN, +inf, -inf) on either side makes the error infinite and
-/// is named in the check's note.
-pub fn compare(
-    fixture: &Fixture,
-    name: &str,
-    ours: &candle_core::Tensor,
-    tolerance: f64,
-) -> candle_core::Result<Check> {
-    let expected = fixture.tensor(name)?;
-    let non_finite = match (first_non_finite(ours)?, first_non_finite(&expected)?) {
-        (Some((index, value)), _) => Some(format!("ours holds {value} at element {index}")),
-        (None, Some((index, value))) => {
-            Some(format!("the reference holds {value} at element {index}"))
-        }
-        (None, None) => None,
-    };
-    let max_abs_err = match non_finite {
-        Some(_) => f64::INFINITY,
-        None => max_abs_diff(&ours.to_dtype(expected.dtype())?, &expected)?,
-    };
-    Ok(Check {
-        module: fixture.module.clone(),
-        tensor: name.to_string(),
-        max_abs_err,
-        tolerance,
-        note: non_finite,
-    })
-}
-
-/// [`compare`] with the bound `tolerance * max(1, max|reference|)`: relative to the
-/// reference's magnitude where it exceeds 1.
-pub fn compare_relative(
-    fixture: &Fixture,
-    name: &str,
-    ours: &candle_core::Tensor,
-    tolerance: f64,
-) -> candle_core::Result<Check> {
-    let magnitude = max_abs(&fixture.tensor(name)?)?;
-    let scale = magnitude.max(1.0);
-    let mut check = compare(fixture, name, ours, tolerance * scale)?;
-    if magnitude > 1.0 {
-        check.add_note(format!(
-            "relative: {tolerance:e} x max|reference| = {tolerance:e} x {magnitude:.3}"
-        ));
-    }
-    Ok(check)
-}
-
 /// Asserts that a module's checks all pass (for the parity tests).
 pub fn assert_module_passes(module: &str) {
-    let dir = crate::fixtures::fixture_dir();
+    let dir = fixtures::fixture_dir();
     match run_module(&dir, module) {
         ModuleOutcome::Checked(checks) => {
             assert!(!checks.is_empty(), "{module}: no checks ran");
@@ -194,8 +229,8 @@ mod tests {
     /// difference here reaches.
     fn checks(fixture: &Fixture, ours: &Tensor) -> [Check; 2] {
         [
-            compare(fixture, "x", ours, 1e3).unwrap(),
-            compare_relative(fixture, "x", ours, 1e3).unwrap(),
+            compare(fixture, "x", ours, Tolerance::Absolute(1e3)).unwrap(),
+            compare(fixture, "x", ours, Tolerance::Relative(1e3)).unwrap(),
         ]
     }
 

@@ -62,6 +62,14 @@ impl Fixture {
         self.tensors.load(&key, &Device::Cpu)
     }
 
+    /// The token ids of the integer tensor `fixture.<name>`, flattened.
+    pub fn token_ids(&self, name: &str) -> candle_core::Result<Vec<u32>> {
+        self.tensor(name)?
+            .flatten_all()?
+            .to_dtype(DType::U32)?
+            .to_vec1::<u32>()
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.tensors.get(&format!("fixture.{name}")).is_ok()
     }
@@ -162,4 +170,45 @@ pub fn first_non_finite(a: &Tensor) -> candle_core::Result<Option<(usize, f64)>>
 
 fn values_f64(a: &Tensor) -> candle_core::Result<Vec<f64>> {
     a.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()
+}
+
+/// The shipped fixtures agree with what the crate embeds.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::checkpoint::{S3GEN_WEIGHTS, T3_WEIGHTS, VOICE_ENCODER_WEIGHTS};
+    use crate::weights::TensorLayout;
+
+    #[test]
+    fn tiny_config_loads_from_fixture_index() {
+        let path = fixture_dir().join("index.json");
+        let cfg = crate::ChatterboxConfig::from_index_json(&path).unwrap();
+        assert_eq!(cfg.name, "tiny");
+        assert_eq!(cfg.t3.gpt2.n_embd, 64);
+        assert_eq!(cfg.decoder.channels, vec![32]);
+    }
+
+    #[test]
+    fn official_layout_is_the_reference_manifest() {
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture_dir().join("manifest_full.json")).unwrap(),
+        )
+        .unwrap();
+        let official = crate::weights::CheckpointManifest::official();
+        let files = manifest["files"].as_object().unwrap();
+        assert_eq!(official.files.len(), files.len());
+        for (file, entry) in files {
+            let expected: BTreeMap<String, TensorLayout> =
+                serde_json::from_value(entry["tensors"].clone()).unwrap();
+            assert_eq!(official.files[file].tensors, expected, "{file}");
+            assert_eq!(expected.len() as u64, entry["count"].as_u64().unwrap());
+        }
+        let mut names: Vec<_> = official.files.keys().map(String::as_str).collect();
+        names.sort();
+        let mut wanted = vec![T3_WEIGHTS, S3GEN_WEIGHTS, VOICE_ENCODER_WEIGHTS];
+        wanted.sort();
+        assert_eq!(names, wanted);
+    }
 }
