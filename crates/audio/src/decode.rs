@@ -131,6 +131,7 @@ fn decode_packets(
     sink: &mut MonoSink,
     cancelled: &AtomicBool,
 ) -> Result<(), DecodeError> {
+    check_wav_header(bytes)?;
     let mut hint = Hint::new();
     if let Some(mime) = mime {
         hint.mime_type(mime.split(';').next().unwrap_or(mime).trim());
@@ -178,6 +179,35 @@ fn decode_packets(
         }
     }
     Ok(())
+}
+
+/// A WAV file's rate and channel count, checked before symphonia reads them: its WAV
+/// reader panics on a rate of 0 (a time base of 1/0).
+fn check_wav_header(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Ok(());
+    }
+    let mut chunk = 12;
+    while let Some(header) = bytes.get(chunk..chunk + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[..4] == b"fmt " {
+            let format = bytes
+                .get(chunk + 8..chunk + 16)
+                .ok_or_else(|| DecodeError::Corrupt("the WAV format chunk is cut short".into()))?;
+            check_channels(usize::from(u16::from_le_bytes([format[2], format[3]])))?;
+            return check_rate(u32::from_le_bytes([
+                format[4], format[5], format[6], format[7],
+            ]));
+        }
+        // Chunks are padded to an even length.
+        chunk = chunk
+            .saturating_add(8)
+            .saturating_add(size)
+            .saturating_add(size % 2);
+    }
+    Err(DecodeError::Corrupt(
+        "the WAV file has no format chunk".into(),
+    ))
 }
 
 fn check_rate(hz: u32) -> Result<(), DecodeError> {

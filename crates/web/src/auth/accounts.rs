@@ -76,7 +76,7 @@ async fn sign_up(
     let hash = state
         .auth
         .password_hashing
-        .run(move || secrets::hash_password(password.expose()))
+        .run(move |memory| secrets::hash_password(password.expose(), memory))
         .await?;
     match state.db.create_user(&email, &hash).await? {
         Some(user) => {
@@ -138,11 +138,11 @@ async fn sign_in(
     let verified = state
         .auth
         .password_hashing
-        .run(move || {
+        .run(move |memory| {
             let stored = stored_hash
                 .as_deref()
                 .unwrap_or_else(|| secrets::dummy_password_hash());
-            secrets::verify_password(&password, stored)
+            secrets::verify_password(&password, stored, memory)
         })
         .await?;
     let user = match credentials {

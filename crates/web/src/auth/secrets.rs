@@ -4,8 +4,8 @@
 //! lookup key for storage; only the hash is stored. API keys look like
 //! `rsn_<prefix>_<secret>`: the prefix is shown in listings to tell keys apart.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -15,37 +15,78 @@ use subtle::ConstantTimeEq;
 const API_KEY_TAG: &str = "rsn";
 const API_KEY_PREFIX_LEN: usize = 8;
 
-fn argon2() -> Argon2<'static> {
-    // OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("valid params"),
-    )
+/// OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
+fn argon2_params() -> Params {
+    Params::new(19 * 1024, 2, 1, None).expect("valid params")
 }
 
-/// Hashes a password (PHC string). CPU-heavy: call from a blocking thread.
-pub fn hash_password(password: &str) -> String {
+/// Working memory for one password hash or check, reused across them (see
+/// [`super::hashing`]): Argon2 fills every block of it.
+pub fn password_memory() -> Vec<Block> {
+    vec![Block::default(); argon2_params().block_count()]
+}
+
+/// Hashes a password (PHC string) in `memory` (from [`password_memory`]). CPU-heavy: call
+/// from a blocking thread.
+pub fn hash_password(password: &str, memory: &mut [Block]) -> String {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
+    let params = argon2_params();
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut output, memory)
+        .expect("the memory fits the parameters");
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing cannot fail")
-        .to_string()
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).expect("valid params"),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).expect("32 bytes is a valid output")),
+    }
+    .to_string()
 }
 
-/// Checks a password against a stored PHC hash. CPU-heavy: call from a blocking thread.
-pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+/// Checks a password against a stored PHC hash, computing in `memory` (from
+/// [`password_memory`]; a hash made with more memory than that gets its own). CPU-heavy:
+/// call from a blocking thread.
+pub fn verify_password(password: &str, stored: &str, memory: &mut [Block]) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(hash.algorithm),
+        Version::try_from(hash.version.unwrap_or(Version::V0x13.into())),
+        Params::try_from(&hash),
+    ) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut own_memory = Vec::new();
+    let memory = if memory.len() >= params.block_count() {
+        memory
+    } else {
+        own_memory.resize(params.block_count(), Block::default());
+        &mut own_memory[..]
+    };
+    let mut output = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut output, memory)
+        .is_ok()
+        && bool::from(output.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// A hash of a password nobody has, verified against when an account does not exist
 /// so that sign-in takes the same time either way.
 pub fn dummy_password_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password("no account has this password"))
+    HASH.get_or_init(|| hash_password("no account has this password", &mut password_memory()))
 }
 
 fn random_secret() -> String {
@@ -101,14 +142,53 @@ mod tests {
 
     #[test]
     fn passwords_verify_only_themselves() {
-        let hash = hash_password("correct horse battery staple");
+        let mut memory = password_memory();
+        let hash = hash_password("correct horse battery staple", &mut memory);
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "OWASP's parameters: {hash}"
         );
-        assert!(verify_password("correct horse battery staple", &hash));
-        assert!(!verify_password("Correct horse battery staple", &hash));
-        assert!(!verify_password("anything", "not a hash"));
+        assert!(verify_password(
+            "correct horse battery staple",
+            &hash,
+            &mut memory
+        ));
+        assert!(!verify_password(
+            "Correct horse battery staple",
+            &hash,
+            &mut memory
+        ));
+        assert!(!verify_password("anything", "not a hash", &mut memory));
+    }
+
+    /// Hashes stored before the memory was reused verify, and the other way round; a hash
+    /// made with more memory than the shared buffer still verifies.
+    #[test]
+    fn hashes_match_the_argon2_crates_own() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let mut memory = password_memory();
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        let standard = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params())
+            .hash_password(b"hunter2 hunter2", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("hunter2 hunter2", &standard, &mut memory));
+        let ours = hash_password("hunter2 hunter2", &mut memory);
+        assert!(
+            Argon2::default()
+                .verify_password(b"hunter2 hunter2", &PasswordHash::new(&ours).unwrap())
+                .is_ok()
+        );
+        let bigger = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"hunter2 hunter2", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_password("hunter2 hunter2", &bigger, &mut memory));
+        assert!(!verify_password("hunter3 hunter3", &bigger, &mut memory));
     }
 
     #[test]

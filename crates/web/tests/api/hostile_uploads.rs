@@ -2,8 +2,8 @@
 //! headers declaring impossible sample rates and channel counts, and tiny files that decode
 //! to hours. The decode path answers each with a clean error (a 422 naming the problem over
 //! HTTP), never a panic that reaches the caller, and stops when nobody waits for it any more.
-//! (symphonia's Matroska reader and its time base still panic inside on some of these
-//! files; the decode path catches that and reports the file as corrupt.)
+//! (symphonia's Matroska reader still panics inside on some of these files; the decode path
+//! catches that and reports the file as corrupt.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +53,44 @@ fn broken_headers_of_every_container_get_an_answer() {
             upload.name
         );
     }
+}
+
+/// No codec panics on a broken header of any container but Matroska/WebM: the decode path
+/// refuses what it can check itself before handing the file to symphonia. (Its Matroska
+/// reader still overflows on some lying element sizes; the decode path catches that.)
+#[test]
+fn broken_headers_panic_no_decoder_but_matroskas() {
+    let this_test = std::thread::current().id();
+    let panics = Arc::new(std::sync::Mutex::new(Vec::new()));
+    type Hook = dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync;
+    let previous: Arc<Hook> = Arc::from(std::panic::take_hook());
+    let (seen, others) = (Arc::clone(&panics), Arc::clone(&previous));
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == this_test {
+            seen.lock().unwrap().push(info.to_string());
+        } else {
+            others(info);
+        }
+    }));
+    let not_cancelled = AtomicBool::new(false);
+    let mut uploads = broken_containers(2.0);
+    uploads.extend(impossible_wavs());
+    let mut panicked = Vec::new();
+    for upload in uploads
+        .iter()
+        .filter(|u| !u.content_type.starts_with("audio/webm"))
+    {
+        let _ = decode_bounded(
+            &upload.bytes,
+            Some(upload.content_type),
+            &bounds(&not_cancelled),
+        );
+        if !panics.lock().unwrap().is_empty() {
+            panicked.push((upload.name.clone(), panics.lock().unwrap().split_off(0)));
+        }
+    }
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    assert!(panicked.is_empty(), "{panicked:#?}");
 }
 
 #[test]
@@ -152,7 +190,7 @@ async fn hostile_uploads_get_a_422_naming_the_problem() {
             hostile.name
         );
         let code = body["error"]["code"].as_str().unwrap();
-        if hostile.name.contains("sample rate") && !hostile.name.ends_with(" 0") {
+        if hostile.name.contains("sample rate") {
             assert_eq!(code, "UNSUPPORTED_SAMPLE_RATE", "{}", hostile.name);
         } else {
             assert!(

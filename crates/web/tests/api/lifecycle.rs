@@ -435,6 +435,11 @@ async fn a_burst_of_sign_ins_hashes_at_most_the_bound_at_once() {
         hashing.peak()
     );
     assert_eq!(hashing.running(), 0);
+    assert!(
+        (1..=BOUND).contains(&hashing.buffers()),
+        "{} working buffers of 19 MiB",
+        hashing.buffers()
+    );
 }
 
 /// A failed sign-in (a fresh email each time, so that only the per-IP limit counts) sent

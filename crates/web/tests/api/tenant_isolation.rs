@@ -197,6 +197,12 @@ fn routes(w: &World) -> Vec<Route> {
             None,
             false,
         ),
+        route(
+            Method::PATCH,
+            format!("/api/voices/{voice}"),
+            Some(json!({ "description": "Edited" })),
+            true,
+        ),
         in_own_organization(Route {
             body: Body::Audio,
             ..route(
