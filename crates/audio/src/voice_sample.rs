@@ -9,7 +9,7 @@ use crate::wav::encode_wav_pcm16;
 
 /// Sample rate of stored voice samples (the speech model's rate).
 pub const SAMPLE_RATE: u32 = 24_000;
-/// Shortest accepted recording, in seconds (the original's limit).
+/// Shortest accepted recording, in seconds.
 pub const MIN_SECONDS: f64 = 10.0;
 /// Longest accepted recording, in seconds.
 pub const MAX_SECONDS: f64 = 300.0;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const KEY: &str = "test-inference-key";
 const KNOWN_VOICE: &str = "voices/system/0123456789abcdefghjkmnpq";
 
-/// The original service: `x-api-key` checked, a known voice key required, WAV
+/// The inference service: `x-api-key` checked, a known voice key required, WAV
 /// back whose length follows the prompt (10 ms per character).
 async fn generate(headers: HeaderMap, Json(body): Json<Value>) -> axum::response::Response {
     if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
@@ -70,7 +70,7 @@ fn request(text: &str, voice_key: &str) -> SynthesisRequest {
 }
 
 #[tokio::test]
-async fn speaks_the_original_contract() {
+async fn speaks_the_inference_service_contract() {
     let url = start_service().await;
     let engine = RemoteEngine::new(&url, KEY, 2);
     let speech = engine

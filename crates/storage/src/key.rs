@@ -1,4 +1,5 @@
-//! Object keys, laid out as in the original system:
+//! Object keys, laid out so that a bucket shared with the inference service (the remote
+//! engine reads voice samples by key) finds everything where it expects it:
 //!
 //! ```text
 //! voices/system/{voiceId}                      pre-seeded system voice sample

@@ -4,7 +4,7 @@ use resonance_domain::{GenerationId, OrgId, VoiceId};
 use resonance_storage::{ObjectKey, StorageError};
 
 #[test]
-fn keys_follow_the_original_layout() {
+fn keys_follow_the_shared_bucket_layout() {
     let org = OrgId::new();
     let voice = VoiceId::new();
     let generation = GenerationId::new();
