@@ -68,6 +68,18 @@ pub trait Accounts: Send + Sync {
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), DbError>;
 
+    /// Replaces the user's password hash and, in the same transaction, ends every session of
+    /// theirs but `keep_session` (the one that changed it).
+    async fn change_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        keep_session: &str,
+    ) -> Result<(), DbError>;
+
+    /// Ends every session of the user but `keep_session`; returns how many ended.
+    async fn end_other_sessions(&self, user: &UserId, keep_session: &str) -> Result<u64, DbError>;
+
     async fn create_invite(&self, invite: &NewInvite) -> Result<Invite, DbError>;
 
     /// The organization's unexpired, unaccepted invites, newest first.

@@ -349,6 +349,41 @@ where
         Ok(())
     }
 
+    async fn change_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        keep_session: &str,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await.map_err(|e| self.error(e))?;
+        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        if updated.rows_affected() == 0 {
+            return Err(DbError::NotFound("user"));
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user.as_str())
+            .bind(keep_session)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    async fn end_other_sessions(&self, user: &UserId, keep_session: &str) -> Result<u64, DbError> {
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user.as_str())
+            .bind(keep_session)
+            .execute(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(ended.rows_affected())
+    }
+
     async fn create_invite(&self, invite: &NewInvite) -> Result<Invite, DbError> {
         sqlx::query_as::<_, InviteRow>(AssertSqlSafe(format!(
             "INSERT INTO invites \

@@ -1,4 +1,5 @@
-// Organization settings: members and roles, invite links, API keys (shown once).
+// Organization settings: members and roles, invite links, API keys (shown once); and the
+// signed-in person's own password and sessions.
 import { api, boot, busy, copyButtons, formatDate, h, showError, showPageError, toast } from './app.js';
 
 const session = boot();
@@ -198,3 +199,40 @@ if (session.isAdmin) {
   loadInvites();
   loadKeys();
 }
+
+const passwordForm = document.querySelector('[data-password-form]');
+passwordForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = passwordForm.querySelector('[data-change-password]');
+  busy(button, true);
+  showError(errorBox, null);
+  try {
+    await api('/api/auth/password', {
+      method: 'POST',
+      json: {
+        currentPassword: passwordForm.elements.currentPassword.value,
+        newPassword: passwordForm.elements.newPassword.value,
+      },
+    });
+    passwordForm.reset();
+    toast('Password changed. Your other sessions are signed out.');
+  } catch (error) {
+    showError(errorBox, error);
+  } finally {
+    busy(button, false);
+  }
+});
+
+document.querySelector('[data-sign-out-others]').addEventListener('click', async (event) => {
+  const button = event.currentTarget;
+  busy(button, true);
+  showError(errorBox, null);
+  try {
+    const { signedOut } = await api('/api/auth/sign-out-others', { method: 'POST' });
+    toast(signedOut === 1 ? 'Signed out 1 other session.' : `Signed out ${signedOut} other sessions.`);
+  } catch (error) {
+    showError(errorBox, error);
+  } finally {
+    busy(button, false);
+  }
+});

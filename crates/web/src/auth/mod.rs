@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod csrf;
 mod extract;
 pub mod hashing;
+mod password;
 pub mod rate_limit;
 pub mod secrets;
 
@@ -102,5 +103,5 @@ impl Auth {
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    accounts::routes()
+    accounts::routes().merge(password::routes())
 }

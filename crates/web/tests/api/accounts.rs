@@ -313,7 +313,68 @@ async fn cookie_writes_need_our_origin(db: DbKind) {
     assert_eq!(orgs["organizations"], json!([]), "nothing was created");
 }
 
+/// A new password needs the current one; it then signs out every other session, as does
+/// "sign out everywhere else", and only the new password signs in.
+async fn changing_the_password_signs_out_every_other_session(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let here = app.signed_up("ada@example.com").await;
+    let elsewhere = app.signed_in("ada@example.com", PASSWORD).await;
+    let bystander = app.signed_up("bob@example.com").await;
+    let me = |user: &crate::support::TestUser| user.client.get(app.url("/api/me")).send();
+    let change = |current: &str, new: &str| {
+        here.client
+            .post(app.url("/api/auth/password"))
+            .json(&json!({ "currentPassword": current, "newPassword": new }))
+            .send()
+    };
+
+    let refused = change("not my password", "a brand new passphrase")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(error_code(refused).await, "WRONG_PASSWORD");
+    let refused = change(PASSWORD, "password").await.unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(error_code(refused).await, "INVALID_PASSWORD");
+    assert_eq!(
+        me(&elsewhere).await.unwrap().status(),
+        200,
+        "nothing changed yet"
+    );
+
+    let changed = change(PASSWORD, "a brand new passphrase").await.unwrap();
+    assert_eq!(changed.status(), 204);
+    assert_eq!(me(&here).await.unwrap().status(), 200, "this session stays");
+    assert_eq!(me(&elsewhere).await.unwrap().status(), 401);
+    assert_eq!(me(&bystander).await.unwrap().status(), 200);
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status(), 401);
+    let again = app
+        .signed_in("ada@example.com", "a brand new passphrase")
+        .await;
+    let api_key_refused = app
+        .key_client("rsn_abcdefgh_not-a-real-key")
+        .post(app.url("/api/auth/sign-out-others"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_key_refused.status(), 401);
+
+    let ended: Value = again
+        .client
+        .post(app.url("/api/auth/sign-out-others"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ended["signedOut"], 1);
+    assert_eq!(me(&again).await.unwrap().status(), 200);
+    assert_eq!(me(&here).await.unwrap().status(), 401);
+}
+
 on_both_databases!(
+    changing_the_password_signs_out_every_other_session,
     first_account_is_the_operator_and_signs_in,
     sign_up_does_not_say_whether_an_email_is_taken,
     sign_in_fails_alike_for_wrong_password_and_unknown_email,

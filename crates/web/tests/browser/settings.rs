@@ -1,4 +1,5 @@
-//! The settings page: invite links, API keys and members' roles.
+//! The settings page: invite links, API keys, members' roles, and one's own password and
+//! sessions.
 
 use serde_json::Value;
 
@@ -122,4 +123,53 @@ async fn an_admin_makes_a_member_an_admin_and_removes_them() {
         ))
         .await;
     browser.close().await;
+}
+
+/// A member changes their password on the settings page, which signs out their other
+/// sessions, and signs out a later one with "Sign out everywhere else".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_changes_their_password_and_signs_out_everywhere_else() {
+    let Team {
+        browser, member, ..
+    } = team().await;
+    let app = &browser.app;
+    let me = |client: &reqwest::Client| client.get(app.url("/api/me")).send();
+    browser.sign_in(&member.email, "/settings").await;
+    browser
+        .fill("#current-password", crate::support::PASSWORD)
+        .await;
+    browser
+        .fill("#new-password", "a brand new passphrase")
+        .await;
+    browser.click("[data-change-password]").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-toast]').textContent.startsWith('Password changed')",
+        )
+        .await;
+    browser.screenshot("settings-password").await;
+    assert_eq!(me(&member.client).await.unwrap().status(), 401);
+    assert_eq!(
+        browser
+            .run("return document.querySelector('#new-password').value;")
+            .await,
+        "",
+        "the form is cleared"
+    );
+
+    let later = app.signed_in(&member.email, "a brand new passphrase").await;
+    browser.click("[data-sign-out-others]").await;
+    browser
+        .wait_for_js(
+            "document.querySelector('[data-toast]').textContent === 'Signed out 1 other session.'",
+        )
+        .await;
+    assert_eq!(me(&later.client).await.unwrap().status(), 401);
+    browser.open("/settings").await;
+    assert_eq!(
+        browser.path().await,
+        "/settings",
+        "this session stays signed in"
+    );
+    assert!(browser.console_errors().await.is_empty());
 }

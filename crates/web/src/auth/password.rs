@@ -1,0 +1,126 @@
+//! A signed-in person's own account: changing the password (which signs out every other
+//! session) and signing out every other session.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use resonance_domain::Password;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ClientIp, SignedIn, secrets};
+use crate::error::ErrorBody;
+use crate::json::ApiJson;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(change_password))
+        .routes(routes!(sign_out_others))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChange {
+    current_password: String,
+    /// 8-128 characters, not one of the most common passwords.
+    new_password: String,
+}
+
+/// Change your password
+///
+/// Checks the current password, stores the new one and signs out every other session of
+/// yours; this one stays signed in.
+#[utoipa::path(
+    post,
+    path = "/api/auth/password",
+    tag = "accounts",
+    security(("session" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; every other session is signed out"),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+        (status = 422, description = "`WRONG_PASSWORD` (the current one), or `INVALID_PASSWORD` (the new one: too short, too long or too common)", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords from this address, or too many checks at once; see `Retry-After`", body = ErrorBody),
+    )
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    signed_in: SignedIn,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    // Wrong current passwords count like wrong sign-ins of this account from this address.
+    let attempts = format!("{} from {client}", signed_in.user.email.as_str());
+    state
+        .auth
+        .per_account
+        .attempt(&attempts)
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let new = Password::parse(&body.new_password).map_err(|e| ApiError::Unprocessable {
+        code: "INVALID_PASSWORD",
+        message: e.to_string(),
+    })?;
+    let stored = state
+        .db
+        .user_credentials(&signed_in.user.email)
+        .await?
+        .map(|credentials| credentials.password_hash);
+    let current = body.current_password;
+    let new_hash = state
+        .auth
+        .password_hashing
+        .run(move |memory| {
+            let stored = stored.as_deref()?;
+            secrets::verify_password(&current, stored, memory)
+                .then(|| secrets::hash_password(new.expose(), memory))
+        })
+        .await?
+        .ok_or_else(|| ApiError::Unprocessable {
+            code: "WRONG_PASSWORD",
+            message: "the current password is not right".into(),
+        })?;
+    state.auth.per_account.forgive(&attempts);
+    state
+        .db
+        .change_password(&signed_in.user.id, &new_hash, &signed_in.session_hash)
+        .await?;
+    tracing::info!(user = %signed_in.user.id, "password changed; other sessions signed out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedOutOthers {
+    /// How many other sessions ended.
+    signed_out: u64,
+}
+
+/// Sign out everywhere else
+///
+/// Ends every session of yours but this one (other browsers and devices).
+#[utoipa::path(
+    post,
+    path = "/api/auth/sign-out-others",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The other sessions ended", body = SignedOutOthers),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "An API key, or a cross-site request", body = ErrorBody),
+    )
+)]
+async fn sign_out_others(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Json<SignedOutOthers>, ApiError> {
+    let signed_out = state
+        .db
+        .end_other_sessions(&signed_in.user.id, &signed_in.session_hash)
+        .await?;
+    Ok(Json(SignedOutOthers { signed_out }))
+}
