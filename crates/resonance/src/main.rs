@@ -7,6 +7,7 @@ mod model;
 mod orgs;
 mod say;
 mod serve;
+mod users;
 mod voices;
 
 use std::process::ExitCode;
@@ -50,6 +51,9 @@ enum Command {
     /// Organization plans (operator)
     #[command(subcommand)]
     Orgs(orgs::OrgsCommand),
+    /// Accounts (operator)
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             Command::Voices(cmd) => voices::voices(&cli.settings, cmd).await,
             Command::Storage(cmd) => voices::storage(&cli.settings, cmd).await,
             Command::Orgs(cmd) => orgs::run(&cli.settings, cmd).await,
+            Command::Users(cmd) => users::run(&cli.settings, cmd).await,
         }
     });
     match result {

@@ -77,6 +77,23 @@ pub trait Accounts: Send + Sync {
         keep_session: &str,
     ) -> Result<(), DbError>;
 
+    /// Stores a one-time password reset for the user, valid until `expires_at`.
+    async fn create_password_reset(
+        &self,
+        user: &UserId,
+        token_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), DbError>;
+
+    /// Uses up the unexpired reset with this token hash: the user gets `password_hash`, and
+    /// every session and other reset of theirs ends, in one transaction. `NotFound` when
+    /// there is no such reset (never made, used, or expired).
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<UserId, DbError>;
+
     /// Ends every session of the user but `keep_session`; returns how many ended.
     async fn end_other_sessions(&self, user: &UserId, keep_session: &str) -> Result<u64, DbError>;
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use resonance_domain::{ApiKeyId, Email, InviteId, OrgId, OrganizationName, Role, UserId};
 use sqlx::{AssertSqlSafe, ColumnIndex, Encode, Executor, Type};
+use time::OffsetDateTime;
 
 use super::{
     ApiKeyCredentialsRow, ApiKeyRow, InviteRow, MemberRow, MembershipRow, SessionRow,
@@ -372,6 +373,62 @@ where
             .await
             .map_err(|e| self.error(e))?;
         tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    async fn create_password_reset(
+        &self,
+        user: &UserId,
+        token_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO password_resets (token_hash, user_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user.as_str())
+        .bind(millis(expires_at))
+        .bind(now_millis())
+        .execute(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<UserId, DbError> {
+        let mut tx = self.pool().begin().await.map_err(|e| self.error(e))?;
+        let user: String = sqlx::query_scalar(
+            "DELETE FROM password_resets WHERE token_hash = $1 AND expires_at > $2 \
+             RETURNING user_id",
+        )
+        .bind(token_hash)
+        .bind(now_millis())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?
+        .ok_or(DbError::NotFound("password reset"))?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        for ended in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM password_resets WHERE user_id = $1",
+        ] {
+            sqlx::query(ended)
+                .bind(user.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        tx.commit().await.map_err(|e| self.error(e))?;
+        UserId::parse(&user).map_err(|e| DbError::corrupt("password_resets", "user_id", e))
     }
 
     async fn end_other_sessions(&self, user: &UserId, keep_session: &str) -> Result<u64, DbError> {

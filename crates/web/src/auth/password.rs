@@ -1,16 +1,19 @@
-//! A signed-in person's own account: changing the password (which signs out every other
-//! session) and signing out every other session.
+//! A person's own password and sessions: changing the password (which signs out every other
+//! session), signing out every other session, and setting a new password through a one-time
+//! reset link an operator hands out (`resonance users reset-password`).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
+use resonance_db::DbError;
 use resonance_domain::Password;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ClientIp, SignedIn, secrets};
+use super::extract::cross_site;
+use super::{ClientIp, SignedIn, csrf, secrets};
 use crate::error::ErrorBody;
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
@@ -19,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(change_password))
         .routes(routes!(sign_out_others))
+        .routes(routes!(reset_password))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -123,4 +127,72 @@ async fn sign_out_others(
         .end_other_sessions(&signed_in.user.id, &signed_in.session_hash)
         .await?;
     Ok(Json(SignedOutOthers { signed_out }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordReset {
+    /// The `token` of the reset link.
+    token: String,
+    /// 8-128 characters, not one of the most common passwords.
+    new_password: String,
+}
+
+/// Reset a password
+///
+/// Sets a new password with the token of a one-time reset link (`resonance users
+/// reset-password EMAIL` prints one, valid for an hour), and signs out every session of
+/// the account. The link works once.
+#[utoipa::path(
+    post,
+    path = "/api/auth/reset-password",
+    tag = "accounts",
+    security(()),
+    request_body = PasswordReset,
+    responses(
+        (status = 204, description = "The new password is set; sign in with it"),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 403, description = "A cross-site request", body = ErrorBody),
+        (status = 422, description = "`INVALID_PASSWORD`, or `INVALID_RESET_LINK` (unknown, used or expired)", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address, or too many checks at once; see `Retry-After`", body = ErrorBody),
+    )
+)]
+async fn reset_password(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PasswordReset>,
+) -> Result<StatusCode, ApiError> {
+    if !csrf::same_origin(&state.auth.settings, &Method::POST, &headers) {
+        return Err(cross_site());
+    }
+    state
+        .auth
+        .per_ip
+        .attempt(&client.to_string())
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let new = Password::parse(&body.new_password).map_err(|e| ApiError::Unprocessable {
+        code: "INVALID_PASSWORD",
+        message: e.to_string(),
+    })?;
+    let hash = state
+        .auth
+        .password_hashing
+        .run(move |memory| secrets::hash_password(new.expose(), memory))
+        .await?;
+    let user = state
+        .db
+        .reset_password(&secrets::secret_hash(&body.token), &hash)
+        .await
+        .map_err(|error| match error {
+            DbError::NotFound(_) => ApiError::Unprocessable {
+                code: "INVALID_RESET_LINK",
+                message: "this reset link is unknown, used or expired; ask the operator for a \
+                          new one"
+                    .into(),
+            },
+            other => other.into(),
+        })?;
+    tracing::info!(%user, "password reset; every session signed out");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -32,6 +32,7 @@ static ASSETS: &[Asset] = &[
     asset!("favicon.svg", "image/svg+xml"),
     asset!("js/app.js", JS),
     asset!("js/auth.js", JS),
+    asset!("js/reset-password.js", JS),
     asset!("js/home.js", JS),
     asset!("js/tts.js", JS),
     asset!("js/generation.js", JS),

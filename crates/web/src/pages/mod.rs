@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/sign-in", get(sign_in))
         .route("/sign-up", get(sign_up))
+        .route("/reset-password", get(reset_password))
         .route("/invites/{token}", get(invite))
         .route("/text-to-speech", get(text_to_speech))
         .route("/text-to-speech/{generation_id}", get(generation))
@@ -129,6 +130,20 @@ async fn sign_in(
         next,
     }
     .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/reset_password.html")]
+struct ResetPasswordPage {
+    assets: String,
+}
+
+/// The page of a reset link (`resonance users reset-password`); the token stays in the
+/// address for the page's script.
+async fn reset_password() -> ResetPasswordPage {
+    ResetPasswordPage {
+        assets: assets::base_url(),
+    }
 }
 
 #[derive(Template, WebTemplate)]

@@ -373,7 +373,55 @@ async fn changing_the_password_signs_out_every_other_session(db: DbKind) {
     assert_eq!(me(&here).await.unwrap().status(), 401);
 }
 
+/// A reset link sets a new password once, ends every session of the account, and is
+/// refused when used again or expired.
+async fn a_reset_link_sets_a_new_password_once(db: DbKind) {
+    let app = TestApp::builder().db(db).spawn().await;
+    let ada = app.signed_up("ada@example.com").await;
+    let user = resonance_domain::UserId::parse(&ada.id).unwrap();
+    for (token, hours) in [("expired-token", -1), ("good-token", 1)] {
+        app.db()
+            .create_password_reset(
+                &user,
+                &resonance_web::auth::secrets::secret_hash(token),
+                time::OffsetDateTime::now_utc() + time::Duration::hours(hours),
+            )
+            .await
+            .unwrap();
+    }
+    let reset = |token: &str, password: &str| {
+        app.anonymous()
+            .post(app.url("/api/auth/reset-password"))
+            .json(&json!({ "token": token, "newPassword": password }))
+            .send()
+    };
+
+    for (token, password, code) in [
+        (
+            "expired-token",
+            "a brand new passphrase",
+            "INVALID_RESET_LINK",
+        ),
+        ("never-made", "a brand new passphrase", "INVALID_RESET_LINK"),
+        ("good-token", "password", "INVALID_PASSWORD"),
+    ] {
+        let refused = reset(token, password).await.unwrap();
+        assert_eq!(refused.status(), 422, "{token}");
+        assert_eq!(error_code(refused).await, code, "{token}");
+    }
+    let done = reset("good-token", "a brand new passphrase").await.unwrap();
+    assert_eq!(done.status(), 204);
+    let me = ada.client.get(app.url("/api/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401, "every session ended");
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status(), 401);
+    app.signed_in("ada@example.com", "a brand new passphrase")
+        .await;
+    let again = reset("good-token", "yet another passphrase").await.unwrap();
+    assert_eq!(error_code(again).await, "INVALID_RESET_LINK");
+}
+
 on_both_databases!(
+    a_reset_link_sets_a_new_password_once,
     changing_the_password_signs_out_every_other_session,
     first_account_is_the_operator_and_signs_in,
     sign_up_does_not_say_whether_an_email_is_taken,

@@ -79,3 +79,47 @@ async fn unknown_pages_say_what_to_do_next() {
     );
     browser.close().await;
 }
+
+/// A reset link's page sets the new password, says so, and the new password signs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_link_page_sets_a_new_password() {
+    let browser = Browser::start().await;
+    let app = &browser.app;
+    let ada = app.signed_up("ada@example.com").await;
+    app.db()
+        .create_password_reset(
+            &resonance_domain::UserId::parse(&ada.id).unwrap(),
+            &resonance_web::auth::secrets::secret_hash("a-token-from-the-cli"),
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    browser
+        .open("/reset-password?token=a-token-from-the-cli")
+        .await;
+    browser.fill("#new-password", "short").await;
+    browser.click("[data-reset-form] button[type=submit]").await;
+    assert_eq!(
+        browser.text_of("[data-reset-form] [data-form-error]").await,
+        "Choose a password of at least 8 characters."
+    );
+    browser
+        .fill("#new-password", "a brand new passphrase")
+        .await;
+    browser.click("[data-reset-form] button[type=submit]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-reset-done]').hidden")
+        .await;
+    browser.screenshot("reset-password").await;
+    browser.click("[data-reset-done] a").await;
+    browser
+        .wait_for_js("location.pathname === '/sign-in'")
+        .await;
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", "a brand new passphrase").await;
+    browser
+        .click("form[data-auth-form] button[type=submit]")
+        .await;
+    browser.wait_for_js("location.pathname === '/'").await;
+    assert!(browser.console_errors().await.is_empty());
+}
