@@ -185,6 +185,14 @@ impl VoiceDescription {
         Ok(Self(s.to_string()))
     }
 
+    /// A description given in a form, where blank means none.
+    pub fn parse_optional(s: &str) -> Result<Option<Self>, VoiceFieldError> {
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        Self::parse(s).map(Some)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -229,6 +237,22 @@ impl Default for Language {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_description_is_none_and_a_long_one_is_refused() {
+        assert_eq!(VoiceDescription::parse_optional(" \n "), Ok(None));
+        assert_eq!(
+            VoiceDescription::parse_optional(" Warm ")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "Warm"
+        );
+        assert_eq!(
+            VoiceDescription::parse_optional(&"a".repeat(1001)),
+            Err(VoiceFieldError::Description)
+        );
+    }
 
     #[test]
     fn categories_round_trip() {

@@ -65,13 +65,10 @@ pub async fn speak(
         let speech = engine.synthesize(request).await?;
         compute += chunk_started.elapsed();
         first_audio.get_or_insert_with(|| started.elapsed());
-        let last = i + 1 == chunks.len();
-        let settled = joiner.push(&speech.samples).to_vec();
-        let audio = if last {
-            [settled.as_slice(), joiner.pending()].concat()
-        } else {
-            settled
-        };
+        let mut audio = joiner.push(&speech.samples).to_vec();
+        if i + 1 == chunks.len() {
+            audio.extend_from_slice(joiner.pending());
+        }
         on_progress(SpeechProgress {
             audio: &audio,
             chunks_done: i + 1,

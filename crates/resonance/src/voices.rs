@@ -200,11 +200,8 @@ pub async fn voices(args: &SettingsArgs, command: VoicesCommand) -> anyhow::Resu
                 name: edit.name.as_deref().map(VoiceName::parse).transpose()?,
                 description: edit
                     .description
-                    .map(|text| {
-                        (!text.trim().is_empty())
-                            .then(|| VoiceDescription::parse(&text))
-                            .transpose()
-                    })
+                    .as_deref()
+                    .map(VoiceDescription::parse_optional)
                     .transpose()?,
                 category: edit.category.as_deref().map(str::parse).transpose()?,
                 language: edit.language.as_deref().map(Language::parse).transpose()?,

@@ -112,19 +112,19 @@ pub async fn install_system_voice(
 ) -> Result<Option<Voice>, CreateVoiceError> {
     let id = VoiceId::new();
     let keys = ObjectKeys::new(&VoiceOwner::System, &id);
-    let mut stored = storage
-        .put(&keys.sample, voice.sample_wav, WAV)
-        .await
-        .map_err(CreateVoiceError::from);
-    if let (Ok(()), Some(conditioning)) = (&stored, voice.conditioning) {
-        stored = storage
-            .put(&keys.conditionals, conditioning, CONDITIONING)
-            .await
-            .map_err(CreateVoiceError::from);
+    let stored = async {
+        storage.put(&keys.sample, voice.sample_wav, WAV).await?;
+        if let Some(conditioning) = voice.conditioning {
+            storage
+                .put(&keys.conditionals, conditioning, CONDITIONING)
+                .await?;
+        }
+        Ok::<_, StorageError>(())
     }
+    .await;
     if let Err(error) = stored {
         remove_objects(storage, &keys.all()).await;
-        return Err(error);
+        return Err(error.into());
     }
     let name = voice.details.name.clone();
     let new_voice = NewVoice {

@@ -303,11 +303,7 @@ impl EditVoice {
                 .map_err(|e| invalid(e.to_string()))?,
             description: self
                 .description
-                .map(|text| {
-                    (!text.trim().is_empty())
-                        .then(|| VoiceDescription::parse(&text))
-                        .transpose()
-                })
+                .map(|text| VoiceDescription::parse_optional(&text))
                 .transpose()
                 .map_err(|e| invalid(e.to_string()))?,
             category: self
@@ -600,10 +596,10 @@ fn parse_details(fields: CreateQuery) -> Result<VoiceDetails, ApiError> {
         description: fields
             .description
             .as_deref()
-            .filter(|d| !d.trim().is_empty())
-            .map(VoiceDescription::parse)
+            .map(VoiceDescription::parse_optional)
             .transpose()
-            .map_err(invalid_field)?,
+            .map_err(invalid_field)?
+            .flatten(),
         category: fields
             .category
             .as_deref()

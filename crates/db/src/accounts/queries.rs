@@ -16,6 +16,9 @@ use crate::{
     NewSession, Organization, Session, User, UserCredentials,
 };
 
+/// Ends every session of user $1 but the one whose token hash is $2.
+const END_OTHER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2";
+
 const USER_COLUMNS: &str = "u.id, u.email, u.is_operator, u.created_at";
 
 const API_KEY_COLUMNS: &str =
@@ -366,7 +369,7 @@ where
         if updated.rows_affected() == 0 {
             return Err(DbError::NotFound("user"));
         }
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        sqlx::query(END_OTHER_SESSIONS)
             .bind(user.as_str())
             .bind(keep_session)
             .execute(&mut *tx)
@@ -432,7 +435,7 @@ where
     }
 
     async fn end_other_sessions(&self, user: &UserId, keep_session: &str) -> Result<u64, DbError> {
-        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        let ended = sqlx::query(END_OTHER_SESSIONS)
             .bind(user.as_str())
             .bind(keep_session)
             .execute(self.pool())

@@ -74,10 +74,10 @@ fn voice_details(form: &VoiceForm) -> Result<VoiceDetails, ElevenLabsError> {
         description: form
             .description
             .as_deref()
-            .filter(|d| !d.trim().is_empty())
-            .map(VoiceDescription::parse)
+            .map(VoiceDescription::parse_optional)
             .transpose()
-            .map_err(|e| ElevenLabsError::invalid("description", e))?,
+            .map_err(|e| ElevenLabsError::invalid("description", e))?
+            .flatten(),
         category: labels
             .get("category")
             .map(|c| c.parse())
