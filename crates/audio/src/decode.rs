@@ -5,7 +5,8 @@
 //! [`MAX_CHANNELS`] channels is refused before anything is decoded, a codec that panics on a
 //! malformed file yields [`DecodeError::Corrupt`], and [`decode_bounded`] resamples while it
 //! decodes, so that its memory follows the output's rate and length limit rather than what
-//! the file declares.
+//! the file declares. Matroska / WebM is read by [`crate::matroska`], not symphonia, whose
+//! reader overflows on lying element sizes.
 
 use std::io::Cursor;
 use std::ops::RangeInclusive;
@@ -20,6 +21,7 @@ use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use crate::matroska::{self, MatroskaError};
 use crate::resample::StreamResampler;
 
 /// Opus always decodes at 48 kHz.
@@ -131,6 +133,9 @@ fn decode_packets(
     sink: &mut MonoSink,
     cancelled: &AtomicBool,
 ) -> Result<(), DecodeError> {
+    if bytes.starts_with(&matroska::MAGIC) {
+        return decode_matroska(bytes, sink, cancelled);
+    }
     check_wav_header(bytes)?;
     let mut hint = Hint::new();
     if let Some(mime) = mime {
@@ -162,7 +167,9 @@ fn decode_packets(
         .ok_or(DecodeError::NoAudioTrack)?
         .clone();
     let mut decoder = if track.codec_params.codec == CODEC_TYPE_OPUS {
-        PacketDecoder::opus(&track)?
+        PacketDecoder::Opus(OpusPackets::new(
+            track.codec_params.channels.map_or(1, |c| c.count()),
+        )?)
     } else {
         check_rate(track.codec_params.sample_rate.unwrap_or(0))?;
         if let Some(channels) = track.codec_params.channels {
@@ -179,6 +186,34 @@ fn decode_packets(
         }
     }
     Ok(())
+}
+
+/// Matroska / WebM, read by [`matroska`]: browsers record Opus in it, the one codec
+/// accepted there.
+fn decode_matroska(
+    bytes: &[u8],
+    sink: &mut MonoSink,
+    cancelled: &AtomicBool,
+) -> Result<(), DecodeError> {
+    let mut opus = None;
+    matroska::for_each_audio_frame(bytes, |track, frame| {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(DecodeError::Cancelled);
+        }
+        let opus = match &mut opus {
+            Some(opus) => opus,
+            None if track.codec == "A_OPUS" => opus.insert(OpusPackets::new(track.channels)?),
+            None => return Err(DecodeError::UnsupportedCodec),
+        };
+        opus.decode(frame, sink)
+    })?;
+    Ok(())
+}
+
+impl From<MatroskaError> for DecodeError {
+    fn from(error: MatroskaError) -> Self {
+        Self::Corrupt(error.to_string())
+    }
 }
 
 /// A WAV file's rate and channel count, checked before symphonia reads them: its WAV
@@ -322,18 +357,14 @@ impl MonoSink {
     }
 }
 
-/// Turns one packet of the chosen track into samples: symphonia's decoders, or libopus (translated to Rust) for
-/// Opus, which symphonia does not decode.
+/// Turns one packet of the chosen track into samples: symphonia's decoders, or libopus
+/// (translated to Rust) for Opus, which symphonia does not decode.
 enum PacketDecoder {
     Symphonia {
         decoder: Box<dyn symphonia::core::codecs::Decoder>,
         buffer: Option<SampleBuffer<f32>>,
     },
-    Opus {
-        decoder: crate::opus::Decoder,
-        channels: usize,
-        output: Vec<f32>,
-    },
+    Opus(OpusPackets),
 }
 
 impl PacketDecoder {
@@ -344,18 +375,6 @@ impl PacketDecoder {
         Ok(Self::Symphonia {
             decoder,
             buffer: None,
-        })
-    }
-
-    fn opus(track: &Track) -> Result<Self, DecodeError> {
-        let channels = track.codec_params.channels.map_or(1, |c| c.count());
-        check_channels(channels)?;
-        let decoder = crate::opus::Decoder::new(OPUS_RATE, channels)
-            .map_err(|_| DecodeError::UnsupportedCodec)?;
-        Ok(Self::Opus {
-            decoder,
-            channels,
-            output: vec![0.0; OPUS_MAX_PACKET_SAMPLES * channels],
         })
     }
 
@@ -378,16 +397,39 @@ impl PacketDecoder {
                 buf.copy_interleaved_ref(decoded);
                 sink.push_interleaved(buf.samples(), channels, spec.rate)
             }
-            Self::Opus {
-                decoder,
-                channels,
-                output,
-            } => {
-                let frames = decoder
-                    .decode(&packet.data, output)
-                    .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-                sink.push_interleaved(&output[..frames * *channels], *channels, OPUS_RATE)
-            }
+            Self::Opus(opus) => opus.decode(&packet.data, sink),
         }
+    }
+}
+
+/// Opus packets of `channels` channels, decoded at 48 kHz.
+struct OpusPackets {
+    decoder: crate::opus::Decoder,
+    channels: usize,
+    output: Vec<f32>,
+}
+
+impl OpusPackets {
+    fn new(channels: usize) -> Result<Self, DecodeError> {
+        check_channels(channels)?;
+        let decoder = crate::opus::Decoder::new(OPUS_RATE, channels)
+            .map_err(|_| DecodeError::UnsupportedCodec)?;
+        Ok(Self {
+            decoder,
+            channels,
+            output: vec![0.0; OPUS_MAX_PACKET_SAMPLES * channels],
+        })
+    }
+
+    fn decode(&mut self, packet: &[u8], sink: &mut MonoSink) -> Result<(), DecodeError> {
+        let frames = self
+            .decoder
+            .decode(packet, &mut self.output)
+            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+        sink.push_interleaved(
+            &self.output[..frames * self.channels],
+            self.channels,
+            OPUS_RATE,
+        )
     }
 }

@@ -4,6 +4,7 @@ pub mod crossfade;
 pub mod decode;
 pub mod encode;
 pub mod loudness;
+pub mod matroska;
 pub mod opus;
 pub mod resample;
 pub mod stretch;

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -191,9 +191,26 @@ pub async fn delete_voice(
 /// Decoding and resampling take a while; they run off the async threads, and stop when the
 /// request that waits for them goes away (the client disconnected).
 async fn prepare(bytes: Bytes, content_type: String) -> Result<VoiceSample, SampleError> {
-    cancellable(move |cancelled| voice_sample::prepare(&bytes, Some(&content_type), cancelled))
-        .await
-        .unwrap_or(Err(SampleError::Undecodable(DecodeError::Cancelled)))
+    cancellable(move |cancelled| {
+        let prepared = voice_sample::prepare(&bytes, Some(&content_type), cancelled);
+        if matches!(
+            prepared,
+            Err(SampleError::Undecodable(DecodeError::Cancelled))
+        ) {
+            SAMPLES_CANCELLED.fetch_add(1, Ordering::Relaxed);
+        }
+        prepared
+    })
+    .await
+    .unwrap_or(Err(SampleError::Undecodable(DecodeError::Cancelled)))
+}
+
+static SAMPLES_CANCELLED: AtomicU64 = AtomicU64::new(0);
+
+/// Voice samples whose decoding stopped early because the uploading client went away, since
+/// this process started.
+pub fn samples_cancelled() -> u64 {
+    SAMPLES_CANCELLED.load(Ordering::Relaxed)
 }
 
 /// Runs `work` on a blocking thread with a flag that is raised when the returned future is

@@ -298,3 +298,22 @@ pub fn broken_containers(seconds: f64) -> Vec<HostileUpload> {
     }
     uploads
 }
+
+/// A WebM recording of `seconds` of speech with each of its first `count` bytes set to 0 and
+/// to 0xFF in turn: every element ID, size and block header of its start lying once.
+pub fn webm_with_each_byte_replaced(seconds: f64, count: usize) -> Vec<HostileUpload> {
+    let format = UploadFormat::WebmOpus;
+    let valid = encode_as(&speech_like(seconds, 0.5, 5), format);
+    (0..count.min(valid.len()))
+        .flat_map(|at| [0u8, 0xFF].map(|byte| (at, byte)))
+        .map(|(at, byte)| {
+            let mut bytes = valid.clone();
+            bytes[at] = byte;
+            HostileUpload {
+                name: format!("{format:?} with byte {at} set to {byte:#x}"),
+                content_type: format.content_type(),
+                bytes,
+            }
+        })
+        .collect()
+}

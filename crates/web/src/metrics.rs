@@ -239,6 +239,14 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
     }
     let _ = writeln!(
         out,
+        "# HELP resonance_voice_samples_cancelled_total Voice uploads whose decoding stopped \
+         because the client disconnected.\n\
+         # TYPE resonance_voice_samples_cancelled_total counter\n\
+         resonance_voice_samples_cancelled_total {}",
+        resonance_service::voices::samples_cancelled()
+    );
+    let _ = writeln!(
+        out,
         "# HELP resonance_usage_outbox_backlog Usage events not yet delivered to Polar.\n\
          # TYPE resonance_usage_outbox_backlog gauge\n\
          resonance_usage_outbox_backlog {outbox}"

@@ -1,9 +1,7 @@
 //! Hostile voice uploads: broken headers of every container we accept, WAV and FLAC
 //! headers declaring impossible sample rates and channel counts, and tiny files that decode
 //! to hours. The decode path answers each with a clean error (a 422 naming the problem over
-//! HTTP), never a panic that reaches the caller, and stops when nobody waits for it any more.
-//! (symphonia's Matroska reader still panics inside on some of these files; the decode path
-//! catches that and reports the file as corrupt.)
+//! HTTP), never a panic, and stops when nobody waits for it any more.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +13,7 @@ use resonance_audio::voice_sample::{self, MAX_SECONDS, SAMPLE_RATE, SampleError}
 use resonance_audio::{Bounds, DecodeError, decode_bounded};
 use resonance_testkit::hostile_audio::{
     broken_containers, flac_declaring_rate, impossible_wavs, silent_flac, wav_at,
+    webm_with_each_byte_replaced,
 };
 use serde_json::Value;
 
@@ -55,11 +54,11 @@ fn broken_headers_of_every_container_get_an_answer() {
     }
 }
 
-/// No codec panics on a broken header of any container but Matroska/WebM: the decode path
-/// refuses what it can check itself before handing the file to symphonia. (Its Matroska
-/// reader still overflows on some lying element sizes; the decode path catches that.)
+/// No decoder panics on a broken header of any container, nor on any byte of a WebM
+/// recording's first 256 set to 0 or 0xFF: the decode path refuses what it can check
+/// itself before handing a file to symphonia, and reads Matroska itself.
 #[test]
-fn broken_headers_panic_no_decoder_but_matroskas() {
+fn broken_headers_panic_no_decoder() {
     let this_test = std::thread::current().id();
     let panics = Arc::new(std::sync::Mutex::new(Vec::new()));
     type Hook = dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync;
@@ -75,11 +74,9 @@ fn broken_headers_panic_no_decoder_but_matroskas() {
     let not_cancelled = AtomicBool::new(false);
     let mut uploads = broken_containers(2.0);
     uploads.extend(impossible_wavs());
+    uploads.extend(webm_with_each_byte_replaced(2.0, 256));
     let mut panicked = Vec::new();
-    for upload in uploads
-        .iter()
-        .filter(|u| !u.content_type.starts_with("audio/webm"))
-    {
+    for upload in &uploads {
         let _ = decode_bounded(
             &upload.bytes,
             Some(upload.content_type),
@@ -217,4 +214,68 @@ async fn hostile_uploads_get_a_422_naming_the_problem() {
         let (status, body) = upload(&app, &admin, wav_at(rate), "audio/wav").await;
         assert_eq!(status, StatusCode::CREATED, "{rate} Hz: {body}");
     }
+}
+
+/// A client that hangs up while its upload decodes stops the decoding: the server notices
+/// the closed connection, drops the request, and the decoder sees that at its next packet.
+#[tokio::test]
+async fn an_upload_abandoned_while_it_decodes_stops_decoding() {
+    const TOKEN: &str = "scrape-token-for-tests";
+    let app = TestApp::builder().metrics_token(TOKEN).spawn().await;
+    let admin = app.signed_up("admin@example.com").await;
+    app.create_org(&admin, "Acme").await;
+    let cancelled_so_far = || async {
+        let metrics = reqwest::Client::new()
+            .get(app.url("/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("resonance_voice_samples_cancelled_total "))
+            .expect("the cancelled-samples counter")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = cancelled_so_far().await;
+
+    // Almost 5 minutes at 192 kHz: seconds of decoding and resampling.
+    let abandoned = admin
+        .client
+        .post(app.url("/api/voices?name=Abandoned"))
+        .header(reqwest::header::CONTENT_TYPE, "audio/flac")
+        .body(silent_flac(192_000, 290))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        abandoned.as_ref().is_err_and(|e| e.is_timeout()),
+        "the upload was still decoding when the client left: {abandoned:?}"
+    );
+
+    let waited = std::time::Instant::now();
+    while cancelled_so_far().await == before {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "decoding went on after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let voices: Value = admin
+        .client
+        .get(app.url("/api/voices"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !voices.to_string().contains("Abandoned"),
+        "no voice from the abandoned upload: {voices}"
+    );
 }
