@@ -76,12 +76,14 @@ pub trait Voices: Send + Sync {
     /// Every SYSTEM voice, ordered by case-folded name.
     async fn system_voices(&self) -> Result<Vec<Voice>, DbError>;
 
-    /// Records where the voice's audio lies; only `owner` may change its voices.
-    async fn set_voice_object_key(
+    /// Points the voice at a new sample's audio, with the consent given for that sample;
+    /// only `owner` may change its voices.
+    async fn replace_voice_sample(
         &self,
         owner: &VoiceOwner,
         id: &VoiceId,
         object_key: &str,
+        consent: &VoiceConsent,
     ) -> Result<Voice, DbError>;
 
     /// Renames and redescribes one of `owner`'s voices; `Conflict` when a SYSTEM voice takes a

@@ -18,7 +18,7 @@ use crate::model::{
 use crate::{
     Database, DbError, Generation, GenerationFilter, GenerationJobs, Generations, MAX_ATTEMPTS,
     NewGeneration, NewVoice, Organization, Organizations, Page, Paged, Plan, Quota, Usage,
-    UsageEvent, UsageKind, Voice, VoiceEdit, VoiceFilter, Voices,
+    UsageEvent, UsageKind, Voice, VoiceConsent, VoiceEdit, VoiceFilter, Voices,
 };
 
 const VOICE_COLUMNS: &str = "id, org_id, name, description, category, language, variant, \
@@ -305,18 +305,21 @@ where
         .collect()
     }
 
-    async fn set_voice_object_key(
+    async fn replace_voice_sample(
         &self,
         owner: &VoiceOwner,
         id: &VoiceId,
         object_key: &str,
+        consent: &VoiceConsent,
     ) -> Result<Voice, DbError> {
         sqlx::query_as::<_, VoiceRow>(AssertSqlSafe(format!(
-            "UPDATE voices SET object_key = $1, updated_at = $2 \
-             WHERE id = $3 AND variant = $4 AND ($5 IS NULL OR org_id = $5) \
+            "UPDATE voices SET object_key = $1, consent_by = $2, consent_at = $3, updated_at = $4 \
+             WHERE id = $5 AND variant = $6 AND ($7 IS NULL OR org_id = $7) \
              RETURNING {VOICE_COLUMNS}"
         )))
         .bind(object_key)
+        .bind(consent.by.as_str())
+        .bind(to_millis(consent.at))
         .bind(now_millis())
         .bind(id.as_str())
         .bind(owner.variant().as_str())

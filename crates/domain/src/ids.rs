@@ -154,6 +154,7 @@ id_kind!(Voice, VoiceId, "voice");
 id_kind!(Generation, GenerationId, "generation");
 id_kind!(ApiKey, ApiKeyId, "API key");
 id_kind!(Invite, InviteId, "invite");
+id_kind!(VoiceSample, VoiceSampleId, "voice sample");
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,9 @@ pub use generation::{
     GenerationFieldError, GenerationParams, GenerationStatus, GenerationText,
     UnknownGenerationStatus,
 };
-pub use ids::{ApiKeyId, GenerationId, Id, IdError, InviteId, OrgId, UserId, VoiceId};
+pub use ids::{
+    ApiKeyId, GenerationId, Id, IdError, InviteId, OrgId, UserId, VoiceId, VoiceSampleId,
+};
 pub use org::{OrganizationName, OrganizationNameError};
 pub use voice::{
     Language, VoiceCategory, VoiceDescription, VoiceFieldError, VoiceName, VoiceOwner, VoiceVariant,

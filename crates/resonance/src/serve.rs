@@ -14,6 +14,7 @@ use resonance_engine::remote::RemoteEngine;
 use resonance_service::billing::Billing;
 use resonance_service::generations::events::JobEvents;
 use resonance_service::generations::worker::{SynthesisTimings, Worker, WorkerSettings};
+use resonance_service::mail::Mailer;
 use resonance_service::model_status::{ModelState, ModelStatus};
 use resonance_storage::Storage;
 use resonance_web::AppState;
@@ -28,7 +29,7 @@ use crate::download::{self, DownloadOptions};
 pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args)?;
     init_logging(config.log_format);
-    let state = app_state(&config, open(&config).await?);
+    let state = app_state(&config, open(&config).await?)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {} (RESONANCE_BIND)", config.bind))?;
@@ -235,12 +236,21 @@ async fn open(config: &Config) -> anyhow::Result<(Arc<dyn Database>, Storage)> {
 }
 
 /// The web server's state over the database and storage.
-fn app_state(config: &Config, (db, storage): (Arc<dyn Database>, Storage)) -> AppState {
+fn app_state(
+    config: &Config,
+    (db, storage): (Arc<dyn Database>, Storage),
+) -> anyhow::Result<AppState> {
     let mut state = AppState::new(db, storage, auth_settings(config));
     state.voice_upload_max_bytes = config.voice_upload_max_bytes;
     state.metrics_token = config.metrics_token.as_ref().map(|token| token.0.clone());
     state.billing = Arc::new(Billing::new(config.billing.clone()));
-    state
+    state.mailer = mailer(config)?.map(Arc::new);
+    Ok(state)
+}
+
+/// What sends email, when SMTP is configured.
+pub fn mailer(config: &Config) -> anyhow::Result<Option<Mailer>> {
+    Ok(config.smtp.as_ref().map(Mailer::new).transpose()?)
 }
 
 /// Sessions ride in `Secure` cookies when users reach the server over HTTPS.

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use resonance_db::VoiceConsent;
 use resonance_domain::{Language, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
 use resonance_service::voices::{self as library, Upload, VoiceChanges, VoiceDetails};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::config::{Config, SettingsArgs};
 use crate::serve::{connect_db, open_storage};
@@ -50,6 +52,10 @@ pub struct ImportArgs {
     /// Import them as SYSTEM voices, shared by every organization (the only kind the CLI imports)
     #[arg(long, required = true)]
     system: bool,
+    /// Confirm that every speaker in the manifest agreed to having their voice cloned and
+    /// used here; recorded with each voice as given by `cli`, now (required)
+    #[arg(long, required = true)]
+    speakers_consented: bool,
     /// The manifest: `[[voice]]` tables with file, name, description, category, language;
     /// files are relative to the manifest
     manifest: PathBuf,
@@ -79,6 +85,10 @@ pub struct ReconcileArgs {
     #[arg(long, default_value_t = 3600)]
     grace_secs: u64,
 }
+
+/// Who confirmed the speakers' consent to voices imported here: the operator, on the
+/// command line.
+const CLI_CONSENT: &str = "cli";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +150,10 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<ImportItem>> {
                     .transpose()
                     .with_context(context)?
                     .unwrap_or_default(),
-                consent: None,
+                consent: Some(VoiceConsent {
+                    by: CLI_CONSENT.to_string(),
+                    at: OffsetDateTime::now_utc(),
+                }),
             };
             Ok(ImportItem { file, details })
         })

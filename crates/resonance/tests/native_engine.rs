@@ -162,7 +162,7 @@ async fn the_native_engine_speaks_in_the_builtin_and_in_cloned_voices() {
         resonance_testkit::audio::encode_as(&clip, resonance_testkit::audio::UploadFormat::Wav);
     let response = client
         .post(format!(
-            "{}/api/voices?name=Ada&language=en-GB",
+            "{}/api/voices?consent=true&name=Ada&language=en-GB",
             server.base
         ))
         .header("content-type", "audio/wav")
@@ -204,13 +204,44 @@ async fn the_native_engine_speaks_in_the_builtin_and_in_cloned_voices() {
         .count();
     assert_eq!(defaults, 1);
 
+    // A replaced sample is conditioned afresh, never with the conditioning of the one
+    // before it, which goes with the old sample.
+    let other_clip = resonance_testkit::audio::speech_like(11.0, 0.5, 9);
+    let response = client
+        .put(format!(
+            "{}/api/voices/{cloned_id}/sample?consent=true",
+            server.base
+        ))
+        .header("content-type", "audio/wav")
+        .body(resonance_testkit::audio::encode_as(
+            &other_clip,
+            resonance_testkit::audio::UploadFormat::Wav,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let replaced: Value = response.json().await.unwrap();
+    let sample = replaced["audioUrl"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("?sample=")
+        .unwrap()
+        .1
+        .to_string();
+    assert!(!conditionals_path(server.data.path(), &cloned_id).exists());
+    generate(&server, &client, &cloned_id).await;
+    assert!(server.logged("voice conditioning computed"));
+    let replaced_cache = conditionals_path(server.data.path(), &format!("{cloned_id}.{sample}"));
+    assert!(replaced_cache.exists(), "{}", replaced_cache.display());
+
     let response = client
         .delete(format!("{}/api/voices/{cloned_id}", server.base))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    assert!(!conditionals_path(server.data.path(), &cloned_id).exists());
+    assert!(!replaced_cache.exists());
 }
 
 /// The API and `resonance say` speak a text of two chunks the same way: with the same seed

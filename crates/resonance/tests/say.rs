@@ -183,7 +183,13 @@ fn say_speaks_in_a_system_voice_of_the_library() {
             .output()
             .unwrap()
     };
-    let imported = resonance(&["voices", "import", "--system", "voices.toml"]);
+    let imported = resonance(&[
+        "voices",
+        "import",
+        "--system",
+        "--speakers-consented",
+        "voices.toml",
+    ]);
     assert!(
         imported.status.success(),
         "{}",

@@ -82,7 +82,13 @@ language = "english"
     .unwrap();
     let refused = resonance(
         data.path(),
-        &["voices", "import", "--system", manifest.to_str().unwrap()],
+        &[
+            "voices",
+            "import",
+            "--system",
+            "--speakers-consented",
+            manifest.to_str().unwrap(),
+        ],
     );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("Abigail"));
@@ -106,9 +112,25 @@ language = "en-GB"
 "#,
     )
     .unwrap();
-    let out = stdout(&resonance(
+    let without_consent = resonance(
         data.path(),
         &["voices", "import", "--system", manifest.to_str().unwrap()],
+    );
+    assert!(!without_consent.status.success());
+    assert!(
+        String::from_utf8_lossy(&without_consent.stderr).contains("--speakers-consented"),
+        "{without_consent:?}"
+    );
+    assert!(system_objects(data.path()).is_empty());
+    let out = stdout(&resonance(
+        data.path(),
+        &[
+            "voices",
+            "import",
+            "--system",
+            "--speakers-consented",
+            manifest.to_str().unwrap(),
+        ],
     ));
     let ids = imported_ids(&out);
     assert_eq!(ids.len(), 2, "{out}");
@@ -138,6 +160,11 @@ language = "en-GB"
     let edited = db.system_voices().await.unwrap();
     let edited = edited.iter().find(|v| v.id.as_str() == ids[1]).unwrap();
     assert_eq!(edited.name.as_str(), "Abigail Adams");
+    assert_eq!(
+        edited.consent.as_ref().map(|consent| consent.by.as_str()),
+        Some("cli"),
+        "the speakers' consent is recorded"
+    );
     assert_eq!(edited.category.as_str(), "PODCAST");
     assert_eq!(edited.language.as_str(), "en-GB", "unchanged");
     let missing = resonance(

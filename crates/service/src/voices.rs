@@ -1,9 +1,10 @@
-//! Creating and deleting voices together with their audio, and reconciling the database
-//! with object storage. Shared by the API and the operator CLI.
+//! Creating and deleting voices together with their audio, replacing a voice's sample, and
+//! reconciling the database with object storage. Shared by the API and the operator CLI.
 //!
 //! Order of writes: the audio objects first, then the row that points at them. A failed
-//! row insert removes the objects again, so a voice row never exists without its audio;
+//! row write removes the objects again, so a voice row never points at missing audio;
 //! a crash between the two leaves only objects without a row, which [`reconcile`] removes.
+//! A replaced sample's objects go after the row points at the new ones.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use resonance_audio::DecodeError;
 use resonance_audio::voice_sample::{self, SampleError, VoiceSample};
 use resonance_db::{Database, DbError, NewVoice, Voice, VoiceConsent, VoiceEdit};
 use resonance_domain::{Language, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner};
-use resonance_storage::{KeyPrefix, ObjectKey, Storage, StorageError};
+use resonance_storage::{KeyPrefix, ObjectKey, SampleName, Storage, StorageError};
 
 const WAV: &str = "audio/wav";
 const CONDITIONING: &str = "application/octet-stream";
@@ -60,7 +61,7 @@ pub async fn create_voice(
 ) -> Result<Voice, CreateVoiceError> {
     let sample = prepare(upload.bytes.clone(), upload.content_type.clone()).await?;
     let id = VoiceId::new();
-    let keys = ObjectKeys::new(&owner, &id);
+    let keys = ObjectKeys::new(&owner, &SampleName::first(&id));
     if let Err(error) = put_objects(storage, &keys, sample, upload).await {
         remove_objects(storage, &keys.all()).await;
         return Err(error.into());
@@ -111,7 +112,7 @@ pub async fn install_system_voice(
     voice: EngineVoice,
 ) -> Result<Option<Voice>, CreateVoiceError> {
     let id = VoiceId::new();
-    let keys = ObjectKeys::new(&VoiceOwner::System, &id);
+    let keys = ObjectKeys::new(&VoiceOwner::System, &SampleName::first(&id));
     let stored = async {
         storage.put(&keys.sample, voice.sample_wav, WAV).await?;
         if let Some(conditioning) = voice.conditioning {
@@ -174,6 +175,38 @@ impl VoiceChanges {
     }
 }
 
+/// Replaces `voice`'s sample with a new recording, checked like a new voice's: the new
+/// sample's objects first, then the row that points at them (with the consent given for
+/// it), then the old sample's objects go, its cached conditioning with them. The new sample
+/// has keys of its own, so no engine takes the old one's conditioning for it. Nothing new
+/// stays stored when a step fails.
+pub async fn replace_sample(
+    db: &dyn Database,
+    storage: &Storage,
+    voice: &Voice,
+    upload: Upload,
+    consent: &VoiceConsent,
+) -> Result<Voice, CreateVoiceError> {
+    let sample = prepare(upload.bytes.clone(), upload.content_type.clone()).await?;
+    let keys = ObjectKeys::new(&voice.owner, &SampleName::replacement(&voice.id));
+    if let Err(error) = put_objects(storage, &keys, sample, upload).await {
+        remove_objects(storage, &keys.all()).await;
+        return Err(error.into());
+    }
+    let replaced = match db
+        .replace_voice_sample(&voice.owner, &voice.id, keys.sample.as_str(), consent)
+        .await
+    {
+        Ok(replaced) => replaced,
+        Err(error) => {
+            remove_objects(storage, &keys.all()).await;
+            return Err(error.into());
+        }
+    };
+    remove_objects(storage, &ObjectKeys::of_voice(voice).all()).await;
+    Ok(replaced)
+}
+
 /// Deletes one of `owner`'s voices: the row first (generations keep the name and lose the
 /// link), then its audio. Audio left behind by a storage failure is logged and later
 /// removed by [`reconcile`].
@@ -183,8 +216,9 @@ pub async fn delete_voice(
     owner: &VoiceOwner,
     id: &VoiceId,
 ) -> Result<(), DbError> {
-    db.delete_voice(owner, id).await?;
-    remove_objects(storage, &ObjectKeys::new(owner, id).all()).await;
+    let sample_key = db.delete_voice(owner, id).await?;
+    let keys = ObjectKeys::of_sample_key(owner, id, sample_key.as_deref());
+    remove_objects(storage, &keys.all()).await;
     Ok(())
 }
 
@@ -236,7 +270,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Every object a voice may have.
+/// Every object one sample of a voice may have.
 struct ObjectKeys {
     sample: ObjectKey,
     original: Option<ObjectKey>,
@@ -244,19 +278,35 @@ struct ObjectKeys {
 }
 
 impl ObjectKeys {
-    fn new(owner: &VoiceOwner, id: &VoiceId) -> Self {
+    fn new(owner: &VoiceOwner, sample: &SampleName) -> Self {
         match owner {
             VoiceOwner::System => Self {
-                sample: ObjectKey::system_voice(id),
+                sample: ObjectKey::system_voice_sample(sample),
                 original: None,
-                conditionals: ObjectKey::voice_conditionals(id),
+                conditionals: ObjectKey::sample_conditionals(sample),
             },
             VoiceOwner::Org(org) => Self {
-                sample: ObjectKey::custom_voice(org, id),
-                original: Some(ObjectKey::custom_voice_original(org, id)),
-                conditionals: ObjectKey::voice_conditionals(id),
+                sample: ObjectKey::custom_voice_sample(org, sample),
+                original: Some(ObjectKey::custom_voice_sample_original(org, sample)),
+                conditionals: ObjectKey::sample_conditionals(sample),
             },
         }
+    }
+
+    /// The objects of the sample at `sample_key`, a voice row's object key; those of the
+    /// voice's first sample when the row has none (or one of no known shape).
+    fn of_sample_key(owner: &VoiceOwner, voice: &VoiceId, sample_key: Option<&str>) -> Self {
+        let sample = sample_key
+            .and_then(|key| ObjectKey::parse(key).ok())
+            .and_then(|key| SampleName::of_key(&key))
+            .filter(|sample| &sample.voice == voice)
+            .unwrap_or_else(|| SampleName::first(voice));
+        Self::new(owner, &sample)
+    }
+
+    /// The objects of the voice's current sample.
+    fn of_voice(voice: &Voice) -> Self {
+        Self::of_sample_key(&voice.owner, &voice.id, voice.object_key.as_deref())
     }
 
     fn all(&self) -> Vec<ObjectKey> {
@@ -332,8 +382,7 @@ pub async fn reconcile(
             report.rows_without_objects.push(voice);
             continue;
         };
-        let keys = ObjectKeys::new(&voice.owner, &voice.id);
-        wanted.extend(keys.all());
+        wanted.extend(ObjectKeys::of_voice(&voice).all());
         wanted.insert(sample);
     }
     let settled_before = SystemTime::now() - grace;
@@ -353,7 +402,7 @@ pub async fn reconcile(
             Ok(_) | Err(DbError::NotFound(_)) => {}
             Err(error) => return Err(error.into()),
         }
-        remove_objects(storage, &ObjectKeys::new(&voice.owner, &voice.id).all()).await;
+        remove_objects(storage, &ObjectKeys::of_voice(voice).all()).await;
     }
     for key in &report.objects_without_rows {
         storage.delete(key).await?;

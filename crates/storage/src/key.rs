@@ -9,12 +9,16 @@
 //! cache/voice-conditionals/{voiceId}           derived model conditioning; can be rebuilt
 //! ```
 //!
+//! A voice whose sample was replaced has `{voiceId}.{sampleId}` in place of `{voiceId}` in
+//! its sample, original and conditioning keys: each sample has keys of its own, so the
+//! conditioning of an earlier sample is never taken for a later one's.
+//!
 //! Keys are built only from validated ids (24 characters of `[0-9a-z]`), so no user
 //! text ever reaches a key. [`ObjectKey::parse`] accepts exactly these shapes.
 
 use std::fmt;
 
-use resonance_domain::{GenerationId, OrgId, VoiceId};
+use resonance_domain::{GenerationId, OrgId, VoiceId, VoiceSampleId};
 
 use crate::StorageError;
 
@@ -30,25 +34,51 @@ pub struct ObjectKey(String);
 
 impl ObjectKey {
     pub fn system_voice(voice: &VoiceId) -> Self {
-        Self(format!("{SYSTEM_VOICES}/{voice}"))
+        Self::system_voice_sample(&SampleName::first(voice))
     }
 
     pub fn custom_voice(org: &OrgId, voice: &VoiceId) -> Self {
-        Self(format!("{CUSTOM_VOICES}/{org}/{voice}"))
+        Self::custom_voice_sample(org, &SampleName::first(voice))
     }
 
     /// The audio the user uploaded, kept as received, before it became the voice sample.
     pub fn custom_voice_original(org: &OrgId, voice: &VoiceId) -> Self {
-        Self(format!("{CUSTOM_VOICE_ORIGINALS}/{org}/{voice}"))
+        Self::custom_voice_sample_original(org, &SampleName::first(voice))
+    }
+
+    pub fn system_voice_sample(sample: &SampleName) -> Self {
+        Self(format!("{SYSTEM_VOICES}/{sample}"))
+    }
+
+    pub fn custom_voice_sample(org: &OrgId, sample: &SampleName) -> Self {
+        Self(format!("{CUSTOM_VOICES}/{org}/{sample}"))
+    }
+
+    /// The upload a custom voice sample was made from, as received.
+    pub fn custom_voice_sample_original(org: &OrgId, sample: &SampleName) -> Self {
+        Self(format!("{CUSTOM_VOICE_ORIGINALS}/{org}/{sample}"))
+    }
+
+    /// Cached conditioning the model computed from one sample of a voice.
+    pub fn sample_conditionals(sample: &SampleName) -> Self {
+        Self(format!("{VOICE_CONDITIONALS}/{sample}"))
+    }
+
+    /// The cached conditioning of the voice sample at this key; `None` when this is not the
+    /// key of a voice sample.
+    pub fn conditionals_of_sample(&self) -> Option<Self> {
+        let (prefix, ids) = self.0.rsplit_once('/')?;
+        let sample_prefix = prefix == SYSTEM_VOICES || prefix.rsplit_once('/')?.0 == CUSTOM_VOICES;
+        sample_prefix.then(|| Self(format!("{VOICE_CONDITIONALS}/{ids}")))
     }
 
     pub fn generation(org: &OrgId, generation: &GenerationId) -> Self {
         Self(format!("{GENERATIONS}/{org}/{generation}"))
     }
 
-    /// Cached conditioning the model computed from a voice's sample (system or custom).
+    /// Cached conditioning the model computed from a voice's first sample (system or custom).
     pub fn voice_conditionals(voice: &VoiceId) -> Self {
-        Self(format!("{VOICE_CONDITIONALS}/{voice}"))
+        Self::sample_conditionals(&SampleName::first(voice))
     }
 
     /// Accepts a key read back from the database, a listing or a signed URL, only if it
@@ -68,14 +98,20 @@ impl ObjectKey {
         .find_map(|prefix| Some((prefix, key.strip_prefix(prefix)?.strip_prefix('/')?)))
         .ok_or_else(invalid)?;
         let parsed = match (prefix, ids.split_once('/')) {
-            (SYSTEM_VOICES, None) => VoiceId::parse(ids).map(|voice| Self::system_voice(&voice)),
-            (VOICE_CONDITIONALS, None) => {
-                VoiceId::parse(ids).map(|voice| Self::voice_conditionals(&voice))
+            (SYSTEM_VOICES, None) => {
+                SampleName::parse(ids).map(|sample| Self::system_voice_sample(&sample))
             }
-            (CUSTOM_VOICES, Some((org, voice))) => OrgId::parse(org)
-                .and_then(|org| Ok(Self::custom_voice(&org, &VoiceId::parse(voice)?))),
-            (CUSTOM_VOICE_ORIGINALS, Some((org, voice))) => OrgId::parse(org)
-                .and_then(|org| Ok(Self::custom_voice_original(&org, &VoiceId::parse(voice)?))),
+            (VOICE_CONDITIONALS, None) => {
+                SampleName::parse(ids).map(|sample| Self::sample_conditionals(&sample))
+            }
+            (CUSTOM_VOICES, Some((org, sample))) => OrgId::parse(org)
+                .and_then(|org| Ok(Self::custom_voice_sample(&org, &SampleName::parse(sample)?))),
+            (CUSTOM_VOICE_ORIGINALS, Some((org, sample))) => OrgId::parse(org).and_then(|org| {
+                Ok(Self::custom_voice_sample_original(
+                    &org,
+                    &SampleName::parse(sample)?,
+                ))
+            }),
             (GENERATIONS, Some((org, generation))) => OrgId::parse(org)
                 .and_then(|org| Ok(Self::generation(&org, &GenerationId::parse(generation)?))),
             _ => return Err(invalid()),
@@ -91,6 +127,57 @@ impl ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Which of a voice's samples a key is of: `{voiceId}` for the sample it was cloned from,
+/// `{voiceId}.{sampleId}` for one that replaced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleName {
+    pub voice: VoiceId,
+    /// `None` for the voice's first sample.
+    pub sample: Option<VoiceSampleId>,
+}
+
+impl SampleName {
+    pub fn first(voice: &VoiceId) -> Self {
+        Self {
+            voice: voice.clone(),
+            sample: None,
+        }
+    }
+
+    /// A new sample of `voice`, named so that no earlier one had its keys.
+    pub fn replacement(voice: &VoiceId) -> Self {
+        Self {
+            voice: voice.clone(),
+            sample: Some(VoiceSampleId::new()),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, resonance_domain::IdError> {
+        Ok(match text.split_once('.') {
+            None => Self::first(&VoiceId::parse(text)?),
+            Some((voice, sample)) => Self {
+                voice: VoiceId::parse(voice)?,
+                sample: Some(VoiceSampleId::parse(sample)?),
+            },
+        })
+    }
+
+    /// The sample a voice's sample key names; `None` for other keys.
+    pub fn of_key(key: &ObjectKey) -> Option<Self> {
+        key.conditionals_of_sample()?;
+        Self::parse(key.as_str().rsplit_once('/')?.1).ok()
+    }
+}
+
+impl fmt::Display for SampleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sample {
+            None => write!(f, "{}", self.voice),
+            Some(sample) => write!(f, "{}.{sample}", self.voice),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use object_store::{
 };
 
 pub use error::{SignatureError, StorageError};
-pub use key::{KeyPrefix, ObjectKey};
+pub use key::{KeyPrefix, ObjectKey, SampleName};
 pub use signing::{LOCAL_FILES_PATH, SecretError, UrlSigningSecret, load_or_create_secret};
 
 /// How long signed URLs stay valid unless a caller asks otherwise.

@@ -1,7 +1,7 @@
 //! Key shapes and rejection of anything else.
 
 use resonance_domain::{GenerationId, OrgId, VoiceId};
-use resonance_storage::{ObjectKey, StorageError};
+use resonance_storage::{ObjectKey, SampleName, StorageError};
 
 #[test]
 fn keys_follow_the_shared_bucket_layout() {
@@ -37,6 +37,62 @@ fn keys_follow_the_shared_bucket_layout() {
     }
 }
 
+/// A replaced sample has keys of its own, and its conditioning is found from its key.
+#[test]
+fn replaced_samples_have_keys_of_their_own() {
+    let org = OrgId::new();
+    let voice = VoiceId::new();
+    let replacement = SampleName::replacement(&voice);
+    let sample = replacement.sample.clone().unwrap();
+    let cases = [
+        (
+            ObjectKey::system_voice_sample(&replacement),
+            format!("voices/system/{voice}.{sample}"),
+        ),
+        (
+            ObjectKey::custom_voice_sample(&org, &replacement),
+            format!("voices/custom/{org}/{voice}.{sample}"),
+        ),
+        (
+            ObjectKey::custom_voice_sample_original(&org, &replacement),
+            format!("voices/custom-originals/{org}/{voice}.{sample}"),
+        ),
+        (
+            ObjectKey::sample_conditionals(&replacement),
+            format!("cache/voice-conditionals/{voice}.{sample}"),
+        ),
+    ];
+    for (key, expected) in cases {
+        assert_eq!(key.as_str(), expected);
+        assert_eq!(ObjectKey::parse(&expected).unwrap(), key);
+    }
+    for (sample_key, name) in [
+        (ObjectKey::system_voice(&voice), SampleName::first(&voice)),
+        (
+            ObjectKey::custom_voice(&org, &voice),
+            SampleName::first(&voice),
+        ),
+        (
+            ObjectKey::custom_voice_sample(&org, &replacement),
+            replacement.clone(),
+        ),
+    ] {
+        assert_eq!(
+            sample_key.conditionals_of_sample(),
+            Some(ObjectKey::sample_conditionals(&name))
+        );
+        assert_eq!(SampleName::of_key(&sample_key), Some(name));
+    }
+    for other in [
+        ObjectKey::custom_voice_original(&org, &voice),
+        ObjectKey::voice_conditionals(&voice),
+        ObjectKey::generation(&org, &GenerationId::new()),
+    ] {
+        assert_eq!(other.conditionals_of_sample(), None, "{other}");
+        assert_eq!(SampleName::of_key(&other), None, "{other}");
+    }
+}
+
 #[test]
 fn parse_rejects_traversal_and_unknown_shapes() {
     let org = OrgId::new();
@@ -62,6 +118,10 @@ fn parse_rejects_traversal_and_unknown_shapes() {
         format!("generations/orgs/{org}"),
         format!("generations/{org}/{voice}"),
         format!("cache/voice-conditionals/{org}/{voice}"),
+        format!("voices/custom/{org}/{voice}."),
+        format!("voices/custom/{org}/{voice}.{voice}.{voice}"),
+        format!("voices/system/{voice}..{voice}"),
+        format!("cache/voice-conditionals/.{voice}"),
         "voices/system/..".to_string(),
         "voices/system/".to_string(),
     ];

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use resonance_db::Database;
 use resonance_service::billing::Billing;
 use resonance_service::generations::events::JobEvents;
+use resonance_service::mail::Mailer;
 use resonance_service::model_status::ModelStatus;
 use resonance_storage::Storage;
 use tokio::sync::Notify;
@@ -30,6 +31,9 @@ pub struct AppState {
     pub model: ModelStatus,
     /// The bearer token `/metrics` asks for; without one it is not served.
     pub metrics_token: Option<String>,
+    /// Sends password reset links when SMTP is configured; without it the operator hands
+    /// them out.
+    pub mailer: Option<Arc<Mailer>>,
 }
 
 /// The largest voice upload accepted by default.
@@ -47,6 +51,7 @@ impl AppState {
             job_events: JobEvents::default(),
             model: ModelStatus::default(),
             metrics_token: None,
+            mailer: None,
         }
     }
 }

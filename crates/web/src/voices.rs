@@ -1,6 +1,7 @@
 //! The voice library: browse SYSTEM voices and the organization's CUSTOM voices, listen to
-//! their samples, clone voices from uploads (org admins) and delete them (org admins for
-//! custom voices, the instance operator for system voices).
+//! their samples, clone voices from uploads with the speaker's consent (org admins), and
+//! edit, replace the sample of and delete them (org admins for custom voices, the instance
+//! operator for system voices).
 
 use axum::Json;
 use axum::body::Body;
@@ -18,7 +19,7 @@ use resonance_domain::{
 use resonance_service::voices::{
     self as library, CreateVoiceError, Upload, VoiceChanges, VoiceDetails,
 };
-use resonance_storage::ObjectKey;
+use resonance_storage::{ObjectKey, SampleName};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -35,11 +36,14 @@ use crate::{ApiError, ApiJson, AppState};
 pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    let (schemas, paths, voices) = routes!(list_voices, create_voice);
     // The upload limit is enforced by `read_body` while the body streams in.
+    let (schemas, paths, voices) = routes!(list_voices, create_voice);
     let voices = voices.layer(DefaultBodyLimit::disable());
+    let (sample_schemas, sample_paths, samples) = routes!(replace_sample);
+    let samples = samples.layer(DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .routes((schemas, paths, voices))
+        .routes((sample_schemas, sample_paths, samples))
         .routes(routes!(get_voice, edit_voice, delete_voice))
         .routes(routes!(voice_audio))
 }
@@ -56,8 +60,8 @@ pub struct VoiceView {
     pub variant: VoiceVariant,
     /// Where to listen to the voice's sample.
     pub audio_url: String,
-    /// Who confirmed that the speaker agreed to the cloning, and when; `null` for system
-    /// voices and voices cloned without it.
+    /// Who confirmed that the speaker agreed to the cloning (of the current sample), and
+    /// when; `null` for the built-in voice and for voices cloned before it was required.
     pub consent: Option<ConsentView>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -68,16 +72,32 @@ pub struct VoiceView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsentView {
-    /// The user's or API key's id.
+    /// The user's or API key's id; `cli` for system voices the operator imported with
+    /// `resonance voices import`.
     pub by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
 
+/// Where to listen to a voice's sample: a replaced sample has a URL of its own, so that no
+/// cache serves the sample before it.
+fn audio_url(voice: &Voice) -> String {
+    let replacement = voice
+        .object_key
+        .as_deref()
+        .and_then(|key| ObjectKey::parse(key).ok())
+        .and_then(|key| SampleName::of_key(&key))
+        .and_then(|sample| sample.sample);
+    match replacement {
+        Some(sample) => format!("/api/voices/{}/audio?sample={sample}", voice.id),
+        None => format!("/api/voices/{}/audio", voice.id),
+    }
+}
+
 impl From<Voice> for VoiceView {
     fn from(voice: Voice) -> Self {
         Self {
-            audio_url: format!("/api/voices/{}/audio", voice.id),
+            audio_url: audio_url(&voice),
             variant: voice.variant(),
             id: voice.id,
             name: voice.name,
@@ -210,6 +230,7 @@ async fn get_voice(
     tag = "voices",
     params(
         ("voiceId" = VoiceId, Path, description = "The voice"),
+        ("sample" = Option<String>, Query, description = "Not read: `audioUrl` names a replaced sample with it, so that caches tell the samples apart"),
         ("Range" = Option<String>, Header, description = "A byte range, like `bytes=0-1023`"),
     ),
     responses(
@@ -388,16 +409,18 @@ pub struct CreateQuery {
     language: Option<String>,
     /// At most 1000 characters.
     description: Option<String>,
-    /// `true` confirms that the speaker agreed to having their voice cloned; who confirmed
-    /// it (the user or API key) and when are recorded with the voice.
+    /// Required: `true` confirms that the speaker agreed to having their voice cloned; who
+    /// confirmed it (the user or API key) and when are recorded with the voice. Without it
+    /// the voice is refused (422 `CONSENT_REQUIRED`).
     consent: Option<bool>,
 }
 
 /// Clone a voice
 ///
-/// Org admins only. Checks in this order: signed in (401), admin (403),
-/// subscription (403) and voice slots (402), non-empty body (400), size (413), Content-Type
-/// (400); then the fields (400) and the audio (422).
+/// Org admins only, with the speaker's consent (`consent=true`). Checks in this order:
+/// signed in (401), admin (403), subscription (403) and voice slots (402), non-empty body
+/// (400), size (413), Content-Type (400); then the fields (400), the consent (422) and the
+/// audio (422).
 #[utoipa::path(
     post,
     path = "/api/voices",
@@ -417,7 +440,7 @@ pub struct CreateQuery {
         (status = 403, description = "Not an admin, or `SUBSCRIPTION_REQUIRED`", body = ErrorBody),
         (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
         (status = 413, description = "Over the upload limit (20 MB unless configured)", body = ErrorBody),
-        (status = 422, description = "`UNDECODABLE_AUDIO`, `UNSUPPORTED_SAMPLE_RATE` (outside 8-192 kHz), `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
+        (status = 422, description = "`CONSENT_REQUIRED` (no `consent=true`), `UNDECODABLE_AUDIO`, `UNSUPPORTED_SAMPLE_RATE` (outside 8-192 kHz), `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
         (status = 502, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody),
         (status = 503, description = "`BILLING_UNAVAILABLE`: Polar does not answer", body = ErrorBody),
     )
@@ -430,30 +453,10 @@ async fn create_voice(
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let voice_slots = crate::billing::ensure_can_create_voice(&state, &caller.org_id).await?;
-    let (parts, body) = request.into_parts();
-    let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
-    let content_type = content_type(&parts.headers)?;
-    let (fields, upload) = if content_type.starts_with("multipart/form-data") {
-        let request = Request::from_parts(parts, Body::from(bytes));
-        read_form(request).await?
-    } else {
-        let upload = Upload {
-            bytes,
-            content_type,
-        };
-        (query, upload)
-    };
-    let consent = fields.consent.unwrap_or(false);
+    let (fields, upload) = read_upload(&state, query, request).await?;
+    let consent = fields.consent;
     let mut details = parse_details(fields)?;
-    details.consent = consent.then(|| VoiceConsent {
-        by: caller
-            .user_id
-            .as_ref()
-            .map(ToString::to_string)
-            .or_else(|| caller.api_key_id.as_ref().map(ToString::to_string))
-            .unwrap_or_default(),
-        at: OffsetDateTime::now_utc(),
-    });
+    details.consent = Some(speakers_consent(&caller, consent)?);
     let voice = library::create_voice(
         state.db.as_ref(),
         &state.storage,
@@ -465,6 +468,114 @@ async fn create_voice(
     .await
     .map_err(create_error)?;
     Ok((StatusCode::CREATED, Json(VoiceView::from(voice))).into_response())
+}
+
+/// The recording and its fields: the raw body with the fields as query parameters, or a
+/// `multipart/form-data` form.
+async fn read_upload(
+    state: &AppState,
+    query: CreateQuery,
+    request: Request,
+) -> Result<(CreateQuery, Upload), ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
+    let content_type = content_type(&parts.headers)?;
+    if content_type.starts_with("multipart/form-data") {
+        read_form(Request::from_parts(parts, Body::from(bytes))).await
+    } else {
+        Ok((
+            query,
+            Upload {
+                bytes,
+                content_type,
+            },
+        ))
+    }
+}
+
+/// The query of a raw sample upload.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SampleQuery {
+    /// Required: `true` confirms that the speaker of the new recording agreed to having
+    /// their voice cloned; recorded with the voice in place of the earlier confirmation.
+    consent: Option<bool>,
+}
+
+/// Replace a voice's sample
+///
+/// The voice speaks from a new recording from now on, checked like a cloned voice's
+/// (custom voices by the organization's admins, system voices by the instance operator,
+/// with the speaker's consent). The new sample is stored first, then the voice points at
+/// it, then the old sample is deleted; conditioning computed from the old sample is never
+/// used for the new one. The name, description and earlier generations stay.
+#[utoipa::path(
+    put,
+    path = "/api/voices/{voiceId}/sample",
+    tag = "voices",
+    params(("voiceId" = VoiceId, Path, description = "The voice"), SampleQuery),
+    request_body(
+        description = "The recording, as for cloning: the raw body with its Content-Type, or a \
+                       `multipart/form-data` form with a `file` part and a `consent` text part",
+        content(("audio/*"), ("multipart/form-data")),
+    ),
+    responses(
+        (status = 200, description = "The voice with its new sample", body = VoiceView),
+        (status = 400, description = "`EMPTY_BODY`, `MISSING_CONTENT_TYPE` or `INVALID_FORM`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a system voice and not the operator", body = ErrorBody),
+        (status = 404, description = "No such voice for this organization", body = ErrorBody),
+        (status = 409, description = "`NO_ACTIVE_ORGANIZATION`", body = ErrorBody),
+        (status = 413, description = "Over the upload limit (20 MB unless configured)", body = ErrorBody),
+        (status = 422, description = "`CONSENT_REQUIRED`, `UNDECODABLE_AUDIO`, `UNSUPPORTED_SAMPLE_RATE`, `AUDIO_TOO_SHORT`, `AUDIO_TOO_LONG` or `AUDIO_SILENT`", body = ErrorBody),
+        (status = 502, description = "`STORAGE_UNAVAILABLE`", body = ErrorBody),
+    )
+)]
+async fn replace_sample(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<SampleQuery>,
+    request: Request,
+) -> Result<Json<VoiceView>, ApiError> {
+    let voice = state.db.get_voice(&caller.org_id, &voice_id(&id)?).await?;
+    require_owner(&caller, &voice)?;
+    let query = CreateQuery {
+        consent: query.consent,
+        ..CreateQuery::default()
+    };
+    let (fields, upload) = read_upload(&state, query, request).await?;
+    let consent = speakers_consent(&caller, fields.consent)?;
+    let replaced =
+        library::replace_sample(state.db.as_ref(), &state.storage, &voice, upload, &consent)
+            .await
+            .map_err(create_error)?;
+    Ok(Json(replaced.into()))
+}
+
+/// The speaker's agreement to having their voice cloned, which every cloned voice and every
+/// replaced sample needs: recorded as who confirmed it (the user or API key) and when.
+pub(crate) fn speakers_consent(
+    caller: &Caller,
+    confirmed: Option<bool>,
+) -> Result<VoiceConsent, ApiError> {
+    if confirmed != Some(true) {
+        return Err(ApiError::Unprocessable {
+            code: "CONSENT_REQUIRED",
+            message: "Cloning a voice needs the speaker's consent: send consent=true to \
+                      confirm that the person speaking in the recording agreed to it."
+                .into(),
+        });
+    }
+    Ok(VoiceConsent {
+        by: caller
+            .user_id
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| caller.api_key_id.as_ref().map(ToString::to_string))
+            .unwrap_or_default(),
+        at: OffsetDateTime::now_utc(),
+    })
 }
 
 pub(crate) fn empty_body() -> ApiError {

@@ -263,7 +263,8 @@ async fn list_pages_through_all_voices_with_a_total(t: TestDb) {
     assert_eq!(past_the_end.total, 5);
 }
 
-async fn only_the_owner_sets_the_object_key(t: TestDb) {
+/// A replaced sample: the new object key and the consent given for it, by the owner only.
+async fn only_the_owner_replaces_the_sample(t: TestDb) {
     let org = t.new_org("Acme").await;
     let other = t.new_org("Other").await;
     let custom =
@@ -274,6 +275,10 @@ async fn only_the_owner_sets_the_object_key(t: TestDb) {
         t.db.create_voice(&new_voice(VoiceOwner::System, "Shared"))
             .await
             .unwrap();
+    let consent = resonance_db::VoiceConsent {
+        by: "0000000000000000000user2".into(),
+        at: time::OffsetDateTime::from_unix_timestamp(1_767_312_000).unwrap(),
+    };
 
     for (owner, voice) in [
         (VoiceOwner::Org(other.clone()), &custom),
@@ -281,7 +286,7 @@ async fn only_the_owner_sets_the_object_key(t: TestDb) {
         (VoiceOwner::System, &custom),
     ] {
         let error =
-            t.db.set_voice_object_key(&owner, &voice.id, "stolen")
+            t.db.replace_voice_sample(&owner, &voice.id, "stolen", &consent)
                 .await
                 .unwrap_err();
         assert!(matches!(error, DbError::NotFound("voice")), "{error:?}");
@@ -290,16 +295,18 @@ async fn only_the_owner_sets_the_object_key(t: TestDb) {
 
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let updated =
-        t.db.set_voice_object_key(&custom.owner, &custom.id, "voices/custom/x")
+        t.db.replace_voice_sample(&custom.owner, &custom.id, "voices/custom/x", &consent)
             .await
             .unwrap();
     assert_eq!(updated.object_key.as_deref(), Some("voices/custom/x"));
+    assert_eq!(updated.consent.as_ref(), Some(&consent));
+    assert_eq!(updated.name, custom.name);
     assert_eq!(updated.created_at, custom.created_at);
     assert!(updated.updated_at > custom.updated_at);
     assert_eq!(t.db.get_voice(&org, &custom.id).await.unwrap(), updated);
 
     let system =
-        t.db.set_voice_object_key(&VoiceOwner::System, &system.id, "voices/system/y")
+        t.db.replace_voice_sample(&VoiceOwner::System, &system.id, "voices/system/y", &consent)
             .await
             .unwrap();
     assert_eq!(system.object_key.as_deref(), Some("voices/system/y"));
@@ -563,7 +570,7 @@ on_both_backends!(
     custom_voices_are_visible_only_to_their_organization,
     list_filters_by_category_language_variant_and_name,
     list_pages_through_all_voices_with_a_total,
-    only_the_owner_sets_the_object_key,
+    only_the_owner_replaces_the_sample,
     delete_returns_the_object_key_and_respects_ownership,
     duplicate_ids_and_unknown_organizations_conflict,
     check_constraints_refuse_inconsistent_rows,

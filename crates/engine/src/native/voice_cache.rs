@@ -1,9 +1,10 @@
 //! The conditioning of library voices for the native engine: computed once from a voice's
 //! reference audio, then kept in memory and in object storage
-//! (`cache/voice-conditionals/{voiceId}`), so neither a restart nor another worker machine
-//! computes it again. Deleting a voice deletes the stored copy with the voice's other
-//! objects; voice ids are never reused, so a copy still in some process's memory is never
-//! served for another voice.
+//! (`cache/voice-conditionals/{voiceId}`, or `{voiceId}.{sampleId}` for a replaced sample),
+//! so neither a restart nor another worker machine computes it again. Both copies are
+//! keyed by the reference sample's object key, which a replaced sample changes, so a copy
+//! still in some process's memory is never served for another sample or voice. Deleting a
+//! voice or replacing its sample deletes the stored copy with the sample's other objects.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,6 @@ use bytes::Bytes;
 use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::voice_conditioner::VoiceConditioner;
-use resonance_domain::VoiceId;
 use resonance_storage::{ObjectKey, Storage, StorageError};
 use tokio::runtime::Handle;
 
@@ -50,11 +50,11 @@ impl StoredVoiceConditioning {
         }
     }
 
-    fn remember(&self, voice: &VoiceId, conditionals: Arc<Conditionals>) {
+    fn remember(&self, reference: &ObjectKey, conditionals: Arc<Conditionals>) {
         self.memory
             .lock()
             .expect("conditioning cache lock")
-            .insert(voice, conditionals);
+            .insert(reference, conditionals);
     }
 
     /// The stored copy, if there is a readable one.
@@ -94,11 +94,14 @@ impl VoiceConditioning for StoredVoiceConditioning {
             .memory
             .lock()
             .expect("conditioning cache lock")
-            .get(&voice.id)
+            .get(&voice.reference)
         {
             return Ok(hit);
         }
-        let key = ObjectKey::voice_conditionals(&voice.id);
+        let key = voice
+            .reference
+            .conditionals_of_sample()
+            .unwrap_or_else(|| ObjectKey::voice_conditionals(&voice.id));
         let conditionals = match self.stored(&key)? {
             Some(conditionals) => conditionals,
             None => {
@@ -118,7 +121,7 @@ impl VoiceConditioning for StoredVoiceConditioning {
             }
         };
         let conditionals = Arc::new(conditionals);
-        self.remember(&voice.id, conditionals.clone());
+        self.remember(&voice.reference, conditionals.clone());
         Ok(conditionals)
     }
 }
@@ -131,27 +134,32 @@ fn unavailable(e: StorageError) -> EngineError {
     EngineError::Unavailable(format!("object storage: {e}"))
 }
 
-/// The most recently used conditionings, by voice id.
+/// The most recently used conditionings, by the object key of the sample they were
+/// computed from.
 #[derive(Default)]
 struct Recent {
-    entries: HashMap<VoiceId, Arc<Conditionals>>,
+    entries: HashMap<ObjectKey, Arc<Conditionals>>,
     /// Least recently used first.
-    order: VecDeque<VoiceId>,
+    order: VecDeque<ObjectKey>,
 }
 
 impl Recent {
-    fn get(&mut self, voice: &VoiceId) -> Option<Arc<Conditionals>> {
-        let hit = self.entries.get(voice)?.clone();
-        self.touch(voice);
+    fn get(&mut self, reference: &ObjectKey) -> Option<Arc<Conditionals>> {
+        let hit = self.entries.get(reference)?.clone();
+        self.touch(reference);
         Some(hit)
     }
 
-    fn insert(&mut self, voice: &VoiceId, conditionals: Arc<Conditionals>) {
-        if self.entries.insert(voice.clone(), conditionals).is_some() {
-            self.touch(voice);
+    fn insert(&mut self, reference: &ObjectKey, conditionals: Arc<Conditionals>) {
+        if self
+            .entries
+            .insert(reference.clone(), conditionals)
+            .is_some()
+        {
+            self.touch(reference);
             return;
         }
-        self.order.push_back(voice.clone());
+        self.order.push_back(reference.clone());
         if self.order.len() > MEMORY_CAPACITY
             && let Some(oldest) = self.order.pop_front()
         {
@@ -159,8 +167,8 @@ impl Recent {
         }
     }
 
-    fn touch(&mut self, voice: &VoiceId) {
-        if let Some(at) = self.order.iter().position(|v| v == voice) {
+    fn touch(&mut self, reference: &ObjectKey) {
+        if let Some(at) = self.order.iter().position(|key| key == reference) {
             let id = self.order.remove(at).expect("position is in range");
             self.order.push_back(id);
         }

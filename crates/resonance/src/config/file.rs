@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::billing::{PlanTable, PolarTable};
+use super::mail::SmtpTable;
 use super::storage::S3Table;
 use super::{ConfigError, SettingsArgs};
 
@@ -37,6 +38,8 @@ pub struct Settings {
     #[serde(default)]
     pub polar: PolarTable,
     pub metrics_token: Option<String>,
+    #[serde(default)]
+    pub smtp: SmtpTable,
 }
 
 impl Settings {
@@ -113,6 +116,14 @@ impl Settings {
                 api_url: args.polar_api_url.clone().or(self.polar.api_url),
             },
             metrics_token: args.metrics_token.clone().or(self.metrics_token),
+            smtp: SmtpTable {
+                host: args.smtp_host.clone().or(self.smtp.host),
+                port: args.smtp_port.or(self.smtp.port),
+                username: args.smtp_username.clone().or(self.smtp.username),
+                password: args.smtp_password.clone().or(self.smtp.password),
+                from: args.smtp_from.clone().or(self.smtp.from),
+                tls: args.smtp_tls.clone().or(self.smtp.tls),
+            },
         }
     }
 }

@@ -151,4 +151,29 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// SMTP server that emails password reset links; unset, no email is sent and the
+    /// operator hands out reset links
+    #[arg(long, env = "RESONANCE_SMTP_HOST", global = true)]
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587 with starttls, 465 with tls, 25 with none]
+    #[arg(long, env = "RESONANCE_SMTP_PORT", global = true)]
+    pub smtp_port: Option<u16>,
+    /// Account to sign in to the SMTP server with
+    #[arg(long, env = "RESONANCE_SMTP_USERNAME", global = true)]
+    pub smtp_username: Option<String>,
+    /// Password of the SMTP account
+    #[arg(
+        long,
+        env = "RESONANCE_SMTP_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+    /// Sender of emails, like "Resonance <no-reply@example.com>"; required with a host
+    #[arg(long, env = "RESONANCE_SMTP_FROM", global = true)]
+    pub smtp_from: Option<String>,
+    /// Encryption of the SMTP connection: starttls, tls (from the first byte) or none
+    /// [default: starttls]
+    #[arg(long, env = "RESONANCE_SMTP_TLS", global = true)]
+    pub smtp_tls: Option<String>,
 }

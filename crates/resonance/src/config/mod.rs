@@ -8,6 +8,7 @@ mod database;
 mod engine;
 mod file;
 mod flags;
+mod mail;
 mod observability;
 mod server;
 mod storage;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 use chatterbox::t3::Precision;
 use resonance_service::billing::BillingSettings;
+use resonance_service::mail::SmtpSettings;
 use resonance_web::ConnectionSettings;
 use resonance_web::auth::IpNetwork;
 
@@ -53,6 +55,8 @@ pub struct Config {
     pub billing: BillingSettings,
     /// The bearer token `/metrics` asks for; `None` leaves it unserved.
     pub metrics_token: Option<Secret>,
+    /// The SMTP server that emails password reset links; `None` sends no email.
+    pub smtp: Option<SmtpSettings>,
 }
 
 /// A setting that is missing or malformed, named as the user would write it.
@@ -107,6 +111,7 @@ impl Config {
         )?;
         let metrics_token = observability::metrics_token(settings.metrics_token)?;
         let billing = billing::billing(settings.plan, settings.polar)?;
+        let smtp = mail::smtp(settings.smtp, public_url.as_deref())?;
         Ok(Self {
             bind,
             data_dir,
@@ -124,6 +129,7 @@ impl Config {
             workers,
             billing,
             metrics_token,
+            smtp,
         })
     }
 }

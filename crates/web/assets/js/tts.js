@@ -1,6 +1,8 @@
 // Text to speech: the editor, tag buttons, voice picker with sample playback, the four
 // sampling sliders, this request's cost against what is left of the month's characters,
-// and Generate (or Ctrl/Cmd+Enter) with live progress until the result opens.
+// and Generate (or Ctrl/Cmd+Enter) with live progress; the result plays in a player docked
+// at the bottom of the page, which links to the generation's own page, so the user stays
+// in the editor.
 import { allVoices, api, boot, busy, categoryLabel, failureMessage, isCustom, samplePlayer, showError } from './app.js';
 
 const POLL_MS = 600;
@@ -23,6 +25,8 @@ const params = new URLSearchParams(location.search);
 const number = new Intl.NumberFormat();
 /** This month's characters `{ used, limit }` (limit null: unlimited), once loaded. */
 let monthCharacters = null;
+/** Where each voice's sample plays, by voice id. */
+let sampleUrls = new Map();
 
 /** Characters as the server counts them (Unicode scalar values, not UTF-16 units). */
 const charCount = (text) => [...text].length;
@@ -103,6 +107,7 @@ async function loadVoices() {
     return;
   }
   picker.replaceChildren();
+  sampleUrls = new Map(voices.map((voice) => [voice.id, voice.audioUrl]));
   if (!voices.length) {
     picker.append(new Option('No voices yet: clone one first', ''));
     document.querySelector('[data-voice-hint]').innerHTML = '<a href="/voices/new">Clone a voice</a> to start generating.';
@@ -128,7 +133,7 @@ async function loadVoices() {
 }
 
 previewButton.addEventListener('click', () => {
-  if (picker.value) playSample(previewButton, `/api/voices/${encodeURIComponent(picker.value)}/audio`);
+  if (picker.value) playSample(previewButton, sampleUrls.get(picker.value));
 });
 
 /** Regenerate: `?from={generationId}` fills the form with that generation's text, voice and settings. */
@@ -194,6 +199,25 @@ async function waitForResult(id) {
   }
 }
 
+const resultPlayer = document.querySelector('[data-result-player]');
+const resultAudio = resultPlayer.querySelector('[data-result-audio]');
+resultPlayer.querySelector('[data-result-close]').addEventListener('click', () => {
+  resultAudio.pause();
+  resultPlayer.hidden = true;
+});
+
+/** Plays a finished generation in the docked player. */
+function playResult(generation) {
+  const page = `/text-to-speech/${encodeURIComponent(generation.id)}`;
+  resultPlayer.querySelector('[data-result-voice]').textContent = generation.voiceName;
+  resultPlayer.querySelector('[data-result-text]').textContent = generation.text;
+  resultPlayer.querySelector('[data-result-link]').href = page;
+  resultAudio.src = generation.audioUrl;
+  resultPlayer.hidden = false;
+  // The browser may refuse to start playing on its own; the player's button still works.
+  resultAudio.play().catch(() => {});
+}
+
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   showError(errorBox, null);
@@ -230,14 +254,14 @@ form.addEventListener('submit', async (event) => {
     const created = await api('/api/generations', { method: 'POST', json: body });
     running = created.id;
     cancelButton.hidden = false;
-    await waitForResult(created.id);
-    showProgress('Done', 100);
-    location.assign(`/text-to-speech/${encodeURIComponent(created.id)}`);
+    const generation = await waitForResult(created.id);
+    playResult(generation);
+    loadUsage();
   } catch (error) {
-    busy(generateButton, false);
-    progressPanel.hidden = true;
     showError(errorBox, error);
   } finally {
+    busy(generateButton, false);
+    progressPanel.hidden = true;
     running = null;
     cancelButton.hidden = true;
   }

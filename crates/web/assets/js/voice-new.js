@@ -4,12 +4,8 @@
 // and the required confirmation that the speaker agreed; uploaded to `POST /api/voices`
 // as the raw audio body with the details as query parameters.
 import { api, boot, busy, formatSeconds, showError } from './app.js';
+import { MAX_SECONDS, MIN_SECONDS, checkSampleFile, contentTypeOf } from './voice-sample.js';
 import { WavRecorder } from './wav-recorder.js';
-
-const MIN_SECONDS = 10;
-const MAX_SECONDS = 300;
-const MAX_BYTES = 20 * 1024 * 1024;
-const TYPES_BY_EXTENSION = { wav: 'audio/wav', mp3: 'audio/mpeg', flac: 'audio/flac', ogg: 'audio/ogg', m4a: 'audio/mp4', aac: 'audio/aac', webm: 'audio/webm' };
 
 boot();
 const form = document.querySelector('[data-new-voice-form]');
@@ -40,55 +36,20 @@ function setSample(blob, label, meta) {
   updateSave();
 }
 
-function contentTypeOf(file) {
-  if (file.type) return file.type;
-  const extension = (file.name || '').split('.').pop().toLowerCase();
-  return TYPES_BY_EXTENSION[extension] || '';
-}
-
-/**
- * The length in seconds of the audio in `file`, decoded as the browser would play it;
- * `undefined` when this browser cannot decode its format (the server then decides), null
- * when it should and cannot: the file is not audio.
- */
-async function decodedSeconds(file) {
-  if (!new Audio().canPlayType(contentTypeOf(file))) return undefined;
-  try {
-    const decoded = await new OfflineAudioContext(1, 1, 44100).decodeAudioData(await file.arrayBuffer());
-    return decoded.duration;
-  } catch {
-    return null;
-  }
-}
-
 let fileCounter = 0;
 async function takeFile(file) {
   showError(errorBox, null);
   if (!file) return;
-  if (file.size > MAX_BYTES) {
-    showError(errorBox, new Error(`"${file.name}" is ${(file.size / 1048576).toFixed(1)} MB; the limit is 20 MB. Trim it or export it at a lower bitrate.`));
-    return;
-  }
-  if (!contentTypeOf(file).startsWith('audio/') && !contentTypeOf(file).startsWith('video/')) {
-    showError(errorBox, new Error(`"${file.name}" is not an audio file. Use WAV, MP3, FLAC, OGG or M4A.`));
-    return;
-  }
   // Nothing can be saved until this file is checked.
   const thisFile = ++fileCounter;
   sample = null;
   preview.hidden = true;
   updateSave();
-  const seconds = await decodedSeconds(file);
-  if (thisFile !== fileCounter) return;
-  const size = `${(file.size / 1048576).toFixed(1)} MB`;
-  if (seconds === null) {
-    showError(errorBox, new Error(`"${file.name}" could not be read as audio: it may be damaged, or not a recording at all. Choose a WAV, MP3, FLAC, OGG or M4A recording.`));
-  } else if (seconds < MIN_SECONDS) {
-    showError(errorBox, new Error(`"${file.name}" is ${seconds.toFixed(1)} s long; a voice needs at least ${MIN_SECONDS} seconds of speech. Choose a longer recording.`));
-  } else if (seconds > MAX_SECONDS) {
-    showError(errorBox, new Error(`"${file.name}" is longer than 5 minutes; trim it to the best 5 minutes or less.`));
-  } else {
-    setSample(file, file.name, seconds === undefined ? size : `${formatSeconds(seconds)} · ${size}`);
+  try {
+    const meta = await checkSampleFile(file);
+    if (thisFile === fileCounter) setSample(file, file.name, meta);
+  } catch (error) {
+    if (thisFile === fileCounter) showError(errorBox, error);
   }
 }
 

@@ -1,6 +1,8 @@
 // Voice library: system and custom tabs, category and language filters, name search,
-// sample preview, and editing and deleting for admins.
+// sample preview, and for admins editing (details, and replacing the sample with the
+// speaker's consent) and deleting.
 import { api, boot, busy, categoryLabel, h, isCustom, pageInfo, pager, samplePlayer, showError, showPageError, toast } from './app.js';
+import { checkSampleFile, contentTypeOf } from './voice-sample.js';
 
 const LIMIT = 24;
 const AVATAR_COLORS = ['#5b4bff', '#e0487a', '#12805c', '#d97706', '#0e7490', '#7c3aed', '#be123c', '#2563eb'];
@@ -47,7 +49,7 @@ function avatar(voice) {
 
 function voiceCard(voice) {
   const preview = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'aria-pressed': 'false', 'aria-label': `Play a sample of ${voice.name}` }, 'Preview');
-  preview.addEventListener('click', () => playSample(preview, `/api/voices/${encodeURIComponent(voice.id)}/audio`));
+  preview.addEventListener('click', () => playSample(preview, voice.audioUrl));
   const actions = h('div', { class: 'voice-actions' }, preview,
     h('a', { class: 'btn btn-ghost btn-sm', href: `/text-to-speech?voiceId=${encodeURIComponent(voice.id)}` }, 'Use'));
   if (session.isAdmin && isCustom(voice)) {
@@ -78,7 +80,40 @@ function voiceCard(voice) {
 
 const editDialog = document.querySelector('[data-edit-dialog]');
 const editForm = document.querySelector('[data-edit-form]');
+const editError = editForm?.querySelector('[data-form-error]');
+const sampleMeta = editForm?.querySelector('[data-edit-sample-meta]');
+const consentField = editForm?.querySelector('[data-edit-consent]');
+const SAMPLE_HINT = sampleMeta?.textContent;
 let editing = null;
+// The checked replacement recording, when one was chosen.
+let newSample = null;
+let sampleCounter = 0;
+
+function setNewSample(file, meta) {
+  newSample = file;
+  sampleMeta.textContent = file ? `${file.name} · ${meta}` : SAMPLE_HINT;
+  consentField.hidden = !file;
+  editForm.elements.consent.checked = false;
+}
+
+editForm?.elements.consent.addEventListener('change', () => {
+  if (editForm.elements.consent.checked) showError(editError, null);
+});
+editForm?.elements.sample.addEventListener('change', async () => {
+  const file = editForm.elements.sample.files[0];
+  const thisSample = ++sampleCounter;
+  showError(editError, null);
+  setNewSample(null);
+  if (!file) return;
+  try {
+    const meta = await checkSampleFile(file);
+    if (thisSample === sampleCounter) setNewSample(file, meta);
+  } catch (error) {
+    if (thisSample !== sampleCounter) return;
+    editForm.elements.sample.value = '';
+    showError(editError, error);
+  }
+});
 
 function editVoice(voice) {
   editing = voice;
@@ -90,7 +125,10 @@ function editVoice(voice) {
     fields.language.append(new Option(voice.language, voice.language));
   }
   fields.language.value = voice.language;
-  showError(editForm.querySelector('[data-form-error]'), null);
+  fields.sample.value = '';
+  sampleCounter++;
+  setNewSample(null);
+  showError(editError, null);
   editDialog.showModal();
   fields.name.focus();
 }
@@ -100,8 +138,22 @@ editForm?.addEventListener('submit', async (event) => {
   event.preventDefault();
   const fields = editForm.elements;
   const save = editForm.querySelector('[data-edit-save]');
+  if (newSample && !fields.consent.checked) {
+    showError(editError, new Error('Confirm that the speaker of the new recording agreed to having their voice cloned.'));
+    fields.consent.focus();
+    return;
+  }
   busy(save, true);
   try {
+    if (newSample) {
+      await api(`/api/voices/${encodeURIComponent(editing.id)}/sample?consent=true`, {
+        method: 'PUT',
+        body: newSample,
+        headers: { 'Content-Type': contentTypeOf(newSample) || 'application/octet-stream' },
+      });
+      setNewSample(null);
+      fields.sample.value = '';
+    }
     const edited = await api(`/api/voices/${encodeURIComponent(editing.id)}`, {
       method: 'PATCH',
       json: {
@@ -115,7 +167,9 @@ editForm?.addEventListener('submit', async (event) => {
     toast(`Saved ${edited.name}`);
     load(0);
   } catch (error) {
-    showError(editForm.querySelector('[data-form-error]'), error);
+    showError(editError, error.status === 413
+      ? new Error('This file is larger than the upload limit. Trim it or export it at a lower bitrate.')
+      : error);
   } finally {
     busy(save, false);
   }

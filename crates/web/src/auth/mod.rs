@@ -13,6 +13,7 @@ mod extract;
 pub mod hashing;
 mod password;
 pub mod rate_limit;
+pub mod reset_links;
 pub mod secrets;
 
 use std::time::Duration;

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", get(sign_in))
         .route("/sign-up", get(sign_up))
         .route("/reset-password", get(reset_password))
+        .route("/forgot-password", get(forgot_password))
         .route("/invites/{token}", get(invite))
         .route("/text-to-speech", get(text_to_speech))
         .route("/text-to-speech/{generation_id}", get(generation))
@@ -143,6 +144,21 @@ struct ResetPasswordPage {
 async fn reset_password() -> ResetPasswordPage {
     ResetPasswordPage {
         assets: assets::base_url(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/forgot_password.html")]
+struct ForgotPasswordPage {
+    assets: String,
+    /// Whether this instance emails reset links; otherwise its operator hands them out.
+    sends_email: bool,
+}
+
+async fn forgot_password(State(state): State<AppState>) -> ForgotPasswordPage {
+    ForgotPasswordPage {
+        assets: assets::base_url(),
+        sends_email: state.mailer.is_some(),
     }
 }
 

@@ -420,7 +420,112 @@ async fn a_reset_link_sets_a_new_password_once(db: DbKind) {
     assert_eq!(error_code(again).await, "INVALID_RESET_LINK");
 }
 
+/// The link in a reset email: `{base}/reset-password?token=...`.
+fn emailed_link(mail: &resonance_testkit::smtp::ReceivedMail, base: &str) -> String {
+    let text = mail.text();
+    let start = text
+        .find(&format!("{base}/reset-password?token="))
+        .unwrap_or_else(|| panic!("no reset link in {text}"));
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
+
+/// With SMTP configured, "forgot password" emails a one-time link that works, answering the
+/// same sentence whether or not the email has an account; it is limited per email, and
+/// without SMTP it says to ask the operator.
+async fn a_forgotten_password_is_reset_through_an_emailed_link(db: DbKind) {
+    let smtp = resonance_testkit::smtp::FakeSmtp::start().await.unwrap();
+    let app = TestApp::builder()
+        .db(db)
+        .smtp(smtp.port)
+        .auth(|auth| auth.attempts_per_account = 3)
+        .spawn()
+        .await;
+    app.signed_up("ada@example.com").await;
+    let forgot = |email: &str| {
+        app.anonymous()
+            .post(app.url("/api/auth/forgot-password"))
+            .json(&json!({ "email": email }))
+            .send()
+    };
+    let mut answers = Vec::new();
+    for email in ["nobody@example.com", "Ada@Example.com"] {
+        let response = forgot(email).await.unwrap();
+        assert_eq!(response.status(), 202, "{email}");
+        let body: Value = response.json().await.unwrap();
+        answers.push(body["message"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the answer tells who has an account"
+    );
+    assert!(
+        answers[0].starts_with("If an account has this email"),
+        "{}",
+        answers[0]
+    );
+
+    let mail = smtp
+        .next_mail(std::time::Duration::from_secs(20))
+        .await
+        .expect("a reset email");
+    assert_eq!(mail.to, vec!["ada@example.com".to_string()]);
+    assert_eq!(mail.from, "no-reply@resonance.test");
+    assert!(
+        mail.data.contains("Subject: Reset your Resonance password"),
+        "{}",
+        mail.data
+    );
+    assert!(
+        smtp.next_mail(std::time::Duration::from_millis(500))
+            .await
+            .is_none(),
+        "an email went to an address without an account"
+    );
+    let link = emailed_link(&mail, &app.base_url);
+    let page = app.anonymous().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let token = link.split_once("token=").unwrap().1;
+    let reset = app
+        .anonymous()
+        .post(app.url("/api/auth/reset-password"))
+        .json(&json!({ "token": token, "newPassword": "a brand new passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 204);
+    app.signed_in("ada@example.com", "a brand new passphrase")
+        .await;
+
+    let invalid = forgot("not an email").await.unwrap();
+    assert_eq!(invalid.status(), 422);
+    assert_eq!(error_code(invalid).await, "INVALID_EMAIL");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(forgot("ada@example.com").await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 429], "one mailbox is not flooded");
+
+    let without_smtp = TestApp::builder().db(db).spawn().await;
+    let refused = without_smtp
+        .anonymous()
+        .post(without_smtp.url("/api/auth/forgot-password"))
+        .json(&json!({ "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask its operator"),
+        "{body}"
+    );
+}
+
 on_both_databases!(
+    a_forgotten_password_is_reset_through_an_emailed_link,
     a_reset_link_sets_a_new_password_once,
     changing_the_password_signs_out_every_other_session,
     first_account_is_the_operator_and_signs_in,

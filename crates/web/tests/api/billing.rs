@@ -37,7 +37,7 @@ fn wav_speech(seed: u32) -> Vec<u8> {
 /// `POST /api/voices` as `user` with a fresh recording.
 async fn upload_voice(app: &TestApp, user: &TestUser, name: &str, seed: u32) -> reqwest::Response {
     user.client
-        .post(app.url(&format!("/api/voices?name={name}")))
+        .post(app.url(&format!("/api/voices?consent=true&name={name}")))
         .header("content-type", "audio/wav")
         .body(wav_speech(seed))
         .send()

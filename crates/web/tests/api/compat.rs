@@ -493,7 +493,8 @@ fn recording(seconds: f64) -> Vec<u8> {
 fn voice_form(name: &str, files: &[Vec<u8>]) -> reqwest::multipart::Form {
     let mut form = reqwest::multipart::Form::new()
         .text("name", name.to_string())
-        .text("labels", r#"{"language": "en-GB", "accent": "british"}"#);
+        .text("labels", r#"{"language": "en-GB", "accent": "british"}"#)
+        .text("consent", "true");
     for (n, file) in files.iter().enumerate() {
         form = form.part(
             "files",
@@ -508,6 +509,35 @@ fn voice_form(name: &str, files: &[Vec<u8>]) -> reqwest::multipart::Form {
 
 async fn elevenlabs_voices_history_and_subscription(db: DbKind) {
     let w = tone_world_on(db).await;
+    // ElevenLabs has no consent field: Resonance's `consent=true` is required on top.
+    let voices_before = w.app.db().all_voices().await.unwrap().len();
+    let without_consent = reqwest::multipart::Form::new()
+        .text("name", "Unconfirmed")
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(recording(12.0))
+                .file_name("take.wav")
+                .mime_str("audio/wav")
+                .unwrap(),
+        );
+    let response = w
+        .xi()
+        .post(w.app.url("/v1/voices/add"))
+        .multipart(without_consent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["detail"]["status"], "consent_required", "{error}");
+    assert!(
+        error["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("consent=true"),
+        "{error}"
+    );
+    assert_eq!(w.app.db().all_voices().await.unwrap().len(), voices_before);
     // Two recordings of 6 s: each too short alone, long enough together.
     let response = w
         .xi()

@@ -449,7 +449,7 @@ async fn names_refuse_invisible_and_direction_characters() {
     );
     let response = admin
         .client
-        .post(app.url("/api/voices?name=Nar%E2%80%AErator"))
+        .post(app.url("/api/voices?consent=true&name=Nar%E2%80%AErator"))
         .header(reqwest::header::CONTENT_TYPE, "audio/wav")
         .body(wav)
         .send()

@@ -162,7 +162,7 @@ async fn upload(
 ) -> (StatusCode, Value) {
     let response = user
         .client
-        .post(app.url("/api/voices?name=Hostile"))
+        .post(app.url("/api/voices?consent=true&name=Hostile"))
         .header(reqwest::header::CONTENT_TYPE, content_type)
         .body(bytes)
         .send()

@@ -24,9 +24,10 @@ const APP_PAGES: [&str; 9] = [
 ];
 
 /// Pages anyone may open.
-const PUBLIC_PAGES: [&str; 4] = [
+const PUBLIC_PAGES: [&str; 5] = [
     "/sign-in",
     "/sign-up",
+    "/forgot-password",
     "/invites/some-token",
     "/sign-in?next=//evil.example",
 ];

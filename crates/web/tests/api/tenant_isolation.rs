@@ -203,11 +203,20 @@ fn routes(w: &World) -> Vec<Route> {
             Some(json!({ "description": "Edited" })),
             true,
         ),
+        Route {
+            body: Body::Audio,
+            ..route(
+                Method::PUT,
+                format!("/api/voices/{voice}/sample?consent=true"),
+                None,
+                true,
+            )
+        },
         in_own_organization(Route {
             body: Body::Audio,
             ..route(
                 Method::POST,
-                "/api/voices?name=Ada&language=en-US".into(),
+                "/api/voices?consent=true&name=Ada&language=en-US".into(),
                 None,
                 true,
             )
@@ -252,7 +261,7 @@ async fn world(db: DbKind) -> World {
     let invite = invite["id"].as_str().unwrap().to_string();
     let response = admin
         .client
-        .post(app.url("/api/voices?name=Ours"))
+        .post(app.url("/api/voices?consent=true&name=Ours"))
         .header("content-type", "audio/wav")
         .body(recording())
         .send()

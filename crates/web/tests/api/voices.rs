@@ -84,9 +84,13 @@ impl App {
         self.request(reqwest::Method::GET, path, who)
     }
 
-    /// A raw upload with the fields as query parameters.
+    /// A raw upload with the fields as query parameters and the speaker's consent.
     fn upload(&self, query: &str, who: Who) -> reqwest::RequestBuilder {
-        self.request(reqwest::Method::POST, &format!("/api/voices?{query}"), who)
+        self.request(
+            reqwest::Method::POST,
+            &format!("/api/voices?consent=true&{query}"),
+            who,
+        )
     }
 
     /// Every stored voice row and voice object: both must stay empty after a refusal.
@@ -265,6 +269,7 @@ async fn the_web_form_uploads_a_voice(setup: Setup) {
             .text("name", "Form voice")
             .text("category", "CORPORATE")
             .text("language", "en-AU")
+            .text("consent", "true")
             .part("file", part)
     };
     let refused = app
@@ -874,7 +879,255 @@ async fn editing_renames_and_redescribes_a_voice_for_its_owners_only(setup: Setu
     assert_eq!(edited["category"], "NARRATIVE");
 }
 
+/// A voice is cloned only with `consent=true`, as a query parameter or a form field; without
+/// it the upload is refused with a sentence saying so, and nothing is stored. Who confirmed
+/// it and when are kept with the voice.
+async fn cloning_needs_the_speakers_consent(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let form = |consent: Option<&str>| {
+        let part = reqwest::multipart::Part::bytes(wav_speech(10.5))
+            .file_name("take.wav")
+            .mime_str("audio/wav")
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("name", "Form voice")
+            .part("file", part);
+        match consent {
+            Some(consent) => form.text("consent", consent.to_string()),
+            None => form,
+        }
+    };
+    let raw = |query: &str| {
+        app.request(
+            reqwest::Method::POST,
+            &format!("/api/voices?{query}"),
+            Who::Admin,
+        )
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+    };
+    let refusals = [
+        ("no consent", raw(FIELDS)),
+        ("consent=false", raw(&format!("{FIELDS}&consent=false"))),
+        (
+            "a form without consent",
+            app.request(reqwest::Method::POST, "/api/voices", Who::Admin)
+                .multipart(form(None)),
+        ),
+        (
+            "a form with consent=no",
+            app.request(reqwest::Method::POST, "/api/voices", Who::Admin)
+                .multipart(form(Some("no"))),
+        ),
+    ];
+    for (label, request) in refusals {
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{label}"
+        );
+        let body = json(response).await;
+        assert_eq!(body["error"]["code"], "CONSENT_REQUIRED", "{label}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Cloning a voice needs the speaker's consent")
+                && message.ends_with('.'),
+            "{label}: {message}"
+        );
+        assert_eq!(app.stored().await, (0, vec![]), "{label} stored something");
+    }
+
+    let before = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    for request in [
+        raw(&format!("{FIELDS}&consent=true")),
+        app.request(reqwest::Method::POST, "/api/voices", Who::Admin)
+            .multipart(form(Some("true"))),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let voice = json(response).await;
+        assert_eq!(voice["consent"]["by"], app.admin.id, "{voice}");
+        let at = time::OffsetDateTime::parse(
+            voice["consent"]["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert!(at >= before, "{voice}");
+    }
+    assert_eq!(app.stored().await.0, 2);
+}
+
+/// `PUT /api/voices/{id}/sample`: the owners replace a voice's recording, checked like a
+/// new voice's and with consent again; the new sample is stored under keys of its own, the
+/// old one and its cached conditioning go, and a refused upload changes nothing.
+async fn replacing_a_sample_swaps_the_audio_and_drops_the_old_conditioning(setup: Setup) {
+    let app = App::start(setup, voices::DEFAULT_UPLOAD_MAX_BYTES).await;
+    let created = app
+        .upload(FIELDS, Who::Admin)
+        .header("content-type", "audio/wav")
+        .body(wav_speech(10.5))
+        .send()
+        .await
+        .unwrap();
+    let created = json(created).await;
+    let id = VoiceId::parse(created["id"].as_str().unwrap()).unwrap();
+    // What an engine cached from the first sample.
+    app.storage()
+        .put(
+            &ObjectKey::voice_conditionals(&id),
+            Bytes::from_static(b"conditioning"),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    let system = app.system_voice("Aaron", VoiceCategory::Audiobook).await;
+    let before = app.stored().await;
+    let replace = |id: &VoiceId, query: &str, who: Who, body: Vec<u8>| {
+        app.request(
+            reqwest::Method::PUT,
+            &format!("/api/voices/{id}/sample{query}"),
+            who,
+        )
+        .header("content-type", "audio/wav")
+        .body(body)
+        .send()
+    };
+    // Refused before the body is read, so a token body is enough.
+    let refusals = [
+        (
+            "a member",
+            replace(&id, "?consent=true", Who::Member, b"RIFF".to_vec()).await,
+            (StatusCode::FORBIDDEN, "FORBIDDEN"),
+        ),
+        (
+            "another organization's admin",
+            replace(&id, "?consent=true", Who::OtherAdmin, b"RIFF".to_vec()).await,
+            (StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ),
+        (
+            "an admin changing a system voice",
+            replace(&system, "?consent=true", Who::Admin, b"RIFF".to_vec()).await,
+            (StatusCode::FORBIDDEN, "FORBIDDEN"),
+        ),
+        (
+            "no consent",
+            replace(&id, "", Who::Admin, wav_speech(11.0)).await,
+            (StatusCode::UNPROCESSABLE_ENTITY, "CONSENT_REQUIRED"),
+        ),
+        (
+            "nine seconds",
+            replace(&id, "?consent=true", Who::Admin, wav_speech(9.0)).await,
+            (StatusCode::UNPROCESSABLE_ENTITY, "AUDIO_TOO_SHORT"),
+        ),
+    ];
+    for (label, response, (status, code)) in refusals {
+        let response = response.unwrap();
+        assert_eq!(error_code(response).await, (status, code.into()), "{label}");
+        assert_eq!(
+            app.stored().await,
+            before,
+            "{label} changed the stored objects"
+        );
+    }
+
+    let recording = wav_speech(11.0);
+    let form = reqwest::multipart::Form::new()
+        .text("consent", "true")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(recording.clone())
+                .file_name("new take.wav")
+                .mime_str("audio/wav")
+                .unwrap(),
+        );
+    let response = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/voices/{id}/sample"),
+            Who::Admin,
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let replaced = json(response).await;
+    assert_eq!(
+        (&replaced["id"], &replaced["name"], &replaced["description"]),
+        (&created["id"], &created["name"], &created["description"])
+    );
+    assert_eq!(replaced["consent"]["by"], app.admin.id);
+    let audio_url = replaced["audioUrl"].as_str().unwrap();
+    let sample = audio_url
+        .strip_prefix(&format!("/api/voices/{id}/audio?sample="))
+        .unwrap_or_else(|| panic!("{audio_url}"));
+    let name = resonance_storage::SampleName {
+        voice: id.clone(),
+        sample: Some(resonance_domain::VoiceSampleId::parse(sample).unwrap()),
+    };
+    let sample_key = ObjectKey::custom_voice_sample(&app.acme, &name);
+    let mut expected = vec![
+        sample_key.clone(),
+        ObjectKey::custom_voice_sample_original(&app.acme, &name),
+        ObjectKey::system_voice(&system),
+    ];
+    expected.sort();
+    assert_eq!(app.stored().await, (2, expected));
+    assert_eq!(
+        app.storage()
+            .get(&ObjectKey::custom_voice_sample_original(&app.acme, &name))
+            .await
+            .unwrap(),
+        Bytes::from(recording)
+    );
+    let served = app.get(audio_url, Who::Member).send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let (_, _, seconds) = wav_shape(&served.bytes().await.unwrap());
+    assert!((seconds - 11.0).abs() < 0.1, "{seconds} s");
+    let listed = json(
+        app.get(&format!("/api/voices/{id}"), Who::Member)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed["audioUrl"], audio_url);
+
+    let system_replaced = replace(&system, "?consent=true", Who::Operator, wav_speech(12.0))
+        .await
+        .unwrap();
+    assert_eq!(system_replaced.status(), StatusCode::OK);
+    assert!(
+        !app.stored()
+            .await
+            .1
+            .contains(&ObjectKey::system_voice(&system))
+    );
+
+    let deleted = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/voices/{id}"),
+            Who::Admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (rows, objects) = app.stored().await;
+    assert_eq!(rows, 1);
+    assert!(
+        objects
+            .iter()
+            .all(|key| !key.as_str().contains(id.as_str())),
+        "{objects:?}"
+    );
+}
+
 on_both_setups!(
+    replacing_a_sample_swaps_the_audio_and_drops_the_old_conditioning,
+    cloning_needs_the_speakers_consent,
     editing_renames_and_redescribes_a_voice_for_its_owners_only,
     every_upload_format_becomes_a_24k_mono_voice,
     the_web_form_uploads_a_voice,

@@ -123,3 +123,76 @@ async fn a_reset_link_page_sets_a_new_password() {
     browser.wait_for_js("location.pathname === '/'").await;
     assert!(browser.console_errors().await.is_empty());
 }
+
+/// "Forgot password?" on the sign-in page: with SMTP configured, the form answers the same
+/// sentence for any email and the account's owner gets a link that sets a new password;
+/// without SMTP, the page says to ask the operator.
+#[tokio::test(flavor = "multi_thread")]
+async fn forgot_password_emails_a_reset_link_from_the_sign_in_page() {
+    let smtp = resonance_testkit::smtp::FakeSmtp::start().await.unwrap();
+    let browser = Browser::on(
+        crate::support::TestApp::builder()
+            .smtp(smtp.port)
+            .spawn()
+            .await,
+    )
+    .await;
+    let app = &browser.app;
+    app.signed_up("ada@example.com").await;
+
+    browser.open("/sign-in").await;
+    browser.click("[data-forgot-password]").await;
+    browser
+        .wait_for_js(
+            "location.pathname === '/forgot-password' && document.readyState === 'complete'",
+        )
+        .await;
+    browser.fill("#email", "ada@example.com").await;
+    browser
+        .click("[data-forgot-form] button[type=submit]")
+        .await;
+    browser
+        .wait_for_js("!document.querySelector('[data-forgot-done]').hidden")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-forgot-done]").await,
+        "If an account has this email, a link to choose a new password is on its way to it. \
+         The link works once, within the hour."
+    );
+    browser.screenshot("forgot-password").await;
+    let mail = smtp
+        .next_mail(std::time::Duration::from_secs(20))
+        .await
+        .expect("a reset email");
+    let prefix = format!("{}/reset-password?token=", app.base_url);
+    let text = mail.text();
+    let at = text.find(&prefix).expect("a reset link") + app.base_url.len();
+    let path = text[at..].split_whitespace().next().unwrap().to_string();
+    browser.open(&path).await;
+    browser
+        .fill("#new-password", "a brand new passphrase")
+        .await;
+    browser.click("[data-reset-form] button[type=submit]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-reset-done]').hidden")
+        .await;
+    app.signed_in("ada@example.com", "a brand new passphrase")
+        .await;
+    assert!(browser.console_errors().await.is_empty());
+
+    let without_smtp = crate::support::TestApp::builder().spawn().await;
+    let page = without_smtp
+        .anonymous()
+        .get(without_smtp.url("/forgot-password"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("This instance does not send email. Ask its operator"),
+        "{page}"
+    );
+    assert!(!page.contains("data-forgot-form"), "{page}");
+}

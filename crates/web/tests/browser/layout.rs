@@ -45,6 +45,7 @@ async fn every_page_loads_without_console_errors_for_admins_and_members_at_both_
     for (name, path) in [
         ("sign-in", "/sign-in"),
         ("sign-up", "/sign-up"),
+        ("forgot-password", "/forgot-password"),
         ("invite", invite_page.as_str()),
     ] {
         browser.open(path).await;

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// The script, a tag, Creativity (two steps up with the arrow key) and a fixed seed reach
-/// the engine and the stored generation as written.
+/// the engine and the stored generation as written; the result plays in a player docked at
+/// the bottom of the editor, which stays open, and links to the generation's page.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_editor_generates_the_script_with_its_tag_voice_and_settings() {
     let Studio {
@@ -65,11 +66,28 @@ async fn the_editor_generates_the_script_with_its_tag_voice_and_settings() {
     );
     browser.screenshot("text-to-speech").await;
 
+    let editor = browser.path().await;
     browser.click("[data-generate]").await;
-    browser
-        .wait_for_js("location.pathname.startsWith('/text-to-speech/')")
-        .await;
-    let generation = browser.path().await["/text-to-speech/".len()..].to_string();
+    let generation = docked_result(&browser).await;
+    assert_eq!(browser.path().await, editor, "generating left the editor");
+    assert_eq!(
+        browser
+            .find("#tts-text")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(text.as_str()),
+        "the editor lost the script"
+    );
+    assert_eq!(browser.text_of("[data-result-voice]").await, "Narrator");
+    assert!(
+        browser.in_view("[data-result-player]").await,
+        "the player is not docked in view"
+    );
+    browser.screenshot("text-to-speech-result-player").await;
+    assert!(browser.console_errors().await.is_empty());
     assert_eq!(engine.spoken(), vec![text.trim().to_string()]);
     let (_, _, body) = browser
         .fetch("GET", &format!("/api/generations/{generation}"))
@@ -80,6 +98,34 @@ async fn the_editor_generates_the_script_with_its_tag_voice_and_settings() {
         (Some(0.9), Some(42))
     );
     browser.close().await;
+}
+
+/// Waits until the docked player has a finished generation's audio loaded, with a link to its
+/// page; returns the generation's id.
+async fn docked_result(browser: &Browser) -> String {
+    browser
+        .wait_for_js(
+            "!document.querySelector('[data-result-player]').hidden \
+             && document.querySelector('[data-result-audio]').readyState >= 1 \
+             && document.querySelector('[data-result-audio]').duration > 0",
+        )
+        .await;
+    let audio = browser
+        .run("return document.querySelector('[data-result-audio]').getAttribute('src');")
+        .await;
+    let link = browser
+        .run("return document.querySelector('[data-result-link]').getAttribute('href');")
+        .await;
+    let generation = link
+        .as_str()
+        .and_then(|link| link.strip_prefix("/text-to-speech/"))
+        .unwrap_or_else(|| panic!("the player links to {link}"))
+        .to_string();
+    assert_eq!(
+        audio.as_str(),
+        Some(format!("/api/generations/{generation}/audio").as_str())
+    );
+    generation
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,10 +322,13 @@ async fn long_text_is_kept_whole_and_the_editor_shows_the_cost_and_the_seed() {
         )
         .await
         .unwrap();
+    let generation = docked_result(&browser).await;
+    browser.click("[data-result-link]").await;
     browser
-        .wait_for_js("location.pathname.startsWith('/text-to-speech/')")
+        .wait_for_js(&format!(
+            "location.pathname === '/text-to-speech/{generation}' && document.readyState === 'complete'"
+        ))
         .await;
-    let generation = browser.path().await["/text-to-speech/".len()..].to_string();
     let (_, _, body) = browser
         .fetch("GET", &format!("/api/generations/{generation}"))
         .await;

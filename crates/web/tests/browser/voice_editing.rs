@@ -92,3 +92,81 @@ async fn an_admin_edits_a_voice_in_the_library_and_a_member_cannot() {
         0
     );
 }
+
+/// The Edit dialog replaces a voice's recording: the new file is checked in the browser,
+/// saving asks for the speaker's consent again, and the voice then plays its new sample.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_replaces_a_voice_sample_with_the_speakers_consent() {
+    let team = team().await;
+    let browser = &team.browser;
+    let files = tempfile::tempdir().unwrap();
+    browser
+        .sign_in("admin@example.com", "/voices?tab=custom")
+        .await;
+    browser.click("[data-edit-voice]").await;
+    browser
+        .wait_for_js("document.querySelector('[data-edit-dialog]').open")
+        .await;
+    assert_eq!(
+        browser
+            .run("return document.querySelector('[data-edit-consent]').hidden;")
+            .await,
+        true,
+        "the consent shows before a new sample is chosen"
+    );
+    let recording = voice_recording(files.path(), "new-take.wav", 12.0);
+    browser
+        .find("#edit-sample")
+        .await
+        .send_keys(recording.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_for_js(
+            "!document.querySelector('[data-edit-consent]').hidden \
+             && document.querySelector('[data-edit-sample-meta]').textContent.includes('new-take.wav')",
+        )
+        .await;
+    browser.click("[data-edit-save]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-edit-dialog] [data-form-error]').hidden")
+        .await;
+    assert_eq!(
+        browser
+            .text_of("[data-edit-dialog] [data-form-error]")
+            .await,
+        "Confirm that the speaker of the new recording agreed to having their voice cloned."
+    );
+    browser.click("#edit-consent").await;
+    browser.screenshot("voice-replace-sample").await;
+    browser.click("[data-edit-save]").await;
+    browser
+        .wait_for_js("!document.querySelector('[data-edit-dialog]').open")
+        .await;
+
+    let voices: Value = team
+        .admin
+        .client
+        .get(browser.app.url("/api/voices?variant=CUSTOM"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let voice = &voices["voices"][0];
+    assert!(
+        voice["audioUrl"].as_str().unwrap().contains("?sample="),
+        "{voice}"
+    );
+    assert_eq!(voice["consent"]["by"], team.admin.id, "{voice}");
+    let (status, _, sample) = browser
+        .fetch("GET", voice["audioUrl"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 200);
+    let seconds = hound::WavReader::new(sample.as_slice())
+        .map(|wav| f64::from(wav.duration()) / f64::from(wav.spec().sample_rate))
+        .unwrap();
+    assert!((seconds - 12.0).abs() < 0.1, "{seconds} s");
+    assert!(browser.console_errors().await.is_empty());
+}

@@ -59,9 +59,18 @@ assert found.total_count == 1 and not found.has_more
 print("ok voices.search", found.voices[0].name)
 
 with open(os.environ["RESONANCE_RECORDING"], "rb") as recording:
+    try:
+        client.voices.ivc.create(name="Unconfirmed", files=[recording])
+        raise AssertionError("a voice was cloned without the speaker's consent")
+    except ApiError as e:
+        assert e.status_code == 422 and e.body["detail"]["status"] == "consent_required", e.body
+    print("ok voices add refused without consent")
+    recording.seek(0)
+    # ElevenLabs has no consent field: Resonance's is sent as an additional body parameter.
     added = client.voices.ivc.create(
         name="SDK voice", files=[recording], description="Cloned through the SDK",
         labels={"language": "en-GB"},
+        request_options={"additional_body_parameters": {"consent": "true"}},
     )
 voice = client.voices.get(voice_id=added.voice_id)
 assert voice.name == "SDK voice" and voice.category == "cloned", voice

@@ -57,6 +57,7 @@ pub struct TestAppBuilder {
     engine: Option<Arc<dyn SpeechEngine>>,
     connections: ConnectionSettings,
     metrics_token: Option<String>,
+    smtp: Option<resonance_service::mail::SmtpSettings>,
 }
 
 impl TestAppBuilder {
@@ -122,6 +123,19 @@ impl TestAppBuilder {
         self
     }
 
+    /// Emails password reset links through the plain-text SMTP server on 127.0.0.1:`port`,
+    /// with links to the server's own address unless a public URL is set.
+    pub fn smtp(mut self, port: u16) -> Self {
+        self.smtp = Some(resonance_service::mail::SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: resonance_service::mail::SmtpTls::None,
+            credentials: None,
+            from: "Resonance <no-reply@resonance.test>".into(),
+        });
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let (db_url, postgres) = match self.db {
@@ -165,7 +179,12 @@ impl TestAppBuilder {
             }
         };
 
-        let mut state = AppState::new(db, storage, self.auth);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut auth = self.auth;
+        if self.smtp.is_some() && auth.public_url.is_none() {
+            auth.public_url = Some(format!("http://{}", listener.local_addr().unwrap()));
+        }
+        let mut state = AppState::new(db, storage, auth);
         if let Some(limit) = self.voice_upload_max_bytes {
             state.voice_upload_max_bytes = limit;
         }
@@ -173,7 +192,9 @@ impl TestAppBuilder {
             state.billing = Arc::new(billing);
         }
         state.metrics_token = self.metrics_token;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        state.mailer = self.smtp.map(|smtp| {
+            Arc::new(resonance_service::mail::Mailer::new(&smtp).expect("valid SMTP settings"))
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let server = resonance_web::serve_with(listener, state.clone(), self.connections, async {
             let _ = stopped.await;
@@ -264,6 +285,7 @@ impl TestApp {
             engine: None,
             connections: ConnectionSettings::default(),
             metrics_token: None,
+            smtp: None,
         }
     }
 
@@ -439,7 +461,7 @@ impl TestApp {
         let response = admin
             .client
             .post(self.url(&format!(
-                "/api/voices?name={name}&category=NARRATIVE&language=en-US"
+                "/api/voices?consent=true&name={name}&category=NARRATIVE&language=en-US"
             )))
             .header(reqwest::header::CONTENT_TYPE, "audio/wav")
             .body(wav)

@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use super::ElevenLabsError;
 use crate::auth::Caller;
-use crate::voices::{create_error, empty_body, invalid_form, missing_content_type, read_body};
+use crate::voices::{
+    create_error, empty_body, invalid_form, missing_content_type, read_body, speakers_consent,
+};
 use crate::{ApiError, AppState};
 use resonance_service::voices::{self as library, CreateVoiceError, Upload, VoiceDetails};
 
@@ -24,6 +26,9 @@ struct VoiceForm {
     name: Option<String>,
     description: Option<String>,
     labels: Option<String>,
+    /// Resonance's own field, which ElevenLabs does not have: `true` confirms that the
+    /// speaker agreed to the cloning.
+    consent: Option<bool>,
     /// Each recording with its Content-Type.
     files: Vec<(Bytes, Option<String>)>,
 }
@@ -53,6 +58,7 @@ async fn read_voice_form(request: Request) -> Result<VoiceForm, ApiError> {
             "name" => form.name = Some(value),
             "description" => form.description = Some(value),
             "labels" => form.labels = Some(value),
+            "consent" => form.consent = Some(value == "true"),
             _ => {}
         }
     }
@@ -125,7 +131,8 @@ pub struct AddedVoice {
 }
 
 /// `POST /v1/voices/add`: clones a voice from one or more recordings (`files`), checked
-/// like `POST /api/voices`. Org admins only.
+/// like `POST /api/voices`, consent included: the form needs `consent=true` (the SDKs send
+/// it as an additional body parameter). Org admins only.
 pub async fn add_voice(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -137,7 +144,8 @@ pub async fn add_voice(
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, &parts.headers, state.voice_upload_max_bytes).await?;
     let form = read_voice_form(Request::from_parts(parts, Body::from(bytes))).await?;
-    let details = voice_details(&form)?;
+    let mut details = voice_details(&form)?;
+    details.consent = Some(speakers_consent(&caller, form.consent)?);
     let mut files = Vec::with_capacity(form.files.len());
     for (bytes, content_type) in form.files {
         files.push((bytes, content_type.ok_or_else(missing_content_type)?));
