@@ -246,7 +246,7 @@ async fn an_upload_abandoned_while_it_decodes_stops_decoding() {
     // Almost 5 minutes at 192 kHz: seconds of decoding and resampling.
     let abandoned = admin
         .client
-        .post(app.url("/api/voices?name=Abandoned"))
+        .post(app.url("/api/voices?name=Abandoned&consent=true"))
         .header(reqwest::header::CONTENT_TYPE, "audio/flac")
         .body(silent_flac(192_000, 290))
         .timeout(Duration::from_millis(500))
