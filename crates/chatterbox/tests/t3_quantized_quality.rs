@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use chatterbox::ChatterboxConfig;
 use chatterbox::checkpoint;
+use chatterbox::parity::agreement::{agreement, argmax, entropy, softmax};
 use chatterbox::rng::{RandomSource, SeededRandom};
 use chatterbox::t3::{Precision, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler};
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
@@ -93,73 +94,24 @@ impl TokenSampler for Forced {
     }
 }
 
-/// The next-token distribution (softmax of the raw logits) at every step.
-fn distributions(
+/// The raw logits of every step.
+fn logits(
     t3: &T3,
     text: &[u32],
     cond: &T3Conditionals,
     sampler: &mut dyn TokenSampler,
-) -> Vec<Vec<f64>> {
+) -> Vec<Vec<f32>> {
     let params = SamplingParams {
         max_new_tokens: POSITIONS,
         ..SamplingParams::default()
     };
     let mut steps = Vec::new();
     t3.generate_observed(text, cond, &params, sampler, &mut |step| {
-        let max = step.raw_logits.iter().fold(f32::MIN, |m, &l| m.max(l));
-        let exp: Vec<f64> = step
-            .raw_logits
-            .iter()
-            .map(|&l| f64::from(l - max).exp())
-            .collect();
-        let sum: f64 = exp.iter().sum();
-        steps.push(exp.into_iter().map(|e| e / sum).collect());
+        steps.push(step.raw_logits.to_vec())
     })
     .unwrap();
     assert_eq!(steps.len(), POSITIONS);
     steps
-}
-
-fn argmax(p: &[f64]) -> usize {
-    (0..p.len()).fold(0, |best, i| if p[i] > p[best] { i } else { best })
-}
-
-fn kl(p: &[f64], q: &[f64]) -> f64 {
-    p.iter()
-        .zip(q)
-        .filter(|(p, _)| **p > 0.0)
-        .map(|(p, q)| p * (p / q.max(f64::MIN_POSITIVE)).ln())
-        .sum()
-}
-
-fn entropy(p: &[f64]) -> f64 {
-    -p.iter()
-        .filter(|p| **p > 0.0)
-        .map(|p| p * p.ln())
-        .sum::<f64>()
-}
-
-struct Agreement {
-    mean_kl: f64,
-    top1: f64,
-}
-
-fn agreement(reference: &[Vec<f64>], other: &[Vec<f64>]) -> Agreement {
-    let n = reference.len() as f64;
-    Agreement {
-        mean_kl: reference
-            .iter()
-            .zip(other)
-            .map(|(p, q)| kl(p, q))
-            .sum::<f64>()
-            / n,
-        top1: reference
-            .iter()
-            .zip(other)
-            .filter(|(p, q)| argmax(p) == argmax(q))
-            .count() as f64
-            / n,
-    }
 }
 
 #[test]
@@ -200,10 +152,11 @@ fn quantized_t3_tracks_f32_over_250_teacher_forced_positions() {
         sampler: SeededSampler::new(11),
         tokens: Vec::new(),
     };
-    let reference = distributions(&f32_model, &text, &cond, &mut recording);
+    let reference = logits(&f32_model, &text, &cond, &mut recording);
     drop(f32_model);
-    let mean_entropy = reference.iter().map(|p| entropy(p)).sum::<f64>() / POSITIONS as f64;
-    let mean_top = reference.iter().map(|p| p[argmax(p)]).sum::<f64>() / POSITIONS as f64;
+    let distributions: Vec<Vec<f64>> = reference.iter().map(|l| softmax(l)).collect();
+    let mean_entropy = distributions.iter().map(|p| entropy(p)).sum::<f64>() / POSITIONS as f64;
+    let mean_top = distributions.iter().map(|p| p[argmax(p)]).sum::<f64>() / POSITIONS as f64;
     println!(
         "f32: mean next-token entropy {mean_entropy:.2} nats, mean top-1 probability {mean_top:.2}"
     );
@@ -213,15 +166,21 @@ fn quantized_t3_tracks_f32_over_250_teacher_forced_positions() {
     );
 
     // (precision, largest mean KL, smallest top-1 agreement), at what each reaches. The
-    // issue asks int8 for KL < 0.01 and top-1 >= 99 %: it reaches KL 0.0015 but top-1
-    // 98.4 % (4 of 250 positions differ), so it is not the default precision
-    // (`Precision`). int4 reaches KL 0.086 and top-1 96.4 %.
-    let gates = [(Precision::Int8, 0.01, 0.98), (Precision::Int4, 0.1, 0.95)];
+    // issue asks for KL < 0.01 and top-1 >= 99 %. fp16 (16-bit weights and activations,
+    // for GPUs) passes them: KL 0.0007, top-1 99.2 %. int8 reaches KL 0.001 to 0.0015 and
+    // top-1 98.4 to 100 % (it is not the default precision, `Precision`); int4 KL 0.086
+    // and top-1 96.4 %. bf16 is not run here (the CPU has no bf16 matmul, so it is the
+    // slowest): it reached KL 0.013 and top-1 99.2 %, over the KL gate (docs/gpu.md).
+    let gates = [
+        (Precision::Fp16, 0.01, 0.99),
+        (Precision::Int8, 0.01, 0.98),
+        (Precision::Int4, 0.1, 0.95),
+    ];
     let mut failures = Vec::new();
     for (precision, max_kl, min_top1) in gates {
         let model = T3::with_precision(&cfg, precision, vb.clone()).unwrap();
         let forced = &mut Forced(recording.tokens.clone().into_iter());
-        let got = agreement(&reference, &distributions(&model, &text, &cond, forced));
+        let got = agreement(&reference, &logits(&model, &text, &cond, forced));
         println!(
             "{precision}: mean KL(f32 || {precision}) {:.5}, top-1 agreement {:.1} % \
              (gates: KL < {max_kl}, top-1 >= {:.0} %)",

@@ -1,6 +1,7 @@
 //! The native engine on a tiny random-weight checkpoint: voices it does not know are
-//! refused, the domain's default parameters are the model's, and long text is spoken chunk
-//! by chunk with successive seeds, joined as [`chunking::speak`] joins every text.
+//! refused, the domain's default parameters are the model's, long text is spoken chunk
+//! by chunk with successive seeds, joined as [`chunking::speak`] joins every text, and
+//! requests in flight together, whose T3 decoding shares steps, sound as they do alone.
 
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ struct Fixture {
 }
 
 fn tiny_engine() -> Fixture {
+    tiny_engine_with(1)
+}
+
+fn tiny_engine_with(concurrency: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
     let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
@@ -32,7 +37,7 @@ fn tiny_engine() -> Fixture {
     voices.insert(&voice.id, model.builtin_voice().unwrap());
     Fixture {
         _dir: dir,
-        engine: ChatterboxSynthesizer::new(model.clone(), voices).start(1, 4),
+        engine: ChatterboxSynthesizer::new(model.clone(), voices).start(concurrency, 8),
         model,
         voice,
     }
@@ -113,4 +118,34 @@ async fn long_text_is_spoken_chunk_by_chunk_with_successive_seeds() {
     let expected = crossfade::join(&waves, SAMPLE_RATE, CHUNK_CROSSFADE);
     assert_eq!(spoken.samples, expected);
     assert_eq!(reported, expected, "what is reported is what is spoken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_decoded_together_sound_as_they_do_alone() {
+    let fixture = Arc::new(tiny_engine_with(3));
+    let texts = ["Hello there.", "A somewhat longer sentence.", "Short."];
+    let params = GenerationParams::default();
+    let tasks: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let fixture = fixture.clone();
+            let request = SynthesisRequest {
+                text: text.to_string(),
+                voice: fixture.voice.clone(),
+                params,
+                seed: 100 + i as u64,
+            };
+            tokio::spawn(async move { fixture.engine.synthesize(request).await })
+        })
+        .collect();
+    let voice = fixture.model.builtin_voice().unwrap();
+    for (i, (task, text)) in tasks.into_iter().zip(texts).enumerate() {
+        let spoken = task.await.unwrap().unwrap();
+        let alone = fixture
+            .model
+            .synthesize(text, &voice, &SynthesisOptions::seeded(100 + i as u64))
+            .unwrap();
+        assert_eq!(spoken.samples, alone, "request {i}");
+    }
 }

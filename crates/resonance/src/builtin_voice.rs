@@ -53,15 +53,21 @@ pub async fn install(
 #[cfg(test)]
 mod tests {
     use chatterbox::t3::Precision;
+    use resonance_engine::native::DeviceSetting;
 
     use super::*;
 
     /// One server's start-up: its own model from `checkpoint`, installing the built-in voice
     /// into the shared `db` and `storage`.
     async fn start_server(checkpoint: &std::path::Path, db: &dyn Database, storage: &Storage) {
-        let model = NativeModel::load(checkpoint, Precision::Fp32, storage.clone())
-            .await
-            .unwrap();
+        let model = NativeModel::load(
+            checkpoint,
+            DeviceSetting::Cpu,
+            Precision::Fp32,
+            storage.clone(),
+        )
+        .await
+        .unwrap();
         install(&model, db, storage).await.unwrap();
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::t3::Precision;
 use chatterbox::tts::ChatterboxTurbo;
@@ -66,18 +67,23 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     let started = Instant::now();
     let model_dir = config.model_dir.clone();
     let precision = config.precision;
-    let model = tokio::task::spawn_blocking(move || load(&model_dir, precision))
+    let device = config
+        .device
+        .open()
+        .with_context(|| format!("opening the device {}", config.device))?;
+    let load_device = device.clone();
+    let model = tokio::task::spawn_blocking(move || load(&model_dir, &load_device, precision))
         .await
         .context("model loading panicked")??;
     let voice = match (&args.voice_file, library_voice) {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            clone_voice(bytes, &config.model_dir)
+            clone_voice(bytes, &config.model_dir, &device)
                 .await
                 .with_context(|| format!("cannot clone the voice of {}", path.display()))?
         }
-        (None, Some(audio)) => clone_voice(audio, &config.model_dir).await?,
+        (None, Some(audio)) => clone_voice(audio, &config.model_dir, &device).await?,
         (None, None) => model.builtin_voice().with_context(|| {
             format!(
                 "the checkpoint in {} has no built-in voice (conds.pt)",
@@ -134,21 +140,31 @@ async fn system_voice_audio(config: &Config, name: &str) -> anyhow::Result<bytes
 }
 
 /// Computes a voice's conditioning from a reference recording.
-async fn clone_voice(bytes: impl AsRef<[u8]>, model_dir: &Path) -> anyhow::Result<Conditionals> {
+async fn clone_voice(
+    bytes: impl AsRef<[u8]>,
+    model_dir: &Path,
+    device: &Device,
+) -> anyhow::Result<Conditionals> {
     let audio =
         resonance_audio::decode(bytes.as_ref(), None).context("cannot decode the recording")?;
     let model_dir = model_dir.to_path_buf();
+    let device = device.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<Conditionals> {
         let cfg = ChatterboxTurbo::config_for(&model_dir)?;
-        let conditioner = VoiceConditioner::load(&model_dir, &cfg, &candle_core::Device::Cpu)?;
+        let conditioner = VoiceConditioner::load(&model_dir, &cfg, &device)?;
         Ok(conditioner.prepare(&audio.samples, audio.sample_rate)?)
     })
     .await
     .context("voice conditioning panicked")?
 }
 
-/// Loads the checkpoint (T3 in `precision`), saying how to get it when files are missing.
-fn load(model_dir: &Path, precision: Precision) -> anyhow::Result<ChatterboxTurbo> {
+/// Loads the checkpoint (on `device`, T3 in `precision`), saying how to get it when files
+/// are missing.
+fn load(
+    model_dir: &Path,
+    device: &Device,
+    precision: Precision,
+) -> anyhow::Result<ChatterboxTurbo> {
     let missing = missing_files(model_dir);
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
@@ -159,12 +175,7 @@ fn load(model_dir: &Path, precision: Precision) -> anyhow::Result<ChatterboxTurb
         );
     }
     let cfg = ChatterboxTurbo::config_for(model_dir)?;
-    let model = ChatterboxTurbo::load_with_precision(
-        model_dir,
-        &cfg,
-        &candle_core::Device::Cpu,
-        precision,
-    )?;
+    let model = ChatterboxTurbo::load_with_precision(model_dir, &cfg, device, precision)?;
     for warning in model.load_warnings() {
         eprintln!("warning: {warning}");
     }

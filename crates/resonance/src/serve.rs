@@ -185,8 +185,13 @@ async fn start_native(
     concurrency: usize,
     shared: &Shared,
 ) -> anyhow::Result<QueuedEngine> {
-    let model =
-        NativeModel::load(&config.model_dir, config.precision, shared.storage.clone()).await?;
+    let model = NativeModel::load(
+        &config.model_dir,
+        config.device,
+        config.precision,
+        shared.storage.clone(),
+    )
+    .await?;
     builtin_voice::install(&model, shared.db.as_ref(), &shared.storage).await?;
     Ok(model.start(concurrency))
 }

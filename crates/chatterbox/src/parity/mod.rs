@@ -4,6 +4,7 @@
 //! intermediates. One module per part, each with `checks(&Fixture)`; [`modules`]
 //! lists them.
 
+pub mod agreement;
 pub mod fixtures;
 
 mod campplus;

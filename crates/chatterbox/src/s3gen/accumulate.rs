@@ -47,10 +47,17 @@ pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k:
     }
 }
 
-/// `nn.Linear` with a bias on f32 `(..., in)` tensors: the output starts as the bias
-/// and the matmul accumulates into it.
+/// `nn.Linear` with a bias on f32 `(..., in)` tensors: on the CPU the output starts as
+/// the bias and the matmul accumulates into it; elsewhere it is candle's `Linear`.
 #[derive(Debug, Clone)]
-pub struct BiasedLinear {
+pub enum BiasedLinear {
+    Cpu(HostLinear),
+    Device(candle_nn::Linear),
+}
+
+/// The weights of a [`BiasedLinear`] on the CPU.
+#[derive(Debug, Clone)]
+pub struct HostLinear {
     /// `(in, out)` row-major: the transposed weight.
     weight_t: Vec<f32>,
     bias: Vec<f32>,
@@ -60,22 +67,28 @@ pub struct BiasedLinear {
 impl BiasedLinear {
     /// Loads `weight` `(out, in)` and `bias` from `vb`.
     pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        if !vb.device().is_cpu() {
+            return candle_nn::linear(in_dim, out_dim, vb).map(Self::Device);
+        }
         let weight = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
-        Ok(Self {
+        Ok(Self::Cpu(HostLinear {
             weight_t: weight.t()?.flatten_all()?.to_vec1()?,
             bias: vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?,
             in_dim,
-        })
+        }))
     }
 }
 
 impl Module for BiasedLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(self)
+        match self {
+            Self::Cpu(linear) => x.contiguous()?.apply_op1_no_bwd(linear),
+            Self::Device(linear) => linear.forward(x),
+        }
     }
 }
 
-impl CustomOp1 for BiasedLinear {
+impl CustomOp1 for HostLinear {
     fn name(&self) -> &'static str {
         "biased-linear"
     }

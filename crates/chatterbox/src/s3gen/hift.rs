@@ -48,9 +48,15 @@ fn padded(padding: usize) -> Conv1dConfig {
 const SNAKE_ROWS_PER_UNIT: usize = 1024;
 
 /// Snake activation `x + sin^2(alpha x) / alpha` with one alpha per channel, on
-/// time-major `(B, L, C)` f32 tensors, in one pass (the elementwise ops one by one
-/// would each allocate and sweep a tensor as large as the activation).
-struct Snake {
+/// time-major `(B, L, C)` f32 tensors: on the CPU in one pass (the elementwise ops one
+/// by one would each allocate and sweep a tensor as large as the activation), with
+/// candle's ops elsewhere.
+enum Snake {
+    Cpu(HostSnake),
+    Device { alpha: Tensor, inv_alpha: Tensor },
+}
+
+struct HostSnake {
     alpha: Vec<f32>,
     inv_alpha: Vec<f32>,
 }
@@ -59,20 +65,29 @@ impl Snake {
     fn new(channels: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         let alpha = vb.get(channels, "alpha")?.to_dtype(DType::F32)?;
         let inv_alpha = alpha.affine(1.0, SNAKE_EPS)?.recip()?;
-        Ok(Self {
+        if !vb.device().is_cpu() {
+            return Ok(Self::Device { alpha, inv_alpha });
+        }
+        Ok(Self::Cpu(HostSnake {
             alpha: alpha.to_vec1()?,
             inv_alpha: inv_alpha.to_vec1()?,
-        })
+        }))
     }
 }
 
 impl Module for Snake {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(self)
+        match self {
+            Self::Cpu(snake) => x.contiguous()?.apply_op1_no_bwd(snake),
+            Self::Device { alpha, inv_alpha } => {
+                let sin = x.broadcast_mul(alpha)?.sin()?;
+                x + sin.sqr()?.broadcast_mul(inv_alpha)?
+            }
+        }
     }
 }
 
-impl CustomOp1 for Snake {
+impl CustomOp1 for HostSnake {
     fn name(&self) -> &'static str {
         "snake"
     }
@@ -119,8 +134,14 @@ impl CustomOp1 for Snake {
 /// kernel tap adds `x[t + shift] (C_in) x weight[:, :, tap]^T (C_in, C_out)` with one
 /// accumulating matmul, the zero padding being the rows it leaves out. On HiFT's long
 /// signals this is several times faster than candle's channels-first im2col `conv1d`,
-/// and needs no padded copy, no im2col buffer and no separate sums.
-struct TimeMajorConv1d {
+/// and needs no padded copy, no im2col buffer and no separate sums. Other devices run
+/// candle's `conv1d` between transposes.
+enum TimeMajorConv1d {
+    Cpu(HostConv1d),
+    Device(Conv1d),
+}
+
+struct HostConv1d {
     /// `(C_in, C_out)` row-major per tap: the transposed `weight[:, :, tap]`.
     taps: Vec<Vec<f32>>,
     bias: Vec<f32>,
@@ -138,6 +159,16 @@ impl TimeMajorConv1d {
         dilation: usize,
     ) -> candle_core::Result<Self> {
         let weight = weight_norm(&vb, &[channels, channels, kernel_size])?.to_dtype(DType::F32)?;
+        let padding = dilation * (kernel_size - 1) / 2;
+        if !vb.device().is_cpu() {
+            let bias = vb.get(channels, "bias")?.to_dtype(DType::F32)?;
+            let cfg = Conv1dConfig {
+                padding,
+                dilation,
+                ..Default::default()
+            };
+            return Ok(Self::Device(Conv1d::new(weight, Some(bias), cfg)));
+        }
         let taps = (0..kernel_size)
             .map(|tap| {
                 weight
@@ -148,24 +179,28 @@ impl TimeMajorConv1d {
                     .to_vec1()
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self {
+        Ok(Self::Cpu(HostConv1d {
             taps,
             bias: vb.get(channels, "bias")?.to_dtype(DType::F32)?.to_vec1()?,
             channels,
-            padding: dilation * (kernel_size - 1) / 2,
+            padding,
             dilation,
-        })
+        }))
+    }
+
+    /// `residual + conv(x)` (on the CPU the residual is the output's starting value, no
+    /// separate pass); `x` and `residual` are `(B, L, C)`.
+    fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Cpu(conv) => x
+                .contiguous()?
+                .apply_op2_no_bwd(&residual.contiguous()?, conv),
+            Self::Device(_) => residual + self.forward(x)?,
+        }
     }
 }
 
-impl TimeMajorConv1d {
-    /// `residual + conv(x)` (the residual added as the output's starting value, no
-    /// separate pass); `x` and `residual` are `(B, L, C)`.
-    fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?
-            .apply_op2_no_bwd(&residual.contiguous()?, self)
-    }
-
+impl HostConv1d {
     /// Checks `x` and returns it with its `(batch, len)`.
     fn input<'a>(
         &self,
@@ -214,11 +249,14 @@ impl TimeMajorConv1d {
 
 impl Module for TimeMajorConv1d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(self)
+        match self {
+            Self::Cpu(conv) => x.contiguous()?.apply_op1_no_bwd(conv),
+            Self::Device(conv) => conv.forward(&x.transpose(1, 2)?)?.transpose(1, 2),
+        }
     }
 }
 
-impl CustomOp1 for TimeMajorConv1d {
+impl CustomOp1 for HostConv1d {
     fn name(&self) -> &'static str {
         "time-major-conv1d"
     }
@@ -235,7 +273,7 @@ impl CustomOp1 for TimeMajorConv1d {
     }
 }
 
-impl CustomOp2 for TimeMajorConv1d {
+impl CustomOp2 for HostConv1d {
     fn name(&self) -> &'static str {
         "time-major-conv1d-residual"
     }
@@ -728,8 +766,9 @@ mod tests {
     use candle_core::Device;
     use std::collections::HashMap;
 
-    /// The time-major tap-by-tap convolution against candle's `conv1d`, with and without
-    /// the residual, including inputs shorter than the padding.
+    /// The time-major tap-by-tap convolution (and the other devices' way, run here on
+    /// the CPU) against candle's `conv1d`, with and without the residual, including
+    /// inputs shorter than the padding.
     #[test]
     fn time_major_conv1d_matches_candle_conv1d() -> candle_core::Result<()> {
         let dev = Device::Cpu;
@@ -744,8 +783,18 @@ mod tests {
             DType::F32,
             &dev,
         );
-        let conv = TimeMajorConv1d::new(vb, channels, kernel, dilation)?;
-        for len in [2, 9, 40] {
+        let host = TimeMajorConv1d::new(vb, channels, kernel, dilation)?;
+        assert!(matches!(host, TimeMajorConv1d::Cpu(_)));
+        let cfg = Conv1dConfig {
+            padding: dilation * (kernel - 1) / 2,
+            dilation,
+            ..Default::default()
+        };
+        let device = TimeMajorConv1d::Device(Conv1d::new(weight.clone(), Some(bias.clone()), cfg));
+        for (conv, len) in [&host, &device]
+            .into_iter()
+            .flat_map(|c| [(c, 2), (c, 9), (c, 40)])
+        {
             let x = Tensor::randn(0f32, 1.0, (2, channels, len), &dev)?;
             let expected = x
                 .conv1d(&weight, dilation * (kernel - 1) / 2, 1, dilation, 1)?
@@ -763,6 +812,28 @@ mod tests {
                 "len {len} with residual: max difference {diff}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn snake_on_other_devices_matches_the_cpu_kernel() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let alpha = Tensor::rand(0.5f32, 1.5, 6, &dev)?;
+        let vb = VarBuilder::from_tensors(
+            HashMap::from([("alpha".to_string(), alpha.clone())]),
+            DType::F32,
+            &dev,
+        );
+        let host = Snake::new(6, vb)?;
+        assert!(matches!(host, Snake::Cpu(_)));
+        let inv_alpha = alpha.affine(1.0, SNAKE_EPS)?.recip()?;
+        let device = Snake::Device { alpha, inv_alpha };
+        let x = Tensor::randn(0f32, 3.0, (2, 50, 6), &dev)?;
+        let diff = (host.forward(&x)? - device.forward(&x)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "max difference {diff}");
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Single-pass f32 kernels with an `exp` the compiler can vectorize: softmax over the
 //! last dimension, the erf GELU and Mish (candle's call the scalar libm `expf` / `erff`
 //! per element, or chain several tensor ops, which dominated the attention, feed-forward
-//! and conv blocks of the 1000-frame CFM decoder).
+//! and conv blocks of the 1000-frame CFM decoder). On other devices (GPUs) the same
+//! functions are candle's ops, which these match (tests below).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -147,6 +148,9 @@ impl CustomOp1 for SoftmaxLastDim {
 
 /// Softmax over the last dimension of an f32 tensor.
 pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
+    if !x.device().is_cpu() {
+        return candle_nn::ops::softmax_last_dim(x);
+    }
     x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
 }
 
@@ -197,6 +201,9 @@ impl<F: Fn(f32) -> f32 + Sync> CustomOp1 for Elementwise<F> {
 /// The exact (erf) GELU `x (1 + erf(x / sqrt 2)) / 2` of an f32 tensor, to about 1e-7
 /// times `|x|`.
 pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.gelu_erf();
+    }
     x.contiguous()?.apply_op1_no_bwd(&Elementwise {
         name: "gelu-erf-f32",
         f: |x: f32| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
@@ -209,6 +216,9 @@ const MISH_IDENTITY_ABOVE: f32 = 20.0;
 /// Mish `x tanh(softplus(x))` of an f32 tensor, as `x n / (n + 2)` with
 /// `n = e^x (e^x + 2)` (`tanh(ln(1 + e^x))` in closed form).
 pub fn mish(x: &Tensor) -> candle_core::Result<Tensor> {
+    if !x.device().is_cpu() {
+        return candle_nn::ops::mish(x);
+    }
     x.contiguous()?.apply_op1_no_bwd(&Elementwise {
         name: "mish-f32",
         f: |x: f32| {

@@ -2,7 +2,9 @@
 //! positions (`wpe`), pre-LN blocks with tanh-GELU MLPs, final `ln_f`, and a
 //! preallocated KV cache for incremental decoding. `wte` is in the checkpoint but
 //! T3 never uses it (it embeds its own text and speech tokens). The projection
-//! weights are f32 or quantized at load ([`Precision`]).
+//! weights are f32, 16-bit floats or quantized at load ([`Precision`]). Several
+//! sequences, each with its own cache and length, can run one step together
+//! ([`Gpt2::forward_batch`]).
 
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor};
@@ -29,20 +31,21 @@ enum Conv1D {
 
 impl Conv1D {
     /// A layer whose input width is not a multiple of the format's block (only tiny
-    /// test models), or whose weights are not f32 on the CPU, stays as loaded.
+    /// test models), or whose weights are not f32, stays as loaded. The quantized
+    /// weights live on the weights' device (candle quantizes on the CPU and uploads).
     fn new(in_dim: usize, out_dim: usize, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((in_dim, out_dim), "weight")?;
         let bias = vb.get(out_dim, "bias")?;
         let format = precision
             .block_format()
             .filter(|f| in_dim.is_multiple_of(f.block_size()))
-            .filter(|_| weight.dtype() == DType::F32 && weight.device().is_cpu());
+            .filter(|_| weight.dtype() == DType::F32);
         let Some(format) = format else {
             return Ok(Self::Dense { weight, bias });
         };
         let quantized = QTensor::quantize(&weight.t()?.contiguous()?, format)?;
         let weight = QMatMul::from_qtensor(quantized)?;
-        // The CPU kernels repack the weights on first use: do it now, not on the first request.
+        // Kernels may repack the weights on first use: do it now, not on the first request.
         weight.forward(&Tensor::zeros((1, in_dim), DType::F32, bias.device())?)?;
         Ok(Self::Quantized { weight, bias })
     }
@@ -79,9 +82,16 @@ impl Attention {
         })
     }
 
-    /// `x`: (B, T, D) for the T newest positions; attends to every cached
-    /// position, and within the new ones as `mask` (T, past + T) allows.
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
+    /// `x`: (B, T, D) for the T newest positions of B sequences, row i cached in
+    /// `caches[i]`. The projections run once for all rows; each row attends to its
+    /// own cached positions, and within the new ones as `masks[i]` (T, past + T)
+    /// allows.
+    fn forward(
+        &self,
+        x: &Tensor,
+        masks: &[Option<Tensor>],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let qkv = self.c_attn.forward(x)?;
         let split = |i: usize| -> Result<Tensor> {
@@ -91,15 +101,22 @@ impl Attention {
                 .contiguous()
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-        let (k, v) = cache.append(&k, &v)?;
         let scale = (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? / scale)?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        let rows = caches
+            .iter_mut()
+            .zip(masks)
+            .enumerate()
+            .map(|(row, (cache, mask))| {
+                let (k, v) = cache.append(&k.narrow(0, row, 1)?, &v.narrow(0, row, 1)?)?;
+                let scores = (q.narrow(0, row, 1)?.matmul(&k.t()?)? / scale)?;
+                let scores = match mask {
+                    Some(mask) => scores.broadcast_add(mask)?,
+                    None => scores,
+                };
+                candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = Tensor::cat(&rows, 0)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.c_proj.forward(&out)
     }
 }
@@ -157,14 +174,19 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mask, cache)?)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        masks: &[Option<Tensor>],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, masks, caches)?)?;
         &x + self.mlp.forward(&self.ln_2.forward(&x)?)?
     }
 }
 
-/// Keys and values of the positions seen so far, one preallocated buffer per
-/// layer (B, heads, capacity, head_dim).
+/// Keys and values of one sequence's positions seen so far, one preallocated
+/// buffer per layer (1, heads, capacity, head_dim).
 #[derive(Debug, Clone)]
 pub struct Gpt2Cache {
     layers: Vec<KvCache>,
@@ -243,41 +265,76 @@ impl Gpt2 {
         })
     }
 
-    /// Runs `embeds` (B, T, D) at the positions following the cached ones and
+    /// Runs `embeds` (1, T, D) at the positions following the cached ones and
     /// returns every hidden state: index 0 is embeds + positions, index k the
     /// output of block k - 1, and the last one has `ln_f` applied (as HF's
     /// `output_hidden_states`).
     pub fn forward_all(&self, embeds: &Tensor, cache: &mut Gpt2Cache) -> Result<Vec<Tensor>> {
-        let t = embeds.dim(1)?;
-        let start = cache.len();
-        if start + t > cache.capacity {
-            candle_core::bail!(
-                "GPT-2 sequence of {} positions exceeds its cache of {}",
-                start + t,
-                cache.capacity
-            );
-        }
-        let mask = if t > 1 {
-            Some(causal_mask(t, start, embeds.device())?.to_dtype(embeds.dtype())?)
-        } else {
-            None
-        };
-        let mut x = embeds.broadcast_add(&self.wpe.narrow(0, start, t)?)?;
-        let mut states = Vec::with_capacity(self.blocks.len() + 1);
-        for (block, layer_cache) in self.blocks.iter().zip(&mut cache.layers) {
-            states.push(x.clone());
-            x = block.forward(&x, mask.as_ref(), layer_cache)?;
-        }
-        states.push(self.ln_f.forward(&x)?);
-        Ok(states)
+        self.forward_all_batch(embeds, &mut [cache])
     }
 
-    /// Last hidden state (after `ln_f`) for `embeds` (B, T, D).
+    /// Last hidden state (after `ln_f`) for `embeds` (1, T, D).
     pub fn forward(&self, embeds: &Tensor, cache: &mut Gpt2Cache) -> Result<Tensor> {
-        let mut states = self.forward_all(embeds, cache)?;
+        self.forward_batch(embeds, &mut [cache])
+    }
+
+    /// Last hidden states (B, T, D) for `embeds` (B, T, D) of B sequences, row i
+    /// continuing the sequence of `caches[i]` at its own position. The weights are
+    /// read once for all rows, which is what makes decoding several sequences
+    /// together faster than one after another.
+    pub fn forward_batch(&self, embeds: &Tensor, caches: &mut [&mut Gpt2Cache]) -> Result<Tensor> {
+        let mut states = self.forward_all_batch(embeds, caches)?;
         Ok(states
             .pop()
             .expect("GPT-2 returns at least the final state"))
+    }
+
+    /// [`Gpt2::forward_all`] for B sequences, as [`Gpt2::forward_batch`].
+    pub fn forward_all_batch(
+        &self,
+        embeds: &Tensor,
+        caches: &mut [&mut Gpt2Cache],
+    ) -> Result<Vec<Tensor>> {
+        let (b, t, _) = embeds.dims3()?;
+        if b != caches.len() {
+            candle_core::bail!("GPT-2 got {b} sequences and {} caches", caches.len());
+        }
+        let device = embeds.device();
+        let mut positions = Vec::with_capacity(b * t);
+        let mut masks = Vec::with_capacity(b);
+        for cache in caches.iter() {
+            let start = cache.len();
+            if start + t > cache.capacity {
+                candle_core::bail!(
+                    "GPT-2 sequence of {} positions exceeds its cache of {}",
+                    start + t,
+                    cache.capacity
+                );
+            }
+            positions.extend((start..start + t).map(|p| p as u32));
+            masks.push(if t > 1 {
+                Some(causal_mask(t, start, device)?.to_dtype(embeds.dtype())?)
+            } else {
+                None
+            });
+        }
+        let positions = Tensor::from_vec(positions, b * t, device)?;
+        let wpe = self
+            .wpe
+            .index_select(&positions, 0)?
+            .reshape(embeds.shape())?;
+        let mut x = (embeds + wpe)?;
+        let mut states = Vec::with_capacity(self.blocks.len() + 1);
+        for (layer, block) in self.blocks.iter().enumerate() {
+            states.push(x.clone());
+            let mut layer_caches: Vec<&mut KvCache> = caches
+                .iter_mut()
+                .map(|cache| &mut cache.layers[layer])
+                .collect();
+            x = block.forward(&x, &masks, &mut layer_caches)?;
+        }
+        states.push(self.ln_f.forward(&x)?);
+        Ok(states)
     }
 }
 

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod gpt2;
 pub mod precision;
 pub mod sampling;
@@ -29,6 +30,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
 
 use crate::config::T3Config;
+pub use batch::T3Batch;
 pub use gpt2::{Gpt2, Gpt2Cache};
 pub use precision::{Precision, UnknownPrecision};
 pub use sampling::{Greedy, ReplayedUniforms, SamplingParams, SeededSampler, TokenSampler};
@@ -69,8 +71,9 @@ impl T3 {
         Self::with_precision(cfg, Precision::Fp32, vb)
     }
 
-    /// [`T3::new`] with the GPT-2 projection weights in `precision`.
+    /// [`T3::new`] in `precision`.
     pub fn with_precision(cfg: &T3Config, precision: Precision, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.set_dtype(precision.dtype());
         let d = cfg.hidden_size;
         if cfg.gpt2.n_embd != d {
             candle_core::bail!(
@@ -138,7 +141,7 @@ impl T3 {
         table.forward(&ids)
     }
 
-    /// Speech logits (1, V) of the last position of `hidden` (1, T, D).
+    /// Speech logits (B, V) of the last position of `hidden` (B, T, D).
     pub(crate) fn last_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let t = hidden.dim(1)?;
         self.speech_head
@@ -169,56 +172,142 @@ impl T3 {
         sampler: &mut dyn TokenSampler,
         observe: &mut dyn FnMut(SampleStep),
     ) -> Result<Vec<u32>> {
+        let mut sequence = self.prefill(text_tokens, cond, params)?;
+        while !sequence.is_finished() {
+            self.sample_next(&mut sequence, sampler, observe)?;
+            if !sequence.is_finished() {
+                self.decode_step(&mut [&mut sequence])?;
+            }
+        }
+        Ok(sequence.into_speech_tokens())
+    }
+
+    /// Starts a generation (see [`T3::generate`]): runs the prefill into a new
+    /// sequence, whose first token [`T3::sample_next`] then samples.
+    pub fn prefill(
+        &self,
+        text_tokens: &[u32],
+        cond: &T3Conditionals,
+        params: &SamplingParams,
+    ) -> Result<T3Sequence> {
         params.validate()?;
-        let stop = self.cfg.stop_speech_token;
         let embeds = self.prefill_embeds(text_tokens, cond)?;
         let capacity = (embeds.dim(1)? + params.max_new_tokens).min(self.tfmr.n_positions());
         let mut cache = self.tfmr.new_cache(capacity)?;
-        let mut hidden = self.tfmr.forward(&embeds, &mut cache)?;
-        let mut tokens: Vec<u32> = Vec::new();
-        while tokens.len() < params.max_new_tokens {
-            if !tokens.is_empty() {
-                if cache.len() == cache.capacity() {
-                    break;
-                }
-                let last = self.embed_speech(&tokens[tokens.len() - 1..])?;
-                hidden = self.tfmr.forward(&last, &mut cache)?;
-            }
-            let raw = self
-                .last_logits(&hidden)?
-                .squeeze(0)?
-                .to_dtype(DType::F32)?
-                .to_vec1::<f32>()?;
-            let mut processed = raw.clone();
-            // The repetition penalty sees the BOS at the first step, then only
-            // the generated tokens.
-            let bos = [self.cfg.start_speech_token];
-            let context = if tokens.is_empty() {
-                &bos[..]
-            } else {
-                &tokens[..]
-            };
-            params.process(&mut processed, context);
-            if processed.iter().all(|&l| l == f32::NEG_INFINITY) {
-                break;
-            }
-            let probs = sampling::softmax(&processed);
-            let token = sampler.sample(&probs)? as u32;
-            observe(SampleStep {
-                raw_logits: &raw,
-                processed_logits: &processed,
-                probs: &probs,
-                token,
-            });
-            tokens.push(token);
-            // Quirk of the reference: only tokens after the first one can stop.
-            if token == stop && tokens.len() > 1 {
-                break;
+        let hidden = self.tfmr.forward(&embeds, &mut cache)?;
+        let next_logits = self.logits_rows(&hidden)?.pop();
+        Ok(T3Sequence {
+            cache,
+            tokens: Vec::new(),
+            params: params.clone(),
+            next_logits,
+            finished: params.max_new_tokens == 0,
+            stop_token: self.cfg.stop_speech_token,
+        })
+    }
+
+    /// Samples the next token of `sequence` from the logits of its last step, with
+    /// the sequence's own settings; the sequence finishes at the stop token (not
+    /// as its first token, as the reference), after `max_new_tokens`, when its
+    /// cache is full, or when every token is filtered out.
+    pub fn sample_next(
+        &self,
+        sequence: &mut T3Sequence,
+        sampler: &mut dyn TokenSampler,
+        observe: &mut dyn FnMut(SampleStep),
+    ) -> Result<()> {
+        let Some(raw) = sequence.next_logits.take() else {
+            candle_core::bail!("T3 sequence has no logits to sample from");
+        };
+        let mut processed = raw.clone();
+        // The repetition penalty sees the BOS at the first step, then only
+        // the generated tokens.
+        let bos = [self.cfg.start_speech_token];
+        let context = if sequence.tokens.is_empty() {
+            &bos[..]
+        } else {
+            &sequence.tokens[..]
+        };
+        sequence.params.process(&mut processed, context);
+        if processed.iter().all(|&l| l == f32::NEG_INFINITY) {
+            sequence.finished = true;
+            return Ok(());
+        }
+        let probs = sampling::softmax(&processed);
+        let token = sampler.sample(&probs)? as u32;
+        observe(SampleStep {
+            raw_logits: &raw,
+            processed_logits: &processed,
+            probs: &probs,
+            token,
+        });
+        sequence.tokens.push(token);
+        let tokens = sequence.tokens.len();
+        // Quirk of the reference: only tokens after the first one can stop.
+        sequence.finished = (token == sequence.stop_token && tokens > 1)
+            || tokens >= sequence.params.max_new_tokens
+            || sequence.cache.len() == sequence.cache.capacity();
+        Ok(())
+    }
+
+    /// One decode step of several unfinished sequences together: each is fed its
+    /// last sampled token at its own position and gets the logits of its next
+    /// token. The projections and the speech head run once for all of them.
+    pub fn decode_step(&self, sequences: &mut [&mut T3Sequence]) -> Result<()> {
+        if sequences.is_empty() {
+            return Ok(());
+        }
+        let mut last = Vec::with_capacity(sequences.len());
+        for sequence in sequences.iter() {
+            match (sequence.finished, sequence.tokens.last()) {
+                (false, Some(&token)) => last.push(token),
+                _ => candle_core::bail!("T3 decode step of a finished or unsampled sequence"),
             }
         }
-        if tokens.last() == Some(&stop) {
-            tokens.pop();
+        let embeds = self.embed_speech(&last)?.reshape((last.len(), 1, ()))?;
+        let mut caches: Vec<&mut Gpt2Cache> = sequences.iter_mut().map(|s| &mut s.cache).collect();
+        let hidden = self.tfmr.forward_batch(&embeds, &mut caches)?;
+        for (sequence, logits) in sequences.iter_mut().zip(self.logits_rows(&hidden)?) {
+            sequence.next_logits = Some(logits);
         }
-        Ok(tokens)
+        Ok(())
+    }
+
+    /// The speech logits of the last position of each row of `hidden` (B, T, D).
+    fn logits_rows(&self, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
+        self.last_logits(hidden)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()
+    }
+}
+
+/// One generation in progress: its KV cache, the speech tokens sampled so far and
+/// the logits of the next one. Made by [`T3::prefill`], advanced by
+/// [`T3::sample_next`] and [`T3::decode_step`], alone or with others.
+pub struct T3Sequence {
+    cache: Gpt2Cache,
+    tokens: Vec<u32>,
+    params: SamplingParams,
+    next_logits: Option<Vec<f32>>,
+    finished: bool,
+    stop_token: u32,
+}
+
+impl T3Sequence {
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The tokens sampled so far (with the stop token once sampled).
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// The generated speech tokens, without the stop token.
+    pub fn into_speech_tokens(mut self) -> Vec<u32> {
+        if self.tokens.last() == Some(&self.stop_token) {
+            self.tokens.pop();
+        }
+        self.tokens
     }
 }

@@ -1,6 +1,11 @@
-//! Number format of T3's GPT-2 projection weights (attention `c_attn`/`c_proj`, MLP
-//! `c_fc`/`c_proj`), chosen when the model loads. The checkpoint is always f32; the
-//! reduced formats are quantized from it at load, in candle's GGML block formats:
+//! Number format of T3, chosen when the model loads. The checkpoint is always f32.
+//!
+//! - `bf16`, `fp16`: every T3 weight and activation in that 16-bit float (on a GPU,
+//!   where its matmuls are fastest; the CPU converts and gains little);
+//!
+//! the quantized formats apply to T3's GPT-2 projection weights (attention
+//! `c_attn`/`c_proj`, MLP `c_fc`/`c_proj`), quantized at load in candle's GGML block
+//! formats:
 //!
 //! - `int8`: Q8_0, blocks of 32 weights sharing one f16 scale (8.5 bits a weight);
 //! - `int4`: Q4_K, super-blocks of 256 weights in 8 sub-blocks of 32, each with a
@@ -11,6 +16,7 @@
 //! run time, and portable code otherwise. Embeddings, positions, layer norms and the
 //! speech head stay f32.
 
+use candle_core::DType;
 use candle_core::quantized::GgmlDType;
 
 /// The default is the fastest precision that passes the quality gates (mean
@@ -22,6 +28,11 @@ pub enum Precision {
     /// The checkpoint's f32 weights: parity with the reference.
     #[default]
     Fp32,
+    /// bfloat16 weights and activations: half the bytes of f32, f32's range.
+    Bf16,
+    /// float16 weights and activations: half the bytes of f32, more precision than
+    /// bf16 but a narrow range.
+    Fp16,
     /// 8-bit weights: about 4 times fewer bytes read per token than f32.
     Int8,
     /// 4-bit weights: fastest, further from f32.
@@ -29,21 +40,32 @@ pub enum Precision {
 }
 
 impl Precision {
-    pub const ALL: [Self; 3] = [Self::Fp32, Self::Int8, Self::Int4];
+    pub const ALL: [Self; 5] = [Self::Fp32, Self::Bf16, Self::Fp16, Self::Int8, Self::Int4];
 
-    /// The setting's spelling: `fp32`, `int8` or `int4`.
+    /// The setting's spelling: `fp32`, `bf16`, `fp16`, `int8` or `int4`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+            Self::Fp16 => "fp16",
             Self::Int8 => "int8",
             Self::Int4 => "int4",
         }
     }
 
-    /// The block format of the projection weights; `None` for f32.
+    /// The float type of T3's weights and activations (f32 around quantized weights).
+    pub fn dtype(self) -> DType {
+        match self {
+            Self::Bf16 => DType::BF16,
+            Self::Fp16 => DType::F16,
+            Self::Fp32 | Self::Int8 | Self::Int4 => DType::F32,
+        }
+    }
+
+    /// The block format of the projection weights; `None` unless quantized.
     pub(crate) fn block_format(self) -> Option<GgmlDType> {
         match self {
-            Self::Fp32 => None,
+            Self::Fp32 | Self::Bf16 | Self::Fp16 => None,
             Self::Int8 => Some(GgmlDType::Q8_0),
             Self::Int4 => Some(GgmlDType::Q4K),
         }
@@ -57,7 +79,7 @@ impl std::fmt::Display for Precision {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown precision {0:?}: expected fp32, int8 or int4")]
+#[error("unknown precision {0:?}: expected fp32, bf16, fp16, int8 or int4")]
 pub struct UnknownPrecision(pub String);
 
 impl std::str::FromStr for Precision {
@@ -81,9 +103,9 @@ mod tests {
             assert_eq!(p.as_str().parse::<Precision>(), Ok(p));
         }
         assert_eq!(" INT4 ".parse::<Precision>(), Ok(Precision::Int4));
-        let err = "fp16".parse::<Precision>().unwrap_err().to_string();
+        let err = "fp8".parse::<Precision>().unwrap_err().to_string();
         assert!(
-            err.contains("fp16") && err.contains("fp32, int8 or int4"),
+            err.contains("fp8") && err.contains("fp32, bf16, fp16, int8 or int4"),
             "{err}"
         );
     }

@@ -1,18 +1,22 @@
-//! The native engine: Chatterbox Turbo ([`ChatterboxTurbo`]) loaded once and shared by
-//! every request, synthesizing on blocking threads behind [`QueuedEngine`]. A voice reaches
+//! The native engine: Chatterbox Turbo ([`ChatterboxTurbo`]) loaded once, on the device
+//! of the `device` setting ([`DeviceSetting`]), and shared by every request, synthesizing
+//! on blocking threads behind [`QueuedEngine`]: at most `concurrency` requests at once,
+//! whose T3 decoding runs in one batch on a thread of its own ([`T3Scheduler`]), while
+//! each request's prefill, S3Gen and voice conditioning run on its own thread. A voice reaches
 //! the model as its [`Conditionals`](chatterbox::conditionals::Conditionals), which a [`VoiceConditioning`] provider supplies: the
 //! platform computes them from the voice's reference audio and caches them
 //! ([`StoredVoiceConditioning`]); [`BuiltinVoices`] holds voices already computed, for the
 //! command line.
 
 mod conditioning;
+mod device;
+mod scheduler;
 mod voice_cache;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use candle_core::Device;
 use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{ChatterboxTurbo, SynthesisError, SynthesisOptions};
 use chatterbox::voice_conditioner::VoiceConditioner;
@@ -20,6 +24,8 @@ use resonance_domain::GenerationParams;
 use resonance_storage::Storage;
 
 pub use self::conditioning::{BuiltinVoices, VoiceConditioning};
+pub use self::device::{CUDA_BUILT, DeviceSetting, DeviceSettingError, describe};
+pub use self::scheduler::T3Scheduler;
 pub use self::voice_cache::StoredVoiceConditioning;
 use crate::queue::{QueuedEngine, Synthesizer};
 use crate::{EngineError, Speech, SynthesisRequest};
@@ -48,14 +54,21 @@ pub fn sampling_params(params: &GenerationParams) -> SamplingParams {
 pub struct ChatterboxSynthesizer {
     model: Arc<ChatterboxTurbo>,
     voices: Arc<dyn VoiceConditioning>,
+    t3: T3Scheduler,
 }
 
 impl ChatterboxSynthesizer {
+    /// Starts the T3 decoding thread.
     pub fn new(model: Arc<ChatterboxTurbo>, voices: Arc<dyn VoiceConditioning>) -> Self {
-        Self { model, voices }
+        Self {
+            t3: T3Scheduler::start(model.clone()),
+            model,
+            voices,
+        }
     }
 
-    /// The engine: at most `concurrency` syntheses at once, `capacity` waiting.
+    /// The engine: at most `concurrency` syntheses at once (and as many sequences
+    /// decoding together), `capacity` waiting.
     pub fn start(self, concurrency: usize, capacity: usize) -> QueuedEngine {
         QueuedEngine::start(ENGINE_NAME, Arc::new(self), concurrency, capacity)
     }
@@ -70,7 +83,10 @@ impl Synthesizer for ChatterboxSynthesizer {
         };
         let samples = self
             .model
-            .synthesize(&request.text, &voice, &options)
+            .synthesize_with(&request.text, &voice, &options, |text_tokens| {
+                self.t3
+                    .speech_tokens(&self.model, text_tokens, &voice.t3, &options)
+            })
             .map_err(|e| match e {
                 SynthesisError::Text(e) => EngineError::InvalidRequest(e.to_string()),
                 SynthesisError::Voice(e) => EngineError::VoiceUnavailable(e.to_string()),
@@ -95,19 +111,26 @@ pub struct NativeModel {
 }
 
 impl NativeModel {
-    /// Loads the checkpoint in `model_dir` (on a blocking thread, T3 in `precision`);
-    /// library voices are conditioned from their reference audio in `storage`.
+    /// Loads the checkpoint in `model_dir` (on a blocking thread, on `device`, T3 in
+    /// `precision`); library voices are conditioned from their reference audio in
+    /// `storage`.
     pub async fn load(
         model_dir: &Path,
+        device: DeviceSetting,
         precision: Precision,
         storage: Storage,
     ) -> anyhow::Result<Self> {
         let dir = model_dir.to_path_buf();
         let (model, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let cfg = ChatterboxTurbo::config_for(&dir)?;
-            let device = Device::Cpu;
+            let device = device
+                .open()
+                .with_context(|| format!("opening the device {device}"))?;
             let model = ChatterboxTurbo::load_with_precision(&dir, &cfg, &device, precision)?;
-            tracing::info!("loaded the model with T3 in {precision}");
+            tracing::info!(
+                "loaded the model on {} with T3 in {precision}",
+                describe(&device)
+            );
             for warning in model.load_warnings() {
                 tracing::warn!("{warning}");
             }
@@ -148,7 +171,7 @@ impl NativeModel {
         }))
     }
 
-    /// The engine: at most `concurrency` syntheses at once.
+    /// The engine: at most `concurrency` syntheses at once, decoding T3 together.
     pub fn start(self, concurrency: usize) -> QueuedEngine {
         ChatterboxSynthesizer::new(self.model, self.voices).start(concurrency, QUEUE_CAPACITY)
     }

@@ -1,9 +1,11 @@
 //! Speech synthesis: the engine (native Chatterbox Turbo, a remote inference service or
-//! none), the model's folder and precision, and how many syntheses and workers run.
+//! none), the model's folder, device and precision, and how many syntheses and workers
+//! run.
 
 use std::path::{Path, PathBuf};
 
 use chatterbox::t3::Precision;
+use resonance_engine::native::{DeviceSetting, DeviceSettingError};
 
 use super::ConfigError;
 
@@ -17,8 +19,28 @@ pub fn precision(text: Option<String>) -> Result<Precision, ConfigError> {
         None => Ok(Precision::default()),
         Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
             key: "RESONANCE_PRECISION (precision)",
-            expected: "fp32, int8 or int4",
+            expected: "fp32, bf16, fp16, int8 or int4",
             got: text,
+        }),
+    }
+}
+
+const DEVICE_KEY: &str = "RESONANCE_DEVICE (device)";
+
+pub fn device(text: Option<String>) -> Result<DeviceSetting, ConfigError> {
+    match text {
+        None => Ok(DeviceSetting::default()),
+        Some(text) => text.parse().map_err(|e| match e {
+            DeviceSettingError::Unknown(got) => ConfigError::Invalid {
+                key: DEVICE_KEY,
+                expected: "auto, cpu, cuda or cuda:N",
+                got,
+            },
+            DeviceSettingError::CudaNotBuilt(got) => ConfigError::Invalid {
+                key: DEVICE_KEY,
+                expected: "auto or cpu: this build has no cuda feature (docs/gpu.md)",
+                got,
+            },
         }),
     }
 }
@@ -111,6 +133,7 @@ pub fn workers(workers: Option<usize>) -> usize {
 #[cfg(test)]
 mod tests {
     use chatterbox::t3::Precision;
+    use resonance_engine::native::DeviceSetting;
 
     use crate::config::tests::args;
     use crate::config::{Config, EngineConfig, SettingsArgs};
@@ -175,14 +198,72 @@ mod tests {
         });
         assert_eq!(from_flag.unwrap().precision, Precision::Int4);
         let err = Config::load(&SettingsArgs {
-            precision: Some("fp16".into()),
+            precision: Some("fp8".into()),
             ..args()
         })
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("RESONANCE_PRECISION") && err.contains("fp32, int8 or int4"),
+            err.contains("RESONANCE_PRECISION") && err.contains("fp32, bf16, fp16, int8 or int4"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn device_defaults_to_auto_and_is_set_by_file_then_flags() {
+        assert_eq!(Config::load(&args()).unwrap().device, DeviceSetting::Auto);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "device = \"cpu\"\n").unwrap();
+        let from_file = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            ..args()
+        });
+        assert_eq!(from_file.unwrap().device, DeviceSetting::Cpu);
+        let from_flag = Config::load(&SettingsArgs {
+            config: Some(file),
+            device: Some("auto".into()),
+            ..args()
+        });
+        assert_eq!(from_flag.unwrap().device, DeviceSetting::Auto);
+        let err = Config::load(&SettingsArgs {
+            device: Some("gpu".into()),
+            ..args()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("RESONANCE_DEVICE (device)") && err.contains("auto, cpu, cuda or cuda:N"),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_device_without_the_feature_stops_startup_naming_the_setting() {
+        for gpu in ["cuda", "cuda:1"] {
+            let err = Config::load(&SettingsArgs {
+                device: Some(gpu.into()),
+                ..args()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("RESONANCE_DEVICE (device)")
+                    && err.contains("no cuda feature")
+                    && err.contains(gpu),
+                "{err}"
+            );
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_device_names_its_gpu() {
+        let config = Config::load(&SettingsArgs {
+            device: Some("cuda:1".into()),
+            ..args()
+        });
+        assert_eq!(config.unwrap().device, DeviceSetting::Cuda(1));
     }
 }

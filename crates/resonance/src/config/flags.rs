@@ -102,11 +102,17 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub remote_api_key: Option<String>,
-    /// Number format of the native engine's T3 weights: fp32 (exact), int8 or int4
-    /// (faster, quantized at load) [default: fp32]
+    /// Where the native engine computes: auto (the first CUDA GPU when the build has the
+    /// cuda feature and the machine a GPU, else the CPU), cpu, cuda or cuda:N
+    /// [default: auto]
+    #[arg(long, env = "RESONANCE_DEVICE", global = true)]
+    pub device: Option<String>,
+    /// Number format of the native engine's T3: fp32 (exact), bf16 or fp16 (for GPUs),
+    /// int8 or int4 (faster, quantized at load) [default: fp32]
     #[arg(long, env = "RESONANCE_PRECISION", global = true)]
     pub precision: Option<String>,
-    /// Syntheses the engine runs at once [default: 1 for chatterbox, 4 for remote]
+    /// Syntheses the engine runs at once; the native engine decodes their T3 together
+    /// [default: 1 for chatterbox, 4 for remote]
     #[arg(long, env = "RESONANCE_ENGINE_CONCURRENCY", global = true)]
     pub engine_concurrency: Option<usize>,
     /// Generation workers `serve` runs in-process; 0 leaves jobs to `resonance worker`

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chatterbox::t3::Precision;
+use resonance_engine::native::DeviceSetting;
 use resonance_service::billing::BillingSettings;
 use resonance_service::mail::SmtpSettings;
 use resonance_web::ConnectionSettings;
@@ -47,7 +48,9 @@ pub struct Config {
     pub connections: ConnectionSettings,
     /// `None` for `none`: this process runs no generation workers.
     pub engine: Option<EngineConfig>,
-    /// T3's weights in the native engine (`serve`, `worker`, `say`).
+    /// Where the native engine computes (`serve`, `worker`, `say`).
+    pub device: DeviceSetting,
+    /// T3's number format in the native engine (`serve`, `worker`, `say`).
     pub precision: Precision,
     /// Generation workers `serve` runs in-process.
     pub workers: usize,
@@ -95,6 +98,7 @@ impl Config {
         let voice_upload_max_bytes =
             server::voice_upload_max_bytes(settings.voice_upload_max_bytes);
         let trusted_proxies = server::trusted_proxies(settings.trusted_proxies)?;
+        let device = engine::device(settings.device)?;
         let precision = engine::precision(settings.precision)?;
         let allowed_hosts = server::allowed_hosts(settings.allowed_hosts);
         let connections = server::connections(
@@ -125,6 +129,7 @@ impl Config {
             allowed_hosts,
             connections,
             engine,
+            device,
             precision,
             workers,
             billing,
