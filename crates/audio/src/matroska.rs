@@ -52,7 +52,7 @@ pub fn for_each_audio_frame<E: From<MatroskaError>>(
     // One flat pass: the segment, clusters and block groups are entered rather than
     // skipped, which also ends an unknown-size cluster where the next element starts.
     while pos < bytes.len() {
-        let element = match Element::read(bytes, pos, bytes.len()) {
+        let element = match Element::read(bytes, pos) {
             Ok(element) => element,
             // A recording cut short mid-header: keep what came before.
             Err(_) if track.is_some() => break,
@@ -63,7 +63,7 @@ pub fn for_each_audio_frame<E: From<MatroskaError>>(
             continue;
         }
         let Some(end) = element.end else {
-            return Err(MatroskaError("an element of unknown size cannot have one").into());
+            return Err(MatroskaError("only segments and clusters may be of unknown size").into());
         };
         let Some(data) = bytes.get(element.data..end) else {
             // Cut short within this element.
@@ -91,9 +91,9 @@ struct Element {
 }
 
 impl Element {
-    /// The element starting at `pos`, within a parent ending at `parent_end`. Its end may
-    /// lie past the parent's only when the parent is the whole file (a truncated file).
-    fn read(bytes: &[u8], pos: usize, parent_end: usize) -> Result<Self, MatroskaError> {
+    /// The element starting at `pos`; its end may lie past `bytes` (a truncated file, or
+    /// a lie its caller checks).
+    fn read(bytes: &[u8], pos: usize) -> Result<Self, MatroskaError> {
         let (id, id_len) =
             read_vint(bytes, pos).ok_or(MatroskaError("an element ID is malformed"))?;
         if id_len > 4 {
@@ -111,12 +111,8 @@ impl Element {
         } else {
             let end = usize::try_from(size)
                 .ok()
-                .and_then(|size| data.checked_add(size))
-                .ok_or(MatroskaError("an element is larger than the file"))?;
-            if end > parent_end && parent_end != bytes.len() {
-                return Err(MatroskaError("an element is larger than its parent"));
-            }
-            Some(end)
+                .and_then(|size| data.checked_add(size));
+            Some(end.ok_or(MatroskaError("an element is larger than the file"))?)
         };
         Ok(Self { id, data, end })
     }
@@ -146,7 +142,7 @@ fn for_each_child(
 ) -> Result<(), MatroskaError> {
     let mut pos = 0;
     while pos < data.len() {
-        let element = Element::read(data, pos, data.len())?;
+        let element = Element::read(data, pos)?;
         let end = element
             .end
             .filter(|&end| end <= data.len())
