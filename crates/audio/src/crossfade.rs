@@ -52,6 +52,17 @@ impl Joiner {
             *out = *out * phase.cos() + incoming * phase.sin();
         }
         self.joined.extend_from_slice(&chunk[fade..]);
+        self.release()
+    }
+
+    /// Appends `piece` to the chunk pushed last, with no crossfade (a chunk arriving in
+    /// pieces), and returns the samples that became final with it.
+    pub fn extend(&mut self, piece: &[f32]) -> &[f32] {
+        self.joined.extend_from_slice(piece);
+        self.release()
+    }
+
+    fn release(&mut self) -> &[f32] {
         // A later chunk fades into at most the last `overlap` samples.
         let settled = self.joined.len().saturating_sub(self.overlap);
         let start = self.released.min(settled);
@@ -59,7 +70,7 @@ impl Joiner {
         &self.joined[start..settled]
     }
 
-    /// The samples not yet handed out by `push`: final once no chunk follows.
+    /// The samples not yet handed out: final once no chunk follows.
     pub fn pending(&self) -> &[f32] {
         &self.joined[self.released..]
     }
@@ -99,6 +110,21 @@ mod tests {
         assert_eq!(streamed, whole);
         assert_eq!(joiner.into_samples(), whole);
         assert_eq!(whole.len(), 5000 + 300 + 4000 + 900 - 300 - 1200 - 900);
+    }
+
+    #[test]
+    fn a_chunk_in_pieces_joins_as_the_whole_chunk() {
+        let chunks = [ramp(5000, 0.1), ramp(4000, 0.3)];
+        let slices: Vec<&[f32]> = chunks.iter().map(Vec::as_slice).collect();
+        let whole = join(&slices, 24_000, DEFAULT_CROSSFADE);
+
+        let mut joiner = Joiner::new(24_000, DEFAULT_CROSSFADE);
+        let mut streamed = joiner.push(&chunks[0][..700]).to_vec();
+        streamed.extend_from_slice(joiner.extend(&chunks[0][700..]));
+        streamed.extend_from_slice(joiner.push(&chunks[1][..3000]));
+        streamed.extend_from_slice(joiner.extend(&chunks[1][3000..]));
+        streamed.extend_from_slice(joiner.pending());
+        assert_eq!(streamed, whole);
     }
 
     #[test]

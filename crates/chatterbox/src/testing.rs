@@ -101,3 +101,49 @@ pub fn write_tiny_checkpoint(dir: &Path) -> candle_core::Result<()> {
     std::fs::write(dir.join(checkpoint::CONFIG_OVERRIDE), config).map_err(io)?;
     Ok(())
 }
+
+/// Speech tokens of the random voice of [`random_voice`]: a 10 s reference clip's.
+pub const RANDOM_VOICE_PROMPT_TOKENS: usize = 250;
+
+/// Writes a full-size checkpoint of random weights (the official layout, seeded) and
+/// [`byte_level_tokenizer_json`] into `dir`: the official model's speed, not its speech.
+pub fn write_full_size_checkpoint(dir: &Path, seed: u64) -> candle_core::Result<()> {
+    crate::weights::random_checkpoint(&crate::weights::CheckpointManifest::official(), dir, seed)?;
+    std::fs::write(
+        dir.join(checkpoint::TOKENIZER),
+        byte_level_tokenizer_json(true),
+    )
+    .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.display())))
+}
+
+/// Random conditioning shaped like a 10 s reference clip's, for `cfg`'s model.
+pub fn random_voice(
+    cfg: &crate::ChatterboxConfig,
+    device: &Device,
+    seed: u64,
+) -> candle_core::Result<crate::conditionals::Conditionals> {
+    use rand::{Rng, SeedableRng};
+
+    use crate::rng::{RandomSource, SeededRandom};
+
+    let mut tokens = rand::rngs::StdRng::seed_from_u64(seed + 1);
+    let prompt: Vec<u32> = (0..RANDOM_VOICE_PROMPT_TOKENS)
+        .map(|_| tokens.random_range(0..cfg.t3.start_speech_token))
+        .collect();
+    let mut rng = SeededRandom::new(seed);
+    Ok(crate::conditionals::Conditionals {
+        t3: crate::t3::T3Conditionals {
+            speaker_emb: rng.randn(&[1, cfg.t3.speaker_embed_size], device)?,
+            prompt_tokens: prompt.clone(),
+        },
+        s3gen: crate::s3gen::S3GenConditionals {
+            tokens: Tensor::new(prompt.as_slice(), device)?.unsqueeze(0)?,
+            // A log-mel around -5 (quiet speech), 2 frames per token.
+            mel: (rng.randn(
+                &[1, 2 * RANDOM_VOICE_PROMPT_TOKENS, cfg.flow.output_size],
+                device,
+            )? - 5.0)?,
+            embedding: rng.randn(&[1, cfg.flow.spk_embed_dim], device)?,
+        },
+    })
+}

@@ -24,6 +24,7 @@ use crate::conditionals::Conditionals;
 use crate::config::{ChatterboxConfig, ConfigError};
 use crate::rng::{RandomSource, SeededRandom};
 use crate::s3gen::S3Gen;
+use crate::s3gen::stream::{S3GenStream, StreamSchedule};
 use crate::t3::{Precision, SampleStep, SamplingParams, SeededSampler, T3, TokenSampler};
 use crate::text::{TextError, TextTokenizer, punc_norm};
 use crate::voice_encoder::VoiceEncoder;
@@ -272,6 +273,11 @@ impl ChatterboxTurbo {
         &self.t3
     }
 
+    /// S3Gen, for vocoding speech tokens as they come ([`S3GenStream`]).
+    pub fn s3gen(&self) -> &S3Gen {
+        &self.s3gen
+    }
+
     /// The VoiceEncoder (T3's speaker embedding of a reference clip).
     pub fn voice_encoder(&self) -> &VoiceEncoder {
         &self.voice_encoder
@@ -355,6 +361,71 @@ impl ChatterboxTurbo {
         let mut rng = SeededRandom::new(options.seed);
         let wave = self.vocode(&speech, voice, &mut rng)?;
         Ok(wave.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    /// [`ChatterboxTurbo::synthesize`] speaking while T3 decodes: `on_audio` gets each
+    /// stretch of audio as soon as it is final (see [`S3GenStream`]); together they are
+    /// the speech. An error from `on_audio` (say, nobody listens any more) stops it.
+    pub fn synthesize_streaming(
+        &self,
+        text: &str,
+        voice: &Conditionals,
+        options: &SynthesisOptions,
+        schedule: StreamSchedule,
+        on_audio: &mut dyn FnMut(&[f32]) -> candle_core::Result<()>,
+    ) -> Result<(), SynthesisError> {
+        let speech_tokens =
+            |text_tokens: &[u32], on_token: &mut dyn FnMut(u32) -> candle_core::Result<()>| {
+                let mut sampler = SeededSampler::new(options.seed);
+                let mut failed = Ok(());
+                self.speech_tokens_observed(
+                    text_tokens,
+                    voice,
+                    &options.sampling,
+                    &mut sampler,
+                    &mut |step| {
+                        if failed.is_ok() {
+                            failed = on_token(step.token);
+                        }
+                    },
+                )?;
+                failed
+            };
+        self.synthesize_streaming_with(text, voice, options, schedule, speech_tokens, on_audio)
+    }
+
+    /// [`ChatterboxTurbo::synthesize_streaming`] with T3's part done by `speech_tokens`,
+    /// given the text's tokens and where to hand each token as it is sampled (e.g.
+    /// decoded in a [`crate::t3::T3Batch`] with `SeededSampler::new(options.seed)`).
+    pub fn synthesize_streaming_with(
+        &self,
+        text: &str,
+        voice: &Conditionals,
+        options: &SynthesisOptions,
+        schedule: StreamSchedule,
+        speech_tokens: impl FnOnce(
+            &[u32],
+            &mut dyn FnMut(u32) -> candle_core::Result<()>,
+        ) -> candle_core::Result<()>,
+        on_audio: &mut dyn FnMut(&[f32]) -> candle_core::Result<()>,
+    ) -> Result<(), SynthesisError> {
+        voice.validate(&self.cfg).map_err(SynthesisError::Voice)?;
+        let text_tokens = self.text_tokens(text)?;
+        let mut stream = S3GenStream::new(&self.s3gen, &voice.s3gen, schedule, options.seed)?;
+        let speech_vocab = self.cfg.t3.start_speech_token;
+        speech_tokens(&text_tokens, &mut |token| {
+            if token >= speech_vocab {
+                return Ok(());
+            }
+            let audio = stream.push(token)?;
+            if audio.is_empty() {
+                Ok(())
+            } else {
+                on_audio(&audio)
+            }
+        })?;
+        on_audio(&stream.finish()?)?;
+        Ok(())
     }
 }
 

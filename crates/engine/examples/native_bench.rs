@@ -19,22 +19,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use candle_core::{DType, Device, Tensor};
-use chatterbox::checkpoint;
+use candle_core::{DType, Device};
 use chatterbox::conditionals::Conditionals;
 use chatterbox::parity::agreement::agreement;
-use chatterbox::rng::{RandomSource, SeededRandom};
-use chatterbox::s3gen::S3GenConditionals;
-use chatterbox::t3::{Precision, SamplingParams, SeededSampler, T3Conditionals, TokenSampler};
+use chatterbox::rng::SeededRandom;
+use chatterbox::t3::{Precision, SamplingParams, SeededSampler, TokenSampler};
 use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE, SynthesisOptions};
-use chatterbox::weights::{CheckpointManifest, random_checkpoint};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use resonance_engine::native::{DeviceSetting, T3Scheduler, describe};
 
-/// A 10 s reference clip's prompt: 250 speech tokens, 2 mel frames each.
-const PROMPT_TOKENS: usize = 250;
 const TEXT_TOKENS: usize = 40;
-const SPEECH_VOCAB: u32 = 6561;
 const STOP_TOKEN: usize = 6562;
 /// Speech tokens per second of audio.
 const TOKENS_PER_SECOND: f64 = 25.0;
@@ -141,7 +135,10 @@ fn main() -> anyhow::Result<()> {
         (start.elapsed() - written).as_secs_f64()
     );
     let voice = voice(&model, &device, args.seed)?;
-    let text = random_tokens(&mut StdRng::seed_from_u64(args.seed), TEXT_TOKENS, 256);
+    let mut text_rng = StdRng::seed_from_u64(args.seed);
+    let text: Vec<u32> = (0..TEXT_TOKENS)
+        .map(|_| text_rng.random_range(0..256))
+        .collect();
     let sampling = |max_new_tokens| SamplingParams {
         max_new_tokens,
         ..SamplingParams::default()
@@ -217,13 +214,9 @@ fn main() -> anyhow::Result<()> {
 fn write_checkpoint(dir: &Path, tiny: bool, seed: u64) -> anyhow::Result<()> {
     if tiny {
         chatterbox::testing::write_tiny_checkpoint(dir)?;
-        return Ok(());
+    } else {
+        chatterbox::testing::write_full_size_checkpoint(dir, seed)?;
     }
-    random_checkpoint(&CheckpointManifest::official(), dir, seed)?;
-    std::fs::write(
-        dir.join(checkpoint::TOKENIZER),
-        chatterbox::testing::byte_level_tokenizer_json(true),
-    )?;
     Ok(())
 }
 
@@ -234,34 +227,16 @@ fn load(dir: &Path, device: &Device, precision: Precision) -> anyhow::Result<Cha
     )?)
 }
 
-fn random_tokens(rng: &mut StdRng, n: usize, vocab: u32) -> Vec<u32> {
-    (0..n).map(|_| rng.random_range(0..vocab)).collect()
-}
-
 /// The tiny checkpoint's built-in voice, or random conditioning of a 10 s clip.
 fn voice(model: &ChatterboxTurbo, device: &Device, seed: u64) -> anyhow::Result<Conditionals> {
-    if let Some(voice) = model.builtin_voice() {
-        return Ok(voice);
+    match model.builtin_voice() {
+        Some(voice) => Ok(voice),
+        None => Ok(chatterbox::testing::random_voice(
+            model.config(),
+            device,
+            seed,
+        )?),
     }
-    let cfg = model.config();
-    let mut rng = SeededRandom::new(seed);
-    let prompt = random_tokens(
-        &mut StdRng::seed_from_u64(seed + 1),
-        PROMPT_TOKENS,
-        SPEECH_VOCAB,
-    );
-    Ok(Conditionals {
-        t3: T3Conditionals {
-            speaker_emb: rng.randn(&[1, cfg.t3.speaker_embed_size], device)?,
-            prompt_tokens: prompt.clone(),
-        },
-        s3gen: S3GenConditionals {
-            tokens: Tensor::new(prompt.as_slice(), device)?.unsqueeze(0)?,
-            // A log-mel around -5 (quiet speech), 2 frames per token.
-            mel: (rng.randn(&[1, 2 * PROMPT_TOKENS, cfg.flow.output_size], device)? - 5.0)?,
-            embedding: rng.randn(&[1, cfg.flow.spk_embed_dim], device)?,
-        },
-    })
 }
 
 /// S3Gen's samples for `tokens` (copied to the host, so the device has finished).
@@ -298,7 +273,11 @@ fn concurrent(
                 seed: args.seed + i as u64,
             };
             std::thread::spawn(move || -> anyhow::Result<f64> {
-                let tokens = scheduler.speech_tokens(&model, &text, &voice.t3, &options)?;
+                let mut tokens = Vec::new();
+                scheduler.speech_tokens(&model, &text, &voice.t3, &options, &mut |token| {
+                    tokens.push(token);
+                    Ok(())
+                })?;
                 let samples = audio(&model, &tokens, &voice, options.seed)?;
                 Ok(samples.len() as f64 / f64::from(SAMPLE_RATE))
             })

@@ -2,8 +2,8 @@
 //! generation worker, hence every API and streaming route, and `resonance say`): split into
 //! chunks Chatterbox handles well (it drifts past ~300 characters) at sentence boundaries
 //! first, then clause boundaries, then words, never inside a paralinguistic tag like
-//! `[chuckle]`; chunk `i` spoken with seed `seed + i`; the chunks joined with a short
-//! crossfade. The same text, voice, parameters and seed give the same audio everywhere.
+//! `[chuckle]`; chunk `i` spoken with seed `seed + i`, its audio passed on in pieces as
+//! the engine makes them; the chunks joined with a short crossfade. The same text, voice, parameters and seed give the same audio everywhere.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ pub const CHUNK_CROSSFADE: Duration = DEFAULT_CROSSFADE;
 pub struct SpeechProgress<'a> {
     /// Samples that follow the ones reported before; together they are the whole speech.
     pub audio: &'a [f32],
+    /// Chunks spoken completely so far.
     pub chunks_done: usize,
     pub chunks: usize,
 }
@@ -31,11 +32,12 @@ pub struct Spoken {
     pub samples: Vec<f32>,
     /// Time spent in the engine.
     pub compute: Duration,
-    /// From the start until the first chunk was spoken.
+    /// From the start until the first audio was ready.
     pub first_audio: Duration,
 }
 
-/// Speaks `text` chunk by chunk, reporting each stretch of audio as soon as it is final.
+/// Speaks `text` chunk by chunk, reporting each stretch of audio as soon as it is final:
+/// the engine's pieces as they come, held back only by the crossfade into the next chunk.
 pub async fn speak(
     engine: &dyn SpeechEngine,
     text: &str,
@@ -62,15 +64,35 @@ pub async fn speak(
             seed: seed.wrapping_add(i as u64),
         };
         let chunk_started = Instant::now();
-        let speech = engine.synthesize(request).await?;
+        let (audio, mut pieces) = tokio::sync::mpsc::unbounded_channel();
+        let mut started_chunk = false;
+        let (result, ()) = tokio::join!(engine.synthesize_streaming(request, audio), async {
+            while let Some(piece) = pieces.recv().await {
+                first_audio.get_or_insert_with(|| started.elapsed());
+                let released = if started_chunk {
+                    joiner.extend(&piece)
+                } else {
+                    started_chunk = true;
+                    joiner.push(&piece)
+                };
+                if !released.is_empty() {
+                    on_progress(SpeechProgress {
+                        audio: released,
+                        chunks_done: i,
+                        chunks: chunks.len(),
+                    });
+                }
+            }
+        });
+        result?;
         compute += chunk_started.elapsed();
-        first_audio.get_or_insert_with(|| started.elapsed());
-        let mut audio = joiner.push(&speech.samples).to_vec();
-        if i + 1 == chunks.len() {
-            audio.extend_from_slice(joiner.pending());
-        }
+        let tail = if i + 1 == chunks.len() {
+            joiner.pending()
+        } else {
+            &[]
+        };
         on_progress(SpeechProgress {
-            audio: &audio,
+            audio: tail,
             chunks_done: i + 1,
             chunks: chunks.len(),
         });

@@ -1,5 +1,5 @@
 //! Speech engines. Every engine is used the same way: send a [`SynthesisRequest`],
-//! await [`Speech`]; [`chunking::speak`] speaks text of any length through one. The native
+//! await [`Speech`], or receive it in pieces as it is made; [`chunking::speak`] speaks text of any length through one. The native
 //! engine ([`native`], feature `native`) computes on blocking threads behind a request
 //! queue it owns ([`queue::QueuedEngine`]); the remote engine calls a Resonance inference
 //! service over HTTP ([`remote::RemoteEngine`]).
@@ -55,10 +55,26 @@ pub enum EngineError {
     ShutDown,
 }
 
+/// Where an engine hands audio as it makes it: pieces that follow each other.
+pub type AudioSender = tokio::sync::mpsc::UnboundedSender<Vec<f32>>;
+
 #[async_trait]
 pub trait SpeechEngine: Send + Sync {
     /// A short name for logs and caches (`chatterbox`, `remote`, ...).
     fn name(&self) -> &str;
 
     async fn synthesize(&self, request: SynthesisRequest) -> Result<Speech, EngineError>;
+
+    /// Speaks the request, sending its audio to `audio` in pieces as they are made;
+    /// together they are the [`Speech`]. Engines that cannot stream send it whole. An
+    /// engine may stop early once nobody receives the pieces.
+    async fn synthesize_streaming(
+        &self,
+        request: SynthesisRequest,
+        audio: AudioSender,
+    ) -> Result<(), EngineError> {
+        let speech = self.synthesize(request).await?;
+        let _ = audio.send(speech.samples);
+        Ok(())
+    }
 }

@@ -1,22 +1,30 @@
 //! The request queue an in-process engine owns (the mistral.rs shape): callers
-//! send a request and await the reply; a dispatcher runs at most `concurrency`
-//! syntheses at a time on blocking threads, so no runtime thread ever computes.
+//! send a request and await the reply, receiving its audio as it is made; a dispatcher
+//! runs at most `concurrency` syntheses at a time on blocking threads, so no runtime
+//! thread ever computes.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::{EngineError, Speech, SpeechEngine, SynthesisRequest};
+use crate::{AudioSender, EngineError, Speech, SpeechEngine, SynthesisRequest};
 
 /// Compute-bound synthesis, called on a blocking thread.
 pub trait Synthesizer: Send + Sync + 'static {
-    fn synthesize(&self, request: &SynthesisRequest) -> Result<Speech, EngineError>;
+    /// Speaks the request, handing each piece of audio to `audio` as soon as it is
+    /// final. `audio` returns false once nobody listens; the synthesis may then stop.
+    fn synthesize(
+        &self,
+        request: &SynthesisRequest,
+        audio: &mut dyn FnMut(Vec<f32>) -> bool,
+    ) -> Result<(), EngineError>;
 }
 
 struct Job {
     request: SynthesisRequest,
-    reply: oneshot::Sender<Result<Speech, EngineError>>,
+    audio: AudioSender,
+    reply: oneshot::Sender<Result<(), EngineError>>,
 }
 
 pub struct QueuedEngine {
@@ -46,8 +54,14 @@ impl QueuedEngine {
                 let synthesizer = synthesizer.clone();
                 tokio::task::spawn_blocking(move || {
                     let _slot = slot;
-                    let result = synthesizer.synthesize(&job.request);
-                    let _ = job.reply.send(result);
+                    let Job {
+                        request,
+                        audio,
+                        reply,
+                    } = job;
+                    let result =
+                        synthesizer.synthesize(&request, &mut |piece| audio.send(piece).is_ok());
+                    let _ = reply.send(result);
                 });
             }
         });
@@ -65,9 +79,27 @@ impl SpeechEngine for QueuedEngine {
     }
 
     async fn synthesize(&self, request: SynthesisRequest) -> Result<Speech, EngineError> {
+        let (audio, mut pieces) = mpsc::unbounded_channel();
+        self.synthesize_streaming(request, audio).await?;
+        let mut samples = Vec::new();
+        while let Ok(piece) = pieces.try_recv() {
+            samples.extend(piece);
+        }
+        Ok(Speech { samples })
+    }
+
+    async fn synthesize_streaming(
+        &self,
+        request: SynthesisRequest,
+        audio: AudioSender,
+    ) -> Result<(), EngineError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { request, reply })
+            .send(Job {
+                request,
+                audio,
+                reply,
+            })
             .await
             .map_err(|_| EngineError::ShutDown)?;
         answer
@@ -94,7 +126,11 @@ mod tests {
     }
 
     impl Synthesizer for Sleeper {
-        fn synthesize(&self, request: &SynthesisRequest) -> Result<Speech, EngineError> {
+        fn synthesize(
+            &self,
+            request: &SynthesisRequest,
+            audio: &mut dyn FnMut(Vec<f32>) -> bool,
+        ) -> Result<(), EngineError> {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(50));
@@ -102,9 +138,12 @@ mod tests {
             if request.text == "fail" {
                 return Err(EngineError::Failed("asked to fail".into()));
             }
-            Ok(Speech {
-                samples: vec![0.0; request.text.len()],
-            })
+            // Two pieces, so that joining them is tested too.
+            let samples = vec![0.0; request.text.len()];
+            let (first, second) = samples.split_at(samples.len() / 2);
+            audio(first.to_vec());
+            audio(second.to_vec());
+            Ok(())
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use chatterbox::s3gen::stream::StreamSchedule;
 use chatterbox::t3::SamplingParams;
 use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
 use resonance_audio::crossfade;
@@ -41,6 +42,25 @@ fn tiny_engine_with(concurrency: usize) -> Fixture {
         model,
         voice,
     }
+}
+
+/// What the model speaks for `text` alone, streaming as the engine does.
+fn streamed(model: &ChatterboxTurbo, text: &str, options: &SynthesisOptions) -> Vec<f32> {
+    let voice = model.builtin_voice().unwrap();
+    let mut samples = Vec::new();
+    model
+        .synthesize_streaming(
+            text,
+            &voice,
+            options,
+            StreamSchedule::default(),
+            &mut |piece| {
+                samples.extend_from_slice(piece);
+                Ok(())
+            },
+        )
+        .unwrap();
+    samples
 }
 
 fn voice_ref(id: VoiceId) -> VoiceRef {
@@ -102,7 +122,6 @@ async fn long_text_is_spoken_chunk_by_chunk_with_successive_seeds() {
     )
     .await
     .unwrap();
-    let voice = fixture.model.builtin_voice().unwrap();
     let waves: Vec<Vec<f32>> = chunks
         .iter()
         .enumerate()
@@ -111,7 +130,7 @@ async fn long_text_is_spoken_chunk_by_chunk_with_successive_seeds() {
                 sampling: SamplingParams::default(),
                 seed: 40 + i as u64,
             };
-            fixture.model.synthesize(chunk, &voice, &options).unwrap()
+            streamed(&fixture.model, chunk, &options)
         })
         .collect();
     let waves: Vec<&[f32]> = waves.iter().map(Vec::as_slice).collect();
@@ -139,13 +158,13 @@ async fn requests_decoded_together_sound_as_they_do_alone() {
             tokio::spawn(async move { fixture.engine.synthesize(request).await })
         })
         .collect();
-    let voice = fixture.model.builtin_voice().unwrap();
     for (i, (task, text)) in tasks.into_iter().zip(texts).enumerate() {
         let spoken = task.await.unwrap().unwrap();
-        let alone = fixture
-            .model
-            .synthesize(text, &voice, &SynthesisOptions::seeded(100 + i as u64))
-            .unwrap();
+        let alone = streamed(
+            &fixture.model,
+            text,
+            &SynthesisOptions::seeded(100 + i as u64),
+        );
         assert_eq!(spoken.samples, alone, "request {i}");
     }
 }

@@ -103,13 +103,26 @@ impl MeanflowCfm {
         n_timesteps: usize,
         rng: &mut dyn RandomSource,
     ) -> candle_core::Result<Tensor> {
+        let x = Self::initial_noise(mu, noised_mels, rng)?;
+        self.integrate(x, mu, mask, spks, cond, n_timesteps)
+    }
+
+    /// The Euler steps of [`MeanflowCfm::forward`] from the starting point `x`
+    /// (shaped like `mu`).
+    pub fn integrate(
+        &self,
+        mut x: Tensor,
+        mu: &Tensor,
+        mask: &Tensor,
+        spks: &Tensor,
+        cond: &Tensor,
+        n_timesteps: usize,
+    ) -> candle_core::Result<Tensor> {
         check_inputs(mu, mask, spks, cond)?;
         if n_timesteps == 0 {
             candle_core::bail!("cfm: n_timesteps must be at least 1");
         }
-        let mut x = Self::initial_noise(mu, noised_mels, rng)?;
-        let span = time_span(n_timesteps);
-        for step in span.windows(2) {
+        for step in time_span(n_timesteps).windows(2) {
             x = self
                 .euler_step(&x, mu, mask, spks, cond, step[0], step[1])?
                 .1;

@@ -426,6 +426,12 @@ pub struct Source {
     pub source: Tensor,
 }
 
+/// Where a stream's sines are: each harmonic's start phase and the cycles it has run.
+pub struct SineState {
+    phases: Vec<f32>,
+    cycles: Vec<f64>,
+}
+
 /// SineGen + SourceModuleHnNSF: F0 at the sample rate to a one-channel excitation.
 pub struct SourceModule {
     harmonics: usize,
@@ -469,41 +475,17 @@ impl SourceModule {
             .to_vec1::<f32>()?;
         rng.randn(&[batch, len, 1], device)?;
         let f0 = f0.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-
-        // Uniform(-pi, pi).sample() = low + u * (high - low) in f32.
-        let (low, high) = (-std::f32::consts::PI, std::f32::consts::PI);
-        let two_pi = std::f32::consts::TAU;
-        let unvoiced_noise = self.sine_amp / 3.0;
         let mut sines = vec![0f32; batch * h * len];
         let mut uv = vec![0f32; batch * len];
         for (b, f0) in f0.iter().enumerate() {
-            for (flag, &f) in uv[b * len..(b + 1) * len].iter_mut().zip(f0) {
-                *flag = if f > self.voiced_threshold { 1.0 } else { 0.0 };
-            }
-            let uv = &uv[b * len..(b + 1) * len];
-            for k in 0..h {
-                let phase = if k == 0 {
-                    0.0
-                } else {
-                    low + phase_u[b * h + k] * (high - low)
-                };
-                let offset = (b * h + k) * len;
-                let harmonic = (k + 1) as f32;
-                // torch's CPU cumsum accumulates f32 in f64 and rounds each output.
-                let mut cycles = 0f64;
-                for t in 0..len {
-                    cycles += f64::from(f0[t] * harmonic / self.sampling_rate);
-                    let cycles = cycles as f32;
-                    let theta = two_pi * (cycles - cycles.floor());
-                    let sine = self.sine_amp * (theta + phase).sin();
-                    let noise_amp = if uv[t] > 0.0 {
-                        self.noise_std
-                    } else {
-                        unvoiced_noise
-                    };
-                    sines[offset + t] = sine * uv[t] + noise_amp * noise[offset + t];
-                }
-            }
+            let mut state = self.sine_state(&phase_u[b * h..(b + 1) * h]);
+            self.fill_sines(
+                f0,
+                &mut state,
+                &noise[b * h * len..(b + 1) * h * len],
+                &mut sines[b * h * len..(b + 1) * h * len],
+                &mut uv[b * len..(b + 1) * len],
+            );
         }
         let sine_waves = Tensor::from_vec(sines, (batch, h, len), device)?;
         let uv = Tensor::from_vec(uv, (batch, 1, len), device)?;
@@ -513,6 +495,100 @@ impl SourceModule {
             uv,
             source,
         })
+    }
+
+    /// The SineGen state of a new stream: each harmonic's start phase, drawn as
+    /// [`SourceModule::forward`] draws it (`rand (1, H, 1)`).
+    pub fn start_stream(&self, rng: &mut dyn RandomSource) -> candle_core::Result<SineState> {
+        let phase_u = rng
+            .rand(&[1, self.harmonics, 1], &candle_core::Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(self.sine_state(&phase_u))
+    }
+
+    /// The merged excitation `(L,)` for the next `L` samples of F0 of a stream, the
+    /// sines going on in phase from where the previous call left them. Draws the
+    /// sine noise sample by sample (`randn (L, H)`), so that each sample's noise is the
+    /// same however a stream is cut into calls.
+    pub fn continue_stream(
+        &self,
+        f0: &[f32],
+        state: &mut SineState,
+        rng: &mut dyn RandomSource,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Vec<f32>> {
+        let (h, len) = (self.harmonics, f0.len());
+        let noise = rng
+            .randn(&[len, h], &candle_core::Device::Cpu)?
+            .t()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut sines = vec![0f32; h * len];
+        let mut uv = vec![0f32; len];
+        self.fill_sines(f0, state, &noise, &mut sines, &mut uv);
+        let sine_waves = Tensor::from_vec(sines, (1, h, len), device)?;
+        self.merge
+            .forward(&sine_waves.transpose(1, 2)?)?
+            .tanh()?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()
+    }
+
+    /// Start phases from uniform draws: `Uniform(-pi, pi).sample() = low + u * (high -
+    /// low)` in f32, the fundamental at phase 0.
+    fn sine_state(&self, phase_u: &[f32]) -> SineState {
+        let (low, high) = (-std::f32::consts::PI, std::f32::consts::PI);
+        SineState {
+            phases: (0..self.harmonics)
+                .map(|k| {
+                    if k == 0 {
+                        0.0
+                    } else {
+                        low + phase_u[k] * (high - low)
+                    }
+                })
+                .collect(),
+            cycles: vec![0.0; self.harmonics],
+        }
+    }
+
+    /// SineGen over one row: `sines` `(H, L)` harmonic-major and `uv` `(L,)` from F0
+    /// `(L,)` and the noise `(H, L)`, advancing each harmonic's cycle count.
+    fn fill_sines(
+        &self,
+        f0: &[f32],
+        state: &mut SineState,
+        noise: &[f32],
+        sines: &mut [f32],
+        uv: &mut [f32],
+    ) {
+        let len = f0.len();
+        let two_pi = std::f32::consts::TAU;
+        let unvoiced_noise = self.sine_amp / 3.0;
+        for (flag, &f) in uv.iter_mut().zip(f0) {
+            *flag = if f > self.voiced_threshold { 1.0 } else { 0.0 };
+        }
+        for k in 0..self.harmonics {
+            let phase = state.phases[k];
+            let offset = k * len;
+            let harmonic = (k + 1) as f32;
+            // torch's CPU cumsum accumulates f32 in f64 and rounds each output.
+            let cycles = &mut state.cycles[k];
+            for t in 0..len {
+                *cycles += f64::from(f0[t] * harmonic / self.sampling_rate);
+                let turns = *cycles as f32;
+                let theta = two_pi * (turns - turns.floor());
+                let sine = self.sine_amp * (theta + phase).sin();
+                let noise_amp = if uv[t] > 0.0 {
+                    self.noise_std
+                } else {
+                    unvoiced_noise
+                };
+                sines[offset + t] = sine * uv[t] + noise_amp * noise[offset + t];
+            }
+        }
     }
 }
 
@@ -664,6 +740,15 @@ impl Hift {
         let source = self.source(&self.upsample_f0(&f0)?, rng)?;
         let conv_post_out = self.decode(mel, &self.source_stft(&source.source)?)?;
         self.spectrum_to_wave(&conv_post_out)
+    }
+
+    pub fn source_module(&self) -> &SourceModule {
+        &self.source_module
+    }
+
+    /// Waveform samples per mel frame (480).
+    pub fn samples_per_frame(&self) -> usize {
+        self.samples_per_frame
     }
 
     /// F0 in Hz per mel frame `(B, T)`.

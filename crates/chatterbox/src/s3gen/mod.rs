@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
 pub mod kernels;
+pub mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,8 @@ pub struct S3Gen {
     mel_bins: usize,
     token_mel_ratio: usize,
     n_timesteps: usize,
+    /// Tokens ahead of a token that its mel depends on (`pre_lookahead_len`).
+    lookahead_tokens: usize,
     /// Samples zeroed, then faded in, at the start of the wave (`S3GEN_SR // 50`, 20 ms).
     fade_samples: usize,
 }
@@ -78,6 +81,7 @@ impl S3Gen {
             mel_bins: cfg.flow.output_size,
             token_mel_ratio: cfg.flow.token_mel_ratio,
             n_timesteps: cfg.cfm.n_timesteps,
+            lookahead_tokens: cfg.flow.pre_lookahead_len,
             fade_samples: cfg.hift.sampling_rate as usize / 50,
         })
     }
@@ -187,18 +191,25 @@ impl S3Gen {
     /// prompt. Waves shorter than the fade are faded as far as they go.
     pub fn trim_fade(&self, wave: &Tensor) -> candle_core::Result<Tensor> {
         let (_, len) = wave.dims2()?;
-        let n = self.fade_samples;
-        let mut fade = vec![0f32; 2 * n];
-        let step = 1.0 / n.saturating_sub(1).max(1) as f32;
-        for (i, gain) in fade[n..].iter_mut().enumerate() {
-            // torch.linspace(pi, 0, n)
-            let angle = std::f32::consts::PI * (1.0 - i as f32 * step);
-            *gain = (angle.cos() + 1.0) / 2.0;
-        }
-        let faded = len.min(2 * n);
-        let fade = Tensor::from_vec(fade[..faded].to_vec(), (1, faded), wave.device())?
-            .to_dtype(wave.dtype())?;
+        let faded = len.min(2 * self.fade_samples);
+        let fade: Vec<f32> = (0..faded).map(|i| self.fade_gain(i)).collect();
+        let fade = Tensor::from_vec(fade, (1, faded), wave.device())?.to_dtype(wave.dtype())?;
         let head = wave.narrow(1, 0, faded)?.broadcast_mul(&fade)?;
         Tensor::cat(&[&head, &wave.narrow(1, faded, len - faded)?], 1)
+    }
+
+    /// The gain [`S3Gen::trim_fade`] gives sample `index` of a wave.
+    pub fn fade_gain(&self, index: usize) -> f32 {
+        let n = self.fade_samples;
+        if index < n {
+            return 0.0;
+        }
+        if index >= 2 * n {
+            return 1.0;
+        }
+        let step = 1.0 / n.saturating_sub(1).max(1) as f32;
+        // torch.linspace(pi, 0, n)
+        let angle = std::f32::consts::PI * (1.0 - (index - n) as f32 * step);
+        (angle.cos() + 1.0) / 2.0
     }
 }

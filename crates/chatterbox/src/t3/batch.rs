@@ -46,6 +46,11 @@ impl<K> T3Batch<K> {
         });
     }
 
+    /// Keeps only the sequences whose key passes `keep`; the others leave the batch.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        self.running.retain(|running| keep(&running.key));
+    }
+
     /// [`T3Batch::step_observed`] without observing.
     pub fn step(&mut self, t3: &T3) -> Vec<(K, Result<Vec<u32>>)> {
         self.step_observed(t3, &mut |_, _| {})

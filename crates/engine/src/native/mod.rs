@@ -2,7 +2,8 @@
 //! of the `device` setting ([`DeviceSetting`]), and shared by every request, synthesizing
 //! on blocking threads behind [`QueuedEngine`]: at most `concurrency` requests at once,
 //! whose T3 decoding runs in one batch on a thread of its own ([`T3Scheduler`]), while
-//! each request's prefill, S3Gen and voice conditioning run on its own thread. A voice reaches
+//! each request's prefill, S3Gen and voice conditioning run on its own thread, S3Gen
+//! speaking the tokens in windows as they come ([`StreamSchedule`]). A voice reaches
 //! the model as its [`Conditionals`](chatterbox::conditionals::Conditionals), which a [`VoiceConditioning`] provider supplies: the
 //! platform computes them from the voice's reference audio and caches them
 //! ([`StoredVoiceConditioning`]); [`BuiltinVoices`] holds voices already computed, for the
@@ -17,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chatterbox::s3gen::stream::StreamSchedule;
 use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{ChatterboxTurbo, SynthesisError, SynthesisOptions};
 use chatterbox::voice_conditioner::VoiceConditioner;
@@ -28,7 +30,7 @@ pub use self::device::{CUDA_BUILT, DeviceSetting, DeviceSettingError, describe};
 pub use self::scheduler::T3Scheduler;
 pub use self::voice_cache::StoredVoiceConditioning;
 use crate::queue::{QueuedEngine, Synthesizer};
-use crate::{EngineError, Speech, SynthesisRequest};
+use crate::{EngineError, SynthesisRequest};
 
 pub const ENGINE_NAME: &str = "chatterbox";
 
@@ -75,24 +77,43 @@ impl ChatterboxSynthesizer {
 }
 
 impl Synthesizer for ChatterboxSynthesizer {
-    fn synthesize(&self, request: &SynthesisRequest) -> Result<Speech, EngineError> {
+    fn synthesize(
+        &self,
+        request: &SynthesisRequest,
+        audio: &mut dyn FnMut(Vec<f32>) -> bool,
+    ) -> Result<(), EngineError> {
         let voice = self.voices.conditionals(&request.voice)?;
         let options = SynthesisOptions {
             sampling: sampling_params(&request.params),
             seed: request.seed,
         };
-        let samples = self
-            .model
-            .synthesize_with(&request.text, &voice, &options, |text_tokens| {
+        let mut listening = true;
+        let result = self.model.synthesize_streaming_with(
+            &request.text,
+            &voice,
+            &options,
+            StreamSchedule::default(),
+            |text_tokens, on_token| {
                 self.t3
-                    .speech_tokens(&self.model, text_tokens, &voice.t3, &options)
-            })
-            .map_err(|e| match e {
-                SynthesisError::Text(e) => EngineError::InvalidRequest(e.to_string()),
-                SynthesisError::Voice(e) => EngineError::VoiceUnavailable(e.to_string()),
-                SynthesisError::Model(e) => EngineError::Failed(e.to_string()),
-            })?;
-        Ok(Speech { samples })
+                    .speech_tokens(&self.model, text_tokens, &voice.t3, &options, on_token)
+            },
+            &mut |piece| {
+                listening = audio(piece.to_vec());
+                if listening {
+                    Ok(())
+                } else {
+                    Err(candle_core::Error::Msg("nobody listens any more".into()))
+                }
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
+            // The caller went away; what it would have got does not matter.
+            Err(_) if !listening => Ok(()),
+            Err(SynthesisError::Text(e)) => Err(EngineError::InvalidRequest(e.to_string())),
+            Err(SynthesisError::Voice(e)) => Err(EngineError::VoiceUnavailable(e.to_string())),
+            Err(SynthesisError::Model(e)) => Err(EngineError::Failed(e.to_string())),
+        }
     }
 }
 

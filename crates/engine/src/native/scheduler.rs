@@ -1,21 +1,33 @@
 //! The thread that decodes T3 for every request in flight: each request runs its prefill
 //! on its own synthesis thread, then its sequence joins the batch this thread steps
-//! ([`T3Batch`]), and the request gets its speech tokens back when the sequence
-//! finishes. Concurrent generations so share every decode step, which reads T3's
-//! weights once for all of them.
+//! ([`T3Batch`]), and the request gets each speech token as soon as it is sampled.
+//! Concurrent generations so share every decode step, which reads T3's weights once for
+//! all of them. A request that stops listening leaves the batch at the next step.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use chatterbox::t3::{SeededSampler, T3Batch, T3Conditionals, T3Sequence};
 use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
 
-type Reply = Sender<candle_core::Result<Vec<u32>>>;
+/// What the decoding thread tells a request.
+enum Decoded {
+    Token(u32),
+    /// The sequence finished (its tokens were all sent) or failed.
+    End(candle_core::Result<()>),
+}
+
+struct Listener {
+    sender: Sender<Decoded>,
+    /// Raised when a token could not be delivered: nobody listens any more.
+    gone: Cell<bool>,
+}
 
 struct Join {
     sequence: T3Sequence,
     sampler: SeededSampler,
-    reply: Reply,
+    sender: Sender<Decoded>,
 }
 
 /// Hands sequences to the decoding thread; the thread ends when this is dropped.
@@ -33,43 +45,62 @@ impl T3Scheduler {
         Self { joins }
     }
 
-    /// T3's speech tokens for `text_tokens`, as [`ChatterboxTurbo::synthesize`] makes
-    /// them (the same seed, the same tokens), decoded together with the other requests'.
-    /// Blocks until they are decoded: call it on a synthesis thread.
+    /// Decodes T3's speech tokens for `text_tokens` together with the other requests',
+    /// handing each to `on_token` as it is sampled (the stop token last): the tokens
+    /// [`ChatterboxTurbo::synthesize`] makes with the same seed. An error from `on_token`
+    /// stops the decoding. Blocks until the end: call it on a synthesis thread.
     pub fn speech_tokens(
         &self,
         model: &ChatterboxTurbo,
         text_tokens: &[u32],
         voice: &T3Conditionals,
         options: &SynthesisOptions,
-    ) -> candle_core::Result<Vec<u32>> {
+        on_token: &mut dyn FnMut(u32) -> candle_core::Result<()>,
+    ) -> candle_core::Result<()> {
         let sequence = model.t3().prefill(text_tokens, voice, &options.sampling)?;
-        let (reply, answer) = channel();
+        let (sender, decoded) = channel();
         let join = Join {
             sequence,
             sampler: SeededSampler::new(options.seed),
-            reply,
+            sender,
         };
         let gone = || candle_core::Error::Msg("the T3 decoding thread has stopped".into());
         self.joins.send(join).map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?
+        loop {
+            match decoded.recv().map_err(|_| gone())? {
+                Decoded::Token(token) => on_token(token)?,
+                Decoded::End(result) => return result,
+            }
+        }
     }
 }
 
 /// Steps the batch while it has sequences; waits for one when it is empty.
 fn decode(model: &ChatterboxTurbo, queue: &Receiver<Join>) {
-    let mut batch: T3Batch<Reply> = T3Batch::default();
+    let mut batch: T3Batch<Listener> = T3Batch::default();
+    let join = |batch: &mut T3Batch<Listener>, join: Join| {
+        let listener = Listener {
+            sender: join.sender,
+            gone: Cell::new(false),
+        };
+        batch.join(listener, join.sequence, Box::new(join.sampler));
+    };
     loop {
         if batch.is_empty() {
-            let Ok(join) = queue.recv() else { return };
-            batch.join(join.reply, join.sequence, Box::new(join.sampler));
+            let Ok(next) = queue.recv() else { return };
+            join(&mut batch, next);
         }
-        for join in queue.try_iter() {
-            batch.join(join.reply, join.sequence, Box::new(join.sampler));
+        for next in queue.try_iter() {
+            join(&mut batch, next);
         }
-        for (reply, tokens) in batch.step(model.t3()) {
-            // A request that gave up no longer listens.
-            let _ = reply.send(tokens);
+        let finished = batch.step_observed(model.t3(), &mut |listener, step| {
+            if listener.sender.send(Decoded::Token(step.token)).is_err() {
+                listener.gone.set(true);
+            }
+        });
+        for (listener, result) in finished {
+            let _ = listener.sender.send(Decoded::End(result.map(|_| ())));
         }
+        batch.retain(|listener| !listener.gone.get());
     }
 }
