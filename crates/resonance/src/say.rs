@@ -1,6 +1,7 @@
 //! `resonance say`: text to a WAV file with the native engine, from the
 //! command line.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use chatterbox::t3::Precision;
 use chatterbox::tts::ChatterboxTurbo;
 use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
+use resonance_audio::{OutputFormat, StreamEncoder};
 use resonance_domain::{GenerationParams, VoiceId};
 use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer};
 use resonance_engine::{SAMPLE_RATE, VoiceRef, chunking};
@@ -35,7 +37,8 @@ pub struct SayArgs {
     /// Clone the voice of this recording instead (WAV, MP3, FLAC, Ogg, M4A; more than 5 s)
     #[arg(long, conflicts_with = "voice")]
     pub voice_file: Option<PathBuf>,
-    /// WAV file to write (24 kHz mono, 16-bit)
+    /// WAV file to write (24 kHz mono, 16-bit); `-` streams it to standard output as
+    /// it is spoken (e.g. `| aplay` or `| ffplay -`)
     #[arg(long, short, default_value = "out.wav")]
     pub out: PathBuf,
     /// Seed of every random draw; the same seed gives the same audio
@@ -102,18 +105,40 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     };
     let engine = ChatterboxSynthesizer::new(Arc::new(model), voices).start(1, 1);
     let seed = args.seed.unwrap_or_else(rand::random);
-    let speech = chunking::speak(&engine, &args.text, &voice, params, seed, |_| {}).await?;
+    let to_stdout = args.out.as_os_str() == "-";
+    let mut stdout = std::io::stdout();
+    let mut wav = StreamEncoder::new(OutputFormat::Wav {
+        sample_rate: SAMPLE_RATE,
+    });
+    let mut written = Ok(());
+    let speech = chunking::speak(&engine, &args.text, &voice, params, seed, |step| {
+        if to_stdout && written.is_ok() {
+            written = stdout
+                .write_all(&wav.push(step.audio))
+                .and_then(|()| stdout.flush());
+        }
+    })
+    .await?;
     let spoken = started.elapsed() - loaded;
-    let wav = resonance_audio::wav::encode_wav_pcm16(&speech.samples, SAMPLE_RATE);
-    std::fs::write(&args.out, wav)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
     let seconds = speech.samples.len() as f64 / f64::from(SAMPLE_RATE);
-    println!(
-        "wrote {} ({seconds:.2} s of audio; model loaded in {:.1} s, spoken in {:.1} s)",
-        args.out.display(),
+    let timing = format!(
+        "{seconds:.2} s of audio; model loaded in {:.1} s, first audio after {:.1} s, spoken in \
+         {:.1} s",
         loaded.as_secs_f64(),
+        speech.first_audio.as_secs_f64(),
         spoken.as_secs_f64()
     );
+    if to_stdout {
+        written
+            .and_then(|()| stdout.write_all(&wav.finish()))
+            .context("cannot write the audio to standard output")?;
+        eprintln!("streamed the speech to standard output ({timing})");
+    } else {
+        let wav = resonance_audio::wav::encode_wav_pcm16(&speech.samples, SAMPLE_RATE);
+        std::fs::write(&args.out, wav)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        println!("wrote {} ({timing})", args.out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -64,6 +64,22 @@ fn say_writes_reproducible_24khz_speech_with_the_builtin_voice() {
     let other = say(dir.path(), &model_dir, "c.wav", "8");
     assert!(other.status.success());
     assert_ne!(read_wav(&dir.path().join("c.wav")).1, samples);
+
+    // `--out -` streams the same speech to standard output as a WAV of unknown length.
+    let streamed = say(dir.path(), &model_dir, "-", "7");
+    let err = String::from_utf8_lossy(&streamed.stderr);
+    assert!(streamed.status.success(), "{err}");
+    assert!(
+        err.contains("streamed the speech to standard output"),
+        "{err}"
+    );
+    assert_eq!(&streamed.stdout[..4], b"RIFF");
+    assert_eq!(&streamed.stdout[36..40], b"data");
+    let pcm: Vec<i16> = streamed.stdout[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(pcm, samples);
 }
 
 #[test]
