@@ -33,7 +33,7 @@ pub const HIFT_OVERLAP_FRAMES: usize = 8;
 const NOISE_BLOCK_FRAMES: usize = 64;
 
 /// Seed offset of the vocoder's draws (sine phases and noise), apart from the flow's.
-const VOCODER_SEED: u64 = 0x5eed_0f_51_4e;
+const VOCODER_SEED: u64 = 0x5eed_0f51_4e00;
 
 /// How tokens are grouped into windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
