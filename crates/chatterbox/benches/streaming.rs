@@ -1,0 +1,197 @@
+//! Token-level streaming at full size with random weights on the CPU: time to first audio
+//! and the whole stream's time for first windows of several sizes, against a one-shot
+//! synthesis of the same text in the same run (T3, then S3Gen over every token); then
+//! S3Gen alone over the same tokens, streamed and in one window, with how far the
+//! streamed audio is from the one window (SNR of the waves and of their mel magnitudes).
+//! T3's stop token is never sampled: `--tokens` tokens (250 = 10 s of speech).
+//!
+//! ```sh
+//! cargo bench -p chatterbox --features parity --bench streaming -- [--threads 2] [--tokens 250]
+//! ```
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use chatterbox::conditionals::Conditionals;
+use chatterbox::dsp::Mel24k;
+use chatterbox::s3gen::stream::{S3GenStream, StreamSchedule};
+use chatterbox::t3::{SamplingParams, SeededSampler, TokenSampler};
+use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE, SynthesisOptions};
+
+const STOP_TOKEN: usize = 6562;
+const TEXT: &str = "Streaming speech starts playing while the rest of the sentence is \
+    still being made, so a listener hears the first words almost at once.";
+
+/// Seeded sampling that never picks the stop token.
+struct NeverStop(SeededSampler);
+
+impl TokenSampler for NeverStop {
+    fn sample(&mut self, probs: &[f32]) -> candle_core::Result<usize> {
+        let mut probs = probs.to_vec();
+        probs[STOP_TOKEN] = 0.0;
+        self.0.sample(&probs)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let (mut threads, mut tokens) = (2usize, 250usize);
+    let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--threads" => threads = value()?.parse()?,
+            "--tokens" => tokens = value()?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    let dir = tempfile::tempdir()?;
+    chatterbox::testing::write_full_size_checkpoint(dir.path(), 0)?;
+    let cfg = ChatterboxTurbo::config_for(dir.path())?;
+    let model = ChatterboxTurbo::load(dir.path(), &cfg, &Device::Cpu)?;
+    let voice = chatterbox::testing::random_voice(&cfg, &Device::Cpu, 0)?;
+    let options = SynthesisOptions {
+        sampling: SamplingParams {
+            max_new_tokens: tokens,
+            ..SamplingParams::default()
+        },
+        seed: 1,
+    };
+    let speech_tokens = |text: &[u32], on_token: &mut dyn FnMut(u32) -> candle_core::Result<()>| {
+        let mut sampler = NeverStop(SeededSampler::new(1));
+        let mut failed = Ok(());
+        model.speech_tokens_observed(
+            text,
+            &voice,
+            &options.sampling,
+            &mut sampler,
+            &mut |step| {
+                if failed.is_ok() {
+                    failed = on_token(step.token);
+                }
+            },
+        )?;
+        failed
+    };
+    println!(
+        "full-size random weights, T3 in fp32, {threads} threads, {tokens} speech tokens, {}",
+        load_line()
+    );
+
+    // One shot: every token, then S3Gen once.
+    let start = Instant::now();
+    let mut all = Vec::new();
+    model.synthesize_streaming_with(
+        TEXT,
+        &voice,
+        &options,
+        StreamSchedule::single_window(),
+        speech_tokens,
+        &mut |piece| {
+            all.extend_from_slice(piece);
+            Ok(())
+        },
+    )?;
+    let one_shot = start.elapsed().as_secs_f64();
+    let seconds = all.len() as f64 / f64::from(SAMPLE_RATE);
+    println!("one-shot synthesis: {one_shot:.2} s for {seconds:.1} s of speech");
+
+    for first in [5, 10, 20] {
+        let schedule = StreamSchedule {
+            first,
+            ..StreamSchedule::default()
+        };
+        let start = Instant::now();
+        let mut first_audio = None;
+        model.synthesize_streaming_with(
+            TEXT,
+            &voice,
+            &options,
+            schedule,
+            speech_tokens,
+            &mut |_| {
+                first_audio.get_or_insert(start.elapsed().as_secs_f64());
+                Ok(())
+            },
+        )?;
+        let total = start.elapsed().as_secs_f64();
+        println!(
+            "stream, first window {first} tokens: first audio {:.2} s of {total:.2} s total, \
+             stream / one-shot {:.2}",
+            first_audio.unwrap_or(total),
+            total / one_shot
+        );
+    }
+
+    // S3Gen alone on the same tokens.
+    let text = model.text_tokens(TEXT)?;
+    let mut codes = Vec::new();
+    speech_tokens(&text, &mut |token| {
+        if token < cfg.t3.start_speech_token {
+            codes.push(token);
+        }
+        Ok(())
+    })?;
+    let (whole, whole_time) = vocode(&model, &voice, &codes, StreamSchedule::single_window())?;
+    println!("S3Gen in one window: {whole_time:.2} s");
+    let mel = Mel24k::new(&cfg.mel_24k)?;
+    for context in [0, 10, 30] {
+        let schedule = StreamSchedule {
+            context,
+            ..StreamSchedule::default()
+        };
+        let (streamed, time) = vocode(&model, &voice, &codes, schedule)?;
+        println!(
+            "S3Gen streamed, context {context} tokens: {time:.2} s ({:.2} of one window), \
+             SNR {:.1} dB, mel SNR {:.1} dB",
+            time / whole_time,
+            snr_db(&whole, &streamed),
+            snr_db(&magnitudes(&mel, &whole)?, &magnitudes(&mel, &streamed)?)
+        );
+    }
+    Ok(())
+}
+
+fn vocode(
+    model: &ChatterboxTurbo,
+    voice: &Conditionals,
+    codes: &[u32],
+    schedule: StreamSchedule,
+) -> anyhow::Result<(Vec<f32>, f64)> {
+    let start = Instant::now();
+    let mut stream = S3GenStream::new(model.s3gen(), &voice.s3gen, schedule, 3)?;
+    let mut audio = Vec::new();
+    for &code in codes {
+        audio.extend(stream.push(code)?);
+    }
+    audio.extend(stream.finish()?);
+    Ok((audio, start.elapsed().as_secs_f64()))
+}
+
+fn magnitudes(mel: &Mel24k, wave: &[f32]) -> anyhow::Result<Vec<f32>> {
+    Ok(mel.compute(wave)?.0.into_iter().map(f32::exp).collect())
+}
+
+fn snr_db(reference: &[f32], other: &[f32]) -> f64 {
+    let signal: f64 = reference.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(other)
+        .map(|(&a, &b)| f64::from(a - b).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+/// The machine's load average, as the benchmarks record it.
+fn load_line() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| {
+            format!(
+                "load {}",
+                l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .unwrap_or_default()
+}
