@@ -5,9 +5,17 @@
 //! streamed audio is from the one window (SNR of the waves and of their mel magnitudes).
 //! T3's stop token is never sampled: `--tokens` tokens (250 = 10 s of speech).
 //!
+//! It also draws the spectrogram of the first seam of the default schedule, one window
+//! above the stream, into `--picture PATH` (PNG) when given.
+//!
 //! ```sh
-//! cargo bench -p chatterbox --features parity --bench streaming -- [--threads 2] [--tokens 250]
+//! cargo bench -p chatterbox --features parity --bench streaming -- [--threads 2] [--tokens 250] \
+//!     [--picture docs/streaming-seam.png]
 //! ```
+
+mod streaming {
+    pub mod seam_picture;
+}
 
 use std::time::Instant;
 
@@ -35,13 +43,14 @@ impl TokenSampler for NeverStop {
 }
 
 fn main() -> anyhow::Result<()> {
-    let (mut threads, mut tokens) = (2usize, 250usize);
+    let (mut threads, mut tokens, mut picture) = (2usize, 250usize, None);
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--threads" => threads = value()?.parse()?,
             "--tokens" => tokens = value()?.parse()?,
+            "--picture" => picture = Some(value()?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -135,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     })?;
     let (whole, whole_time) = vocode(&model, &voice, &codes, StreamSchedule::single_window())?;
+    let whole = whole.concat();
     println!("S3Gen in one window: {whole_time:.2} s");
     let mel = Mel24k::new(&cfg.mel_24k)?;
     for context in [0, 10, 30] {
@@ -142,7 +152,8 @@ fn main() -> anyhow::Result<()> {
             context,
             ..StreamSchedule::default()
         };
-        let (streamed, time) = vocode(&model, &voice, &codes, schedule)?;
+        let (pieces, time) = vocode(&model, &voice, &codes, schedule)?;
+        let streamed = pieces.concat();
         println!(
             "S3Gen streamed, context {context} tokens: {time:.2} s ({:.2} of one window), \
              SNR {:.1} dB, mel SNR {:.1} dB",
@@ -150,24 +161,48 @@ fn main() -> anyhow::Result<()> {
             snr_db(&whole, &streamed),
             snr_db(&magnitudes(&mel, &whole)?, &magnitudes(&mel, &streamed)?)
         );
+        if let Some(path) = picture
+            .as_deref()
+            .filter(|_| schedule == StreamSchedule::default())
+        {
+            // 0.3 s either side of where the second window's audio starts.
+            let seam = pieces[0].len();
+            let span = (SAMPLE_RATE as usize * 3 / 10).min(seam);
+            let around = seam - span..(seam + span).min(whole.len());
+            let png = streaming::seam_picture::seam_png(
+                &whole[around.clone()],
+                &streamed[around.clone()],
+            )?;
+            std::fs::write(path, png).with_context(|| format!("writing {path}"))?;
+            println!(
+                "seam picture: {path} ({:.2} s to {:.2} s; the crossfade starts at {:.2} s)",
+                around.start as f64 / f64::from(SAMPLE_RATE),
+                around.end as f64 / f64::from(SAMPLE_RATE),
+                seam as f64 / f64::from(SAMPLE_RATE)
+            );
+        }
     }
     Ok(())
 }
 
+/// S3Gen over `codes` as a stream: its pieces, and the time it took.
 fn vocode(
     model: &ChatterboxTurbo,
     voice: &Conditionals,
     codes: &[u32],
     schedule: StreamSchedule,
-) -> anyhow::Result<(Vec<f32>, f64)> {
+) -> anyhow::Result<(Vec<Vec<f32>>, f64)> {
     let start = Instant::now();
     let mut stream = S3GenStream::new(model.s3gen(), &voice.s3gen, schedule, 3)?;
-    let mut audio = Vec::new();
+    let mut pieces = Vec::new();
     for &code in codes {
-        audio.extend(stream.push(code)?);
+        let piece = stream.push(code)?;
+        if !piece.is_empty() {
+            pieces.push(piece);
+        }
     }
-    audio.extend(stream.finish()?);
-    Ok((audio, start.elapsed().as_secs_f64()))
+    pieces.push(stream.finish()?);
+    Ok((pieces, start.elapsed().as_secs_f64()))
 }
 
 fn magnitudes(mel: &Mel24k, wave: &[f32]) -> anyhow::Result<Vec<f32>> {
