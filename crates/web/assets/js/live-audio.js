@@ -22,7 +22,7 @@ export class LiveAudio {
     this.receivedSamples = 0;
     this.nextStart = 0;
     this.sources = new Set();
-    this.reader = null;
+    this.abort = new AbortController();
     this.stopped = false;
   }
 
@@ -44,25 +44,21 @@ export class LiveAudio {
 
   /** Plays the stream at `url` until it ends, is stopped, or fails (LiveAudioError). */
   async play(url) {
-    let response;
     try {
-      response = await fetch(url, { credentials: 'same-origin' });
-    } catch {
-      throw new LiveAudioError('The audio could not be listened to while it is generated.');
-    }
-    if (!response.ok || !response.body) {
-      throw new LiveAudioError('The audio could not be listened to while it is generated.');
-    }
-    this.reader = response.body.getReader();
-    let pending = null;
-    try {
-      while (!this.stopped) {
-        const { done, value } = await this.reader.read();
-        if (done) break;
+      const response = await fetch(url, { credentials: 'same-origin', signal: this.abort.signal });
+      if (!response.ok || !response.body) {
+        throw new LiveAudioError('The audio could not be listened to while it is generated.');
+      }
+      const reader = response.body.getReader();
+      let pending = null;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
         pending = this.schedule(pending, value);
       }
-    } catch {
-      if (!this.stopped) throw new LiveAudioError('The audio stopped arriving before the end.');
+    } catch (error) {
+      if (this.stopped) return;
+      throw error instanceof LiveAudioError ? error : new LiveAudioError('The audio stopped arriving before the end.');
     }
   }
 
@@ -71,6 +67,7 @@ export class LiveAudio {
    * before); returns the odd byte left this time, if any.
    */
   schedule(pending, bytes) {
+    if (this.stopped) return null;
     let data = bytes;
     if (pending) {
       data = new Uint8Array(pending.length + bytes.length);
@@ -100,7 +97,7 @@ export class LiveAudio {
   /** Stops reading and playing; the job runs on. */
   stop() {
     this.stopped = true;
-    this.reader?.cancel().catch(() => {});
+    this.abort.abort();
     for (const source of this.sources) source.stop();
     this.sources.clear();
     this.context.close().catch(() => {});

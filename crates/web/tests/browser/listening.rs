@@ -183,3 +183,35 @@ async fn the_generation_page_plays_a_running_job_then_shows_its_waveform() {
     assert!(browser.console_errors().await.is_empty());
     browser.close().await;
 }
+
+/// The page's player, fed a stream whose reads split samples between their bytes, renders
+/// exactly those samples back to back (after its 0.1 s lead).
+#[tokio::test(flavor = "multi_thread")]
+async fn pieces_split_inside_a_sample_play_as_one_signal() {
+    let browser = Browser::start().await;
+    browser.open("/sign-in").await;
+    let rendered = browser
+        .run(
+            "const page = document.querySelector('script[src*=\"/assets/\"]').src;
+             const { LiveAudio } = await import(new URL('live-audio.js', page));
+             const samples = Int16Array.from({ length: 3001 }, (_, i) => ((i * 977) % 65536) - 32768);
+             const bytes = new Uint8Array(samples.buffer);
+             const lead = 2400;
+             const context = new OfflineAudioContext(1, lead + samples.length + 100, 24000);
+             const live = new LiveAudio(context);
+             let pending = null;
+             for (const [from, to] of [[0, 1], [1, 1001], [1001, 1002], [1002, 4003], [4003, bytes.length]]) {
+               pending = live.schedule(pending, bytes.subarray(from, to));
+             }
+             const output = (await context.startRendering()).getChannelData(0);
+             const wrong = [...samples].findIndex((s, i) => output[lead + i] !== s / 32768);
+             return { received: live.received, pending, wrong, before: output[lead - 1], after: output[lead + samples.length] };",
+        )
+        .await;
+    assert_eq!(rendered["received"].as_f64(), Some(3001.0 / 24000.0));
+    assert_eq!(rendered["pending"], Value::Null, "no byte is left over");
+    assert_eq!(rendered["wrong"], json!(-1), "every sample in its place");
+    assert_eq!(rendered["before"], json!(0));
+    assert_eq!(rendered["after"], json!(0));
+    browser.close().await;
+}
