@@ -193,7 +193,7 @@ async function waitForResult(id) {
   for (;;) {
     const generation = await api(`/api/generations/${encodeURIComponent(id)}`);
     const { status } = generation;
-    livePercent = status === 'running' ? generation.progress : 0;
+    livePercent = { running: generation.progress, succeeded: 100 }[status] ?? 0;
     if (status === 'succeeded') return generation;
     if (status === 'failed' || status === 'cancelled') throw new Error(failureMessage(generation));
     const waiting = generation.waitingReason || 'Waiting in the queue…';
