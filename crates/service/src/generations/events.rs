@@ -112,6 +112,14 @@ impl JobEvents {
     pub fn jobs(&self) -> usize {
         lock(&self.hub).jobs.len()
     }
+
+    /// How many subscriptions to `id` there are.
+    pub fn listeners(&self, id: &GenerationId) -> usize {
+        lock(&self.hub)
+            .jobs
+            .get(id)
+            .map_or(0, |job| job.listeners.len())
+    }
 }
 
 fn lock(hub: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
@@ -322,7 +330,9 @@ mod tests {
         drop(leaving);
         let publisher = events.claim(&id);
         assert!(staying.is_claimed());
+        assert_eq!(events.listeners(&id), 1);
         drop(staying);
+        assert_eq!(events.listeners(&id), 0);
         publisher.publish(JobEvent::Audio(vec![0.5]));
         assert_eq!(events.jobs(), 1, "the running job keeps its audio");
     }

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::SinkExt;
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::stretch::{SpeedOutOfRange, stretch};
 use resonance_audio::{OutputFormat, StreamEncoder};
@@ -275,8 +274,7 @@ pub async fn stream_audio<F: Framing>(
     mut framing: F,
 ) -> Result<Response, SpeechError> {
     let first = job.next_audio().await?;
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut encoder = StreamEncoder::new(format);
         let mut speed = Speed::new(speed);
@@ -299,7 +297,12 @@ pub async fn stream_audio<F: Framing>(
                 // The client went away; the job still finishes and stays in the history.
                 return;
             }
-            piece = match job.next_audio().await {
+            let next = tokio::select! {
+                next = job.next_audio() => next,
+                // The client went away while the job was still making the next piece.
+                () = sender.closed() => return,
+            };
+            piece = match next {
                 Ok(piece) => piece,
                 Err(e) => {
                     tracing::warn!(error = %e, "a streamed generation failed");
@@ -311,7 +314,7 @@ pub async fn stream_audio<F: Framing>(
     });
     Ok((
         [(header::CONTENT_TYPE, content_type.to_string())],
-        Body::from_stream(receiver),
+        Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))),
     )
         .into_response())
 }

@@ -189,14 +189,23 @@ async fn a_queued_job_is_waited_for_and_can_be_listened_to_in_another_format() {
 }
 
 #[tokio::test]
-async fn a_listener_leaving_does_not_cancel_the_job() {
+async fn a_listener_leaving_is_forgotten_at_once_and_does_not_cancel_the_job() {
     let engine = Arc::new(GatedEngine::default());
     let w = world(TestApp::builder().engine(engine.clone()).spawn().await).await;
     let generation = w.queue(&long_text()).await;
     engine.gated().await;
+    let id = GenerationId::parse(&generation).unwrap();
     let mut response = w.listen(&generation, "").await;
     response.chunk().await.unwrap().expect("some audio");
+    assert_eq!(w.app.state.job_events.listeners(&id), 1);
     drop(response);
+    // While the engine still holds the next chunk.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.app.state.job_events.listeners(&id) > 0 {
+        assert!(std::time::Instant::now() < deadline, "the listener stayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(w.status(&generation).await, "running");
     engine.release(10);
     w.wait_until(&generation, "succeeded").await;
 }
