@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod compat;
 pub mod error;
+mod generation_stream;
 pub mod generations;
 mod health;
 mod json;

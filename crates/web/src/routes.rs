@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, ErrorsByDefault, require_documented};
 use crate::{
-    AppState, api_keys, auth, billing, compat, generations, health, members, metrics, objects,
-    orgs, pages, voices,
+    AppState, api_keys, auth, billing, compat, generation_stream, generations, health, members,
+    metrics, objects, orgs, pages, voices,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,6 +35,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(voices::routes())
         .merge(billing::routes())
         .merge(generations::routes())
+        .merge(generation_stream::routes())
 }
 
 /// The OpenAPI document of every route [`router`] documents.

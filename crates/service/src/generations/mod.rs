@@ -1,6 +1,6 @@
 //! Generation jobs: queueing one within the organization's plan, the [`worker`] that
 //! claims and runs them, and the in-process [`events`] hub through which a worker streams a
-//! job's audio to a waiting request.
+//! job's audio to its listeners while it runs.
 
 pub mod events;
 pub mod worker;

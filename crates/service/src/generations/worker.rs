@@ -112,7 +112,7 @@ impl Worker {
         )));
         let publisher = self.events.claim(&job.id);
         let outcome = tokio::select! {
-            outcome = self.speak_and_store(&job, &progress, publisher.as_ref()) => Some(outcome),
+            outcome = self.speak_and_store(&job, &progress, &publisher) => Some(outcome),
             _ = lost.wait_for(|lost| *lost) => None,
         };
         let key = ObjectKey::generation(&job.org_id, &job.id);
@@ -124,7 +124,7 @@ impl Worker {
             Some(Err(reason)) => {
                 tracing::warn!(%reason, "generation failed");
                 match self.db.fail_generation(&job.id, worker, &reason).await {
-                    Ok(true) => publish(publisher.as_ref(), JobEvent::Failed(reason)),
+                    Ok(true) => publisher.publish(JobEvent::Failed(reason)),
                     Ok(false) => {}
                     Err(e) => tracing::error!(error = %e, "cannot record the failure"),
                 }
@@ -136,7 +136,7 @@ impl Worker {
             {
                 Ok(Some(_)) => {
                     tracing::info!("generation succeeded");
-                    publish(publisher.as_ref(), JobEvent::Succeeded);
+                    publisher.publish(JobEvent::Succeeded);
                 }
                 Ok(None) => self.discard_unless_succeeded(&job, &key).await,
                 // The lease runs out and another worker stores the same key again.
@@ -152,7 +152,7 @@ impl Worker {
         &self,
         job: &Generation,
         progress: &AtomicU8,
-        publisher: Option<&Publisher>,
+        publisher: &Publisher,
     ) -> Result<(), String> {
         let voice_id = job
             .voice_id
@@ -183,7 +183,7 @@ impl Worker {
             seed,
             |step| {
                 if !step.audio.is_empty() {
-                    publish(publisher, JobEvent::Audio(step.audio.to_vec()));
+                    publisher.publish(JobEvent::Audio(step.audio.to_vec()));
                 }
                 // chunks_done <= chunks, so this is at most 99.
                 progress.store(
@@ -225,12 +225,6 @@ impl Worker {
         if !finished_by_another && let Err(e) = self.storage.delete(key).await {
             tracing::warn!(error = %e, "cannot delete abandoned audio");
         }
-    }
-}
-
-fn publish(publisher: Option<&Publisher>, event: JobEvent) {
-    if let Some(publisher) = publisher {
-        publisher.publish(event);
     }
 }
 

@@ -1,8 +1,9 @@
-// One generation (details rendered by the server): waits while it is queued or running,
-// showing its progress, then shows its waveform (WaveSurfer.js) with play/pause (Space),
+// One generation (details rendered by the server): while it is queued or running, plays
+// its speech as it is generated and shows its progress, then shows its waveform (WaveSurfer.js) with play/pause (Space),
 // seek by click or keyboard, time, speed, download in a format; regenerate is a link;
 // delete asks first.
 import WaveSurfer from '../vendor/wavesurfer.esm.js';
+import { LiveAudio, audioContext, liveSentence } from './live-audio.js';
 import { api, boot, busy, failureMessage, formatDate, formatSeconds, showPageError, toast } from './app.js';
 
 const POLL_MS = 800;
@@ -26,28 +27,73 @@ created.textContent = formatDate(created.getAttribute('datetime'));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const listenButton = root.querySelector('[data-listen]');
+/** The speech as it is generated, while the job runs. */
+let live = null;
+let percent = 0;
+/** Why the job has not started, while it is queued. */
+let waiting = null;
+
 function showProgress(generation) {
-  const percent = generation.status === 'queued' ? 0 : generation.progress;
-  const waiting = generation.waitingReason || 'Waiting in the queue…';
-  statusText.textContent = generation.status === 'queued' ? waiting : `Generating… ${percent}%`;
+  percent = generation.status === 'queued' ? 0 : generation.progress;
+  waiting = generation.status === 'queued' ? generation.waitingReason || 'Waiting in the queue…' : null;
+  showLive();
   progress.hidden = false;
   progress.setAttribute('aria-valuenow', String(percent));
   progress.querySelector('[data-progress-bar]').style.width = `${percent}%`;
   cancelButton.hidden = false;
 }
 
+function showLive() {
+  if (waiting && !live?.received) {
+    statusText.textContent = waiting;
+    return;
+  }
+  if (!live) {
+    statusText.textContent = `Generating… ${percent}%`;
+    return;
+  }
+  statusText.textContent = liveSentence(live, percent, 'Press Listen now to hear it.');
+  listenButton.hidden = live.audible || !live.received;
+  root.dataset.liveReceived = live.received.toFixed(2);
+  root.dataset.livePlayed = live.played.toFixed(2);
+}
+
+let liveTicker = null;
+function stopListening() {
+  clearInterval(liveTicker);
+  live?.stop();
+  live = null;
+  listenButton.hidden = true;
+}
+
+/** Starts playing the job's audio as it arrives; the browser may wait for Listen now. */
+function listen() {
+  const context = audioContext();
+  if (!context) return;
+  live = new LiveAudio(context);
+  root.dataset.live = 'listening';
+  listenButton.addEventListener('click', () => context.resume().then(showLive));
+  liveTicker = setInterval(showLive, 250);
+  // On failure, the waveform of the stored file shows once the generation has finished.
+  live.play(`${apiUrl}/stream`).catch(stopListening);
+}
+
 /** Resolves once the generation has succeeded; throws when it failed or was cancelled. */
 async function waitUntilReady() {
   let generation = await api(apiUrl);
+  if (generation.status === 'queued' || generation.status === 'running') listen();
   while (generation.status === 'queued' || generation.status === 'running') {
     showProgress(generation);
     await sleep(POLL_MS);
     generation = await api(apiUrl);
   }
   root.dataset.status = generation.status;
+  percent = 100;
   progress.hidden = true;
   cancelButton.hidden = true;
   if (generation.status === 'failed' || generation.status === 'cancelled') {
+    stopListening();
     throw new Error(`${failureMessage(generation)} Use Regenerate to run it again.`);
   }
 }
@@ -74,6 +120,16 @@ function showPlayer() {
     controls.hidden = false;
     durationEl.textContent = formatSeconds(duration);
     root.dataset.player = 'ready';
+    if (live) {
+      // Carries on from where listening got to, now with the waveform.
+      const heard = live.audible ? live.played : 0;
+      stopListening();
+      root.dataset.live = 'done';
+      if (heard > 0 && heard < duration - 0.05) {
+        wavesurfer.setTime(heard);
+        wavesurfer.play();
+      }
+    }
   });
   wavesurfer.on('timeupdate', (time) => { currentTimeEl.textContent = formatSeconds(time); });
   wavesurfer.on('play', () => { controls.classList.add('is-playing'); playButton.setAttribute('aria-label', 'Pause'); });

@@ -2,7 +2,9 @@
 // sampling sliders, this request's cost against what is left of the month's characters,
 // and Generate (or Ctrl/Cmd+Enter) with live progress; the result plays in a player docked
 // at the bottom of the page, which links to the generation's own page, so the user stays
-// in the editor.
+// in the editor. The speech plays in that player as it is generated, then the stored file
+// takes over.
+import { LiveAudio, audioContext, liveSentence } from './live-audio.js';
 import { allVoices, api, boot, busy, categoryLabel, failureMessage, isCustom, samplePlayer, showError } from './app.js';
 
 const POLL_MS = 600;
@@ -191,6 +193,7 @@ async function waitForResult(id) {
   for (;;) {
     const generation = await api(`/api/generations/${encodeURIComponent(id)}`);
     const { status } = generation;
+    livePercent = { running: generation.progress, succeeded: 100 }[status] ?? 0;
     if (status === 'succeeded') return generation;
     if (status === 'failed' || status === 'cancelled') throw new Error(failureMessage(generation));
     const waiting = generation.waitingReason || 'Waiting in the queue…';
@@ -201,21 +204,76 @@ async function waitForResult(id) {
 
 const resultPlayer = document.querySelector('[data-result-player]');
 const resultAudio = resultPlayer.querySelector('[data-result-audio]');
+const liveLine = resultPlayer.querySelector('[data-result-live]');
+/** The generation being listened to as it is made, and how far along its job is. */
+let live = null;
+let livePercent = 0;
+let liveTicker = null;
+
+function stopListening() {
+  clearInterval(liveTicker);
+  live?.stop();
+  live = null;
+  liveLine.hidden = true;
+}
+
 resultPlayer.querySelector('[data-result-close]').addEventListener('click', () => {
+  stopListening();
   resultAudio.pause();
   resultPlayer.hidden = true;
 });
 
-/** Plays a finished generation in the docked player. */
-function playResult(generation) {
-  const page = `/text-to-speech/${encodeURIComponent(generation.id)}`;
+function showInDock(generation) {
   resultPlayer.querySelector('[data-result-voice]').textContent = generation.voiceName;
   resultPlayer.querySelector('[data-result-text]').textContent = generation.text;
-  resultPlayer.querySelector('[data-result-link]').href = page;
-  resultAudio.src = generation.audioUrl;
+  resultPlayer.querySelector('[data-result-link]').href = `/text-to-speech/${encodeURIComponent(generation.id)}`;
   resultPlayer.hidden = false;
-  // The browser may refuse to start playing on its own; the player's button still works.
-  resultAudio.play().catch(() => {});
+}
+
+function showLive() {
+  liveLine.textContent = liveSentence(live, livePercent);
+  resultPlayer.dataset.liveReceived = live.received.toFixed(2);
+  resultPlayer.dataset.livePlayed = live.played.toFixed(2);
+}
+
+/** Plays the queued generation in the docked player while it is generated. */
+function listen(generation, context) {
+  stopListening();
+  resultAudio.pause();
+  resultAudio.removeAttribute('src');
+  resultAudio.hidden = true;
+  showInDock(generation);
+  live = new LiveAudio(context);
+  livePercent = 0;
+  liveLine.hidden = false;
+  resultPlayer.dataset.live = 'listening';
+  showLive();
+  liveTicker = setInterval(showLive, 250);
+  live.play(`/api/generations/${encodeURIComponent(generation.id)}/stream`).catch(() => {
+    // The stored file plays once the generation has finished.
+    if (live) liveLine.hidden = true;
+  });
+}
+
+/** Plays a finished generation in the docked player, from where listening got to. */
+function playResult(generation) {
+  showInDock(generation);
+  resultAudio.hidden = false;
+  resultAudio.src = generation.audioUrl;
+  if (!live) {
+    // The browser may refuse to start playing on its own; the player's button still works.
+    resultAudio.play().catch(() => {});
+    return;
+  }
+  resultPlayer.dataset.live = 'done';
+  resultAudio.addEventListener('loadedmetadata', () => {
+    if (!live) return;
+    const heard = live.audible ? live.played : 0;
+    stopListening();
+    if (heard >= resultAudio.duration - 0.05) return;
+    resultAudio.currentTime = heard;
+    resultAudio.play().catch(() => {});
+  }, { once: true });
 }
 
 form.addEventListener('submit', async (event) => {
@@ -247,6 +305,8 @@ form.addEventListener('submit', async (event) => {
     repetitionPenalty: Number(form.elements.repetitionPenalty.value),
   };
   if (form.elements.seed.value) body.seed = Number(form.elements.seed.value);
+  // Made in the user's click (or key press), so that the browser lets it play.
+  const context = audioContext();
   busy(generateButton, true);
   showProgress('Sending…', 0);
   progressPanel.scrollIntoView({ block: 'nearest' });
@@ -254,10 +314,17 @@ form.addEventListener('submit', async (event) => {
     const created = await api('/api/generations', { method: 'POST', json: body });
     running = created.id;
     cancelButton.hidden = false;
+    if (context) listen(created, context);
     const generation = await waitForResult(created.id);
     playResult(generation);
     loadUsage();
   } catch (error) {
+    if (live) {
+      stopListening();
+      resultPlayer.hidden = true;
+    } else {
+      context?.close();
+    }
     showError(errorBox, error);
   } finally {
     busy(generateButton, false);

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::SinkExt;
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::stretch::{SpeedOutOfRange, stretch};
 use resonance_audio::{OutputFormat, StreamEncoder};
@@ -48,6 +47,8 @@ pub struct SpeechJob {
     generation: Generation,
     subscription: Subscription,
     deadline: tokio::time::Instant,
+    /// Waits as long as the job runs, not only [`WAIT_LIMIT`] in all.
+    patient: bool,
     done: bool,
 }
 
@@ -66,8 +67,25 @@ pub async fn start(
         generation,
         subscription,
         deadline: tokio::time::Instant::now() + WAIT_LIMIT,
+        patient: false,
         done: false,
     })
+}
+
+/// Listens to a generation queued earlier, at any point of its life: the audio this
+/// process's worker has published so far, then the rest as it comes; or its stored audio
+/// once it has succeeded elsewhere or before. Only a job still queued after [`WAIT_LIMIT`]
+/// times out.
+pub fn listen(state: &AppState, generation: Generation) -> SpeechJob {
+    let subscription = state.job_events.subscribe(&generation.id);
+    SpeechJob {
+        state: state.clone(),
+        generation,
+        subscription,
+        deadline: tokio::time::Instant::now() + WAIT_LIMIT,
+        patient: true,
+        done: false,
+    }
 }
 
 impl SpeechJob {
@@ -99,6 +117,9 @@ impl SpeechJob {
                     _ => Err(failure(&current)),
                 };
             }
+            if self.patient && current.status == GenerationStatus::Running {
+                self.deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+            }
             if tokio::time::Instant::now() >= self.deadline {
                 return Err(SpeechError::TimedOut);
             }
@@ -108,7 +129,13 @@ impl SpeechJob {
     }
 
     async fn next_published(&mut self) -> Result<Option<Vec<f32>>, SpeechError> {
-        match tokio::time::timeout_at(self.deadline, self.subscription.next()).await {
+        let event = if self.patient {
+            // The worker's lease ends the events of a job it can no longer run.
+            Ok(self.subscription.next().await)
+        } else {
+            tokio::time::timeout_at(self.deadline, self.subscription.next()).await
+        };
+        match event {
             Err(_) => Err(SpeechError::TimedOut),
             Ok(Some(JobEvent::Audio(samples))) => Ok(Some(samples)),
             Ok(Some(JobEvent::Succeeded)) => {
@@ -221,17 +248,33 @@ impl Framing for RawAudio {
 /// Streams the job's audio: waits for its first piece (so that a job failing at once is
 /// still answered with an error status), then answers 200 and sends the rest as it comes.
 /// A failure after that ends the body early.
+/// The `history-item-id` header names the generation.
 pub async fn stream<F: Framing>(
+    job: SpeechJob,
+    format: OutputFormat,
+    speed: f64,
+    content_type: &str,
+    framing: F,
+) -> Result<Response, SpeechError> {
+    let history_item = job.id().to_string();
+    let mut response = stream_audio(job, format, speed, content_type, framing).await?;
+    response.headers_mut().insert(
+        header::HeaderName::from_static("history-item-id"),
+        header::HeaderValue::from_str(&history_item).expect("ids are ASCII"),
+    );
+    Ok(response)
+}
+
+/// [`stream`] without naming the generation.
+pub async fn stream_audio<F: Framing>(
     mut job: SpeechJob,
     format: OutputFormat,
     speed: f64,
-    content_type: &'static str,
+    content_type: &str,
     mut framing: F,
 ) -> Result<Response, SpeechError> {
     let first = job.next_audio().await?;
-    let history_item = job.id().to_string();
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut encoder = StreamEncoder::new(format);
         let mut speed = Speed::new(speed);
@@ -254,7 +297,12 @@ pub async fn stream<F: Framing>(
                 // The client went away; the job still finishes and stays in the history.
                 return;
             }
-            piece = match job.next_audio().await {
+            let next = tokio::select! {
+                next = job.next_audio() => next,
+                // The client went away while the job was still making the next piece.
+                () = sender.closed() => return,
+            };
+            piece = match next {
                 Ok(piece) => piece,
                 Err(e) => {
                     tracing::warn!(error = %e, "a streamed generation failed");
@@ -265,14 +313,8 @@ pub async fn stream<F: Framing>(
         }
     });
     Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::HeaderName::from_static("history-item-id"),
-                history_item,
-            ),
-        ],
-        Body::from_stream(receiver),
+        [(header::CONTENT_TYPE, content_type.to_string())],
+        Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))),
     )
         .into_response())
 }

@@ -36,6 +36,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/forgot-password.js", JS),
     asset!("js/home.js", JS),
     asset!("js/tts.js", JS),
+    asset!("js/live-audio.js", JS),
     asset!("js/generation.js", JS),
     asset!("js/history.js", JS),
     asset!("js/voices.js", JS),

@@ -6,16 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::gated::GatedEngine;
 use crate::support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
 use crate::support::{DbKind, TestApp, TestUser, test_worker};
-use async_trait::async_trait;
 use base64::Engine as _;
 use resonance_db::{Plan, UsageKind};
 use resonance_domain::OrgId;
-use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
 use resonance_service::generations::events::JobEvents;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 struct World {
     app: TestApp,
@@ -296,35 +294,9 @@ async fn openai_errors_name_the_parameter_in_openai_shape() {
     );
 }
 
-/// The tone engine, answering its first call at once and every later one only when
-/// allowed.
-struct GatedEngine {
-    tone: ToneEngine,
-    later_calls: Semaphore,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl SpeechEngine for GatedEngine {
-    fn name(&self) -> &str {
-        "gated tone"
-    }
-
-    async fn synthesize(&self, request: SynthesisRequest) -> Result<Speech, EngineError> {
-        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
-            self.later_calls.acquire().await.unwrap().forget();
-        }
-        self.tone.synthesize(request).await
-    }
-}
-
 #[tokio::test]
 async fn streaming_sends_the_first_chunk_before_the_rest_is_spoken() {
-    let engine = Arc::new(GatedEngine {
-        tone: ToneEngine::default(),
-        later_calls: Semaphore::new(0),
-        calls: Default::default(),
-    });
+    let engine = Arc::new(GatedEngine::default());
     let w = world(TestApp::builder().engine(engine.clone()).spawn().await).await;
     let mut response = w
         .xi()
@@ -345,11 +317,11 @@ async fn streaming_sends_the_first_chunk_before_the_rest_is_spoken() {
         .unwrap();
     assert!(!first.is_empty());
     assert_eq!(
-        engine.calls.load(std::sync::atomic::Ordering::SeqCst),
+        engine.calls(),
         2,
         "the second chunk is waiting in the engine"
     );
-    engine.later_calls.add_permits(10);
+    engine.release(10);
     let mut streamed = first.to_vec();
     while let Some(more) = response.chunk().await.unwrap() {
         streamed.extend_from_slice(&more);

@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod billing;
 mod compat;
+mod generation_stream;
 mod generation_worker;
 mod generations;
 mod hardening;

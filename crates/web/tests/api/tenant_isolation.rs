@@ -155,6 +155,12 @@ fn routes(w: &World) -> Vec<Route> {
             false,
         ),
         route(
+            Method::GET,
+            format!("/api/generations/{finished}/stream"),
+            None,
+            false,
+        ),
+        route(
             Method::POST,
             format!("/api/generations/{queued}/cancel"),
             None,

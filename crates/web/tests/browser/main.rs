@@ -16,6 +16,7 @@ mod history;
 mod history_selection;
 mod home;
 mod layout;
+mod listening;
 mod settings;
 mod studio;
 mod voice_editing;

@@ -14,6 +14,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod gated;
 pub mod tone;
 
 use std::sync::Arc;
