@@ -1,7 +1,8 @@
 //! What the OpenAI and ElevenLabs speech routes share: a speech request becomes a durable
 //! generation job like any other (so it is in the history and metered), and its audio is
 //! delivered as it is synthesized: from this process's worker chunk by chunk, or from the
-//! stored file once a worker elsewhere has finished it.
+//! stored file once a worker elsewhere has finished it. A client that goes away before its
+//! audio has all come cancels the job, unless it asked to keep it.
 
 use std::time::Duration;
 
@@ -9,11 +10,10 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::SinkExt;
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::stretch::{SpeedOutOfRange, stretch};
 use resonance_audio::{OutputFormat, StreamEncoder};
-use resonance_db::Generation;
+use resonance_db::{DbError, Generation};
 use resonance_domain::{GenerationId, GenerationStatus};
 
 use crate::auth::Caller;
@@ -49,6 +49,7 @@ pub struct SpeechJob {
     subscription: Subscription,
     deadline: tokio::time::Instant,
     done: bool,
+    cancel_when_dropped: bool,
 }
 
 /// Queues the generation and listens for its audio.
@@ -67,12 +68,28 @@ pub async fn start(
         subscription,
         deadline: tokio::time::Instant::now() + WAIT_LIMIT,
         done: false,
+        cancel_when_dropped: false,
     })
+}
+
+/// `?keep_on_disconnect=true`: the job of a streaming request whose client goes away
+/// finishes and stays in the history; without it, the job is cancelled.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Disconnect {
+    #[serde(default)]
+    pub keep_on_disconnect: bool,
 }
 
 impl SpeechJob {
     pub fn id(&self) -> &GenerationId {
         &self.generation.id
+    }
+
+    /// Unless `keep`, dropping the job before all of its audio has come (its client went
+    /// away) cancels it, which gives back its share of the plan and charges nothing.
+    pub fn keep_on_disconnect(mut self, keep: bool) -> Self {
+        self.cancel_when_dropped = !keep;
+        self
     }
 
     /// The next piece of audio (mono, [`SOURCE_RATE`]); `None` once all of it has come and
@@ -140,6 +157,35 @@ impl SpeechJob {
     }
 }
 
+impl Drop for SpeechJob {
+    fn drop(&mut self) {
+        if self.done || !self.cancel_when_dropped {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let state = self.state.clone();
+        let org = self.generation.org_id.clone();
+        let id = self.generation.id.clone();
+        runtime.spawn(async move {
+            match resonance_service::generations::cancel(
+                state.db.as_ref(),
+                &state.cancellations,
+                &org,
+                &id,
+            )
+            .await
+            {
+                Ok(_) => tracing::info!(generation = %id, "the client went away; generation cancelled"),
+                // It finished meanwhile.
+                Err(DbError::Conflict(_) | DbError::NotFound(_)) => {}
+                Err(e) => tracing::warn!(generation = %id, error = %e, "cannot cancel an abandoned generation"),
+            }
+        });
+    }
+}
+
 fn failure(generation: &Generation) -> SpeechError {
     SpeechError::Failed(match generation.status {
         GenerationStatus::Cancelled => "the generation was cancelled".into(),
@@ -157,20 +203,20 @@ pub fn check_speed(speed: f64) -> Result<f64, SpeedOutOfRange> {
 }
 
 /// Plays audio `speed` times faster (pitch kept), piece by piece.
-struct Speed {
+pub struct Speed {
     speed: f64,
     pending: Vec<f32>,
 }
 
 impl Speed {
-    fn new(speed: f64) -> Self {
+    pub fn new(speed: f64) -> Self {
         Self {
             speed,
             pending: Vec::new(),
         }
     }
 
-    fn push(&mut self, samples: Vec<f32>) -> Vec<f32> {
+    pub fn push(&mut self, samples: Vec<f32>) -> Vec<f32> {
         if self.speed == 1.0 {
             return samples;
         }
@@ -181,7 +227,7 @@ impl Speed {
         self.flush()
     }
 
-    fn flush(&mut self) -> Vec<f32> {
+    pub fn flush(&mut self) -> Vec<f32> {
         let piece = std::mem::take(&mut self.pending);
         stretch(&piece, SOURCE_RATE, self.speed).expect("the speed was checked")
     }
@@ -220,7 +266,7 @@ impl Framing for RawAudio {
 
 /// Streams the job's audio: waits for its first piece (so that a job failing at once is
 /// still answered with an error status), then answers 200 and sends the rest as it comes.
-/// A failure after that ends the body early.
+/// A failure after that ends the body early; a client that goes away drops the job.
 pub async fn stream<F: Framing>(
     mut job: SpeechJob,
     format: OutputFormat,
@@ -230,8 +276,7 @@ pub async fn stream<F: Framing>(
 ) -> Result<Response, SpeechError> {
     let first = job.next_audio().await?;
     let history_item = job.id().to_string();
-    let (mut sender, receiver) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut encoder = StreamEncoder::new(format);
         let mut speed = Speed::new(speed);
@@ -251,10 +296,13 @@ pub async fn stream<F: Framing>(
             };
             let encoded = encoder.push(&speed.push(samples));
             if !encoded.is_empty() && sender.send(Ok(framing.audio(encoded))).await.is_err() {
-                // The client went away; the job still finishes and stays in the history.
                 return;
             }
-            piece = match job.next_audio().await {
+            let next = tokio::select! {
+                next = job.next_audio() => next,
+                () = sender.closed() => return,
+            };
+            piece = match next {
                 Ok(piece) => piece,
                 Err(e) => {
                     tracing::warn!(error = %e, "a streamed generation failed");
@@ -272,7 +320,7 @@ pub async fn stream<F: Framing>(
                 history_item,
             ),
         ],
-        Body::from_stream(receiver),
+        Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))),
     )
         .into_response())
 }
