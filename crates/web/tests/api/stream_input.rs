@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
-use resonance_db::UsageKind;
+use resonance_db::{Plan, UsageKind};
 use resonance_domain::OrgId;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -377,4 +377,49 @@ async fn a_silent_client_is_closed_after_the_inactivity_timeout() {
     let received = receive_all(&mut socket).await;
     assert_eq!(received.messages[0]["error"], "input_timeout_exceeded");
     assert_eq!(received.close.unwrap().0, CloseCode::Policy);
+}
+
+#[tokio::test]
+async fn a_refused_quota_or_a_failed_generation_ends_the_session_after_the_audio_before_it() {
+    let w = world(DbKind::Sqlite).await;
+    let org = OrgId::parse(&w.org).unwrap();
+    let plan = Plan {
+        characters_per_month: Some(50),
+        voice_slots: None,
+        max_concurrent_jobs: None,
+    };
+    w.app.db().set_org_plan(&org, &plan).await.unwrap();
+    let mut socket = w.connect(&w.voice, "", Some(&w.key)).await;
+    send(&mut socket, json!({ "text": " " })).await;
+    let sentence = "Thirty characters, give or take.";
+    send(&mut socket, json!({ "text": sentence, "flush": true })).await;
+    send(&mut socket, json!({ "text": sentence, "flush": true })).await;
+    let received = receive_all(&mut socket).await;
+    assert!(!received.audio.is_empty(), "the first piece is spoken");
+    let error = received.messages.last().unwrap();
+    assert_eq!(error["error"], "quota_exceeded", "{received:?}");
+    assert!(error["message"].as_str().unwrap().contains("50"), "{error}");
+    assert_eq!(received.close.unwrap().0, CloseCode::Policy);
+    assert_eq!(w.characters_metered().await, sentence.len() as u64);
+
+    let plan = Plan {
+        characters_per_month: None,
+        ..plan
+    };
+    w.app.db().set_org_plan(&org, &plan).await.unwrap();
+    let mut socket = w.connect(&w.voice, "", Some(&w.key)).await;
+    send(&mut socket, json!({ "text": " " })).await;
+    send(
+        &mut socket,
+        json!({ "text": "Please [fail] now.", "flush": true }),
+    )
+    .await;
+    let received = receive_all(&mut socket).await;
+    let error = &received.messages[0];
+    assert_eq!(error["error"], "generation_failed", "{received:?}");
+    assert!(
+        !error["message"].as_str().unwrap().contains("secret"),
+        "no internal detail: {error}"
+    );
+    assert_eq!(received.close.unwrap().0, CloseCode::Error);
 }
