@@ -227,7 +227,11 @@ async fn session(socket: WebSocket, state: AppState, settings: Settings) {
     let mut input_open = reader.take_text(&mut buffer, first_text).await;
     loop {
         tokio::select! {
-            _ = &mut delivery => return,
+            _ = &mut delivery => {
+                // Gives the client a moment to answer the close frame.
+                let _ = tokio::time::timeout(Duration::from_secs(1), incoming.next()).await;
+                return;
+            }
             gone = reader.read(&mut incoming, &mut buffer, &mut input_open, settings.inactivity) => {
                 if gone {
                     break;
