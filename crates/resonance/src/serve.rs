@@ -12,6 +12,7 @@ use resonance_engine::native::NativeModel;
 use resonance_engine::queue::QueuedEngine;
 use resonance_engine::remote::RemoteEngine;
 use resonance_service::billing::Billing;
+use resonance_service::generations::cancellation::Cancellations;
 use resonance_service::generations::events::JobEvents;
 use resonance_service::generations::worker::{SynthesisTimings, Worker, WorkerSettings};
 use resonance_service::mail::Mailer;
@@ -43,6 +44,7 @@ pub async fn serve(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
             storage: state.storage.clone(),
             new_jobs: state.new_jobs.clone(),
             job_events: state.job_events.clone(),
+            cancellations: state.cancellations.clone(),
             model: state.model.clone(),
             record_timings: Some(resonance_web::metrics::record_synthesis),
         };
@@ -87,6 +89,7 @@ pub async fn worker_only(args: &SettingsArgs) -> anyhow::Result<ExitCode> {
         storage,
         new_jobs: Arc::default(),
         job_events: JobEvents::default(),
+        cancellations: Cancellations::default(),
         model: ModelStatus::default(),
         record_timings: None,
     };
@@ -106,6 +109,8 @@ struct Shared {
     new_jobs: Arc<Notify>,
     /// Where the server's streaming requests listen.
     job_events: JobEvents,
+    /// Through which the server's cancels stop these workers at once.
+    cancellations: Cancellations,
     model: ModelStatus,
     record_timings: Option<fn(SynthesisTimings)>,
 }
@@ -125,6 +130,7 @@ async fn run_workers(config: &Config, shared: &Shared, role: &str) -> anyhow::Re
         engine,
         new_jobs: shared.new_jobs.clone(),
         events: shared.job_events.clone(),
+        cancellations: shared.cancellations.clone(),
         settings: WorkerSettings::default(),
         record_timings: shared.record_timings,
     };

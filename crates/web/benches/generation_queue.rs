@@ -21,6 +21,7 @@ use resonance_domain::{
     VoiceCategory, VoiceId, VoiceName, VoiceOwner,
 };
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
+use resonance_service::generations::cancellation::Cancellations;
 use resonance_service::generations::events::JobEvents;
 use resonance_service::generations::worker::{Worker, WorkerSettings};
 use resonance_storage::{ObjectKey, Storage, UrlSigningSecret};
@@ -95,6 +96,7 @@ async fn bench_setup(url: &str, dir: &std::path::Path) -> Bench {
         engine: engine.clone(),
         new_jobs: Arc::new(Notify::new()),
         events: JobEvents::default(),
+        cancellations: Cancellations::default(),
         settings: WorkerSettings::default(),
         record_timings: None,
     };

@@ -439,10 +439,13 @@ async fn cancel_generation(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
-    let generation = state
-        .db
-        .cancel_generation(&caller.org_id, &generation_id(&id)?)
-        .await?;
+    let generation = resonance_service::generations::cancel(
+        state.db.as_ref(),
+        &state.cancellations,
+        &caller.org_id,
+        &generation_id(&id)?,
+    )
+    .await?;
     Ok(Json(generation.into()))
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use resonance_db::Database;
 use resonance_service::billing::Billing;
+use resonance_service::generations::cancellation::Cancellations;
 use resonance_service::generations::events::JobEvents;
 use resonance_service::mail::Mailer;
 use resonance_service::model_status::ModelStatus;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub new_jobs: Arc<Notify>,
     /// Where this process's workers publish the audio of jobs that a request streams.
     pub job_events: JobEvents,
+    /// Through which a cancel stops this process's worker at once.
+    pub cancellations: Cancellations,
     /// The speech model's state in this process, set by whatever starts the engine.
     pub model: ModelStatus,
     /// The bearer token `/metrics` asks for; without one it is not served.
@@ -49,6 +52,7 @@ impl AppState {
             billing: Arc::new(Billing::default()),
             new_jobs: Arc::default(),
             job_events: JobEvents::default(),
+            cancellations: Cancellations::default(),
             model: ModelStatus::default(),
             metrics_token: None,
             mailer: None,

@@ -1,7 +1,9 @@
 //! Generation jobs: queueing one within the organization's plan, the [`worker`] that
-//! claims and runs them, and the in-process [`events`] hub through which a worker streams a
-//! job's audio to its listeners while it runs.
+//! claims and runs them, the in-process [`events`] hub through which a worker streams a
+//! job's audio to its listeners while it runs, and the [`cancellation`] registry through
+//! which a cancel stops this process's worker at once.
 
+pub mod cancellation;
 pub mod events;
 pub mod worker;
 
@@ -10,6 +12,7 @@ use resonance_domain::{GenerationId, GenerationParams, GenerationText, OrgId, Vo
 use tokio::sync::Notify;
 
 use crate::billing::{Billing, BillingError, quota_exceeded};
+use cancellation::Cancellations;
 
 /// A generation to queue, every field within its bounds.
 pub struct ValidGeneration {
@@ -67,4 +70,18 @@ pub async fn queue(
         })?;
     new_jobs.notify_one();
     Ok(created)
+}
+
+/// Cancels one of `org`'s queued or running generations (which gives back its share of the
+/// plan and records no usage) and stops this process's worker if it runs the job; a worker
+/// elsewhere stops at its next heartbeat. `Conflict` once the job has finished.
+pub async fn cancel(
+    db: &dyn Database,
+    cancellations: &Cancellations,
+    org: &OrgId,
+    id: &GenerationId,
+) -> Result<Generation, DbError> {
+    let cancelled = db.cancel_generation(org, id).await?;
+    cancellations.cancel(id);
+    Ok(cancelled)
 }

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::cancellation::Cancellations;
 use super::events::{JobEvent, JobEvents, Publisher};
 
 #[derive(Debug, Clone)]
@@ -53,7 +54,8 @@ pub struct SynthesisTimings {
 
 /// What a worker needs: the shared database and storage, the engine, the signal the API
 /// raises when it queues a job, the hub where this process's streaming requests listen,
-/// and where to report each job's timings.
+/// the registry through which this process's cancels reach it, and where to report each
+/// job's timings.
 #[derive(Clone)]
 pub struct Worker {
     pub db: Arc<dyn Database>,
@@ -61,6 +63,7 @@ pub struct Worker {
     pub engine: Arc<dyn SpeechEngine>,
     pub new_jobs: Arc<Notify>,
     pub events: JobEvents,
+    pub cancellations: Cancellations,
     pub settings: WorkerSettings,
     pub record_timings: Option<fn(SynthesisTimings)>,
 }
@@ -110,10 +113,12 @@ impl Worker {
             progress.clone(),
             lost_tx,
         )));
+        let mut cancel = self.cancellations.register(&job.id);
         let publisher = self.events.claim(&job.id);
         let outcome = tokio::select! {
             outcome = self.speak_and_store(&job, &progress, &publisher) => Some(outcome),
             _ = lost.wait_for(|lost| *lost) => None,
+            () = cancel.cancelled() => None,
         };
         let key = ObjectKey::generation(&job.org_id, &job.id);
         match outcome {

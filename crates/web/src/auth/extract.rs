@@ -92,6 +92,14 @@ impl Principal {
 }
 
 impl Caller {
+    /// The caller `key` acts as; `Unauthenticated` unless it is a live API key.
+    pub async fn from_api_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
+        match api_key_principal(state, key).await? {
+            Principal::ApiKey { key_id, org_id } => Ok(Caller::for_key(&key_id, &org_id)),
+            Principal::User(_) => Err(ApiError::Unauthenticated),
+        }
+    }
+
     fn for_key(key_id: &ApiKeyId, org_id: &OrgId) -> Self {
         Caller {
             user_id: None,
@@ -169,7 +177,7 @@ pub(crate) fn cross_site() -> ApiError {
 }
 
 /// The API key in `Authorization: Bearer <key>` or `xi-api-key: <key>`, if either is sent.
-fn presented_api_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(crate) fn presented_api_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| ApiError::Unauthenticated)?;
         let (scheme, key) = value.split_once(' ').ok_or(ApiError::Unauthenticated)?;

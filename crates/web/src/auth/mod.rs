@@ -21,6 +21,7 @@ use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use client_ip::{ClientIp, IpNetwork};
+pub(crate) use extract::presented_api_key;
 pub use extract::{Caller, Principal, SESSION_COOKIE, SignedIn};
 pub use resonance_domain::Role;
 

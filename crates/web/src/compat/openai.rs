@@ -3,7 +3,8 @@
 //! `{"error": {"message", "type", "param", "code"}}` shape.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -13,7 +14,7 @@ use resonance_domain::{GenerationParams, GenerationText};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::speech::{self, Framing, RawAudio, SpeechError};
+use super::speech::{self, Disconnect, Framing, RawAudio, SpeechError};
 use super::{MODEL_ID, find_voice};
 use crate::auth::Caller;
 use crate::generations::ValidGeneration;
@@ -177,9 +178,12 @@ enum StreamFormat {
 pub async fn speech(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
+    disconnect: Result<Query<Disconnect>, QueryRejection>,
     body: Result<ApiJson<SpeechBody>, ApiError>,
 ) -> Result<Response, OpenAiError> {
     let caller = caller?;
+    let Query(disconnect) =
+        disconnect.map_err(|rejection| OpenAiError::invalid("query", rejection.body_text()))?;
     let ApiJson(body) = body?;
     let model = body
         .model
@@ -238,7 +242,9 @@ pub async fn speech(
         voice_id,
         seed: None,
     };
-    let job = speech::start(&state, &caller, valid).await?;
+    let job = speech::start(&state, &caller, valid)
+        .await?
+        .keep_on_disconnect(disconnect.keep_on_disconnect);
     let response = match stream_format {
         StreamFormat::Audio => {
             speech::stream(job, format, speed, format.content_type(), RawAudio).await?

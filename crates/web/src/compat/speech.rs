@@ -1,7 +1,8 @@
 //! What the OpenAI and ElevenLabs speech routes share: a speech request becomes a durable
 //! generation job like any other (so it is in the history and metered), and its audio is
 //! delivered as it is synthesized: from this process's worker chunk by chunk, or from the
-//! stored file once a worker elsewhere has finished it.
+//! stored file once a worker elsewhere has finished it. A client that goes away before its
+//! audio has all come cancels the job, unless it asked to keep it.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use resonance_audio::encode::SOURCE_RATE;
 use resonance_audio::stretch::{SpeedOutOfRange, stretch};
 use resonance_audio::{OutputFormat, StreamEncoder};
-use resonance_db::Generation;
+use resonance_db::{DbError, Generation};
 use resonance_domain::{GenerationId, GenerationStatus};
 
 use crate::auth::Caller;
@@ -50,6 +51,7 @@ pub struct SpeechJob {
     /// Waits as long as the job runs, not only [`WAIT_LIMIT`] in all.
     patient: bool,
     done: bool,
+    cancel_when_dropped: bool,
 }
 
 /// Queues the generation and listens for its audio.
@@ -69,13 +71,14 @@ pub async fn start(
         deadline: tokio::time::Instant::now() + WAIT_LIMIT,
         patient: false,
         done: false,
+        cancel_when_dropped: false,
     })
 }
 
 /// Listens to a generation queued earlier, at any point of its life: the audio this
 /// process's worker has published so far, then the rest as it comes; or its stored audio
 /// once it has succeeded elsewhere or before. Only a job still queued after [`WAIT_LIMIT`]
-/// times out.
+/// times out. A listener leaving does not cancel the job.
 pub fn listen(state: &AppState, generation: Generation) -> SpeechJob {
     let subscription = state.job_events.subscribe(&generation.id);
     SpeechJob {
@@ -85,12 +88,28 @@ pub fn listen(state: &AppState, generation: Generation) -> SpeechJob {
         deadline: tokio::time::Instant::now() + WAIT_LIMIT,
         patient: true,
         done: false,
+        cancel_when_dropped: false,
     }
+}
+
+/// `?keep_on_disconnect=true`: the job of a streaming request whose client goes away
+/// finishes and stays in the history; without it, the job is cancelled.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Disconnect {
+    #[serde(default)]
+    pub keep_on_disconnect: bool,
 }
 
 impl SpeechJob {
     pub fn id(&self) -> &GenerationId {
         &self.generation.id
+    }
+
+    /// Unless `keep`, dropping the job before all of its audio has come (its client went
+    /// away) cancels it, which gives back its share of the plan and charges nothing.
+    pub fn keep_on_disconnect(mut self, keep: bool) -> Self {
+        self.cancel_when_dropped = !keep;
+        self
     }
 
     /// The next piece of audio (mono, [`SOURCE_RATE`]); `None` once all of it has come and
@@ -167,6 +186,35 @@ impl SpeechJob {
     }
 }
 
+impl Drop for SpeechJob {
+    fn drop(&mut self) {
+        if self.done || !self.cancel_when_dropped {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let state = self.state.clone();
+        let org = self.generation.org_id.clone();
+        let id = self.generation.id.clone();
+        runtime.spawn(async move {
+            match resonance_service::generations::cancel(
+                state.db.as_ref(),
+                &state.cancellations,
+                &org,
+                &id,
+            )
+            .await
+            {
+                Ok(_) => tracing::info!(generation = %id, "the client went away; generation cancelled"),
+                // It finished meanwhile.
+                Err(DbError::Conflict(_) | DbError::NotFound(_)) => {}
+                Err(e) => tracing::warn!(generation = %id, error = %e, "cannot cancel an abandoned generation"),
+            }
+        });
+    }
+}
+
 fn failure(generation: &Generation) -> SpeechError {
     SpeechError::Failed(match generation.status {
         GenerationStatus::Cancelled => "the generation was cancelled".into(),
@@ -184,20 +232,20 @@ pub fn check_speed(speed: f64) -> Result<f64, SpeedOutOfRange> {
 }
 
 /// Plays audio `speed` times faster (pitch kept), piece by piece.
-struct Speed {
+pub struct Speed {
     speed: f64,
     pending: Vec<f32>,
 }
 
 impl Speed {
-    fn new(speed: f64) -> Self {
+    pub fn new(speed: f64) -> Self {
         Self {
             speed,
             pending: Vec::new(),
         }
     }
 
-    fn push(&mut self, samples: Vec<f32>) -> Vec<f32> {
+    pub fn push(&mut self, samples: Vec<f32>) -> Vec<f32> {
         if self.speed == 1.0 {
             return samples;
         }
@@ -208,7 +256,7 @@ impl Speed {
         self.flush()
     }
 
-    fn flush(&mut self) -> Vec<f32> {
+    pub fn flush(&mut self) -> Vec<f32> {
         let piece = std::mem::take(&mut self.pending);
         stretch(&piece, SOURCE_RATE, self.speed).expect("the speed was checked")
     }
@@ -247,8 +295,8 @@ impl Framing for RawAudio {
 
 /// Streams the job's audio: waits for its first piece (so that a job failing at once is
 /// still answered with an error status), then answers 200 and sends the rest as it comes.
-/// A failure after that ends the body early.
-/// The `history-item-id` header names the generation.
+/// A failure after that ends the body early; a client that goes away drops the job
+/// (which cancels it unless it is kept). The `history-item-id` header names the generation.
 pub async fn stream<F: Framing>(
     job: SpeechJob,
     format: OutputFormat,
@@ -294,7 +342,6 @@ pub async fn stream_audio<F: Framing>(
             };
             let encoded = encoder.push(&speed.push(samples));
             if !encoded.is_empty() && sender.send(Ok(framing.audio(encoded))).await.is_err() {
-                // The client went away; the job still finishes and stays in the history.
                 return;
             }
             let next = tokio::select! {

@@ -13,6 +13,7 @@ use resonance_domain::{
 use resonance_engine::chunking::CHUNK_CROSSFADE;
 use resonance_engine::remote::RemoteEngine;
 use resonance_engine::{SAMPLE_RATE, SpeechEngine};
+use resonance_service::generations::cancellation::Cancellations;
 use resonance_service::generations::events::JobEvents;
 use resonance_service::generations::worker::Worker;
 use resonance_storage::{KeyPrefix, ObjectKey, Storage, UrlSigningSecret};
@@ -94,6 +95,7 @@ impl Setup {
             engine,
             new_jobs: Arc::new(Notify::new()),
             events: JobEvents::default(),
+            cancellations: Cancellations::default(),
             settings: crate::support::test_worker_settings(),
             record_timings: None,
         }

@@ -252,6 +252,7 @@ pub fn test_worker(state: &AppState, engine: Arc<dyn SpeechEngine>) -> Worker {
         engine,
         new_jobs: state.new_jobs.clone(),
         events: state.job_events.clone(),
+        cancellations: state.cancellations.clone(),
         settings: test_worker_settings(),
         record_timings: Some(resonance_web::metrics::record_synthesis),
     }

@@ -13,7 +13,7 @@ use crate::compat::speech::SpeechError;
 #[derive(Debug)]
 pub struct ElevenLabsError {
     pub(super) status: StatusCode,
-    code: String,
+    pub(super) code: String,
     pub(super) message: String,
 }
 

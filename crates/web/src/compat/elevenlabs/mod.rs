@@ -1,4 +1,5 @@
-//! ElevenLabs-compatible endpoints: text to speech (whole and streamed), voices, history,
+//! ElevenLabs-compatible endpoints: text to speech (whole, streamed, and from streamed
+//! text over a WebSocket), voices, history,
 //! subscription and models, with ElevenLabs' field names and its
 //! `{"detail": {"status", "message"}}` errors.
 
@@ -6,6 +7,7 @@ mod account;
 mod add_voice;
 mod errors;
 mod history;
+mod stream_input;
 mod text_to_speech;
 mod voices;
 
@@ -48,6 +50,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/text-to-speech/{voice_id}/stream",
             post(text_to_speech::text_to_speech_stream),
+        )
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream-input",
+            get(stream_input::stream_input),
         )
         .route("/v2/voices", get(voices::list_voices))
         .route("/v1/voices", get(voices::list_all_voices))

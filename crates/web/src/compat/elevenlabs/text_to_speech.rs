@@ -18,6 +18,9 @@ use crate::{ApiError, ApiJson, AppState};
 #[derive(Debug, Deserialize)]
 pub struct SpeechQuery {
     output_format: Option<String>,
+    /// Only the streaming route reads it (see [`speech::Disconnect`]).
+    #[serde(default)]
+    keep_on_disconnect: bool,
 }
 
 /// `voice_settings`, mapped onto Chatterbox Turbo's sampling parameters (see the README).
@@ -53,7 +56,7 @@ impl VoiceSettings {
     /// Stability lowers the temperature (0.5 gives the default 0.8), similarity boost
     /// narrows top-p (0.75 gives the default 0.95), style widens top-k (0 gives the
     /// default 1000); an absent setting keeps the default.
-    fn params(&self) -> Result<GenerationParams, ElevenLabsError> {
+    pub(super) fn params(&self) -> Result<GenerationParams, ElevenLabsError> {
         let defaults = GenerationParams::default();
         let stability = unit_interval("voice_settings.stability", self.stability)?;
         let similarity = unit_interval("voice_settings.similarity_boost", self.similarity_boost)?;
@@ -65,6 +68,31 @@ impl VoiceSettings {
             defaults.repetition_penalty(),
         )
         .map_err(|e| ElevenLabsError::invalid("voice_settings", e))
+    }
+}
+
+impl VoiceSettings {
+    /// How much faster than synthesized the audio plays (1 when not given).
+    pub(super) fn speed(&self) -> Result<f64, ElevenLabsError> {
+        speech::check_speed(self.speed.unwrap_or(1.0))
+            .map_err(|e| ElevenLabsError::invalid("voice_settings.speed", e))
+    }
+}
+
+/// The `output_format` query parameter, ElevenLabs' default when absent.
+pub(super) fn output_format(name: Option<&str>) -> Result<OutputFormat, ElevenLabsError> {
+    OutputFormat::from_elevenlabs(name.unwrap_or(DEFAULT_OUTPUT_FORMAT))
+        .map_err(|e| ElevenLabsError::invalid("output_format", e))
+}
+
+/// `model_id`, when given, must be one of [`MODELS`].
+pub(super) fn check_model(model: Option<&str>) -> Result<(), ElevenLabsError> {
+    match model {
+        Some(model) if !MODELS.contains(&model) => Err(ElevenLabsError::invalid(
+            "model_id",
+            format!("unknown model {model:?}; accepted: {}", MODELS.join(", ")),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -82,27 +110,13 @@ async fn speech_order(
     query: SpeechQuery,
     body: SpeechBody,
 ) -> Result<SpeechOrder, ElevenLabsError> {
-    let format = OutputFormat::from_elevenlabs(
-        query
-            .output_format
-            .as_deref()
-            .unwrap_or(DEFAULT_OUTPUT_FORMAT),
-    )
-    .map_err(|e| ElevenLabsError::invalid("output_format", e))?;
-    if let Some(model) = body.model_id.as_deref()
-        && !MODELS.contains(&model)
-    {
-        return Err(ElevenLabsError::invalid(
-            "model_id",
-            format!("unknown model {model:?}; accepted: {}", MODELS.join(", ")),
-        ));
-    }
+    let format = output_format(query.output_format.as_deref())?;
+    check_model(body.model_id.as_deref())?;
     let text = GenerationText::parse(body.text.as_deref().unwrap_or_default())
         .map_err(|e| ElevenLabsError::invalid("text", e))?;
     let settings = body.voice_settings.unwrap_or_default();
     let params = settings.params()?;
-    let speed = speech::check_speed(settings.speed.unwrap_or(1.0))
-        .map_err(|e| ElevenLabsError::invalid("voice_settings.speed", e))?;
+    let speed = settings.speed()?;
     let seed = body.seed.map(u32::try_from).transpose().map_err(|_| {
         ElevenLabsError::invalid("seed", format!("must be between 0 and {}", u32::MAX))
     })?;
@@ -160,8 +174,12 @@ pub async fn text_to_speech_stream(
 ) -> Result<Response, ElevenLabsError> {
     let caller = caller?;
     let ApiJson(body) = body?;
-    let order = speech_order(&state, &caller, &voice, query(speech_query)?, body).await?;
-    let job = speech::start(&state, &caller, order.generation).await?;
+    let speech_query = query(speech_query)?;
+    let keep = speech_query.keep_on_disconnect;
+    let order = speech_order(&state, &caller, &voice, speech_query, body).await?;
+    let job = speech::start(&state, &caller, order.generation)
+        .await?
+        .keep_on_disconnect(keep);
     let content_type = order.format.content_type();
     Ok(speech::stream(job, order.format, order.speed, content_type, RawAudio).await?)
 }
