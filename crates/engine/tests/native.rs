@@ -168,3 +168,42 @@ async fn requests_decoded_together_sound_as_they_do_alone() {
         assert_eq!(spoken.samples, alone, "request {i}");
     }
 }
+
+#[tokio::test]
+async fn speech_comes_in_pieces_and_stops_when_nobody_listens() {
+    let fixture = tiny_engine();
+    let request = SynthesisRequest {
+        text: "Hello there, this is a somewhat longer sentence to stream.".into(),
+        voice: fixture.voice.clone(),
+        params: GenerationParams::default(),
+        seed: 5,
+    };
+    let (audio, mut pieces) = tokio::sync::mpsc::unbounded_channel();
+    fixture
+        .engine
+        .synthesize_streaming(request.clone(), audio)
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    while let Ok(piece) = pieces.try_recv() {
+        all.push(piece);
+    }
+    assert!(all.len() >= 2, "{} pieces", all.len());
+
+    // The synthesizer hears that the listener has gone and stops after that piece.
+    let model = fixture.model.clone();
+    let voices = Arc::new(BuiltinVoices::default());
+    voices.insert(&fixture.voice.id, model.builtin_voice().unwrap());
+    let synthesizer = ChatterboxSynthesizer::new(model, voices);
+    let mut heard = 0;
+    let stopped = tokio::task::spawn_blocking(move || {
+        resonance_engine::queue::Synthesizer::synthesize(&synthesizer, &request, &mut |_| {
+            heard += 1;
+            false
+        })
+        .map(|()| heard)
+    })
+    .await
+    .unwrap();
+    assert_eq!(stopped, Ok(1));
+}
