@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::support::gated::GatedEngine;
 use crate::support::tone::{SAMPLES_PER_CHAR, ToneEngine, tone};
-use crate::support::{DbKind, TestApp, TestUser, test_worker};
+use crate::support::{DbKind, TestApp, TestUser, long_text, pcm16, test_worker};
 use base64::Engine as _;
-use resonance_db::{Plan, UsageKind};
+use resonance_db::Plan;
 use resonance_domain::OrgId;
 use resonance_service::generations::events::JobEvents;
 use serde_json::{Value, json};
@@ -65,54 +65,6 @@ impl World {
     fn bearer(&self) -> reqwest::Client {
         self.app.key_client(&self.key)
     }
-
-    async fn stored_samples(&self, generation: &str) -> Vec<i16> {
-        let response = self
-            .admin
-            .client
-            .get(
-                self.app
-                    .url(&format!("/api/generations/{generation}/audio")),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let wav = response.bytes().await.unwrap();
-        hound::WavReader::new(std::io::Cursor::new(wav))
-            .unwrap()
-            .samples::<i16>()
-            .map(Result::unwrap)
-            .collect()
-    }
-
-    async fn characters_metered(&self) -> u64 {
-        let org = OrgId::parse(&self.org).unwrap();
-        self.app
-            .db()
-            .list_usage_events(&org)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind == UsageKind::TtsGeneration)
-            .map(|e| e.quantity)
-            .sum()
-    }
-}
-
-fn pcm16(bytes: &[u8]) -> Vec<i16> {
-    bytes
-        .chunks_exact(2)
-        .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
-        .collect()
-}
-
-/// More than one chunk: three sentences of about 200 characters.
-fn long_text() -> String {
-    let sentence = "This sentence is long enough that two of them never share a chunk of \
-                    speech, because every chunk holds at most three hundred characters of \
-                    text, and so the worker speaks them one after another here.";
-    [sentence; 3].join(" ")
 }
 
 fn history_item(response: &reqwest::Response) -> String {
@@ -137,7 +89,7 @@ async fn openai_speech_is_a_metered_generation_in_the_history(db: DbKind) {
     let generation = history_item(&response);
     let pcm = pcm16(&response.bytes().await.unwrap());
     assert_eq!(pcm.len(), text.chars().count() * SAMPLES_PER_CHAR);
-    assert_eq!(pcm, w.stored_samples(&generation).await);
+    assert_eq!(pcm, w.app.stored_samples(&w.admin, &generation).await);
 
     let history: Value = w
         .admin
@@ -151,7 +103,10 @@ async fn openai_speech_is_a_metered_generation_in_the_history(db: DbKind) {
         .unwrap();
     assert_eq!(history["generations"][0]["id"], generation);
     assert_eq!(history["generations"][0]["text"], text);
-    assert_eq!(w.characters_metered().await, text.chars().count() as u64);
+    assert_eq!(
+        w.app.characters_metered(&w.org).await,
+        text.chars().count() as u64
+    );
 
     // The voice by id, as OpenAI's `{"id": ...}` object; MP3 by default, at 24 kHz.
     let response = w
@@ -214,7 +169,10 @@ async fn openai_speed_stretches_time_and_sse_carries_the_same_audio() {
                 .unwrap(),
         );
     }
-    assert_eq!(pcm16(&audio), w.stored_samples(&generation).await);
+    assert_eq!(
+        pcm16(&audio),
+        w.app.stored_samples(&w.admin, &generation).await
+    );
 }
 
 #[tokio::test]
@@ -327,7 +285,7 @@ async fn streaming_sends_the_first_chunk_before_the_rest_is_spoken() {
         streamed.extend_from_slice(&more);
     }
     // Exactly the stored file, crossfades included.
-    let stored = w.stored_samples(&generation).await;
+    let stored = w.app.stored_samples(&w.admin, &generation).await;
     assert_eq!(pcm16(&streamed), stored);
     // Three chunks (the spaces between them are not spoken), two 50 ms crossfades.
     let spoken_chars = long_text().chars().count() - 2;
@@ -354,7 +312,7 @@ async fn streaming_falls_back_to_the_stored_audio_of_a_worker_elsewhere() {
     assert_eq!(response.status(), 200);
     let generation = history_item(&response);
     let streamed = pcm16(&response.bytes().await.unwrap());
-    assert_eq!(streamed, w.stored_samples(&generation).await);
+    assert_eq!(streamed, w.app.stored_samples(&w.admin, &generation).await);
     handles.iter().for_each(|h| h.abort());
 }
 
@@ -829,7 +787,7 @@ async fn a_job_failing_before_any_audio_is_an_error_status_without_internal_deta
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "server_error");
     assert_eq!(
-        w.characters_metered().await,
+        w.app.characters_metered(&w.org).await,
         0,
         "failed generations are not metered"
     );

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
-use resonance_db::UsageKind;
-use resonance_domain::OrgId;
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -17,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::tone::ToneEngine;
-use crate::support::{TestApp, TestUser, test_worker};
+use crate::support::{TestApp, TestUser, long_text, test_worker};
 
 /// The tone engine, answering its first call at once and every later one only when
 /// allowed.
@@ -88,57 +86,7 @@ async fn world() -> World {
 /// The text of a job queued to see whether the worker is free.
 const FREE: &str = "Are you free?";
 
-/// More than one chunk: three sentences of about 200 characters.
-fn long_text() -> String {
-    let sentence = "This sentence is long enough that two of them never share a chunk of \
-                    speech, because every chunk holds at most three hundred characters of \
-                    text, and so the worker speaks them one after another here.";
-    [sentence; 3].join(" ")
-}
-
 impl World {
-    async fn status(&self, generation: &str) -> String {
-        let view: Value = self
-            .admin
-            .client
-            .get(self.app.url(&format!("/api/generations/{generation}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        view["status"].as_str().unwrap().to_string()
-    }
-
-    async fn wait_for_status(&self, generation: &str, wanted: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let status = self.status(generation).await;
-            if status == wanted {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the generation is {status}, not {wanted}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn characters_metered(&self) -> u64 {
-        let org = OrgId::parse(&self.org).unwrap();
-        self.app
-            .db()
-            .list_usage_events(&org)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind == UsageKind::TtsGeneration)
-            .map(|e| e.quantity)
-            .sum()
-    }
-
     /// Starts a streamed OpenAI request, reads its first audio, then drops the connection;
     /// the generation's id.
     async fn leave_after_first_audio(&self, query: &str) -> String {
@@ -183,7 +131,7 @@ impl World {
         let id = queued["id"].as_str().unwrap().to_string();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while tokio::time::Instant::now() < deadline {
-            if self.status(&id).await != "queued" {
+            if self.app.generation_status(&self.admin, &id).await != "queued" {
                 return Some(id);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -196,16 +144,21 @@ impl World {
 async fn a_client_leaving_a_stream_cancels_its_generation_and_is_not_charged() {
     let w = world().await;
     let generation = w.leave_after_first_audio("").await;
-    w.wait_for_status(&generation, "cancelled").await;
+    w.app
+        .wait_for_status(&w.admin, &generation, "cancelled")
+        .await;
     let next = w
         .worker_takes_a_new_job()
         .await
         .expect("the worker stopped at once, not at its next heartbeat");
     w.engine.later_calls.add_permits(10);
-    w.wait_for_status(&next, "succeeded").await;
-    assert_eq!(w.status(&generation).await, "cancelled");
+    w.app.wait_for_status(&w.admin, &next, "succeeded").await;
     assert_eq!(
-        w.characters_metered().await,
+        w.app.generation_status(&w.admin, &generation).await,
+        "cancelled"
+    );
+    assert_eq!(
+        w.app.characters_metered(&w.org).await,
         FREE.chars().count() as u64,
         "only the job that finished is charged"
     );
@@ -216,11 +169,16 @@ async fn keep_on_disconnect_lets_the_generation_finish() {
     let w = world().await;
     let generation = w.leave_after_first_audio("?keep_on_disconnect=true").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(w.status(&generation).await, "running");
-    w.engine.later_calls.add_permits(10);
-    w.wait_for_status(&generation, "succeeded").await;
     assert_eq!(
-        w.characters_metered().await,
+        w.app.generation_status(&w.admin, &generation).await,
+        "running"
+    );
+    w.engine.later_calls.add_permits(10);
+    w.app
+        .wait_for_status(&w.admin, &generation, "succeeded")
+        .await;
+    assert_eq!(
+        w.app.characters_metered(&w.org).await,
         long_text().chars().count() as u64
     );
 }
@@ -271,6 +229,8 @@ async fn a_websocket_client_leaving_cancels_its_generations() {
         .as_str()
         .unwrap()
         .to_string();
-    w.wait_for_status(&generation, "cancelled").await;
-    assert_eq!(w.characters_metered().await, 0);
+    w.app
+        .wait_for_status(&w.admin, &generation, "cancelled")
+        .await;
+    assert_eq!(w.app.characters_metered(&w.org).await, 0);
 }

@@ -8,18 +8,10 @@ use std::time::Duration;
 
 use crate::support::gated::GatedEngine;
 use crate::support::tone::ToneEngine;
-use crate::support::{TestApp, TestUser, test_worker};
+use crate::support::{TestApp, TestUser, long_text, pcm16, test_worker};
 use resonance_domain::GenerationId;
 use resonance_service::generations::events::{JobEvent, JobEvents};
 use serde_json::{Value, json};
-
-/// Three chunks of about 200 characters each.
-fn long_text() -> String {
-    let sentence = "This sentence is long enough that two of them never share a chunk of \
-                    speech, because every chunk holds at most three hundred characters of \
-                    text, and so the worker speaks them one after another here.";
-    [sentence; 3].join(" ")
-}
 
 struct World {
     app: TestApp,
@@ -61,56 +53,6 @@ impl World {
             .await
             .unwrap()
     }
-
-    async fn status(&self, generation: &str) -> String {
-        let generation: Value = self
-            .admin
-            .client
-            .get(self.app.url(&format!("/api/generations/{generation}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        generation["status"].as_str().unwrap().to_string()
-    }
-
-    async fn wait_until(&self, generation: &str, status: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.status(generation).await != status {
-            assert!(std::time::Instant::now() < deadline, "never {status}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stored_samples(&self, generation: &str) -> Vec<i16> {
-        let response = self
-            .admin
-            .client
-            .get(
-                self.app
-                    .url(&format!("/api/generations/{generation}/audio")),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let wav = response.bytes().await.unwrap();
-        hound::WavReader::new(std::io::Cursor::new(wav))
-            .unwrap()
-            .samples::<i16>()
-            .map(Result::unwrap)
-            .collect()
-    }
-}
-
-fn pcm16(bytes: &[u8]) -> Vec<i16> {
-    assert_eq!(bytes.len() % 2, 0, "whole samples");
-    bytes
-        .chunks_exact(2)
-        .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
-        .collect()
 }
 
 /// Reads the rest of the body after `first`.
@@ -150,7 +92,10 @@ async fn a_listener_after_the_first_audio_hears_all_of_it_while_the_job_runs() {
         .unwrap()
         .unwrap();
     assert!(!first.is_empty());
-    assert_eq!(w.status(&generation).await, "running");
+    assert_eq!(
+        w.app.generation_status(&w.admin, &generation).await,
+        "running"
+    );
 
     // A second listener at the same time hears the same.
     let second = w.listen(&generation, "").await;
@@ -158,7 +103,7 @@ async fn a_listener_after_the_first_audio_hears_all_of_it_while_the_job_runs() {
 
     engine.release(10);
     let streamed = pcm16(&rest(response, &first).await);
-    let stored = w.stored_samples(&generation).await;
+    let stored = w.app.stored_samples(&w.admin, &generation).await;
     assert!(!stored.is_empty());
     assert_eq!(streamed, stored, "exactly the stored audio");
     assert_eq!(pcm16(&rest(second, &[]).await), stored);
@@ -184,7 +129,7 @@ async fn a_queued_job_is_waited_for_and_can_be_listened_to_in_another_format() {
     let streamed = resonance_audio::decode(&wav, Some("audio/wav")).unwrap();
     assert_eq!(
         streamed.samples.len(),
-        w.stored_samples(&generation).await.len()
+        w.app.stored_samples(&w.admin, &generation).await.len()
     );
 }
 
@@ -205,9 +150,14 @@ async fn a_listener_leaving_is_forgotten_at_once_and_does_not_cancel_the_job() {
         assert!(std::time::Instant::now() < deadline, "the listener stayed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(w.status(&generation).await, "running");
+    assert_eq!(
+        w.app.generation_status(&w.admin, &generation).await,
+        "running"
+    );
     engine.release(10);
-    w.wait_until(&generation, "succeeded").await;
+    w.app
+        .wait_for_status(&w.admin, &generation, "succeeded")
+        .await;
 }
 
 #[tokio::test]
@@ -222,12 +172,14 @@ async fn a_finished_job_streams_its_stored_audio() {
     let generation = w
         .queue("Hello there. This was spoken before anyone listened.")
         .await;
-    w.wait_until(&generation, "succeeded").await;
+    w.app
+        .wait_for_status(&w.admin, &generation, "succeeded")
+        .await;
     let response = w.listen(&generation, "").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         pcm16(&rest(response, &[]).await),
-        w.stored_samples(&generation).await
+        w.app.stored_samples(&w.admin, &generation).await
     );
 }
 
@@ -248,7 +200,7 @@ async fn a_job_run_by_another_process_streams_its_stored_audio_once_done() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         pcm16(&rest(response, &[]).await),
-        w.stored_samples(&generation).await
+        w.app.stored_samples(&w.admin, &generation).await
     );
     handles.iter().for_each(|handle| handle.abort());
 }

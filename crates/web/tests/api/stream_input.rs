@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
-use resonance_db::{Plan, UsageKind};
+use resonance_db::Plan;
 use resonance_domain::OrgId;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::tone::ToneEngine;
-use crate::support::{DbKind, TestApp, TestUser};
+use crate::support::{DbKind, TestApp, TestUser, pcm16};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -88,40 +88,6 @@ impl World {
             .unwrap();
         history["generations"].as_array().unwrap().clone()
     }
-
-    async fn stored_samples(&self, generation: &str) -> Vec<i16> {
-        let wav = self
-            .admin
-            .client
-            .get(
-                self.app
-                    .url(&format!("/api/generations/{generation}/audio")),
-            )
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        hound::WavReader::new(std::io::Cursor::new(wav))
-            .unwrap()
-            .samples::<i16>()
-            .map(Result::unwrap)
-            .collect()
-    }
-
-    async fn characters_metered(&self) -> u64 {
-        let org = OrgId::parse(&self.org).unwrap();
-        self.app
-            .db()
-            .list_usage_events(&org)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind == UsageKind::TtsGeneration)
-            .map(|e| e.quantity)
-            .sum()
-    }
 }
 
 async fn send(socket: &mut Socket, message: Value) {
@@ -157,13 +123,6 @@ async fn receive_all(socket: &mut Socket) -> Received {
             None | Some(Err(_)) => return received,
         }
     }
-}
-
-fn pcm16(bytes: &[u8]) -> Vec<i16> {
-    bytes
-        .chunks_exact(2)
-        .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
-        .collect()
 }
 
 async fn text_streamed_in_pieces_comes_back_as_audio_in_order(db: DbKind) {
@@ -233,7 +192,11 @@ async fn text_streamed_in_pieces_comes_back_as_audio_in_order(db: DbKind) {
     let mut stored = Vec::new();
     for generation in &history {
         assert_eq!(generation["status"], "succeeded");
-        stored.extend(w.stored_samples(generation["id"].as_str().unwrap()).await);
+        stored.extend(
+            w.app
+                .stored_samples(&w.admin, generation["id"].as_str().unwrap())
+                .await,
+        );
     }
     let streamed = pcm16(&received.audio.concat());
     assert!(!streamed.is_empty());
@@ -242,7 +205,7 @@ async fn text_streamed_in_pieces_comes_back_as_audio_in_order(db: DbKind) {
         .iter()
         .map(|g| g["text"].as_str().unwrap().chars().count() as u64)
         .sum();
-    assert_eq!(w.characters_metered().await, characters);
+    assert_eq!(w.app.characters_metered(&w.org).await, characters);
 }
 
 crate::on_both_databases!(text_streamed_in_pieces_comes_back_as_audio_in_order);
@@ -300,7 +263,7 @@ async fn a_socket_without_a_valid_key_is_closed_for_policy_and_queues_nothing() 
         );
     }
     assert!(w.history().await.is_empty());
-    assert_eq!(w.characters_metered().await, 0);
+    assert_eq!(w.app.characters_metered(&w.org).await, 0);
 }
 
 #[tokio::test]
@@ -400,7 +363,10 @@ async fn a_refused_quota_or_a_failed_generation_ends_the_session_after_the_audio
     assert_eq!(error["error"], "quota_exceeded", "{received:?}");
     assert!(error["message"].as_str().unwrap().contains("50"), "{error}");
     assert_eq!(received.close.unwrap().0, CloseCode::Policy);
-    assert_eq!(w.characters_metered().await, sentence.len() as u64);
+    assert_eq!(
+        w.app.characters_metered(&w.org).await,
+        sentence.len() as u64
+    );
 
     let plan = Plan {
         characters_per_month: None,

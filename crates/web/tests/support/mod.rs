@@ -538,3 +538,82 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// More than one chunk: three sentences of about 200 characters.
+pub fn long_text() -> String {
+    let sentence = "This sentence is long enough that two of them never share a chunk of \
+                    speech, because every chunk holds at most three hundred characters of \
+                    text, and so the worker speaks them one after another here.";
+    [sentence; 3].join(" ")
+}
+
+/// 16-bit little-endian PCM as samples.
+pub fn pcm16(bytes: &[u8]) -> Vec<i16> {
+    assert_eq!(bytes.len() % 2, 0, "whole samples");
+    bytes
+        .chunks_exact(2)
+        .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+        .collect()
+}
+
+impl TestApp {
+    /// A generation's stored WAV, through the API, as 16-bit samples.
+    pub async fn stored_samples(&self, user: &TestUser, generation: &str) -> Vec<i16> {
+        let response = user
+            .client
+            .get(self.url(&format!("/api/generations/{generation}/audio")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let wav = response.bytes().await.unwrap();
+        hound::WavReader::new(std::io::Cursor::new(wav))
+            .unwrap()
+            .samples::<i16>()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The characters of speech metered to `org` in the usage ledger.
+    pub async fn characters_metered(&self, org: &str) -> u64 {
+        let org = resonance_domain::OrgId::parse(org).unwrap();
+        self.db()
+            .list_usage_events(&org)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == resonance_db::UsageKind::TtsGeneration)
+            .map(|e| e.quantity)
+            .sum()
+    }
+
+    /// A generation's `status`, through the API.
+    pub async fn generation_status(&self, user: &TestUser, generation: &str) -> String {
+        let view: serde_json::Value = user
+            .client
+            .get(self.url(&format!("/api/generations/{generation}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        view["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits up to 10 s for a generation to reach `wanted`.
+    pub async fn wait_for_status(&self, user: &TestUser, generation: &str, wanted: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = self.generation_status(user, generation).await;
+            if status == wanted {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the generation is {status}, not {wanted}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
