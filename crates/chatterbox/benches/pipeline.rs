@@ -25,9 +25,8 @@ use chatterbox::checkpoint;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::rng::{RandomSource, SeededRandom};
 use chatterbox::s3gen::S3GenConditionals;
-use chatterbox::t3::{
-    Precision, SampleStep, SamplingParams, SeededSampler, T3, T3Conditionals, TokenSampler,
-};
+use chatterbox::t3::{Precision, SampleStep, SamplingParams, T3, T3Conditionals, TokenSampler};
+use chatterbox::testing::NeverStop;
 use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE};
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -38,7 +37,6 @@ const PROMPT_TOKENS: usize = 250;
 /// Text tokens of the prompt (as `pipeline_reference.py`).
 const TEXT_TOKENS: usize = 40;
 const SPEECH_VOCAB: u32 = 6561;
-const STOP_TOKEN: usize = 6562;
 
 struct Args {
     threads: usize,
@@ -74,17 +72,6 @@ fn parse_args() -> anyhow::Result<Args> {
         bail!("--threads must be at least 1 and --tokens at least 2");
     }
     Ok(args)
-}
-
-/// Seeded sampling that never picks the stop token.
-struct NeverStop(SeededSampler);
-
-impl TokenSampler for NeverStop {
-    fn sample(&mut self, probs: &[f32]) -> candle_core::Result<usize> {
-        let mut probs = probs.to_vec();
-        probs[STOP_TOKEN] = 0.0;
-        self.0.sample(&probs)
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,12 +126,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     // Warm-up: a short generation and vocoding.
-    let warm = model.speech_tokens(
-        &text,
-        &voice,
-        &sampling(4),
-        &mut NeverStop(SeededSampler::new(1)),
-    )?;
+    let warm = model.speech_tokens(&text, &voice, &sampling(4), &mut NeverStop::new(1))?;
     model.vocode(&warm, &voice, &mut rng)?;
 
     let t3_run = timed_t3(&args, |sampler, observe| {
@@ -213,12 +195,7 @@ fn main() -> anyhow::Result<()> {
         let load_start = Instant::now();
         let t3 = T3::with_precision(&cfg.t3, precision, vb)?;
         let load = load_start.elapsed();
-        t3.generate(
-            &text,
-            &voice.t3,
-            &sampling(4),
-            &mut NeverStop(SeededSampler::new(1)),
-        )?;
+        t3.generate(&text, &voice.t3, &sampling(4), &mut NeverStop::new(1))?;
         let run = timed_t3(&args, |sampler, observe| {
             t3.generate_observed(&text, &voice.t3, &sampling(args.tokens), sampler, observe)
         })?;
@@ -252,7 +229,7 @@ fn timed_t3(
         &mut dyn FnMut(SampleStep),
     ) -> candle_core::Result<Vec<u32>>,
 ) -> anyhow::Result<T3Run> {
-    let mut sampler = NeverStop(SeededSampler::new(args.seed));
+    let mut sampler = NeverStop::new(args.seed);
     let start = Instant::now();
     let mut first_token: Option<Duration> = None;
     let tokens = generate(&mut sampler, &mut |_| {

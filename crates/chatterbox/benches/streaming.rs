@@ -24,23 +24,12 @@ use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::dsp::Mel24k;
 use chatterbox::s3gen::stream::{S3GenStream, StreamSchedule};
-use chatterbox::t3::{SamplingParams, SeededSampler, TokenSampler};
+use chatterbox::t3::SamplingParams;
+use chatterbox::testing::NeverStop;
 use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE, SynthesisOptions};
 
-const STOP_TOKEN: usize = 6562;
 const TEXT: &str = "Streaming speech starts playing while the rest of the sentence is \
     still being made, so a listener hears the first words almost at once.";
-
-/// Seeded sampling that never picks the stop token.
-struct NeverStop(SeededSampler);
-
-impl TokenSampler for NeverStop {
-    fn sample(&mut self, probs: &[f32]) -> candle_core::Result<usize> {
-        let mut probs = probs.to_vec();
-        probs[STOP_TOKEN] = 0.0;
-        self.0.sample(&probs)
-    }
-}
 
 fn main() -> anyhow::Result<()> {
     let (mut threads, mut tokens, mut picture) = (2usize, 250usize, None);
@@ -69,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         seed: 1,
     };
     let speech_tokens = |text: &[u32], on_token: &mut dyn FnMut(u32) -> candle_core::Result<()>| {
-        let mut sampler = NeverStop(SeededSampler::new(1));
+        let mut sampler = NeverStop::new(1);
         let mut failed = Ok(());
         model.speech_tokens_observed(
             text,

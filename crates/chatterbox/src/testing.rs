@@ -147,3 +147,24 @@ pub fn random_voice(
         },
     })
 }
+
+/// T3's stop token in the official checkpoint.
+pub const STOP_SPEECH_TOKEN: usize = 6562;
+
+/// Seeded sampling that never picks the stop token, so that random weights make as many
+/// speech tokens as a benchmark asks for.
+pub struct NeverStop(pub crate::t3::SeededSampler);
+
+impl NeverStop {
+    pub fn new(seed: u64) -> Self {
+        Self(crate::t3::SeededSampler::new(seed))
+    }
+}
+
+impl crate::t3::TokenSampler for NeverStop {
+    fn sample(&mut self, probs: &[f32]) -> candle_core::Result<usize> {
+        let mut probs = probs.to_vec();
+        probs[STOP_SPEECH_TOKEN] = 0.0;
+        self.0.sample(&probs)
+    }
+}

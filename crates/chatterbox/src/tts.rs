@@ -339,25 +339,10 @@ impl ChatterboxTurbo {
         voice: &Conditionals,
         options: &SynthesisOptions,
     ) -> Result<Vec<f32>, SynthesisError> {
-        self.synthesize_with(text, voice, options, |text_tokens| {
-            let mut sampler = SeededSampler::new(options.seed);
-            self.speech_tokens(text_tokens, voice, &options.sampling, &mut sampler)
-        })
-    }
-
-    /// [`ChatterboxTurbo::synthesize`] with T3's part done by `speech_tokens`, given
-    /// the text's tokens: e.g. decoded in a [`crate::t3::T3Batch`] with other
-    /// requests' (with `SeededSampler::new(options.seed)`, for the same audio).
-    pub fn synthesize_with(
-        &self,
-        text: &str,
-        voice: &Conditionals,
-        options: &SynthesisOptions,
-        speech_tokens: impl FnOnce(&[u32]) -> candle_core::Result<Vec<u32>>,
-    ) -> Result<Vec<f32>, SynthesisError> {
         voice.validate(&self.cfg).map_err(SynthesisError::Voice)?;
         let text_tokens = self.text_tokens(text)?;
-        let speech = speech_tokens(&text_tokens)?;
+        let mut sampler = SeededSampler::new(options.seed);
+        let speech = self.speech_tokens(&text_tokens, voice, &options.sampling, &mut sampler)?;
         let mut rng = SeededRandom::new(options.seed);
         let wave = self.vocode(&speech, voice, &mut rng)?;
         Ok(wave.to_dtype(DType::F32)?.to_vec1::<f32>()?)

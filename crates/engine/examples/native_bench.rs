@@ -23,13 +23,13 @@ use candle_core::{DType, Device};
 use chatterbox::conditionals::Conditionals;
 use chatterbox::parity::agreement::agreement;
 use chatterbox::rng::SeededRandom;
-use chatterbox::t3::{Precision, SamplingParams, SeededSampler, TokenSampler};
+use chatterbox::t3::{Precision, SamplingParams, TokenSampler};
+use chatterbox::testing::NeverStop;
 use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE, SynthesisOptions};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use resonance_engine::native::{DeviceSetting, T3Scheduler, describe};
 
 const TEXT_TOKENS: usize = 40;
-const STOP_TOKEN: usize = 6562;
 /// Speech tokens per second of audio.
 const TOKENS_PER_SECOND: f64 = 25.0;
 
@@ -90,17 +90,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// Seeded sampling that never picks the stop token, so T3 makes the tokens asked for.
-struct NeverStop(SeededSampler);
-
-impl TokenSampler for NeverStop {
-    fn sample(&mut self, probs: &[f32]) -> candle_core::Result<usize> {
-        let mut probs = probs.to_vec();
-        probs[STOP_TOKEN] = 0.0;
-        self.0.sample(&probs)
-    }
-}
-
 /// Picks the given tokens in order (teacher forcing), whatever the distribution.
 struct Forced(std::vec::IntoIter<u32>);
 
@@ -143,7 +132,7 @@ fn main() -> anyhow::Result<()> {
         max_new_tokens,
         ..SamplingParams::default()
     };
-    let never_stop = || NeverStop(SeededSampler::new(args.seed));
+    let never_stop = || NeverStop::new(args.seed);
 
     // Warm-up: kernels compiled and buffers allocated before anything is timed.
     let warm = model.speech_tokens(&text, &voice, &sampling(4), &mut never_stop())?;
@@ -312,7 +301,7 @@ fn parity(
         text,
         voice,
         &sampling,
-        &mut NeverStop(SeededSampler::new(args.seed)),
+        &mut NeverStop::new(args.seed),
         &mut |step| here.push(step.raw_logits.to_vec()),
     )?;
     let mut there = Vec::new();

@@ -22,31 +22,13 @@ use resonance_domain::VoiceId;
 use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer};
 use serde_json::json;
 use support::TestApp;
+use support::timing::{first_byte_and_total, median};
 
 const RUNS: usize = 5;
 /// 10 s of speech at 25 tokens per second.
 const SPEECH_TOKENS: usize = 250;
 const TEXT: &str = "Streaming speech starts playing while the rest of the sentence is \
     still being made, so a listener hears the first words almost at once.";
-
-/// Seconds to the first body byte, and to the end of the body.
-async fn measure(request: reqwest::RequestBuilder) -> (f64, f64) {
-    let start = Instant::now();
-    let mut response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let mut first = None;
-    while let Some(bytes) = response.chunk().await.unwrap() {
-        if !bytes.is_empty() && first.is_none() {
-            first = Some(start.elapsed().as_secs_f64());
-        }
-    }
-    (first.expect("some audio"), start.elapsed().as_secs_f64())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn main() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -130,7 +112,7 @@ async fn run() {
         let mut firsts = Vec::new();
         let mut totals = Vec::new();
         for _ in 0..RUNS {
-            let (first, total) = measure(client.post(&url).json(&body)).await;
+            let (first, total) = first_byte_and_total(client.post(&url).json(&body)).await;
             firsts.push(first);
             totals.push(total);
         }

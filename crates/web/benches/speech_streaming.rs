@@ -9,13 +9,14 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use resonance_engine::chunking::{MAX_CHUNK_CHARS, split_text};
 use resonance_engine::{EngineError, Speech, SpeechEngine, SynthesisRequest};
 use serde_json::json;
 use support::TestApp;
+use support::timing::{first_byte_and_total, median};
 use support::tone::tone;
 
 /// The engine's time per chunk.
@@ -43,25 +44,6 @@ fn thousand_characters() -> String {
     let sentence =
         "Streaming sends the first sentence while the next ones are still being spoken. ";
     sentence.repeat(20).chars().take(1000).collect()
-}
-
-/// Seconds to the first body byte and to the end of the body.
-async fn measure(request: reqwest::RequestBuilder) -> (f64, f64) {
-    let start = Instant::now();
-    let mut response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let mut first = None;
-    while let Some(bytes) = response.chunk().await.unwrap() {
-        if !bytes.is_empty() && first.is_none() {
-            first = Some(start.elapsed().as_secs_f64());
-        }
-    }
-    (first.expect("some audio"), start.elapsed().as_secs_f64())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +88,7 @@ async fn main() {
         let mut firsts = Vec::new();
         let mut totals = Vec::new();
         for _ in 0..RUNS {
-            let (first, total) = measure(client.post(&url).json(&body)).await;
+            let (first, total) = first_byte_and_total(client.post(&url).json(&body)).await;
             firsts.push(first);
             totals.push(total);
         }

@@ -15,6 +15,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod gated;
+pub mod timing;
 pub mod tone;
 
 use std::sync::Arc;
