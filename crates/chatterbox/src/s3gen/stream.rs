@@ -245,11 +245,19 @@ impl<'a> S3GenStream<'a> {
             &mut self.vocoder_rng,
             mel.device(),
         )?;
+        // The last frames are held back unless this is the end, to be vocoded again.
+        let keep_frames = if last {
+            0
+        } else {
+            HIFT_OVERLAP_FRAMES.min(frames - overlap_frames)
+        };
+        let keep = keep_frames * per_frame;
         let mut source = std::mem::take(&mut self.overlap_source);
         source.extend_from_slice(&new_source);
         let source_len = source.len();
-        let source_tensor = Tensor::from_vec(source.clone(), (1, source_len, 1), mel.device())?;
-        let spectrum = hift.decode(&mel, &hift.source_stft(&source_tensor)?)?;
+        self.overlap_source = source[source_len - keep..].to_vec();
+        let source = Tensor::from_vec(source, (1, source_len, 1), mel.device())?;
+        let spectrum = hift.decode(&mel, &hift.source_stft(&source)?)?;
         let wave = hift
             .spectrum_to_wave(&spectrum)?
             .to_dtype(DType::F32)?
@@ -257,15 +265,8 @@ impl<'a> S3GenStream<'a> {
             .to_vec1::<f32>()?;
 
         let mut out = crossfade(&self.held, &wave[..self.held.len()]);
-        let keep_frames = if last {
-            0
-        } else {
-            HIFT_OVERLAP_FRAMES.min(frames - overlap_frames)
-        };
-        let keep = keep_frames * per_frame;
         out.extend_from_slice(&wave[self.held.len()..wave.len() - keep]);
         self.held = wave[wave.len() - keep..].to_vec();
-        self.overlap_source = source[source_len - keep..].to_vec();
         self.overlap_mel = (keep_frames > 0)
             .then(|| mel.narrow(D::Minus1, frames - keep_frames, keep_frames))
             .transpose()?;
