@@ -74,7 +74,8 @@ fn main() -> anyhow::Result<()> {
         failed
     };
     println!(
-        "full-size random weights, T3 in fp32, {threads} threads, {tokens} speech tokens, {}",
+        "full-size random weights, T3 in {}, {threads} threads, {tokens} speech tokens, {}",
+        chatterbox::t3::Precision::default(),
         load_line()
     );
 

@@ -165,15 +165,15 @@ fn quantized_t3_tracks_f32_over_250_teacher_forced_positions() {
         "the f32 distributions are too flat for the gates to mean anything: {mean_entropy:.2} nats"
     );
 
-    // (precision, largest mean KL, smallest top-1 agreement), at what each reaches. The
-    // issue asks for KL < 0.01 and top-1 >= 99 %. fp16 (16-bit weights and activations,
-    // for GPUs) passes them: KL 0.0007, top-1 99.2 %. int8 reaches KL 0.001 to 0.0015 and
-    // top-1 98.4 to 100 % (it is not the default precision, `Precision`); int4 KL 0.086
-    // and top-1 96.4 %. bf16 is not run here (the CPU has no bf16 matmul, so it is the
-    // slowest): it reached KL 0.013 and top-1 99.2 %, over the KL gate (docs/gpu.md).
+    // (precision, largest mean KL, smallest top-1 agreement): the issue's gates are KL
+    // < 0.01 and top-1 >= 99 %. fp16 (16-bit weights and activations, for GPUs) reaches KL
+    // 0.0007 and top-1 99.2 %; int8 (the default, `Precision`) KL 0.0005 and top-1 99.2 %;
+    // int4 KL 0.086 and top-1 96.4 %. bf16 is not run here (the CPU has no bf16 matmul, so
+    // it is the slowest): it reached KL 0.013 and top-1 99.2 %, over the KL gate
+    // (docs/gpu.md).
     let gates = [
         (Precision::Fp16, 0.01, 0.99),
-        (Precision::Int8, 0.01, 0.98),
+        (Precision::Int8, 0.01, 0.99),
         (Precision::Int4, 0.1, 0.95),
     ];
     let mut failures = Vec::new();

@@ -7,21 +7,38 @@
 //! ([`Gpt2::forward_batch`]).
 
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Storage, StorageRef, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{LayerNorm, VarBuilder, layer_norm};
 
+use super::attention;
 use super::precision::Precision;
 use crate::config::Gpt2Config;
+use crate::matvec::{self, Int8Matrix, Weights};
+
+/// Rows of a [`Conv1D`] input up to which a forward is a decode step (a few sequences,
+/// one position each), run by [`matvec`]; more rows (a prefill) go through gemm.
+const DECODE_ROWS: usize = 16;
 
 /// HF `Conv1D`: a linear layer whose checkpoint weight is stored `(in, out)`.
 #[derive(Debug, Clone)]
 enum Conv1D {
+    /// 16-bit floats, or f32 off the CPU: candle's matmul.
     Dense {
         /// (in, out)
         weight: Tensor,
         bias: Tensor,
     },
+    /// f32 on the CPU: [`matvec`] for decode steps, gemm for a prefill.
+    Rows {
+        /// (out, in), contiguous.
+        weight: Tensor,
+        bias: Tensor,
+    },
+    /// `int8` on the CPU: [`matvec`] for decode steps, gemm over the dequantized
+    /// weights for a prefill.
+    Int8 { weight: Int8Matrix, bias: Tensor },
+    /// Candle's block formats (`int4`, and `int8` off the CPU).
     Quantized {
         /// (out, in), as candle's quantized matmul wants it.
         weight: QMatMul,
@@ -31,23 +48,70 @@ enum Conv1D {
 
 impl Conv1D {
     /// A layer whose input width is not a multiple of the format's block (only tiny
-    /// test models), or whose weights are not f32, stays as loaded. The quantized
-    /// weights live on the weights' device (candle quantizes on the CPU and uploads).
+    /// test models) stays f32. The quantized weights live on the weights' device
+    /// (candle quantizes on the CPU and uploads).
     fn new(in_dim: usize, out_dim: usize, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((in_dim, out_dim), "weight")?;
         let bias = vb.get(out_dim, "bias")?;
+        let on_cpu = weight.device().is_cpu();
+        if weight.dtype() != DType::F32 {
+            return Ok(Self::Dense { weight, bias });
+        }
+        let rows = weight.t()?.contiguous()?;
+        if precision == Precision::Int8 && on_cpu && in_dim.is_multiple_of(matvec::BLOCK) {
+            let values = rows.flatten_all()?.to_vec1::<f32>()?;
+            let weight = Int8Matrix::quantize(&values, out_dim, in_dim);
+            return Ok(Self::Int8 { weight, bias });
+        }
         let format = precision
             .block_format()
-            .filter(|f| in_dim.is_multiple_of(f.block_size()))
-            .filter(|_| weight.dtype() == DType::F32);
+            .filter(|f| in_dim.is_multiple_of(f.block_size()));
         let Some(format) = format else {
-            return Ok(Self::Dense { weight, bias });
+            return Ok(if on_cpu {
+                Self::Rows { weight: rows, bias }
+            } else {
+                Self::Dense { weight, bias }
+            });
         };
-        let quantized = QTensor::quantize(&weight.t()?.contiguous()?, format)?;
-        let weight = QMatMul::from_qtensor(quantized)?;
+        let weight = QMatMul::from_qtensor(QTensor::quantize(&rows, format)?)?;
         // Kernels may repack the weights on first use: do it now, not on the first request.
         weight.forward(&Tensor::zeros((1, in_dim), DType::F32, bias.device())?)?;
         Ok(Self::Quantized { weight, bias })
+    }
+}
+
+/// `x` (m, in) times the weights of a decode step, plus `bias`, on the CPU.
+fn decode_step(x: &Tensor, weights: Weights, bias: &Tensor) -> Result<Tensor> {
+    let m = x.dim(0)?;
+    let x = x.contiguous()?;
+    let (x, bias) = (CpuValues::of(&x)?, CpuValues::of(bias)?);
+    let y = matvec::matmul_t(x.get()?, m, weights, bias.get()?);
+    Tensor::from_vec(y, (m, weights.shape().0), &candle_core::Device::Cpu)
+}
+
+/// The f32 values of a contiguous CPU tensor, read in place.
+struct CpuValues<'a> {
+    storage: StorageRef<'a>,
+    range: std::ops::Range<usize>,
+}
+
+impl<'a> CpuValues<'a> {
+    fn of(tensor: &'a Tensor) -> Result<Self> {
+        let (storage, layout) = tensor.storage_and_layout();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("matvec needs contiguous tensors");
+        };
+        Ok(Self {
+            storage,
+            range: start..end,
+        })
+    }
+
+    fn get(&self) -> Result<&[f32]> {
+        match &*self.storage {
+            Storage::Cpu(cpu) => Ok(&cpu.as_slice::<f32>()?[self.range.clone()]),
+            _ => candle_core::bail!("matvec runs on CPU tensors only"),
+        }
     }
 }
 
@@ -55,11 +119,27 @@ impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let x = x.reshape((b * t, d))?;
-        let (y, bias) = match self {
-            Self::Dense { weight, bias } => (x.matmul(weight)?, bias),
-            Self::Quantized { weight, bias } => (weight.forward(&x)?, bias),
+        let prefill = b * t > DECODE_ROWS;
+        let y = match self {
+            Self::Dense { weight, bias } => x.matmul(weight)?.broadcast_add(bias)?,
+            Self::Rows { weight, bias } if prefill => {
+                x.matmul(&weight.t()?)?.broadcast_add(bias)?
+            }
+            Self::Rows { weight, bias } => {
+                let (rows, cols) = weight.dims2()?;
+                let values = CpuValues::of(weight)?;
+                let values = values.get()?;
+                decode_step(&x, Weights::F32 { values, rows, cols }, bias)?
+            }
+            Self::Int8 { weight, bias } if prefill => {
+                let (rows, cols) = (weight.rows(), weight.cols());
+                let dequantized = Tensor::from_vec(weight.dequantize(), (rows, cols), x.device())?;
+                x.matmul(&dequantized.t()?)?.broadcast_add(bias)?
+            }
+            Self::Int8 { weight, bias } => decode_step(&x, Weights::Int8(weight), bias)?,
+            Self::Quantized { weight, bias } => weight.forward(&x)?.broadcast_add(bias)?,
         };
-        y.broadcast_add(bias)?.reshape((b, t, ()))
+        y.reshape((b, t, ()))
     }
 }
 
@@ -90,10 +170,38 @@ impl Attention {
         &self,
         x: &Tensor,
         masks: &[Option<Tensor>],
-        caches: &mut [&mut KvCache],
+        caches: &mut [&mut LayerCache],
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let qkv = self.c_attn.forward(x)?;
+        let out = match caches.first() {
+            Some(LayerCache::Cpu(_)) => {
+                let mut cpu = caches
+                    .iter_mut()
+                    .map(|cache| match cache {
+                        LayerCache::Cpu(cache) => Ok(cache),
+                        LayerCache::Tensors(_) => candle_core::bail!("mixed KV caches"),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let values = CpuValues::of(&qkv)?;
+                let out = attention::attend(values.get()?, t, &mut cpu);
+                Tensor::from_vec(out, (b, t, d), x.device())?
+            }
+            _ => self.attend_tensors(&qkv, masks, caches)?,
+        };
+        self.c_proj.forward(&out)
+    }
+
+    /// The attention of [`Attention::forward`] in candle's ops (off the CPU, or in 16-bit
+    /// floats).
+    fn attend_tensors(
+        &self,
+        qkv: &Tensor,
+        masks: &[Option<Tensor>],
+        caches: &mut [&mut LayerCache],
+    ) -> Result<Tensor> {
+        let (b, t, d3) = qkv.dims3()?;
+        let d = d3 / 3;
         let split = |i: usize| -> Result<Tensor> {
             qkv.narrow(2, i * d, d)?
                 .reshape((b, t, self.n_head, self.head_dim))?
@@ -107,6 +215,9 @@ impl Attention {
             .zip(masks)
             .enumerate()
             .map(|(row, (cache, mask))| {
+                let LayerCache::Tensors(cache) = cache else {
+                    candle_core::bail!("mixed KV caches");
+                };
                 let (k, v) = cache.append(&k.narrow(0, row, 1)?, &v.narrow(0, row, 1)?)?;
                 let scores = (q.narrow(0, row, 1)?.matmul(&k.t()?)? / scale)?;
                 let scores = match mask {
@@ -116,8 +227,7 @@ impl Attention {
                 candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)
             })
             .collect::<Result<Vec<_>>>()?;
-        let out = Tensor::cat(&rows, 0)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.c_proj.forward(&out)
+        Tensor::cat(&rows, 0)?.transpose(1, 2)?.reshape((b, t, d))
     }
 }
 
@@ -178,25 +288,43 @@ impl Block {
         &self,
         x: &Tensor,
         masks: &[Option<Tensor>],
-        caches: &mut [&mut KvCache],
+        caches: &mut [&mut LayerCache],
     ) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.ln_1.forward(x)?, masks, caches)?)?;
         &x + self.mlp.forward(&self.ln_2.forward(&x)?)?
     }
 }
 
+/// Keys and values of one layer for one sequence.
+#[derive(Debug, Clone)]
+enum LayerCache {
+    /// f32 on the CPU: [`attention`]'s buffers.
+    Cpu(attention::KvCache),
+    /// Off the CPU or in 16-bit floats: candle's, (1, heads, capacity, head_dim).
+    Tensors(KvCache),
+}
+
+impl LayerCache {
+    fn len(&self) -> usize {
+        match self {
+            Self::Cpu(cache) => cache.len(),
+            Self::Tensors(cache) => cache.current_seq_len(),
+        }
+    }
+}
+
 /// Keys and values of one sequence's positions seen so far, one preallocated
-/// buffer per layer (1, heads, capacity, head_dim).
+/// buffer per layer.
 #[derive(Debug, Clone)]
 pub struct Gpt2Cache {
-    layers: Vec<KvCache>,
+    layers: Vec<LayerCache>,
     capacity: usize,
 }
 
 impl Gpt2Cache {
     /// Positions already cached.
     pub fn len(&self) -> usize {
-        self.layers.first().map_or(0, |c| c.current_seq_len())
+        self.layers.first().map_or(0, LayerCache::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -215,6 +343,7 @@ pub struct Gpt2 {
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
+    n_head: usize,
 }
 
 impl Gpt2 {
@@ -238,6 +367,7 @@ impl Gpt2 {
                 .map(|i| Block::new(cfg, precision, vb.pp(format!("h.{i}"))))
                 .collect::<Result<_>>()?,
             ln_f: layer_norm(cfg.n_embd, cfg.layer_norm_epsilon, vb.pp("ln_f"))?,
+            n_head: cfg.n_head,
         })
     }
 
@@ -255,12 +385,17 @@ impl Gpt2 {
                 self.n_positions()
             );
         }
+        let on_cpu = self.wpe.device().is_cpu() && self.wpe.dtype() == DType::F32;
+        let (heads, head_dim) = (self.n_head, self.wpe.dim(1)? / self.n_head);
+        let layer = || {
+            if on_cpu {
+                LayerCache::Cpu(attention::KvCache::new(heads, head_dim, capacity))
+            } else {
+                LayerCache::Tensors(KvCache::new(2, capacity))
+            }
+        };
         Ok(Gpt2Cache {
-            layers: self
-                .blocks
-                .iter()
-                .map(|_| KvCache::new(2, capacity))
-                .collect(),
+            layers: self.blocks.iter().map(|_| layer()).collect(),
             capacity,
         })
     }
@@ -312,7 +447,8 @@ impl Gpt2 {
                 );
             }
             positions.extend((start..start + t).map(|p| p as u32));
-            masks.push(if t > 1 {
+            let in_tensors = matches!(cache.layers.first(), Some(LayerCache::Tensors(_)));
+            masks.push(if t > 1 && in_tensors {
                 Some(causal_mask(t, start, device)?.to_dtype(embeds.dtype())?)
             } else {
                 None
@@ -327,7 +463,7 @@ impl Gpt2 {
         let mut states = Vec::with_capacity(self.blocks.len() + 1);
         for (layer, block) in self.blocks.iter().enumerate() {
             states.push(x.clone());
-            let mut layer_caches: Vec<&mut KvCache> = caches
+            let mut layer_caches: Vec<&mut LayerCache> = caches
                 .iter_mut()
                 .map(|cache| &mut cache.layers[layer])
                 .collect();

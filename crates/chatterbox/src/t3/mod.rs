@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attention;
 pub mod batch;
 pub mod gpt2;
 pub mod precision;

@@ -4,29 +4,27 @@
 //!   where its matmuls are fastest; the CPU converts and gains little);
 //!
 //! the quantized formats apply to T3's GPT-2 projection weights (attention
-//! `c_attn`/`c_proj`, MLP `c_fc`/`c_proj`), quantized at load in candle's GGML block
-//! formats:
+//! `c_attn`/`c_proj`, MLP `c_fc`/`c_proj`), quantized at load:
 //!
-//! - `int8`: Q8_0, blocks of 32 weights sharing one f16 scale (8.5 bits a weight);
-//! - `int4`: Q4_K, super-blocks of 256 weights in 8 sub-blocks of 32, each with a
-//!   6-bit scale and minimum (4.5 bits a weight).
+//! - `int8`: on the CPU, 8-bit weights with an f32 scale per block of 32 weights of a
+//!   row, times f32 activations ([`crate::matvec`]; 9 bits a weight); on a GPU,
+//!   candle's Q8_0 (an f16 scale per block of 32, activations quantized to 8 bits too);
+//! - `int4`: candle's Q4_K, super-blocks of 256 weights in 8 sub-blocks of 32, each with
+//!   a 6-bit scale and minimum (4.5 bits a weight), activations quantized to 8 bits per
+//!   block of 256 (Q8_K) by candle's kernels.
 //!
-//! Activations are quantized to 8 bits per block of 256 on the fly (Q8_K) by candle's
-//! kernels, which use AVX-512 VNNI (or AVX-VNNI / AVX2) when the CPU has it, chosen at
-//! run time, and portable code otherwise. Embeddings, positions, layer norms and the
-//! speech head stay f32.
+//! Embeddings, positions, layer norms and the speech head stay f32.
 
 use candle_core::DType;
 use candle_core::quantized::GgmlDType;
 
-/// The default is the fastest precision that passes the quality gates (mean
+/// The default is the fastest precision on the CPU that passes the quality gates (mean
 /// KL(f32 || quantized) < 0.01 and top-1 agreement >= 99 % over 250 teacher-forced
-/// positions, `tests/t3_quantized_quality.rs`). `int8` passes the KL gate but agrees
-/// on the top-1 token at 98.4 % of the positions, so it is not the default yet.
+/// positions, `tests/t3_quantized_quality.rs`): `int8`. On a GPU, `fp16` is the one
+/// that passes them (`docs/gpu.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// The checkpoint's f32 weights: parity with the reference.
-    #[default]
     Fp32,
     /// bfloat16 weights and activations: half the bytes of f32, f32's range.
     Bf16,
@@ -34,6 +32,7 @@ pub enum Precision {
     /// bf16 but a narrow range.
     Fp16,
     /// 8-bit weights: about 4 times fewer bytes read per token than f32.
+    #[default]
     Int8,
     /// 4-bit weights: fastest, further from f32.
     Int4,
@@ -62,7 +61,7 @@ impl Precision {
         }
     }
 
-    /// The block format of the projection weights; `None` unless quantized.
+    /// Candle's block format of the projection weights; `None` unless quantized.
     pub(crate) fn block_format(self) -> Option<GgmlDType> {
         match self {
             Self::Fp32 | Self::Bf16 | Self::Fp16 => None,

@@ -181,16 +181,16 @@ mod tests {
     }
 
     #[test]
-    fn precision_defaults_to_fp32_and_is_set_by_file_then_flags() {
-        assert_eq!(Config::load(&args()).unwrap().precision, Precision::Fp32);
+    fn precision_defaults_to_int8_and_is_set_by_file_then_flags() {
+        assert_eq!(Config::load(&args()).unwrap().precision, Precision::Int8);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("resonance.toml");
-        std::fs::write(&file, "precision = \"int8\"\n").unwrap();
+        std::fs::write(&file, "precision = \"fp32\"\n").unwrap();
         let from_file = Config::load(&SettingsArgs {
             config: Some(file.clone()),
             ..args()
         });
-        assert_eq!(from_file.unwrap().precision, Precision::Int8);
+        assert_eq!(from_file.unwrap().precision, Precision::Fp32);
         let from_flag = Config::load(&SettingsArgs {
             config: Some(file),
             precision: Some("int4".into()),

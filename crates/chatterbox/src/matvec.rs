@@ -1,0 +1,431 @@
+//! A weight matrix times a few vectors, the shape of a decode step (each of a few
+//! sequences brings one new position): `y (m, out) = x (m, in) · Wᵀ + bias`, with `W`
+//! stored `(out, in)` in f32 or in 8-bit integers with one f32 scale per block of
+//! [`BLOCK`] weights of a row.
+//!
+//! A decode step is bound by reading the weights, so every row is read once for all
+//! `m` vectors and the rows are split over rayon's threads. AVX2 with FMA when the CPU
+//! has them (checked at run time, so the binary still runs on any x86-64), portable
+//! code otherwise.
+
+use rayon::prelude::*;
+
+/// Weights of a row sharing one scale in [`Int8Matrix`].
+pub const BLOCK: usize = 32;
+
+/// Vectors handled together by one pass over a row (more would not fit the registers).
+const GROUP: usize = 4;
+
+/// Rows a rayon task takes at once: large enough that scheduling costs nothing next to
+/// reading them, small enough to share the rows of a 1024-row matrix between threads.
+const ROWS_PER_TASK: usize = 64;
+
+/// `(rows, cols)` weights quantized to symmetric 8 bits per block of [`BLOCK`]: weight
+/// `w = scale * q`, `q` in -127..=127, `scale = max |w| / 127` over the block.
+#[derive(Debug, Clone)]
+pub struct Int8Matrix {
+    rows: usize,
+    cols: usize,
+    quants: Vec<i8>,
+    /// (rows, cols / BLOCK)
+    scales: Vec<f32>,
+}
+
+impl Int8Matrix {
+    /// Quantizes row-major `weights` (rows, cols); `cols` must be a multiple of [`BLOCK`].
+    pub fn quantize(weights: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(
+            cols.is_multiple_of(BLOCK),
+            "{cols} columns are not whole blocks"
+        );
+        assert_eq!(weights.len(), rows * cols);
+        let mut quants = vec![0i8; weights.len()];
+        let mut scales = Vec::with_capacity(weights.len() / BLOCK);
+        for (block, q) in weights
+            .chunks_exact(BLOCK)
+            .zip(quants.chunks_exact_mut(BLOCK))
+        {
+            let max = block.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let scale = max / 127.0;
+            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            for (q, w) in q.iter_mut().zip(block) {
+                *q = (w * inverse).round() as i8;
+            }
+            scales.push(scale);
+        }
+        Self {
+            rows,
+            cols,
+            quants,
+            scales,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The weights as f32, row-major (rows, cols).
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.quants
+            .chunks_exact(BLOCK)
+            .zip(&self.scales)
+            .flat_map(|(q, &scale)| q.iter().map(move |&q| f32::from(q) * scale))
+            .collect()
+    }
+
+    fn row(&self, r: usize) -> (&[i8], &[f32]) {
+        let blocks = self.cols / BLOCK;
+        (
+            &self.quants[r * self.cols..(r + 1) * self.cols],
+            &self.scales[r * blocks..(r + 1) * blocks],
+        )
+    }
+}
+
+/// The weights of a [`matmul_t`].
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    /// Row-major (rows, cols).
+    F32 {
+        values: &'a [f32],
+        rows: usize,
+        cols: usize,
+    },
+    Int8(&'a Int8Matrix),
+}
+
+impl Weights<'_> {
+    /// (rows, cols)
+    pub fn shape(&self) -> (usize, usize) {
+        match *self {
+            Self::F32 { rows, cols, .. } => (rows, cols),
+            Self::Int8(w) => (w.rows, w.cols),
+        }
+    }
+}
+
+/// `x (m, cols) · Wᵀ + bias` as (m, rows), row-major.
+pub fn matmul_t(x: &[f32], m: usize, weights: Weights, bias: &[f32]) -> Vec<f32> {
+    let (rows, cols) = weights.shape();
+    assert_eq!(x.len(), m * cols, "x is not ({m}, {cols})");
+    assert_eq!(bias.len(), rows);
+    // (rows, m): each task writes the outputs of its own rows.
+    let mut transposed = vec![0f32; rows * m];
+    let simd = Simd::detect();
+    transposed
+        .par_chunks_mut(ROWS_PER_TASK * m)
+        .enumerate()
+        .for_each(|(task, out)| {
+            let first = task * ROWS_PER_TASK;
+            for (i, out) in out.chunks_exact_mut(m).enumerate() {
+                let r = first + i;
+                for (g, out) in out.chunks_mut(GROUP).enumerate() {
+                    let x = &x[g * GROUP * cols..(g * GROUP + out.len()) * cols];
+                    match weights {
+                        Weights::F32 { values, .. } => {
+                            simd.dot_f32(&values[r * cols..(r + 1) * cols], x, out)
+                        }
+                        Weights::Int8(w) => {
+                            let (q, scales) = w.row(r);
+                            simd.dot_int8(q, scales, x, out)
+                        }
+                    }
+                    out.iter_mut().for_each(|y| *y += bias[r]);
+                }
+            }
+        });
+    if m == 1 {
+        return transposed;
+    }
+    let mut y = vec![0f32; m * rows];
+    for (r, outs) in transposed.chunks_exact(m).enumerate() {
+        for (i, &v) in outs.iter().enumerate() {
+            y[i * rows + r] = v;
+        }
+    }
+    y
+}
+
+/// Whether this CPU has AVX2 and FMA (the standard library caches the answer).
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The instruction set the kernels use, chosen once per call.
+#[derive(Clone, Copy)]
+enum Simd {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            return Self::Avx2Fma;
+        }
+        Self::Portable
+    }
+
+    /// `out[g] = row · x[g]` for the `out.len()` vectors of `x` (each `row.len()` long).
+    fn dot_f32(self, row: &[f32], x: &[f32], out: &mut [f32]) {
+        match self {
+            Self::Portable => portable::dot_f32(row, x, out),
+            // SAFETY: `detect` saw AVX2 and FMA on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2Fma => unsafe { avx2::dot_f32(row, x, out) },
+        }
+    }
+
+    /// As [`Simd::dot_f32`] for a row of 8-bit weights with a scale per [`BLOCK`].
+    fn dot_int8(self, row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
+        match self {
+            Self::Portable => portable::dot_int8(row, scales, x, out),
+            // SAFETY: `detect` saw AVX2 and FMA on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2Fma => unsafe { avx2::dot_int8(row, scales, x, out) },
+        }
+    }
+}
+
+mod portable {
+    use super::BLOCK;
+
+    pub fn dot_f32(row: &[f32], x: &[f32], out: &mut [f32]) {
+        for (out, x) in out.iter_mut().zip(x.chunks_exact(row.len())) {
+            *out = row.iter().zip(x).map(|(w, x)| w * x).sum();
+        }
+    }
+
+    pub fn dot_int8(row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
+        for (out, x) in out.iter_mut().zip(x.chunks_exact(row.len())) {
+            *out = row
+                .chunks_exact(BLOCK)
+                .zip(x.chunks_exact(BLOCK))
+                .zip(scales)
+                .map(|((q, x), scale)| {
+                    scale * q.iter().zip(x).map(|(&q, x)| f32::from(q) * x).sum::<f32>()
+                })
+                .sum();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GROUP};
+
+    /// Sum of the 8 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    fn sum(v: __m256) -> f32 {
+        let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32(row: &[f32], x: &[f32], out: &mut [f32]) {
+        match out.len() {
+            1 => dot_f32_group::<1>(row, x, out),
+            2 => dot_f32_group::<2>(row, x, out),
+            3 => dot_f32_group::<3>(row, x, out),
+            _ => dot_f32_group::<GROUP>(row, x, out),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_f32_group<const G: usize>(row: &[f32], x: &[f32], out: &mut [f32]) {
+        let n = row.len();
+        let whole = n - n % 16;
+        let mut acc = [[_mm256_setzero_ps(); 2]; G];
+        let mut k = 0;
+        while k < whole {
+            // SAFETY: k + 16 <= n, and every x[g] is n long.
+            unsafe {
+                let w0 = _mm256_loadu_ps(row.as_ptr().add(k));
+                let w1 = _mm256_loadu_ps(row.as_ptr().add(k + 8));
+                for (g, acc) in acc.iter_mut().enumerate() {
+                    let xg = x.as_ptr().add(g * n + k);
+                    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xg), w0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(8)), w1, acc[1]);
+                }
+            }
+            k += 16;
+        }
+        for (g, acc) in acc.iter().enumerate() {
+            let tail: f32 = (whole..n).map(|k| row[k] * x[g * n + k]).sum();
+            out[g] = sum(_mm256_add_ps(acc[0], acc[1])) + tail;
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_int8(row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
+        match out.len() {
+            1 => dot_int8_group::<1>(row, scales, x, out),
+            2 => dot_int8_group::<2>(row, scales, x, out),
+            3 => dot_int8_group::<3>(row, scales, x, out),
+            _ => dot_int8_group::<GROUP>(row, scales, x, out),
+        }
+    }
+
+    /// 8 weights from `q` as f32.
+    ///
+    /// # Safety
+    /// `q` must point at 8 readable bytes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn widen(q: *const i8) -> __m256 {
+        // SAFETY: the caller's promise.
+        let bytes = unsafe { _mm_loadl_epi64(q.cast()) };
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_int8_group<const G: usize>(row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
+        let n = row.len();
+        let mut acc = [_mm256_setzero_ps(); G];
+        for (b, &scale) in scales.iter().enumerate() {
+            let k = b * BLOCK;
+            // SAFETY: the row is whole blocks, k + BLOCK <= n, every x[g] is n long.
+            unsafe {
+                let q = row.as_ptr().add(k);
+                let w = [
+                    widen(q),
+                    widen(q.add(8)),
+                    widen(q.add(16)),
+                    widen(q.add(24)),
+                ];
+                let scale = _mm256_set1_ps(scale);
+                for (g, acc) in acc.iter_mut().enumerate() {
+                    let xg = x.as_ptr().add(g * n + k);
+                    let mut block = _mm256_mul_ps(_mm256_loadu_ps(xg), w[0]);
+                    block = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(8)), w[1], block);
+                    block = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(16)), w[2], block);
+                    block = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(24)), w[3], block);
+                    *acc = _mm256_fmadd_ps(block, scale, *acc);
+                }
+            }
+        }
+        for (out, acc) in out.iter_mut().zip(acc) {
+            *out = sum(acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);
+                (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// y = x · Wᵀ + bias, one product at a time in f64.
+    fn reference(x: &[f32], m: usize, w: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
+        let cols = x.len() / m;
+        (0..m)
+            .flat_map(|i| {
+                (0..rows).map(move |r| {
+                    let dot: f64 = (0..cols)
+                        .map(|k| f64::from(x[i * cols + k]) * f64::from(w[r * cols + k]))
+                        .sum();
+                    (dot + f64::from(bias[r])) as f32
+                })
+            })
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], tolerance: f32) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tolerance, "output {i}: {g} against {w}");
+        }
+    }
+
+    #[test]
+    fn f32_rows_match_the_plain_product_for_every_group_size() {
+        // 200 rows: several tasks and a partial one; 72 columns: a tail after 16-wide steps.
+        let (rows, cols) = (200, 72);
+        let w = values(rows * cols, 1);
+        let bias = values(rows, 2);
+        for m in [1, 2, 3, 4, 5, 9] {
+            let x = values(m * cols, 3 + m as u32);
+            let weights = Weights::F32 {
+                values: &w,
+                rows,
+                cols,
+            };
+            let got = matmul_t(&x, m, weights, &bias);
+            assert_close(&got, &reference(&x, m, &w, rows, &bias), 1e-4);
+            let mut portable = vec![0.0; m];
+            portable::dot_f32(&w[..cols], &x, &mut portable);
+            assert_close(&portable, &reference(&x, m, &w[..cols], 1, &[0.0]), 1e-4);
+        }
+    }
+
+    #[test]
+    fn int8_rows_match_the_product_of_the_dequantized_weights() {
+        let (rows, cols) = (130, 96);
+        let w = values(rows * cols, 4);
+        let q = Int8Matrix::quantize(&w, rows, cols);
+        let dequantized = q.dequantize();
+        let bias = values(rows, 5);
+        for m in [1, 2, 4, 6] {
+            let x = values(m * cols, 6 + m as u32);
+            let got = matmul_t(&x, m, Weights::Int8(&q), &bias);
+            assert_close(&got, &reference(&x, m, &dequantized, rows, &bias), 1e-4);
+            let (row, scales) = q.row(0);
+            let mut portable = vec![0.0; m];
+            portable::dot_int8(row, scales, &x, &mut portable);
+            assert_close(
+                &portable,
+                &reference(&x, m, &dequantized[..cols], 1, &[0.0]),
+                1e-4,
+            );
+        }
+    }
+
+    #[test]
+    fn quantization_error_is_within_half_a_step_of_each_block() {
+        let (rows, cols) = (3, 64);
+        let mut w = values(rows * cols, 7);
+        w[5] = 40.0; // an outlier only coarsens its own block
+        w[128..160].fill(0.0); // an all-zero block stays zero
+        let q = Int8Matrix::quantize(&w, rows, cols);
+        let d = q.dequantize();
+        for (b, (block, got)) in w.chunks(BLOCK).zip(d.chunks(BLOCK)).enumerate() {
+            let step = block.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (w, d) in block.iter().zip(got) {
+                assert!(
+                    (w - d).abs() <= step / 2.0 + 1e-7,
+                    "block {b}: {w} became {d}"
+                );
+            }
+        }
+        assert!(d[128..160].iter().all(|&v| v == 0.0));
+        assert!(
+            (d[40] - w[40]).abs() < 0.5 / 127.0,
+            "block 1 kept its own scale"
+        );
+    }
+}
