@@ -139,10 +139,25 @@ fn main() -> anyhow::Result<()> {
     let s3gen_time = s3gen_start.elapsed();
     let audio_s = wave.dim(0)? as f64 / f64::from(SAMPLE_RATE);
 
+    // The warm-up used the same voice, so T3 kept its conditioning's keys and values: the
+    // timed prefill computes the text's positions only. A voice's first request also
+    // computes its conditioning.
+    let mut new_voice = voice.clone();
+    new_voice.t3.speaker_emb = rng.randn(&[1, cfg.t3.speaker_embed_size], &device)?;
+    let new_voice_start = Instant::now();
+    model.speech_tokens(&text, &new_voice, &sampling(1), &mut NeverStop::new(1))?;
+    let new_voice_prefill = new_voice_start.elapsed();
+
     let prefix = 1 + PROMPT_TOKENS + TEXT_TOKENS + 1;
     println!(
         "T3 prefill ({prefix} positions, first token): {:.2} s",
         prefill.as_secs_f64()
+    );
+    println!(
+        "  the voice's {} conditioning positions kept from an earlier request; \
+         a new voice's first prefill: {:.2} s",
+        1 + PROMPT_TOKENS,
+        new_voice_prefill.as_secs_f64()
     );
     println!(
         "T3 decode: {} tokens in {:.2} s = {:.1} tokens/s ({:.0} ms/token)",

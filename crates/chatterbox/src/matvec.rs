@@ -71,11 +71,23 @@ impl Int8Matrix {
 
     /// The weights as f32, row-major (rows, cols).
     pub fn dequantize(&self) -> Vec<f32> {
-        self.quants
-            .chunks_exact(BLOCK)
-            .zip(&self.scales)
-            .flat_map(|(q, &scale)| q.iter().map(move |&q| f32::from(q) * scale))
-            .collect()
+        let mut values = vec![0f32; self.quants.len()];
+        values
+            .par_chunks_mut(ROWS_PER_TASK * self.cols)
+            .zip(self.quants.par_chunks(ROWS_PER_TASK * self.cols))
+            .zip(self.scales.par_chunks(ROWS_PER_TASK * self.cols / BLOCK))
+            .for_each(|((values, quants), scales)| {
+                for ((values, q), &scale) in values
+                    .chunks_exact_mut(BLOCK)
+                    .zip(quants.chunks_exact(BLOCK))
+                    .zip(scales)
+                {
+                    for (v, &q) in values.iter_mut().zip(q) {
+                        *v = f32::from(q) * scale;
+                    }
+                }
+            });
+        values
     }
 
     fn row(&self, r: usize) -> (&[i8], &[f32]) {

@@ -218,3 +218,31 @@ fn half_precision_t3_stays_close_to_f32() {
         assert!(difference < 0.02 * scale, "{precision}: {difference}");
     }
 }
+
+#[test]
+fn a_voices_kept_conditioning_gives_what_a_fresh_model_gives() {
+    let (f, t3) = fixture();
+    let base = &requests(&f)[0];
+    // More voices than T3 keeps, each used twice, so some are evicted and computed again.
+    let voices: Vec<Request> = (1..=6)
+        .map(|prompt_len| Request {
+            cond: T3Conditionals {
+                speaker_emb: base.cond.speaker_emb.clone(),
+                prompt_tokens: base.cond.prompt_tokens[..prompt_len].to_vec(),
+            },
+            text: base.text.clone(),
+            params: base.params.clone(),
+            seed: prompt_len as u64,
+            joins_at: 0,
+        })
+        .collect();
+    for round in 0..2 {
+        for (i, r) in voices.iter().enumerate() {
+            let (_, fresh) = fixture();
+            let expected = alone(&fresh, r);
+            let got = alone(&t3, r);
+            assert_eq!(got.tokens, expected.tokens, "round {round}, voice {i}");
+            assert_eq!(got.logits, expected.logits, "round {round}, voice {i}");
+        }
+    }
+}

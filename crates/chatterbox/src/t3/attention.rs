@@ -36,6 +36,27 @@ impl KvCache {
         self.len
     }
 
+    /// A copy of the positions cached so far, with no room for more.
+    pub fn snapshot(&self) -> Self {
+        self.with_room(self.len)
+    }
+
+    /// A cache of `capacity` positions starting with this one's.
+    pub fn with_room(&self, capacity: usize) -> Self {
+        let mut cache = Self::new(self.heads, self.head_dim, capacity);
+        let used = self.len * self.head_dim;
+        for h in 0..self.heads {
+            let (from, to) = (
+                h * self.capacity * self.head_dim,
+                h * capacity * self.head_dim,
+            );
+            cache.keys[to..to + used].copy_from_slice(&self.keys[from..from + used]);
+            cache.values[to..to + used].copy_from_slice(&self.values[from..from + used]);
+        }
+        cache.len = self.len;
+        cache
+    }
+
     /// Writes the keys and values of `t` new positions from their rows of `qkv`
     /// (t, 3 * width).
     fn append(&mut self, qkv: &[f32], t: usize) {

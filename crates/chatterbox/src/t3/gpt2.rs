@@ -16,9 +16,12 @@ use super::precision::Precision;
 use crate::config::Gpt2Config;
 use crate::matvec::{self, Int8Matrix, Weights};
 
-/// Rows of a [`Conv1D`] input up to which a forward is a decode step (a few sequences,
-/// one position each), run by [`matvec`]; more rows (a prefill) go through gemm.
-const DECODE_ROWS: usize = 16;
+/// Rows of a [`Conv1D`] input up to which [`matvec`] runs it, beyond which gemm does
+/// (measured at full size on 2 cores): decode steps (a few sequences, one position each)
+/// go through matvec; so do short prefills (a request's text after its voice's kept
+/// conditioning) in `int8`, where gemm would first need the weights dequantized.
+const F32_MATVEC_ROWS: usize = 16;
+const INT8_MATVEC_ROWS: usize = 64;
 
 /// HF `Conv1D`: a linear layer whose checkpoint weight is stored `(in, out)`.
 #[derive(Debug, Clone)]
@@ -29,14 +32,14 @@ enum Conv1D {
         weight: Tensor,
         bias: Tensor,
     },
-    /// f32 on the CPU: [`matvec`] for decode steps, gemm for a prefill.
+    /// f32 on the CPU: [`matvec`] for decode steps, gemm for a long prefill.
     Rows {
         /// (out, in), contiguous.
         weight: Tensor,
         bias: Tensor,
     },
     /// `int8` on the CPU: [`matvec`] for decode steps, gemm over the dequantized
-    /// weights for a prefill.
+    /// weights for a long prefill.
     Int8 { weight: Int8Matrix, bias: Tensor },
     /// Candle's block formats (`int4`, and `int8` off the CPU).
     Quantized {
@@ -119,10 +122,10 @@ impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let x = x.reshape((b * t, d))?;
-        let prefill = b * t > DECODE_ROWS;
+        let rows = b * t;
         let y = match self {
             Self::Dense { weight, bias } => x.matmul(weight)?.broadcast_add(bias)?,
-            Self::Rows { weight, bias } if prefill => {
+            Self::Rows { weight, bias } if rows > F32_MATVEC_ROWS => {
                 x.matmul(&weight.t()?)?.broadcast_add(bias)?
             }
             Self::Rows { weight, bias } => {
@@ -131,7 +134,7 @@ impl Module for Conv1D {
                 let values = values.get()?;
                 decode_step(&x, Weights::F32 { values, rows, cols }, bias)?
             }
-            Self::Int8 { weight, bias } if prefill => {
+            Self::Int8 { weight, bias } if rows > INT8_MATVEC_ROWS => {
                 let (rows, cols) = (weight.rows(), weight.cols());
                 let dequantized = Tensor::from_vec(weight.dequantize(), (rows, cols), x.device())?;
                 x.matmul(&dequantized.t()?)?.broadcast_add(bias)?
@@ -334,6 +337,52 @@ impl Gpt2Cache {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// The keys and values cached so far, to start other sequences from; `None` off
+    /// the CPU or in 16-bit floats.
+    pub fn prefix(&self) -> Option<Gpt2Prefix> {
+        let layers = self.layers.iter().map(|layer| match layer {
+            LayerCache::Cpu(cache) => Some(cache.snapshot()),
+            LayerCache::Tensors(_) => None,
+        });
+        Some(Gpt2Prefix {
+            layers: layers.collect::<Option<_>>()?,
+        })
+    }
+}
+
+/// The cached keys and values of a sequence's first positions (see [`Gpt2Cache::prefix`]).
+#[derive(Debug, Clone)]
+pub struct Gpt2Prefix {
+    layers: Vec<attention::KvCache>,
+}
+
+impl Gpt2Prefix {
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, attention::KvCache::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A cache of `capacity` positions that starts with these.
+    pub fn to_cache(&self, capacity: usize) -> Result<Gpt2Cache> {
+        if capacity < self.len() {
+            candle_core::bail!(
+                "a cache of {capacity} positions cannot hold a prefix of {}",
+                self.len()
+            );
+        }
+        Ok(Gpt2Cache {
+            layers: self
+                .layers
+                .iter()
+                .map(|layer| LayerCache::Cpu(layer.with_room(capacity)))
+                .collect(),
+            capacity,
+        })
+    }
 }
 
 /// GPT-2 over input embeddings. The weights are shared; each sequence carries
@@ -376,6 +425,12 @@ impl Gpt2 {
         self.wpe.dims()[0]
     }
 
+    /// Whether its caches are [`attention`]'s (f32 on the CPU), which
+    /// [`Gpt2Cache::prefix`] can copy.
+    pub fn caches_on_cpu(&self) -> bool {
+        self.wpe.device().is_cpu() && self.wpe.dtype() == DType::F32
+    }
+
     /// An empty cache for a sequence of at most `capacity` positions (allocated
     /// once, on the first forward).
     pub fn new_cache(&self, capacity: usize) -> Result<Gpt2Cache> {
@@ -385,7 +440,7 @@ impl Gpt2 {
                 self.n_positions()
             );
         }
-        let on_cpu = self.wpe.device().is_cpu() && self.wpe.dtype() == DType::F32;
+        let on_cpu = self.caches_on_cpu();
         let (heads, head_dim) = (self.n_head, self.wpe.dim(1)? / self.n_head);
         let layer = || {
             if on_cpu {

@@ -27,12 +27,15 @@ pub mod gpt2;
 pub mod precision;
 pub mod sampling;
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
 
 use crate::config::T3Config;
 pub use batch::T3Batch;
-pub use gpt2::{Gpt2, Gpt2Cache};
+pub use gpt2::{Gpt2, Gpt2Cache, Gpt2Prefix};
 pub use precision::{Precision, UnknownPrecision};
 pub use sampling::{Greedy, ReplayedUniforms, SamplingParams, SeededSampler, TokenSampler};
 
@@ -54,8 +57,21 @@ pub struct SampleStep<'a> {
     pub token: u32,
 }
 
+/// Voices whose conditioning keys and values [`T3`] keeps (about 50 MB each at full
+/// size with a 10 s prompt).
+const PREFIXES_KEPT: usize = 4;
+
+/// What a voice's conditioning prefix depends on.
+#[derive(PartialEq, Eq)]
+struct ConditioningKey {
+    speaker: Vec<u32>,
+    prompt_tokens: Vec<u32>,
+}
+
 pub struct T3 {
     pub(crate) tfmr: Gpt2,
+    /// The most recently used last.
+    prefixes: Mutex<VecDeque<(ConditioningKey, Arc<Gpt2Prefix>)>>,
     text_emb: Embedding,
     speech_emb: Embedding,
     spkr_enc: Linear,
@@ -89,6 +105,7 @@ impl T3 {
         };
         Ok(Self {
             tfmr: Gpt2::with_precision(&cfg.gpt2, precision, vb.pp("tfmr"))?,
+            prefixes: Mutex::default(),
             text_emb: embedding(cfg.text_tokens_dict_size, d, vb.pp("text_emb"))?,
             speech_emb: embedding(cfg.speech_tokens_dict_size, d, vb.pp("speech_emb"))?,
             spkr_enc: linear(cfg.speaker_embed_size, d, vb.pp("cond_enc.spkr_enc"))?,
@@ -124,9 +141,58 @@ impl T3 {
 
     /// The prefill input `[conditioning | text_emb(text) | speech_emb(BOS)]`: (1, L, D).
     pub fn prefill_embeds(&self, text_tokens: &[u32], cond: &T3Conditionals) -> Result<Tensor> {
+        let text = self.text_embeds(text_tokens)?;
+        Tensor::cat(&[&self.conditioning_embeds(cond)?, &text], 1)
+    }
+
+    /// `[text_emb(text) | speech_emb(BOS)]`: (1, T + 1, D), what follows the conditioning.
+    fn text_embeds(&self, text_tokens: &[u32]) -> Result<Tensor> {
         let text = self.embed(&self.text_emb, text_tokens, self.cfg.text_tokens_dict_size)?;
         let bos = self.embed_speech(&[self.cfg.start_speech_token])?;
-        Tensor::cat(&[&self.conditioning_embeds(cond)?, &text, &bos], 1)
+        Tensor::cat(&[&text, &bos], 1)
+    }
+
+    /// The keys and values of a voice's conditioning positions, the same for all of its
+    /// requests: computed on its first request, then kept for the [`PREFIXES_KEPT`]
+    /// voices used last. `None` where caches cannot be copied (off the CPU).
+    fn conditioning_prefix(
+        &self,
+        cond: &T3Conditionals,
+        conditioning: &Tensor,
+    ) -> Result<Option<Arc<Gpt2Prefix>>> {
+        if !self.tfmr.caches_on_cpu() {
+            return Ok(None);
+        }
+        let key = ConditioningKey {
+            speaker: (cond.speaker_emb.flatten_all()?)
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?
+                .into_iter()
+                .map(f32::to_bits)
+                .collect(),
+            prompt_tokens: cond.prompt_tokens.clone(),
+        };
+        let kept = |prefixes: &mut VecDeque<_>| {
+            let at = prefixes.iter().position(|(k, _)| *k == key)?;
+            let entry = prefixes.remove(at)?;
+            let prefix = Arc::clone(&entry.1);
+            prefixes.push_back(entry);
+            Some(prefix)
+        };
+        if let Some(prefix) = kept(&mut self.prefixes.lock().expect("prefix cache lock")) {
+            return Ok(Some(prefix));
+        }
+        let mut cache = self.tfmr.new_cache(conditioning.dim(1)?)?;
+        self.tfmr.forward(conditioning, &mut cache)?;
+        let Some(prefix) = cache.prefix().map(Arc::new) else {
+            return Ok(None);
+        };
+        let mut prefixes = self.prefixes.lock().expect("prefix cache lock");
+        if prefixes.len() == PREFIXES_KEPT {
+            prefixes.pop_front();
+        }
+        prefixes.push_back((key, Arc::clone(&prefix)));
+        Ok(Some(prefix))
     }
 
     pub(crate) fn embed_speech(&self, tokens: &[u32]) -> Result<Tensor> {
@@ -184,7 +250,9 @@ impl T3 {
     }
 
     /// Starts a generation (see [`T3::generate`]): runs the prefill into a new
-    /// sequence, whose first token [`T3::sample_next`] then samples.
+    /// sequence, whose first token [`T3::sample_next`] then samples. The voice's
+    /// conditioning positions come from the keys and values kept from its last request
+    /// when there is one (on the CPU), so only the text's positions are computed.
     pub fn prefill(
         &self,
         text_tokens: &[u32],
@@ -192,10 +260,23 @@ impl T3 {
         params: &SamplingParams,
     ) -> Result<T3Sequence> {
         params.validate()?;
-        let embeds = self.prefill_embeds(text_tokens, cond)?;
-        let capacity = (embeds.dim(1)? + params.max_new_tokens).min(self.tfmr.n_positions());
-        let mut cache = self.tfmr.new_cache(capacity)?;
-        let hidden = self.tfmr.forward(&embeds, &mut cache)?;
+        let conditioning = self.conditioning_embeds(cond)?;
+        let text = self.text_embeds(text_tokens)?;
+        let length = conditioning.dim(1)? + text.dim(1)?;
+        let capacity = (length + params.max_new_tokens).min(self.tfmr.n_positions());
+        let (cache, hidden) = match self.conditioning_prefix(cond, &conditioning)? {
+            Some(prefix) => {
+                let mut cache = prefix.to_cache(capacity)?;
+                let hidden = self.tfmr.forward(&text, &mut cache)?;
+                (cache, hidden)
+            }
+            None => {
+                let mut cache = self.tfmr.new_cache(capacity)?;
+                let embeds = Tensor::cat(&[&conditioning, &text], 1)?;
+                let hidden = self.tfmr.forward(&embeds, &mut cache)?;
+                (cache, hidden)
+            }
+        };
         let next_logits = self.logits_rows(&hidden)?.pop();
         Ok(T3Sequence {
             cache,
@@ -267,7 +348,9 @@ impl T3 {
         }
         let embeds = self.embed_speech(&last)?.reshape((last.len(), 1, ()))?;
         let mut caches: Vec<&mut Gpt2Cache> = sequences.iter_mut().map(|s| &mut s.cache).collect();
-        let hidden = self.tfmr.forward_batch(&embeds, &mut caches)?;
+        // On one of rayon's threads, the kernels' parallel parts split between it and one
+        // other worker, instead of waking the workers while this thread waits.
+        let hidden = rayon::scope(|_| self.tfmr.forward_batch(&embeds, &mut caches))?;
         for (sequence, logits) in sequences.iter_mut().zip(self.logits_rows(&hidden)?) {
             sequence.next_logits = Some(logits);
         }
