@@ -11,9 +11,11 @@ use serde::Deserialize;
 
 use crate::weights::{CheckpointFile, CheckpointManifest, TensorLayout};
 
-/// Hugging Face repository of the official weights.
+/// Hugging Face repository of the official Turbo weights.
 pub const REPO_ID: &str = "ResembleAI/chatterbox-turbo";
 pub const T3_WEIGHTS: &str = "t3_turbo_v1.safetensors";
+/// Chatterbox Nano's T3 (GPT-2 small); its other files are Turbo's.
+pub const NANO_T3_WEIGHTS: &str = "t3_nano_v1.safetensors";
 pub const S3GEN_WEIGHTS: &str = "s3gen_meanflow.safetensors";
 pub const VOICE_ENCODER_WEIGHTS: &str = "ve.safetensors";
 pub const TOKENIZER: &str = "tokenizer.json";
@@ -34,6 +36,48 @@ pub const FILES: [&str; 5] = [
     S3GEN_WEIGHTS,
     T3_WEIGHTS,
 ];
+
+/// A published model: its Hugging Face repository and its T3 file. Every model
+/// shares the other files of [`FILES`] (byte-identical in each repository), so
+/// one folder holds them once beside each model's T3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Checkpoint {
+    /// The model's name in settings and APIs.
+    pub id: &'static str,
+    pub repo_id: &'static str,
+    pub t3_weights: &'static str,
+}
+
+pub const TURBO: Checkpoint = Checkpoint {
+    id: "chatterbox-turbo",
+    repo_id: REPO_ID,
+    t3_weights: T3_WEIGHTS,
+};
+
+/// Turbo with a GPT-2 small T3 (12 layers, 768 wide, 12 heads).
+pub const NANO: Checkpoint = Checkpoint {
+    id: "chatterbox-nano",
+    repo_id: "ResembleAI/chatterbox-nano",
+    t3_weights: NANO_T3_WEIGHTS,
+};
+
+pub const CHECKPOINTS: [Checkpoint; 2] = [TURBO, NANO];
+
+impl Checkpoint {
+    pub fn by_id(id: &str) -> Option<Self> {
+        CHECKPOINTS.into_iter().find(|c| c.id == id)
+    }
+
+    /// [`FILES`] with this model's T3.
+    pub fn files(&self) -> [&'static str; 5] {
+        FILES.map(|f| if f == T3_WEIGHTS { self.t3_weights } else { f })
+    }
+
+    /// [`WEIGHT_FILES`] with this model's T3.
+    pub fn weight_files(&self) -> [&'static str; 3] {
+        WEIGHT_FILES.map(|f| if f == T3_WEIGHTS { self.t3_weights } else { f })
+    }
+}
 
 /// Largest safetensors header accepted (the official ones are under 300 KB).
 const MAX_HEADER_BYTES: u64 = 64 << 20;
@@ -76,6 +120,36 @@ impl CheckpointManifest {
     pub fn official() -> Self {
         serde_json::from_str(include_str!("checkpoint_layout.json"))
             .expect("embedded checkpoint layout parses")
+    }
+
+    /// The official layout of `checkpoint`'s files. Nano's T3 is Turbo's with
+    /// GPT-2 small's 12 layers and width 768 (attention 3 × 768, MLP 4 × 768).
+    pub fn of(checkpoint: &Checkpoint) -> Self {
+        let mut manifest = Self::official();
+        if checkpoint.t3_weights != T3_WEIGHTS {
+            let turbo = manifest.files.remove(T3_WEIGHTS).expect("Turbo's T3 layout");
+            let tensors = turbo
+                .tensors
+                .into_iter()
+                .filter(|(name, _)| layer(name).is_none_or(|layer| layer < 12))
+                .map(|(name, mut layout)| {
+                    for dim in &mut layout.shape {
+                        *dim = match *dim {
+                            1024 => 768,
+                            3072 => 3 * 768,
+                            4096 => 4 * 768,
+                            other => other,
+                        };
+                    }
+                    (name, layout)
+                })
+                .collect();
+            manifest.files.insert(
+                checkpoint.t3_weights.to_string(),
+                CheckpointFile { tensors },
+            );
+        }
+        manifest
     }
 
     /// Checks that the safetensors file at `path` holds every tensor expected for
@@ -138,6 +212,16 @@ impl CheckpointManifest {
             .collect::<Result<_, LayoutError>>()?;
         Ok(Self { files })
     }
+}
+
+/// The GPT-2 layer a T3 tensor belongs to (`tfmr.h.<layer>.*`).
+pub fn layer(tensor: &str) -> Option<usize> {
+    tensor
+        .strip_prefix("tfmr.h.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Whether a tensor stored as `have` can stand for one expected as `want`: the

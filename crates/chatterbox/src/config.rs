@@ -124,13 +124,7 @@ impl T3Config {
         }
         let last_layer = tensors
             .keys()
-            .filter_map(|name| {
-                name.strip_prefix("tfmr.h.")?
-                    .split('.')
-                    .next()?
-                    .parse::<usize>()
-                    .ok()
-            })
+            .filter_map(|name| crate::checkpoint::layer(name))
             .max();
         if let Some(last_layer) = last_layer {
             cfg.gpt2.n_layer = last_layer + 1;

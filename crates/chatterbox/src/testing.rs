@@ -9,6 +9,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::checkpoint;
+use crate::weights::CheckpointManifest;
 use crate::parity::fixtures::{Fixture, fixture_dir};
 use crate::text::PARALINGUISTIC_TAGS;
 
@@ -102,13 +103,46 @@ pub fn write_tiny_checkpoint(dir: &Path) -> candle_core::Result<()> {
     Ok(())
 }
 
+/// Writes a random Chatterbox Nano T3 beside the tiny checkpoint of
+/// [`write_tiny_checkpoint`] in `dir`: the tiny T3's layout with one layer more, so
+/// that the folder serves two models whose T3s differ in shape.
+pub fn write_tiny_nano_t3(dir: &Path, seed: u64) -> candle_core::Result<()> {
+    let mut manifest = CheckpointManifest::read(dir, &[checkpoint::T3_WEIGHTS])
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let mut t3 = manifest
+        .files
+        .remove(checkpoint::T3_WEIGHTS)
+        .expect("the T3 header just read");
+    let layers = t3
+        .tensors
+        .keys()
+        .filter_map(|name| checkpoint::layer(name))
+        .max()
+        .map_or(0, |last| last + 1);
+    let last = format!("tfmr.h.{}.", layers - 1);
+    let added: Vec<_> = t3
+        .tensors
+        .iter()
+        .filter_map(|(name, layout)| {
+            let rest = name.strip_prefix(&last)?;
+            Some((format!("tfmr.h.{layers}.{rest}"), layout.clone()))
+        })
+        .collect();
+    t3.tensors.extend(added);
+    manifest
+        .files
+        .insert(checkpoint::NANO_T3_WEIGHTS.to_string(), t3);
+    crate::weights::random_checkpoint(&manifest, dir, seed)?;
+    Ok(())
+}
+
 /// Speech tokens of the random voice of [`random_voice`]: a 10 s reference clip's.
 pub const RANDOM_VOICE_PROMPT_TOKENS: usize = 250;
 
 /// Writes a full-size checkpoint of random weights (the official layout, seeded) and
 /// [`byte_level_tokenizer_json`] into `dir`: the official model's speed, not its speech.
 pub fn write_full_size_checkpoint(dir: &Path, seed: u64) -> candle_core::Result<()> {
-    crate::weights::random_checkpoint(&crate::weights::CheckpointManifest::official(), dir, seed)?;
+    crate::weights::random_checkpoint(&CheckpointManifest::official(), dir, seed)?;
     std::fs::write(
         dir.join(checkpoint::TOKENIZER),
         byte_level_tokenizer_json(true),

@@ -4,22 +4,24 @@
 //! S3Gen. The Perth watermark of the reference is not applied.
 //!
 //! ```no_run
+//! use chatterbox::checkpoint::TURBO;
 //! use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = std::path::Path::new("data/models/chatterbox-turbo");
-//! let cfg = ChatterboxTurbo::config_for(dir)?;
-//! let model = ChatterboxTurbo::load(dir, &cfg, &candle_core::Device::Cpu)?;
+//! let cfg = ChatterboxTurbo::config_for(dir, &TURBO)?;
+//! let model = ChatterboxTurbo::load(dir, &TURBO, &cfg, &candle_core::Device::Cpu)?;
 //! let voice = model.builtin_voice().expect("the checkpoint has conds.pt");
 //! let wave = model.synthesize("Hello [chuckle] there.", &voice, &SynthesisOptions::seeded(7))?;
 //! # Ok(()) }
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::checkpoint::{self, LayoutError};
+use crate::checkpoint::{self, Checkpoint, LayoutError};
 use crate::conditionals::Conditionals;
 use crate::config::{ChatterboxConfig, ConfigError};
 use crate::rng::{RandomSource, SeededRandom};
@@ -149,24 +151,26 @@ impl SynthesisOptions {
     }
 }
 
+/// One model of a checkpoint folder. Models of the same folder share everything
+/// but T3 ([`ChatterboxTurbo::with_t3_of`]).
 pub struct ChatterboxTurbo {
     cfg: ChatterboxConfig,
     t3: T3,
-    s3gen: S3Gen,
-    voice_encoder: VoiceEncoder,
-    tokenizer: TextTokenizer,
+    s3gen: Arc<S3Gen>,
+    voice_encoder: Arc<VoiceEncoder>,
+    tokenizer: Arc<TextTokenizer>,
     builtin_voice: Option<Conditionals>,
     load_warnings: Vec<String>,
     device: Device,
 }
 
 impl ChatterboxTurbo {
-    /// The configuration of the checkpoint in `dir`: its
+    /// The configuration of `model` in `dir`: the folder's
     /// [`checkpoint::CONFIG_OVERRIDE`] when present, else the official one, with
-    /// T3's sizes read from its weights file when the folder has one
+    /// T3's sizes read from the model's T3 file when the folder has it
     /// ([`crate::config::T3Config::with_checkpoint_shapes`]: a Nano-sized T3, or
     /// another position table, loads as it is).
-    pub fn config_for(dir: &Path) -> Result<ChatterboxConfig, LoadError> {
+    pub fn config_for(dir: &Path, model: &Checkpoint) -> Result<ChatterboxConfig, LoadError> {
         let path = dir.join(checkpoint::CONFIG_OVERRIDE);
         let mut cfg = if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
@@ -180,12 +184,12 @@ impl ChatterboxTurbo {
         } else {
             ChatterboxConfig::default()
         };
-        if dir.join(checkpoint::T3_WEIGHTS).exists() {
-            let header = CheckpointManifest::read(dir, &[checkpoint::T3_WEIGHTS])?;
-            let tensors = &header.files[checkpoint::T3_WEIGHTS].tensors;
+        if dir.join(model.t3_weights).exists() {
+            let header = CheckpointManifest::read(dir, &[model.t3_weights])?;
+            let tensors = &header.files[model.t3_weights].tensors;
             cfg.t3 = cfg.t3.with_checkpoint_shapes(tensors).map_err(|reason| {
                 ConfigError::Checkpoint {
-                    path: dir.join(checkpoint::T3_WEIGHTS).display().to_string(),
+                    path: dir.join(model.t3_weights).display().to_string(),
                     reason,
                 }
             })?;
@@ -193,24 +197,31 @@ impl ChatterboxTurbo {
         Ok(cfg)
     }
 
-    /// Loads T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in voice
-    /// (`conds.pt`, when the folder has one) from a checkpoint folder. Weights
+    /// Loads `model`'s T3, S3Gen, the VoiceEncoder, the tokenizer and the built-in
+    /// voice (`conds.pt`, when the folder has one) from a checkpoint folder. Weights
     /// stored in float16 or bfloat16 are converted to f32. A tensor the model needs
     /// that is missing or of the wrong shape fails, naming it and its file; tensors
     /// that neither the model nor the official layout know are ignored and listed
     /// in [`ChatterboxTurbo::load_warnings`]. T3 runs in the default [`Precision`].
-    pub fn load(dir: &Path, cfg: &ChatterboxConfig, device: &Device) -> Result<Self, LoadError> {
-        Self::load_with_precision(dir, cfg, device, Precision::default())
+    pub fn load(
+        dir: &Path,
+        model: &Checkpoint,
+        cfg: &ChatterboxConfig,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
+        Self::load_with_precision(dir, model, cfg, device, Precision::default())
     }
 
     /// [`ChatterboxTurbo::load`] with T3's GPT-2 weights in `precision`.
     pub fn load_with_precision(
         dir: &Path,
+        model: &Checkpoint,
         cfg: &ChatterboxConfig,
         device: &Device,
         precision: Precision,
     ) -> Result<Self, LoadError> {
-        let missing: Vec<&'static str> = checkpoint::FILES
+        let missing: Vec<&'static str> = model
+            .files()
             .into_iter()
             .filter(|f| *f != checkpoint::BUILTIN_VOICE && !dir.join(f).exists())
             .collect();
@@ -221,14 +232,13 @@ impl ChatterboxTurbo {
             });
         }
         // Headers only: a cut-short or foreign file is named before anything is mapped.
-        let found = CheckpointManifest::read(dir, &checkpoint::WEIGHT_FILES)?;
-        let (weights, t3_file) = WeightsFile::open(dir, checkpoint::T3_WEIGHTS, device)?;
-        let t3 = T3::with_precision(&cfg.t3, precision, weights).map_err(|e| t3_file.error(e))?;
+        let found = CheckpointManifest::read(dir, &model.weight_files())?;
+        let (t3, t3_file) = load_t3(dir, model, cfg, device, precision)?;
         let (weights, s3gen_file) = WeightsFile::open(dir, checkpoint::S3GEN_WEIGHTS, device)?;
         let s3gen = S3Gen::new(cfg, weights).map_err(|e| s3gen_file.error(e))?;
         let (weights, ve_file) = WeightsFile::open(dir, checkpoint::VOICE_ENCODER_WEIGHTS, device)?;
         let voice_encoder = VoiceEncoder::new(&cfg.ve, weights).map_err(|e| ve_file.error(e))?;
-        let official = CheckpointManifest::official();
+        let official = CheckpointManifest::of(model);
         let load_warnings = [t3_file, s3gen_file, ve_file]
             .iter()
             .filter_map(|file| file.unused_tensors(&found, &official))
@@ -245,12 +255,44 @@ impl ChatterboxTurbo {
         Ok(Self {
             cfg: cfg.clone(),
             t3,
-            s3gen,
-            voice_encoder,
-            tokenizer,
+            s3gen: Arc::new(s3gen),
+            voice_encoder: Arc::new(voice_encoder),
+            tokenizer: Arc::new(tokenizer),
             builtin_voice,
             load_warnings,
             device: device.clone(),
+        })
+    }
+
+    /// `model` of the folder `dir` this model was loaded from, sharing everything
+    /// but T3 with it (`cfg` from [`ChatterboxTurbo::config_for`]).
+    pub fn with_t3_of(
+        &self,
+        dir: &Path,
+        model: &Checkpoint,
+        cfg: &ChatterboxConfig,
+        precision: Precision,
+    ) -> Result<Self, LoadError> {
+        if !dir.join(model.t3_weights).exists() {
+            return Err(LoadError::MissingFiles {
+                dir: dir.display().to_string(),
+                files: vec![model.t3_weights],
+            });
+        }
+        let found = CheckpointManifest::read(dir, &[model.t3_weights])?;
+        let (t3, t3_file) = load_t3(dir, model, cfg, &self.device, precision)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            t3,
+            s3gen: self.s3gen.clone(),
+            voice_encoder: self.voice_encoder.clone(),
+            tokenizer: self.tokenizer.clone(),
+            builtin_voice: self.builtin_voice.clone(),
+            load_warnings: t3_file
+                .unused_tensors(&found, &CheckpointManifest::of(model))
+                .into_iter()
+                .collect(),
+            device: self.device.clone(),
         })
     }
 
@@ -412,6 +454,19 @@ impl ChatterboxTurbo {
         on_audio(&stream.finish()?)?;
         Ok(())
     }
+}
+
+/// `model`'s T3 from its file in `dir`.
+fn load_t3(
+    dir: &Path,
+    model: &Checkpoint,
+    cfg: &ChatterboxConfig,
+    device: &Device,
+    precision: Precision,
+) -> Result<(T3, WeightsFile), LoadError> {
+    let (weights, file) = WeightsFile::open(dir, model.t3_weights, device)?;
+    let t3 = T3::with_precision(&cfg.t3, precision, weights).map_err(|e| file.error(e))?;
+    Ok((t3, file))
 }
 
 /// What S3Gen gets from T3's tokens: the speech codes (< `speech_vocab`: BOS,

@@ -13,8 +13,8 @@ const TEXT: &str = "Hello there, this is a somewhat longer sentence to stream.";
 fn tiny_model() -> (tempfile::TempDir, ChatterboxTurbo) {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-    let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
-    let model = ChatterboxTurbo::load(dir.path(), &cfg, &Device::Cpu).unwrap();
+    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
+    let model = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu).unwrap();
     (dir, model)
 }
 

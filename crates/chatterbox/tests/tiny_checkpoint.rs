@@ -18,9 +18,9 @@ const SAMPLES_PER_FRAME: usize = 480;
 fn a_tiny_checkpoint_speaks_reproducibly_with_its_builtin_voice() {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-    let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
+    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
     assert_eq!(cfg.t3.hidden_size, 64);
-    let model = ChatterboxTurbo::load(dir.path(), &cfg, &Device::Cpu).unwrap();
+    let model = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu).unwrap();
     let voice = model
         .builtin_voice()
         .expect("conds.pt is the built-in voice");
@@ -54,8 +54,8 @@ fn a_tiny_checkpoint_speaks_reproducibly_with_its_builtin_voice() {
 #[test]
 fn a_folder_without_the_checkpoint_names_the_missing_files() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
-    let err = ChatterboxTurbo::load(dir.path(), &cfg, &Device::Cpu)
+    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
+    let err = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
@@ -94,8 +94,8 @@ fn tiny_checkpoint(change: impl FnOnce(&Path)) -> tempfile::TempDir {
 }
 
 fn load(dir: &Path) -> Result<ChatterboxTurbo, LoadError> {
-    let cfg = ChatterboxTurbo::config_for(dir)?;
-    ChatterboxTurbo::load(dir, &cfg, &Device::Cpu)
+    let cfg = ChatterboxTurbo::config_for(dir, &chatterbox::checkpoint::TURBO)?;
+    ChatterboxTurbo::load(dir, &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu)
 }
 
 fn speak(model: &ChatterboxTurbo) -> Vec<f32> {
@@ -186,7 +186,7 @@ fn the_position_table_length_is_read_from_the_file() {
             t.insert("tfmr.wpe.weight".into(), table);
         });
     });
-    let cfg = ChatterboxTurbo::config_for(dir.path()).unwrap();
+    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
     assert_eq!(cfg.t3.gpt2.n_positions, positions);
     assert_eq!(cfg.t3.gpt2.n_embd, 64);
     let model = load(dir.path()).unwrap();

@@ -175,7 +175,7 @@ async fn clone_voice(
     let model_dir = model_dir.to_path_buf();
     let device = device.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<Conditionals> {
-        let cfg = ChatterboxTurbo::config_for(&model_dir)?;
+        let cfg = ChatterboxTurbo::config_for(&model_dir, &chatterbox::checkpoint::TURBO)?;
         let conditioner = VoiceConditioner::load(&model_dir, &cfg, &device)?;
         Ok(conditioner.prepare(&audio.samples, audio.sample_rate)?)
     })
@@ -199,8 +199,8 @@ fn load(
             manual_instructions(&DownloadOptions::from_env().endpoint, model_dir)
         );
     }
-    let cfg = ChatterboxTurbo::config_for(model_dir)?;
-    let model = ChatterboxTurbo::load_with_precision(model_dir, &cfg, device, precision)?;
+    let cfg = ChatterboxTurbo::config_for(model_dir, &chatterbox::checkpoint::TURBO)?;
+    let model = ChatterboxTurbo::load_with_precision(model_dir, &chatterbox::checkpoint::TURBO, &cfg, device, precision)?;
     for warning in model.load_warnings() {
         eprintln!("warning: {warning}");
     }

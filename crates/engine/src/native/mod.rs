@@ -155,11 +155,11 @@ impl NativeModel {
     ) -> anyhow::Result<Self> {
         let dir = model_dir.to_path_buf();
         let (model, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let cfg = ChatterboxTurbo::config_for(&dir)?;
+            let cfg = ChatterboxTurbo::config_for(&dir, &chatterbox::checkpoint::TURBO)?;
             let device = device
                 .open()
                 .with_context(|| format!("opening the device {device}"))?;
-            let model = ChatterboxTurbo::load_with_precision(&dir, &cfg, &device, precision)?;
+            let model = ChatterboxTurbo::load_with_precision(&dir, &chatterbox::checkpoint::TURBO, &cfg, &device, precision)?;
             tracing::info!(
                 "loaded the model on {} with T3 in {precision}",
                 describe(&device)
