@@ -2,8 +2,8 @@
 
 use resonance_domain::{
     GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId,
-    OrganizationName, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner,
-    VoiceVariant,
+    OrganizationName, VoiceCategory, VoiceDescription, SpeechModel, VoiceId, VoiceName,
+    VoiceOwner, VoiceVariant,
 };
 use time::OffsetDateTime;
 
@@ -348,6 +348,7 @@ pub(crate) struct GenerationRow {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+    model: String,
 }
 
 impl TryFrom<GenerationRow> for Generation {
@@ -374,7 +375,10 @@ impl TryFrom<GenerationRow> for Generation {
                 top_k,
                 row.repetition_penalty,
             )
-            .map_err(|e| DbError::corrupt(T, "sampling parameters", e))?,
+            .map_err(|e| DbError::corrupt(T, "sampling parameters", e))?
+            .with_model(
+                SpeechModel::parse(&row.model).ok_or_else(|| DbError::corrupt(T, "model", &row.model))?,
+            ),
             seed: row
                 .seed
                 .map(u32::try_from)

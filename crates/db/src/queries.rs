@@ -26,7 +26,7 @@ const VOICE_COLUMNS: &str = "id, org_id, name, description, category, language, 
 
 const GENERATION_COLUMNS: &str = "id, org_id, voice_id, voice_name, text, temperature, top_p, \
      top_k, repetition_penalty, seed, status, progress, failure_reason, attempts, object_key, \
-     created_at, updated_at, finished_at";
+     created_at, updated_at, finished_at, model";
 
 pub(crate) const USAGE_EVENT_COLUMNS: &str =
     "e.id, e.org_id, e.kind, e.quantity, e.generation_id, e.voice_id, e.created_at";
@@ -425,8 +425,9 @@ where
         // to the organization.
         let created: Generation = sqlx::query_as::<_, GenerationRow>(AssertSqlSafe(format!(
             "INSERT INTO generations (id, org_id, voice_id, voice_name, text, \
-                 temperature, top_p, top_k, repetition_penalty, created_at, updated_at, seed) \
-                 SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9, $10 FROM voices v \
+                 temperature, top_p, top_k, repetition_penalty, created_at, updated_at, seed, \
+                 model) \
+                 SELECT $1, $2, v.id, v.name, $4, $5, $6, $7, $8, $9, $9, $10, $11 FROM voices v \
                  WHERE v.id = $3 AND (v.variant = 'SYSTEM' OR v.org_id = $2) \
                  RETURNING {GENERATION_COLUMNS}"
         )))
@@ -441,6 +442,7 @@ where
         .bind(params.repetition_penalty())
         .bind(now_millis())
         .bind(generation.seed.map(i64::from))
+        .bind(params.model().name())
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| self.error(e))?

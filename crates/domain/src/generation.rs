@@ -90,6 +90,48 @@ impl std::str::FromStr for GenerationStatus {
     }
 }
 
+/// The speech model a generation is spoken with. Its name (`chatterbox-turbo`, ...)
+/// is how settings and APIs spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
+pub enum SpeechModel {
+    #[default]
+    #[serde(rename = "chatterbox-turbo")]
+    ChatterboxTurbo,
+    /// Turbo with a smaller T3 (GPT-2 small): faster, its speech a little less steady.
+    #[serde(rename = "chatterbox-nano")]
+    ChatterboxNano,
+}
+
+impl SpeechModel {
+    pub const ALL: [Self; 2] = [Self::ChatterboxTurbo, Self::ChatterboxNano];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ChatterboxTurbo => "chatterbox-turbo",
+            Self::ChatterboxNano => "chatterbox-nano",
+        }
+    }
+
+    /// The model named `name`, if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// What people read: `Chatterbox Turbo`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::ChatterboxTurbo => "Chatterbox Turbo",
+            Self::ChatterboxNano => "Chatterbox Nano",
+        }
+    }
+}
+
+impl std::fmt::Display for SpeechModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Sampling parameters of one generation, each within the bounds the seed gives. Errors name
 /// the fields as the API spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -98,6 +140,7 @@ pub struct GenerationParams {
     top_p: f64,
     top_k: u32,
     repetition_penalty: f64,
+    model: SpeechModel,
 }
 
 impl GenerationParams {
@@ -125,7 +168,17 @@ impl GenerationParams {
             top_p,
             top_k,
             repetition_penalty,
+            model: SpeechModel::default(),
         })
+    }
+
+    /// These parameters spoken with `model`.
+    pub fn with_model(self, model: SpeechModel) -> Self {
+        Self { model, ..self }
+    }
+
+    pub fn model(&self) -> SpeechModel {
+        self.model
     }
 
     pub fn temperature(&self) -> f64 {
@@ -153,6 +206,7 @@ impl Default for GenerationParams {
             top_p: 0.95,
             top_k: 1000,
             repetition_penalty: 1.2,
+            model: SpeechModel::default(),
         }
     }
 }

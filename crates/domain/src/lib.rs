@@ -12,7 +12,7 @@ pub use account::{
     ApiKeyName, ApiKeyNameError, Email, EmailError, Password, PasswordError, Role, UnknownRole,
 };
 pub use generation::{
-    GenerationFieldError, GenerationParams, GenerationStatus, GenerationText,
+    GenerationFieldError, GenerationParams, GenerationStatus, GenerationText, SpeechModel,
     UnknownGenerationStatus,
 };
 pub use ids::{

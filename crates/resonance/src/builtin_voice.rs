@@ -62,6 +62,7 @@ mod tests {
     async fn start_server(checkpoint: &std::path::Path, db: &dyn Database, storage: &Storage) {
         let model = NativeModel::load(
             checkpoint,
+            &[resonance_domain::SpeechModel::ChatterboxTurbo],
             DeviceSetting::Cpu,
             Precision::Fp32,
             storage.clone(),

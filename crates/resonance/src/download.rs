@@ -1,11 +1,12 @@
-//! `resonance model download`: fetches the official checkpoint from Hugging
+//! `resonance model download`: fetches a model's official checkpoint from Hugging
 //! Face into the model folder, resuming partial files, and installs each file
-//! only once it has the expected layout.
+//! only once it has the expected layout. Files the folder already holds (those the
+//! models share) are not fetched again.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chatterbox::checkpoint;
+use chatterbox::checkpoint::{self, Checkpoint};
 use chatterbox::conditionals::Conditionals;
 use chatterbox::text::TextTokenizer;
 use chatterbox::weights::CheckpointManifest;
@@ -41,20 +42,21 @@ impl DownloadOptions {
     }
 }
 
-/// URL of one checkpoint file.
-pub fn file_url(endpoint: &str, file: &str) -> String {
+/// URL of one file of `model`'s checkpoint.
+pub fn file_url(endpoint: &str, model: &Checkpoint, file: &str) -> String {
     format!(
         "{}/{}/resolve/main/{file}",
         endpoint.trim_end_matches('/'),
-        checkpoint::REPO_ID
+        model.repo_id
     )
 }
 
-/// How to get the checkpoint without `resonance model download`.
-pub fn manual_instructions(endpoint: &str, model_dir: &Path) -> String {
-    let urls: Vec<String> = checkpoint::FILES
+/// How to get `model`'s checkpoint without `resonance model download`.
+pub fn manual_instructions(endpoint: &str, model: &Checkpoint, model_dir: &Path) -> String {
+    let urls: Vec<String> = model
+        .files()
         .iter()
-        .map(|f| format!("  {}", file_url(endpoint, f)))
+        .map(|f| format!("  {}", file_url(endpoint, model, f)))
         .collect();
     format!(
         "download these files by hand:\n{}\ninto {} (or put them in any folder and point \
@@ -64,11 +66,12 @@ pub fn manual_instructions(endpoint: &str, model_dir: &Path) -> String {
     )
 }
 
-/// Downloads every missing or invalid checkpoint file into `model_dir`.
+/// Downloads every missing or invalid file of `model`'s checkpoint into `model_dir`.
 /// `layout` is what the safetensors files must hold (the official layout in
 /// production). Returns the files it downloaded.
 pub async fn download(
     model_dir: &Path,
+    model: &Checkpoint,
     layout: &CheckpointManifest,
     options: &DownloadOptions,
 ) -> anyhow::Result<Vec<&'static str>> {
@@ -82,18 +85,18 @@ pub async fn download(
         .with_progress(options.progress)
         .build()
         .context("cannot set up the Hugging Face client")?;
-    let repo = api.model(checkpoint::REPO_ID.to_string());
+    let repo = api.model(model.repo_id.to_string());
     let mut downloaded = Vec::new();
-    for file in checkpoint::FILES {
+    for file in model.files() {
         let target = model_dir.join(file);
         if target.exists() && verify(layout, file, &target).is_ok() {
             continue;
         }
-        let url = file_url(&options.endpoint, file);
+        let url = file_url(&options.endpoint, model, file);
         let pointer = repo.download(file).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot download {url}: {e}\n{}",
-                manual_instructions(&options.endpoint, model_dir)
+                manual_instructions(&options.endpoint, model, model_dir)
             )
         })?;
         let blob = std::fs::canonicalize(&pointer)
@@ -132,9 +135,10 @@ pub fn verify(layout: &CheckpointManifest, file: &str, path: &Path) -> anyhow::R
     Ok(Vec::new())
 }
 
-/// Files of the checkpoint missing from `model_dir`.
-pub fn missing_files(model_dir: &Path) -> Vec<PathBuf> {
-    checkpoint::FILES
+/// Files of `model`'s checkpoint missing from `model_dir`.
+pub fn missing_files(model_dir: &Path, model: &Checkpoint) -> Vec<PathBuf> {
+    model
+        .files()
         .iter()
         .map(|f| model_dir.join(f))
         .filter(|p| !p.exists())
@@ -152,6 +156,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
+    use chatterbox::checkpoint::{NANO, NANO_T3_WEIGHTS, TURBO};
 
     /// A Hugging Face file server as hf-hub sees it: `/{repo}/resolve/main/{file}`
     /// answering ranged GETs with `x-repo-commit`, `etag` and `content-range`.
@@ -163,6 +168,8 @@ mod tests {
         fail_once: Mutex<Option<(String, usize)>>,
         /// Every ranged request: (file, first byte, last byte).
         requests: Mutex<Vec<(String, usize, usize)>>,
+        /// Every file asked for, as `{repo}/{file}`.
+        asked: Mutex<Vec<String>>,
     }
 
     impl FakeHub {
@@ -182,13 +189,15 @@ mod tests {
         UrlPath(path): UrlPath<String>,
         headers: HeaderMap,
     ) -> Response {
-        let prefix = format!("{}/resolve/main/", checkpoint::REPO_ID);
-        let Some(bytes) = path
-            .strip_prefix(&prefix)
+        // The models' repositories hold the same shared files.
+        let Some(bytes) = checkpoint::CHECKPOINTS
+            .iter()
+            .find_map(|c| path.strip_prefix(&format!("{}/resolve/main/", c.repo_id)))
             .and_then(|file| hub.files.get(file).map(|b| (file.to_string(), b)))
         else {
             return StatusCode::NOT_FOUND.into_response();
         };
+        hub.asked.lock().unwrap().push(path.clone());
         let (file, bytes) = bytes;
         let range = headers
             .get(header::RANGE)
@@ -240,21 +249,17 @@ mod tests {
         format!("http://{addr}")
     }
 
-    /// The tiny checkpoint's files, and the layout of its safetensors files.
+    /// The tiny checkpoint's files with a tiny Nano T3, and the layout of its
+    /// safetensors files.
     fn tiny_checkpoint() -> (HashMap<String, Vec<u8>>, CheckpointManifest) {
         let dir = tempfile::tempdir().unwrap();
         chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-        let layout = CheckpointManifest::read(
-            dir.path(),
-            &[
-                checkpoint::T3_WEIGHTS,
-                checkpoint::S3GEN_WEIGHTS,
-                checkpoint::VOICE_ENCODER_WEIGHTS,
-            ],
-        )
-        .unwrap();
+        chatterbox::testing::write_tiny_nano_t3(dir.path(), 1).unwrap();
+        let weights = [NANO_T3_WEIGHTS].into_iter().chain(checkpoint::WEIGHT_FILES);
+        let layout = CheckpointManifest::read(dir.path(), &weights.collect::<Vec<_>>()).unwrap();
         let files = checkpoint::FILES
-            .iter()
+            .into_iter()
+            .chain([NANO_T3_WEIGHTS])
             .map(|f| (f.to_string(), std::fs::read(dir.path().join(f)).unwrap()))
             .collect();
         (files, layout)
@@ -283,14 +288,14 @@ mod tests {
         let endpoint = start(hub.clone()).await;
         let model_dir = tempfile::tempdir().unwrap();
 
-        let err = download(model_dir.path(), &layout, &options(endpoint.clone(), chunk))
+        let err = download(model_dir.path(), &TURBO, &layout, &options(endpoint.clone(), chunk))
             .await
             .unwrap_err();
         assert!(err.to_string().contains(checkpoint::T3_WEIGHTS), "{err:#}");
         assert!(!model_dir.path().join(checkpoint::T3_WEIGHTS).exists());
         let first_try = hub.body_bytes_served(checkpoint::T3_WEIGHTS);
 
-        let done = download(model_dir.path(), &layout, &options(endpoint, chunk))
+        let done = download(model_dir.path(), &TURBO, &layout, &options(endpoint, chunk))
             .await
             .unwrap();
         assert_eq!(done, vec![checkpoint::T3_WEIGHTS]);
@@ -316,6 +321,49 @@ mod tests {
             "{t3_requests:?}"
         );
         assert!(resumed.iter().all(|r| r.0 >= 5 * chunk), "{t3_requests:?}");
+        for file in checkpoint::FILES {
+            assert_eq!(
+                std::fs::read(model_dir.path().join(file)).unwrap(),
+                files[file],
+                "{file}"
+            );
+        }
+        assert!(!model_dir.path().join(PARTIAL_DIR).exists());
+    }
+
+    #[tokio::test]
+    async fn nano_beside_turbo_fetches_only_its_t3_from_its_repository() {
+        let (files, layout) = tiny_checkpoint();
+        let hub = Arc::new(FakeHub {
+            files: files.clone(),
+            ..FakeHub::default()
+        });
+        let endpoint = start(hub.clone()).await;
+        let model_dir = tempfile::tempdir().unwrap();
+        let options = options(endpoint, 1 << 20);
+        let turbo = download(model_dir.path(), &TURBO, &layout, &options)
+            .await
+            .unwrap();
+        assert_eq!(turbo, checkpoint::FILES);
+        assert!(missing_files(model_dir.path(), &TURBO).is_empty());
+        assert_eq!(
+            missing_files(model_dir.path(), &NANO),
+            [model_dir.path().join(NANO_T3_WEIGHTS)]
+        );
+        hub.asked.lock().unwrap().clear();
+
+        let nano = download(model_dir.path(), &NANO, &layout, &options)
+            .await
+            .unwrap();
+        assert_eq!(nano, [NANO_T3_WEIGHTS]);
+        let asked = hub.asked.lock().unwrap().clone();
+        assert!(
+            !asked.is_empty()
+                && asked
+                    .iter()
+                    .all(|p| p == "ResembleAI/chatterbox-nano/resolve/main/t3_nano_v1.safetensors"),
+            "{asked:?}"
+        );
         for (file, bytes) in &files {
             assert_eq!(
                 &std::fs::read(model_dir.path().join(file)).unwrap(),
@@ -323,7 +371,12 @@ mod tests {
                 "{file}"
             );
         }
-        assert!(!model_dir.path().join(PARTIAL_DIR).exists());
+        assert!(
+            download(model_dir.path(), &NANO, &layout, &options)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -340,7 +393,7 @@ mod tests {
         });
         let endpoint = start(hub).await;
         let model_dir = tempfile::tempdir().unwrap();
-        let err = download(model_dir.path(), &layout, &options(endpoint, 1 << 20))
+        let err = download(model_dir.path(), &TURBO, &layout, &options(endpoint, 1 << 20))
             .await
             .unwrap_err();
         let text = format!("{err:#}");
@@ -377,7 +430,7 @@ mod tests {
         });
         let endpoint = start(hub).await;
         let model_dir = tempfile::tempdir().unwrap();
-        let done = download(model_dir.path(), &layout, &options(endpoint, 1 << 20))
+        let done = download(model_dir.path(), &TURBO, &layout, &options(endpoint, 1 << 20))
             .await
             .unwrap();
         assert!(done.contains(&checkpoint::T3_WEIGHTS), "{done:?}");
@@ -406,6 +459,7 @@ mod tests {
         let model_dir = tempfile::tempdir().unwrap();
         let err = download(
             model_dir.path(),
+            &TURBO,
             &CheckpointManifest::official(),
             &options(endpoint.clone(), 1 << 20),
         )

@@ -4,17 +4,21 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chatterbox::checkpoint::Checkpoint;
 use chatterbox::parity::{ModuleOutcome, modules, run_module};
 use chatterbox::weights::CheckpointManifest;
 use clap::Subcommand;
+use resonance_engine::native::checkpoint;
 
 use crate::config::{Config, SettingsArgs};
 use crate::download::{self, DownloadOptions};
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
-    /// Download the Chatterbox Turbo checkpoint from Hugging Face into the model
-    /// folder (resumes partial downloads; honours HF_ENDPOINT and HF_TOKEN)
+    /// Download the checkpoint of the model setting (--model chatterbox-turbo or
+    /// chatterbox-nano) from Hugging Face into the model folder, skipping the files
+    /// the folder already holds (resumes partial downloads; honours HF_ENDPOINT and
+    /// HF_TOKEN)
     Download,
     /// Compare every implemented model module with reference fixtures
     Verify {
@@ -28,21 +32,22 @@ pub async fn run(cmd: ModelCommand, settings: &SettingsArgs) -> anyhow::Result<E
     match cmd {
         ModelCommand::Download => {
             let config = Config::load(settings)?;
-            download_checkpoint(&config.model_dir).await
+            download_checkpoint(&config.model_dir, &checkpoint(config.model)).await
         }
         ModelCommand::Verify { fixtures } => verify(&fixtures),
     }
 }
 
-async fn download_checkpoint(model_dir: &Path) -> anyhow::Result<ExitCode> {
+async fn download_checkpoint(model_dir: &Path, model: &Checkpoint) -> anyhow::Result<ExitCode> {
     let options = DownloadOptions::from_env();
     println!(
         "downloading {} from {} into {}",
-        chatterbox::checkpoint::REPO_ID,
+        model.repo_id,
         options.endpoint,
         model_dir.display()
     );
-    let fetched = download::download(model_dir, &CheckpointManifest::official(), &options).await?;
+    let fetched =
+        download::download(model_dir, model, &CheckpointManifest::of(model), &options).await?;
     if fetched.is_empty() {
         println!("every file was already present and valid");
     } else {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::Device;
+use chatterbox::checkpoint::Checkpoint;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::t3::Precision;
 use chatterbox::tts::ChatterboxTurbo;
@@ -16,7 +17,7 @@ use chatterbox::voice_conditioner::VoiceConditioner;
 use clap::Args;
 use resonance_audio::{OutputFormat, StreamEncoder};
 use resonance_domain::{GenerationParams, VoiceId};
-use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer};
+use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer, checkpoint};
 use resonance_engine::{SAMPLE_RATE, VoiceRef, chunking};
 use resonance_storage::ObjectKey;
 
@@ -61,7 +62,9 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
         args.top_p,
         args.top_k,
         args.repetition_penalty,
-    )?;
+    )?
+    .with_model(config.model);
+    let checkpoint = checkpoint(config.model);
     let library_voice = if args.voice.eq_ignore_ascii_case(BUILTIN_VOICE) {
         None
     } else {
@@ -75,18 +78,19 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
         .open()
         .with_context(|| format!("opening the device {}", config.device))?;
     let load_device = device.clone();
-    let model = tokio::task::spawn_blocking(move || load(&model_dir, &load_device, precision))
+    let model =
+        tokio::task::spawn_blocking(move || load(&model_dir, &checkpoint, &load_device, precision))
         .await
         .context("model loading panicked")??;
     let voice = match (&args.voice_file, library_voice) {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            clone_voice(bytes, &config.model_dir, &device)
+            clone_voice(bytes, &config.model_dir, &checkpoint, &device)
                 .await
                 .with_context(|| format!("cannot clone the voice of {}", path.display()))?
         }
-        (None, Some(audio)) => clone_voice(audio, &config.model_dir, &device).await?,
+        (None, Some(audio)) => clone_voice(audio, &config.model_dir, &checkpoint, &device).await?,
         (None, None) => model.builtin_voice().with_context(|| {
             format!(
                 "the checkpoint in {} has no built-in voice (conds.pt)",
@@ -103,7 +107,8 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
         reference: ObjectKey::system_voice(&id),
         id,
     };
-    let engine = ChatterboxSynthesizer::new(Arc::new(model), voices).start(1, 1);
+    let engine =
+        ChatterboxSynthesizer::serving(vec![(config.model, Arc::new(model))], voices).start(1, 1);
     let seed = args.seed.unwrap_or_else(rand::random);
     let to_stdout = args.out.as_os_str() == "-";
     let mut stdout = std::io::stdout();
@@ -168,14 +173,16 @@ async fn system_voice_audio(config: &Config, name: &str) -> anyhow::Result<bytes
 async fn clone_voice(
     bytes: impl AsRef<[u8]>,
     model_dir: &Path,
+    checkpoint: &Checkpoint,
     device: &Device,
 ) -> anyhow::Result<Conditionals> {
     let audio =
         resonance_audio::decode(bytes.as_ref(), None).context("cannot decode the recording")?;
     let model_dir = model_dir.to_path_buf();
     let device = device.clone();
+    let checkpoint = *checkpoint;
     tokio::task::spawn_blocking(move || -> anyhow::Result<Conditionals> {
-        let cfg = ChatterboxTurbo::config_for(&model_dir, &chatterbox::checkpoint::TURBO)?;
+        let cfg = ChatterboxTurbo::config_for(&model_dir, &checkpoint)?;
         let conditioner = VoiceConditioner::load(&model_dir, &cfg, &device)?;
         Ok(conditioner.prepare(&audio.samples, audio.sample_rate)?)
     })
@@ -183,24 +190,27 @@ async fn clone_voice(
     .context("voice conditioning panicked")?
 }
 
-/// Loads the checkpoint (on `device`, T3 in `precision`), saying how to get it when files
+/// Loads `model` (on `device`, T3 in `precision`), saying how to get it when files
 /// are missing.
 fn load(
     model_dir: &Path,
+    model: &Checkpoint,
     device: &Device,
     precision: Precision,
 ) -> anyhow::Result<ChatterboxTurbo> {
-    let missing = missing_files(model_dir);
+    let missing = missing_files(model_dir, model);
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
         anyhow::bail!(
-            "the model is not installed: {} missing.\nRun `resonance model download`, or {}",
+            "the model is not installed: {} missing.\nRun `resonance model download --model {}`, \
+             or {}",
             names.join(", "),
-            manual_instructions(&DownloadOptions::from_env().endpoint, model_dir)
+            model.id,
+            manual_instructions(&DownloadOptions::from_env().endpoint, model, model_dir)
         );
     }
-    let cfg = ChatterboxTurbo::config_for(model_dir, &chatterbox::checkpoint::TURBO)?;
-    let model = ChatterboxTurbo::load_with_precision(model_dir, &chatterbox::checkpoint::TURBO, &cfg, device, precision)?;
+    let cfg = ChatterboxTurbo::config_for(model_dir, model)?;
+    let model = ChatterboxTurbo::load_with_precision(model_dir, model, &cfg, device, precision)?;
     for warning in model.load_warnings() {
         eprintln!("warning: {warning}");
     }

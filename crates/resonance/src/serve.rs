@@ -8,7 +8,8 @@ use anyhow::Context;
 use chatterbox::weights::CheckpointManifest;
 use resonance_db::Database;
 use resonance_engine::SpeechEngine;
-use resonance_engine::native::NativeModel;
+use resonance_domain::SpeechModel;
+use resonance_engine::native::{self, NativeModel};
 use resonance_engine::queue::QueuedEngine;
 use resonance_engine::remote::RemoteEngine;
 use resonance_service::billing::Billing;
@@ -167,7 +168,7 @@ async fn speech_engine(
         Some(EngineConfig::Chatterbox { concurrency }) => {
             shared.model.set(ModelState::Loading);
             let started = async {
-                ensure_model(&config.model_dir, &shared.model).await?;
+                ensure_model(&config.model_dir, config.model, &shared.model).await?;
                 shared.model.set(ModelState::Loading);
                 start_native(config, *concurrency, shared)
                     .await
@@ -193,6 +194,7 @@ async fn start_native(
 ) -> anyhow::Result<QueuedEngine> {
     let model = NativeModel::load(
         &config.model_dir,
+        &served_models(config),
         config.device,
         config.precision,
         shared.storage.clone(),
@@ -202,9 +204,23 @@ async fn start_native(
     Ok(model.start(concurrency))
 }
 
-/// Downloads the checkpoint when files are missing (once; later starts find it).
-async fn ensure_model(model_dir: &Path, status: &ModelStatus) -> anyhow::Result<()> {
-    if download::missing_files(model_dir).is_empty() {
+/// The models this server offers: the `model` setting first, then every other model
+/// whose T3 is in the model folder.
+fn served_models(config: &Config) -> Vec<SpeechModel> {
+    let wanted: Vec<SpeechModel> = std::iter::once(config.model)
+        .chain(SpeechModel::ALL.into_iter().filter(|m| *m != config.model))
+        .collect();
+    native::models_in(&config.model_dir, &wanted)
+}
+
+/// Downloads `model`'s checkpoint when files are missing (once; later starts find it).
+async fn ensure_model(
+    model_dir: &Path,
+    model: SpeechModel,
+    status: &ModelStatus,
+) -> anyhow::Result<()> {
+    let model = native::checkpoint(model);
+    if download::missing_files(model_dir, &model).is_empty() {
         return Ok(());
     }
     status.set(ModelState::Downloading);
@@ -215,10 +231,10 @@ async fn ensure_model(model_dir: &Path, status: &ModelStatus) -> anyhow::Result<
     tracing::info!(
         "the model is not in {}; downloading {} from {} (RESONANCE_ENGINE=none skips this)",
         model_dir.display(),
-        chatterbox::checkpoint::REPO_ID,
+        model.repo_id,
         options.endpoint
     );
-    download::download(model_dir, &CheckpointManifest::official(), &options).await?;
+    download::download(model_dir, &model, &CheckpointManifest::of(&model), &options).await?;
     tracing::info!("model downloaded");
     Ok(())
 }
@@ -256,6 +272,7 @@ fn app_state(
     state.metrics_token = config.metrics_token.as_ref().map(|token| token.0.clone());
     state.billing = Arc::new(Billing::new(config.billing.clone()));
     state.mailer = mailer(config)?.map(Arc::new);
+    state.models = served_models(config);
     Ok(state)
 }
 

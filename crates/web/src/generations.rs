@@ -13,7 +13,7 @@ use resonance_audio::stretch::stretch;
 use resonance_db::{Generation, GenerationFilter};
 use resonance_domain::{
     GenerationFieldError, GenerationId, GenerationParams, GenerationStatus, GenerationText, OrgId,
-    VoiceId, VoiceName,
+    SpeechModel, VoiceId, VoiceName,
 };
 pub use resonance_service::generations::ValidGeneration;
 use resonance_storage::ObjectKey;
@@ -55,6 +55,8 @@ pub struct GenerationView {
     pub top_p: f64,
     pub top_k: u32,
     pub repetition_penalty: f64,
+    /// The speech model it is spoken with.
+    pub model: SpeechModel,
     /// The seed the job runs with: the one asked for, or a random one chosen when it was
     /// queued. `null` only for jobs queued before seeds were recorded.
     pub seed: Option<u32>,
@@ -88,6 +90,7 @@ impl From<Generation> for GenerationView {
             top_p: generation.params.top_p(),
             top_k: generation.params.top_k(),
             repetition_penalty: generation.params.repetition_penalty(),
+            model: generation.params.model(),
             seed: generation.seed,
             status: generation.status,
             progress: generation.progress,
@@ -135,6 +138,10 @@ pub struct CreateGeneration {
     pub repetition_penalty: Option<f64>,
     /// 0-4294967295 [default: random, chosen when the job is queued and returned with it].
     pub seed: Option<i64>,
+    /// A model this server offers (listed by `GET /v1/models`) [default: the server's
+    /// `model` setting].
+    #[schema(value_type = Option<SpeechModel>)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -153,8 +160,9 @@ fn invalid_field(message: impl ToString) -> ApiError {
 }
 
 impl CreateGeneration {
-    /// The text and parameters, or 422 naming the first field out of bounds.
-    pub fn parse(&self) -> Result<ValidGeneration, ApiError> {
+    /// The text and parameters, or 422 naming the first field out of bounds or a model
+    /// `state` does not offer.
+    pub fn parse(&self, state: &AppState) -> Result<ValidGeneration, ApiError> {
         let text = GenerationText::parse(self.text.as_deref().unwrap_or_default())
             .map_err(invalid_field)?;
         let defaults = GenerationParams::default();
@@ -169,7 +177,8 @@ impl CreateGeneration {
             self.repetition_penalty
                 .unwrap_or(defaults.repetition_penalty()),
         )
-        .map_err(invalid_field)?;
+        .map_err(invalid_field)?
+        .with_model(state.speech_model(self.model.as_deref()).map_err(invalid_field)?);
         let voice_id = match self.voice_id.as_deref() {
             None | Some("") => return Err(invalid_field("voiceId is required: choose a voice")),
             // An id that does not parse names no voice.
@@ -240,7 +249,7 @@ pub async fn queue(
     caller: &Caller,
     body: &CreateGeneration,
 ) -> Result<Generation, ApiError> {
-    queue_as(state, caller, body.parse()?, GenerationId::new()).await
+    queue_as(state, caller, body.parse(state)?, GenerationId::new()).await
 }
 
 /// [`queue`] with its fields already parsed and the id chosen by the caller (who may have

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use resonance_db::Database;
+use resonance_domain::SpeechModel;
 use resonance_service::billing::Billing;
 use resonance_service::generations::cancellation::Cancellations;
 use resonance_service::generations::events::JobEvents;
@@ -32,11 +33,37 @@ pub struct AppState {
     pub cancellations: Cancellations,
     /// The speech model's state in this process, set by whatever starts the engine.
     pub model: ModelStatus,
+    /// The speech models generations may ask for, the default (the `model` setting) first.
+    pub models: Vec<SpeechModel>,
     /// The bearer token `/metrics` asks for; without one it is not served.
     pub metrics_token: Option<String>,
     /// Sends password reset links when SMTP is configured; without it the operator hands
     /// them out.
     pub mailer: Option<Arc<Mailer>>,
+}
+
+impl AppState {
+    /// The model spoken with when a request names none.
+    pub fn default_model(&self) -> SpeechModel {
+        self.models.first().copied().unwrap_or_default()
+    }
+
+    /// The model `name` names when this server offers it (the default one when `name`
+    /// is `None`); otherwise a sentence saying what it offers.
+    pub fn speech_model(&self, name: Option<&str>) -> Result<SpeechModel, String> {
+        let Some(name) = name else {
+            return Ok(self.default_model());
+        };
+        SpeechModel::parse(name)
+            .filter(|model| self.models.contains(model))
+            .ok_or_else(|| {
+                let offered: Vec<&str> = self.models.iter().map(|m| m.name()).collect();
+                format!(
+                    "model {name:?} is not available on this server; available: {}",
+                    offered.join(", ")
+                )
+            })
+    }
 }
 
 /// The largest voice upload accepted by default.
@@ -54,6 +81,7 @@ impl AppState {
             job_events: JobEvents::default(),
             cancellations: Cancellations::default(),
             model: ModelStatus::default(),
+            models: vec![SpeechModel::default()],
             metrics_token: None,
             mailer: None,
         }

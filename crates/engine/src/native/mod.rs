@@ -1,4 +1,5 @@
-//! The native engine: Chatterbox Turbo ([`ChatterboxTurbo`]) loaded once, on the device
+//! The native engine: Chatterbox Turbo ([`ChatterboxTurbo`]), and Nano when its T3 is in
+//! the model folder, loaded once (sharing everything but T3), on the device
 //! of the `device` setting ([`DeviceSetting`]), and shared by every request, synthesizing
 //! on blocking threads behind [`QueuedEngine`]: at most `concurrency` requests at once,
 //! whose T3 decoding runs in one batch on a thread of its own ([`T3Scheduler`]), while
@@ -18,11 +19,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chatterbox::checkpoint::Checkpoint;
 use chatterbox::s3gen::stream::StreamSchedule;
 use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{ChatterboxTurbo, SynthesisError, SynthesisOptions};
 use chatterbox::voice_conditioner::VoiceConditioner;
-use resonance_domain::GenerationParams;
+use resonance_domain::{GenerationParams, SpeechModel};
 use resonance_storage::Storage;
 
 pub use self::conditioning::{BuiltinVoices, VoiceConditioning};
@@ -52,20 +54,57 @@ pub fn sampling_params(params: &GenerationParams) -> SamplingParams {
     }
 }
 
-/// Speaks one chunk of text (see [`crate::chunking`]) with the model.
-pub struct ChatterboxSynthesizer {
+/// The checkpoint of `model` (its files in the model folder).
+pub fn checkpoint(model: SpeechModel) -> Checkpoint {
+    Checkpoint::by_id(model.name()).expect("every speech model has a checkpoint")
+}
+
+/// The models a folder holds of `wanted`: `wanted[0]` always (loading names what it
+/// lacks), the others when their T3 file is there.
+pub fn models_in(model_dir: &Path, wanted: &[SpeechModel]) -> Vec<SpeechModel> {
+    wanted
+        .iter()
+        .enumerate()
+        .filter(|(i, model)| *i == 0 || model_dir.join(checkpoint(**model).t3_weights).exists())
+        .map(|(_, model)| *model)
+        .collect()
+}
+
+/// One loaded model with its T3 decoding thread.
+struct Served {
+    name: SpeechModel,
     model: Arc<ChatterboxTurbo>,
-    voices: Arc<dyn VoiceConditioning>,
     t3: T3Scheduler,
+}
+
+/// Speaks one chunk of text (see [`crate::chunking`]) with the model the request names.
+pub struct ChatterboxSynthesizer {
+    models: Vec<Served>,
+    voices: Arc<dyn VoiceConditioning>,
     max_speech_tokens: Option<usize>,
 }
 
 impl ChatterboxSynthesizer {
-    /// Starts the T3 decoding thread.
+    /// Serves `model` as the default [`SpeechModel`].
     pub fn new(model: Arc<ChatterboxTurbo>, voices: Arc<dyn VoiceConditioning>) -> Self {
+        Self::serving(vec![(SpeechModel::default(), model)], voices)
+    }
+
+    /// Serves each model under its name, starting a T3 decoding thread for each.
+    pub fn serving(
+        models: Vec<(SpeechModel, Arc<ChatterboxTurbo>)>,
+        voices: Arc<dyn VoiceConditioning>,
+    ) -> Self {
+        let models = models
+            .into_iter()
+            .map(|(name, model)| Served {
+                name,
+                t3: T3Scheduler::start(model.clone()),
+                model,
+            })
+            .collect();
         Self {
-            t3: T3Scheduler::start(model.clone()),
-            model,
+            models,
             voices,
             max_speech_tokens: None,
         }
@@ -91,6 +130,14 @@ impl Synthesizer for ChatterboxSynthesizer {
         request: &SynthesisRequest,
         audio: &mut dyn FnMut(Vec<f32>) -> bool,
     ) -> Result<(), EngineError> {
+        let wanted = request.params.model();
+        let Some(served) = self.models.iter().find(|m| m.name == wanted) else {
+            let loaded: Vec<&str> = self.models.iter().map(|m| m.name.name()).collect();
+            return Err(EngineError::InvalidRequest(format!(
+                "the model {wanted} is not loaded here (loaded: {})",
+                loaded.join(", ")
+            )));
+        };
         let voice = self.voices.conditionals(&request.voice)?;
         let mut options = SynthesisOptions {
             sampling: sampling_params(&request.params),
@@ -100,14 +147,15 @@ impl Synthesizer for ChatterboxSynthesizer {
             options.sampling.max_new_tokens = tokens;
         }
         let mut listening = true;
-        let result = self.model.synthesize_streaming_with(
+        let result = served.model.synthesize_streaming_with(
             &request.text,
             &voice,
             &options,
             StreamSchedule::default(),
             |text_tokens, on_token| {
-                self.t3
-                    .speech_tokens(&self.model, text_tokens, &voice.t3, &options, on_token)
+                served
+                    .t3
+                    .speech_tokens(&served.model, text_tokens, &voice.t3, &options, on_token)
             },
             &mut |piece| {
                 listening = audio(piece.to_vec());
@@ -137,38 +185,59 @@ pub struct BuiltinVoice {
     pub conditioning: Vec<u8>,
 }
 
-/// The loaded model, and the conditioning of library voices through object storage.
+/// The loaded models, and the conditioning of library voices through object storage.
 pub struct NativeModel {
-    model: Arc<ChatterboxTurbo>,
+    /// The first is the one every part but T3 was loaded with.
+    models: Vec<(SpeechModel, Arc<ChatterboxTurbo>)>,
     voices: Arc<StoredVoiceConditioning>,
 }
 
 impl NativeModel {
-    /// Loads the checkpoint in `model_dir` (on a blocking thread, on `device`, T3 in
-    /// `precision`); library voices are conditioned from their reference audio in
-    /// `storage`.
+    /// Loads `models` from the checkpoint folder `model_dir` (on a blocking thread, on
+    /// `device`, T3 in `precision`), the first one whole and the others' T3 beside it;
+    /// library voices are conditioned from their reference audio in `storage`.
     pub async fn load(
         model_dir: &Path,
+        models: &[SpeechModel],
         device: DeviceSetting,
         precision: Precision,
         storage: Storage,
     ) -> anyhow::Result<Self> {
         let dir = model_dir.to_path_buf();
-        let (model, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let cfg = ChatterboxTurbo::config_for(&dir, &chatterbox::checkpoint::TURBO)?;
+        let names = models.to_vec();
+        let (models, conditioner) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let device = device
                 .open()
                 .with_context(|| format!("opening the device {device}"))?;
-            let model = ChatterboxTurbo::load_with_precision(&dir, &chatterbox::checkpoint::TURBO, &cfg, &device, precision)?;
-            tracing::info!(
-                "loaded the model on {} with T3 in {precision}",
-                describe(&device)
-            );
-            for warning in model.load_warnings() {
-                tracing::warn!("{warning}");
+            let mut loaded: Vec<(SpeechModel, Arc<ChatterboxTurbo>)> = Vec::new();
+            let mut conditioner = None;
+            for name in names {
+                let checkpoint = checkpoint(name);
+                let cfg = ChatterboxTurbo::config_for(&dir, &checkpoint)?;
+                let model = match loaded.first() {
+                    Some((_, first)) => first.with_t3_of(&dir, &checkpoint, &cfg, precision)?,
+                    None => {
+                        conditioner = Some(VoiceConditioner::load(&dir, &cfg, &device)?);
+                        ChatterboxTurbo::load_with_precision(
+                            &dir,
+                            &checkpoint,
+                            &cfg,
+                            &device,
+                            precision,
+                        )?
+                    }
+                };
+                tracing::info!(
+                    "loaded {name} on {} with T3 in {precision}",
+                    describe(&device)
+                );
+                for warning in model.load_warnings() {
+                    tracing::warn!("{warning}");
+                }
+                loaded.push((name, Arc::new(model)));
             }
-            let conditioner = VoiceConditioner::load(&dir, &cfg, &device)?;
-            Ok((Arc::new(model), conditioner))
+            let conditioner = conditioner.context("no model to load")?;
+            Ok((loaded, conditioner))
         })
         .await
         .context("loading the model panicked")??;
@@ -176,18 +245,23 @@ impl NativeModel {
             conditioner,
             storage,
             tokio::runtime::Handle::current(),
-            model.device().clone(),
+            models[0].1.device().clone(),
         ));
-        Ok(Self { model, voices })
+        Ok(Self { models, voices })
+    }
+
+    /// The models loaded, the first one first.
+    pub fn models(&self) -> Vec<SpeechModel> {
+        self.models.iter().map(|(name, _)| *name).collect()
     }
 
     /// The checkpoint's built-in voice with its sample spoken (seed 0), when it has one.
     pub async fn builtin_voice(&self) -> anyhow::Result<Option<BuiltinVoice>> {
-        let Some(conditionals) = self.model.builtin_voice() else {
+        let speaker = self.models[0].1.clone();
+        let Some(conditionals) = speaker.builtin_voice() else {
             return Ok(None);
         };
         let conditioning = conditionals.to_safetensors()?;
-        let speaker = self.model.clone();
         let sample = tokio::task::spawn_blocking(move || {
             speaker.synthesize(
                 BUILTIN_SAMPLE_TEXT,
@@ -206,6 +280,6 @@ impl NativeModel {
 
     /// The engine: at most `concurrency` syntheses at once, decoding T3 together.
     pub fn start(self, concurrency: usize) -> QueuedEngine {
-        ChatterboxSynthesizer::new(self.model, self.voices).start(concurrency, QUEUE_CAPACITY)
+        ChatterboxSynthesizer::serving(self.models, self.voices).start(concurrency, QUEUE_CAPACITY)
     }
 }

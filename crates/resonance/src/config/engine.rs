@@ -5,13 +5,26 @@
 use std::path::{Path, PathBuf};
 
 use chatterbox::t3::Precision;
+use resonance_domain::SpeechModel;
 use resonance_engine::native::{DeviceSetting, DeviceSettingError};
 
 use super::ConfigError;
 
-/// The folder holding the Chatterbox Turbo checkpoint.
+/// The folder holding the checkpoint: every model's T3 and the files they share.
 pub fn model_dir(dir: Option<PathBuf>, data_dir: &Path) -> PathBuf {
     dir.unwrap_or_else(|| data_dir.join("models").join("chatterbox-turbo"))
+}
+
+/// The model spoken with when a request names none; `serve` and `worker` download it.
+pub fn model(text: Option<String>) -> Result<SpeechModel, ConfigError> {
+    match text {
+        None => Ok(SpeechModel::default()),
+        Some(text) => SpeechModel::parse(&text).ok_or(ConfigError::Invalid {
+            key: "RESONANCE_MODEL (model)",
+            expected: "chatterbox-turbo or chatterbox-nano",
+            got: text,
+        }),
+    }
 }
 
 pub fn precision(text: Option<String>) -> Result<Precision, ConfigError> {
@@ -133,6 +146,7 @@ pub fn workers(workers: Option<usize>) -> usize {
 #[cfg(test)]
 mod tests {
     use chatterbox::t3::Precision;
+    use resonance_domain::SpeechModel;
     use resonance_engine::native::DeviceSetting;
 
     use crate::config::tests::args;
@@ -178,6 +192,33 @@ mod tests {
             ..args()
         });
         assert!(none.unwrap().engine.is_none());
+    }
+
+    #[test]
+    fn model_defaults_to_turbo_and_is_set_by_file_then_flags() {
+        let model = |file: &str, flag: Option<&str>| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("resonance.toml");
+            std::fs::write(&path, file).unwrap();
+            Config::load(&SettingsArgs {
+                config: Some(path),
+                model: flag.map(str::to_string),
+                ..args()
+            })
+            .map(|config| config.model)
+        };
+        assert_eq!(model("", None).unwrap(), SpeechModel::ChatterboxTurbo);
+        let nano = "model = \"chatterbox-nano\"\n";
+        assert_eq!(model(nano, None).unwrap(), SpeechModel::ChatterboxNano);
+        assert_eq!(
+            model(nano, Some("chatterbox-turbo")).unwrap(),
+            SpeechModel::ChatterboxTurbo
+        );
+        let err = model("", Some("tts-1")).unwrap_err().to_string();
+        assert!(
+            err.contains("RESONANCE_MODEL") && err.contains("chatterbox-turbo or chatterbox-nano"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub struct Settings {
     pub remote_api_key: Option<String>,
     pub device: Option<String>,
     pub precision: Option<String>,
+    pub model: Option<String>,
     pub engine_concurrency: Option<usize>,
     pub workers: Option<usize>,
     #[serde(default)]
@@ -90,6 +91,7 @@ impl Settings {
             remote_api_key: args.remote_api_key.clone().or(self.remote_api_key),
             device: args.device.clone().or(self.device),
             precision: args.precision.clone().or(self.precision),
+            model: args.model.clone().or(self.model),
             engine_concurrency: args.engine_concurrency.or(self.engine_concurrency),
             workers: args.workers.or(self.workers),
             s3: S3Table {

@@ -111,6 +111,11 @@ pub struct SettingsArgs {
     /// int8 or int4 (faster, quantized at load) [default: fp32]
     #[arg(long, env = "RESONANCE_PRECISION", global = true)]
     pub precision: Option<String>,
+    /// The model spoken with when a request names none, and the one `serve`, `worker`
+    /// and `model download` fetch: chatterbox-turbo or chatterbox-nano (a model whose
+    /// T3 is in the model folder is served too) [default: chatterbox-turbo]
+    #[arg(long, env = "RESONANCE_MODEL", global = true)]
+    pub model: Option<String>,
     /// Syntheses the engine runs at once; the native engine decodes their T3 together
     /// [default: 1 for chatterbox, 4 for remote]
     #[arg(long, env = "RESONANCE_ENGINE_CONCURRENCY", global = true)]

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chatterbox::t3::Precision;
+use resonance_domain::SpeechModel;
 use resonance_engine::native::DeviceSetting;
 use resonance_service::billing::BillingSettings;
 use resonance_service::mail::SmtpSettings;
@@ -52,6 +53,8 @@ pub struct Config {
     pub device: DeviceSetting,
     /// T3's number format in the native engine (`serve`, `worker`, `say`).
     pub precision: Precision,
+    /// The default model (`serve`, `worker`, `say`, `model download`).
+    pub model: SpeechModel,
     /// Generation workers `serve` runs in-process.
     pub workers: usize,
     /// The default plan and, when configured, Polar.
@@ -100,6 +103,7 @@ impl Config {
         let trusted_proxies = server::trusted_proxies(settings.trusted_proxies)?;
         let device = engine::device(settings.device)?;
         let precision = engine::precision(settings.precision)?;
+        let model = engine::model(settings.model)?;
         let allowed_hosts = server::allowed_hosts(settings.allowed_hosts);
         let connections = server::connections(
             settings.header_read_timeout_secs,
@@ -131,6 +135,7 @@ impl Config {
             engine,
             device,
             precision,
+            model,
             workers,
             billing,
             metrics_token,

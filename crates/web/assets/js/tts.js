@@ -138,7 +138,7 @@ previewButton.addEventListener('click', () => {
   if (picker.value) playSample(previewButton, sampleUrls.get(picker.value));
 });
 
-/** Regenerate: `?from={generationId}` fills the form with that generation's text, voice and settings. */
+/** Regenerate: `?from={generationId}` fills the form with that generation's text, model, voice and settings. */
 async function loadSettingsFrom(generationId) {
   try {
     const generation = await api(`/api/generations/${encodeURIComponent(generationId)}`);
@@ -149,6 +149,10 @@ async function loadSettingsFrom(generationId) {
       showSliderValue(slider);
     }
     form.elements.seed.value = generation.seed ?? '';
+    // A model the server no longer offers leaves the default chosen.
+    if ([...form.elements.model.options].some((option) => option.value === generation.model)) {
+      form.elements.model.value = generation.model;
+    }
     if (generation.voiceId && [...picker.options].some((option) => option.value === generation.voiceId)) {
       picker.value = generation.voiceId;
     } else {
@@ -299,6 +303,7 @@ form.addEventListener('submit', async (event) => {
   const body = {
     text,
     voiceId: picker.value,
+    model: form.elements.model.value,
     temperature: Number(form.elements.temperature.value),
     topP: Number(form.elements.topP.value),
     topK: Number(form.elements.topK.value),

@@ -8,17 +8,42 @@ pub mod openai;
 pub mod speech;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use resonance_db::{Page, VoiceFilter};
-use resonance_domain::{OrgId, VoiceId};
+use resonance_domain::{OrgId, SpeechModel, VoiceId};
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
-/// The model every compat request is served by.
-pub const MODEL_ID: &str = "chatterbox-turbo";
+/// The model a compat request's model name asks for: the peer's own model names
+/// (`aliases`), and no name, speak with this server's default model; a model's own name
+/// (`chatterbox-nano`) with that model when the server offers it. Otherwise a sentence
+/// naming what is accepted.
+pub fn speech_model(
+    state: &AppState,
+    name: Option<&str>,
+    aliases: &[&'static str],
+) -> Result<SpeechModel, String> {
+    match name {
+        Some(name) if aliases.contains(&name) => Ok(state.default_model()),
+        name => state.speech_model(name).map_err(|_| {
+            format!(
+                "unknown model {:?}; accepted: {}",
+                name.unwrap_or_default(),
+                model_ids(state, aliases).join(", ")
+            )
+        }),
+    }
+}
+
+/// `aliases`, then the models this server offers: the ids `GET /v1/models` lists.
+pub fn model_ids(state: &AppState, aliases: &[&'static str]) -> Vec<&'static str> {
+    let offered = state.models.iter().map(|model| model.name());
+    aliases.iter().copied().chain(offered).collect()
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -29,15 +54,19 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /v1/models`: both peers use this path; a request with ElevenLabs' `xi-api-key`
 /// header gets ElevenLabs' shape, any other OpenAI's.
-async fn models(headers: HeaderMap, caller: Result<Caller, ApiError>) -> Response {
+async fn models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
+) -> Response {
     if headers.contains_key(elevenlabs::API_KEY_HEADER) {
         match caller {
-            Ok(_) => elevenlabs::models(),
+            Ok(_) => elevenlabs::models(&state),
             Err(e) => elevenlabs::ElevenLabsError::from(e).into_response(),
         }
     } else {
         match caller {
-            Ok(_) => openai::models(),
+            Ok(_) => openai::models(&state),
             Err(e) => openai::OpenAiError::from(e).into_response(),
         }
     }

@@ -15,13 +15,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::speech::{self, Disconnect, Framing, RawAudio, SpeechError};
-use super::{MODEL_ID, find_voice};
+use super::find_voice;
 use crate::auth::Caller;
 use crate::generations::ValidGeneration;
 use crate::{ApiError, ApiJson, AppState};
 
-/// OpenAI's model names, all served by Chatterbox Turbo, then ours.
-pub const MODELS: [&str; 4] = ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", MODEL_ID];
+/// OpenAI's model names, served by the default model; ours follow them in `/v1/models`.
+pub const MODELS: [&str; 3] = ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"];
 
 /// OpenAI's limit on `input`.
 const MAX_INPUT_CHARS: usize = 4096;
@@ -189,12 +189,8 @@ pub async fn speech(
         .model
         .as_deref()
         .ok_or_else(|| OpenAiError::invalid("model", "model is required"))?;
-    if !MODELS.contains(&model) {
-        return Err(OpenAiError::invalid(
-            "model",
-            format!("unknown model {model:?}; accepted: {}", MODELS.join(", ")),
-        ));
-    }
+    let model = super::speech_model(&state, Some(model), &MODELS)
+        .map_err(|e| OpenAiError::invalid("model", e))?;
     let input = body.input.as_deref().unwrap_or_default();
     let input_chars = input.chars().count();
     if input_chars > MAX_INPUT_CHARS {
@@ -238,7 +234,7 @@ pub async fn speech(
         })?;
     let valid = ValidGeneration {
         text,
-        params: GenerationParams::default(),
+        params: GenerationParams::default().with_model(model),
         voice_id,
         seed: None,
     };
@@ -293,8 +289,8 @@ impl Framing for SpeechEvents {
 }
 
 /// `GET /v1/models` in OpenAI's shape.
-pub fn models() -> Response {
-    let data: Vec<_> = MODELS
+pub fn models(state: &AppState) -> Response {
+    let data: Vec<_> = super::model_ids(state, &MODELS)
         .iter()
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "resonance" }))
         .collect();

@@ -15,6 +15,7 @@ mod generations;
 mod hardening;
 mod hostile_uploads;
 mod lifecycle;
+mod models;
 mod openapi;
 mod pages;
 mod sdk;

@@ -60,6 +60,7 @@ pub struct TestAppBuilder {
     connections: ConnectionSettings,
     metrics_token: Option<String>,
     smtp: Option<resonance_service::mail::SmtpSettings>,
+    models: Option<Vec<resonance_domain::SpeechModel>>,
 }
 
 impl TestAppBuilder {
@@ -116,6 +117,12 @@ impl TestAppBuilder {
     /// enough for tests.
     pub fn engine(mut self, engine: Arc<dyn SpeechEngine>) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// Offers `models`, the first as the default (the server offers its default only).
+    pub fn models(mut self, models: &[resonance_domain::SpeechModel]) -> Self {
+        self.models = Some(models.to_vec());
         self
     }
 
@@ -194,6 +201,9 @@ impl TestAppBuilder {
             state.billing = Arc::new(billing);
         }
         state.metrics_token = self.metrics_token;
+        if let Some(models) = self.models {
+            state.models = models;
+        }
         state.mailer = self.smtp.map(|smtp| {
             Arc::new(resonance_service::mail::Mailer::new(&smtp).expect("valid SMTP settings"))
         });
@@ -289,6 +299,7 @@ impl TestApp {
             connections: ConnectionSettings::default(),
             metrics_token: None,
             smtp: None,
+            models: None,
         }
     }
 

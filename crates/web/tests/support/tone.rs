@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use resonance_domain::SpeechModel;
 use resonance_engine::{EngineError, SAMPLE_RATE, Speech, SpeechEngine, SynthesisRequest};
 
 /// Samples per character of text.
@@ -16,6 +17,8 @@ pub struct ToneEngine {
     pub spoken: Mutex<Vec<String>>,
     /// The seed of each request spoken, in order.
     pub seeds: Mutex<Vec<u64>>,
+    /// The model of each request spoken, in order.
+    pub models: Mutex<Vec<SpeechModel>>,
     pub stalled_once: Mutex<bool>,
 }
 
@@ -71,6 +74,7 @@ impl SpeechEngine for ToneEngine {
         }
         self.spoken.lock().unwrap().push(request.text.clone());
         self.seeds.lock().unwrap().push(request.seed);
+        self.models.lock().unwrap().push(request.params.model());
         Ok(Speech {
             samples: tone(request.text.chars().count()),
         })

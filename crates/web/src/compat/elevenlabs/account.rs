@@ -3,13 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use resonance_domain::GenerationText;
+use resonance_domain::{GenerationText, SpeechModel};
 use serde::Serialize;
 
 use super::{ElevenLabsError, MODELS};
 use crate::auth::Caller;
 use crate::billing::{Period, plan_of};
-use crate::compat::MODEL_ID;
 use crate::{ApiError, AppState};
 
 /// What `/v1/user/subscription` reports for a limit the plan does not set.
@@ -89,7 +88,7 @@ pub async fn subscription(
     }))
 }
 
-/// One of [`MODELS`], all spoken by Chatterbox Turbo.
+/// One of [`MODELS`] (spoken by the default model) or a model of this server.
 #[derive(Debug, Serialize)]
 struct ModelView {
     model_id: &'static str,
@@ -110,11 +109,10 @@ struct ModelLanguage {
 }
 
 impl ModelView {
-    fn new(model_id: &'static str) -> Self {
-        let name = if model_id == MODEL_ID {
-            "Chatterbox Turbo".to_string()
-        } else {
-            format!("{model_id} (served by Chatterbox Turbo)")
+    fn new(model_id: &'static str, default: SpeechModel) -> Self {
+        let name = match SpeechModel::parse(model_id) {
+            Some(model) => model.title().to_string(),
+            None => format!("{model_id} (served by {})", default.title()),
         };
         Self {
             model_id,
@@ -134,7 +132,10 @@ impl ModelView {
 }
 
 /// `GET /v1/models` in ElevenLabs' shape.
-pub fn models() -> Response {
-    let models: Vec<_> = MODELS.into_iter().map(ModelView::new).collect();
+pub fn models(state: &AppState) -> Response {
+    let models: Vec<_> = crate::compat::model_ids(state, &MODELS)
+        .into_iter()
+        .map(|id| ModelView::new(id, state.default_model()))
+        .collect();
     Json(models).into_response()
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_OUTPUT_FORMAT, DELETED, Deleted, ElevenLabsError, query};
 use crate::auth::Caller;
-use crate::compat::{MODEL_ID, speech};
+use crate::compat::speech;
 use crate::generations::{generation_id, read_stored_audio, remove, stored_audio_key};
 use crate::voices::voice_id;
 use crate::{ApiError, AppState};
@@ -67,7 +67,7 @@ impl From<&Generation> for HistoryItem {
             history_item_id: generation.id.clone(),
             request_id: generation.id.clone(),
             voice_id: generation.voice_id.clone(),
-            model_id: MODEL_ID,
+            model_id: generation.params.model().name(),
             voice_name: generation.voice_name.as_str().to_string(),
             text: generation.text.as_str().to_string(),
             date_unix: generation.created_at.unix_timestamp(),

@@ -20,21 +20,19 @@ use serde::Serialize;
 pub use account::models;
 pub use errors::ElevenLabsError;
 
-use super::MODEL_ID;
 use crate::AppState;
 
 /// The header ElevenLabs clients send their key in.
 pub const API_KEY_HEADER: &str = "xi-api-key";
 
-/// ElevenLabs' model ids, all served by Chatterbox Turbo, then ours.
-pub const MODELS: [&str; 7] = [
+/// ElevenLabs' model ids, served by the default model; ours follow them in `/v1/models`.
+pub const MODELS: [&str; 6] = [
     "eleven_multilingual_v2",
     "eleven_turbo_v2_5",
     "eleven_flash_v2_5",
     "eleven_turbo_v2",
     "eleven_flash_v2",
     "eleven_monolingual_v1",
-    MODEL_ID,
 ];
 
 /// ElevenLabs' default `output_format`.

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use resonance_audio::{OutputFormat, StreamEncoder};
-use resonance_domain::{GenerationParams, GenerationText, VoiceId};
+use resonance_domain::{GenerationParams, GenerationText, SpeechModel, VoiceId};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -74,6 +74,7 @@ struct Settings {
     inactivity: Duration,
     keep_on_disconnect: bool,
     header_key: Option<String>,
+    model: SpeechModel,
 }
 
 /// Upgrades to the WebSocket once the query parameters are valid (a 400 otherwise);
@@ -87,7 +88,7 @@ pub async fn stream_input(
 ) -> Result<Response, ElevenLabsError> {
     let stream_query = super::query(stream_query)?;
     let format = output_format(stream_query.output_format.as_deref())?;
-    check_model(stream_query.model_id.as_deref())?;
+    let model = check_model(&state, stream_query.model_id.as_deref())?;
     let inactivity = stream_query
         .inactivity_timeout
         .unwrap_or(DEFAULT_INACTIVITY_SECS);
@@ -107,6 +108,7 @@ pub async fn stream_input(
         inactivity: Duration::from_secs(inactivity),
         keep_on_disconnect: stream_query.keep_on_disconnect,
         header_key,
+        model,
     };
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
@@ -286,7 +288,8 @@ async fn begin(
     let params = voice_settings
         .map(VoiceSettings::params)
         .transpose()?
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .with_model(settings.model);
     let speed = voice_settings
         .map(VoiceSettings::speed)
         .transpose()?

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use resonance_audio::OutputFormat;
-use resonance_domain::{GenerationParams, GenerationText};
+use resonance_domain::{GenerationParams, GenerationText, SpeechModel};
 use serde::Deserialize;
 
 use super::{DEFAULT_OUTPUT_FORMAT, ElevenLabsError, MODELS, query};
@@ -85,15 +85,13 @@ pub(super) fn output_format(name: Option<&str>) -> Result<OutputFormat, ElevenLa
         .map_err(|e| ElevenLabsError::invalid("output_format", e))
 }
 
-/// `model_id`, when given, must be one of [`MODELS`].
-pub(super) fn check_model(model: Option<&str>) -> Result<(), ElevenLabsError> {
-    match model {
-        Some(model) if !MODELS.contains(&model) => Err(ElevenLabsError::invalid(
-            "model_id",
-            format!("unknown model {model:?}; accepted: {}", MODELS.join(", ")),
-        )),
-        _ => Ok(()),
-    }
+/// The model `model_id` asks for: one of [`MODELS`] or none is the default model.
+pub(super) fn check_model(
+    state: &AppState,
+    model: Option<&str>,
+) -> Result<SpeechModel, ElevenLabsError> {
+    crate::compat::speech_model(state, model, &MODELS)
+        .map_err(|e| ElevenLabsError::invalid("model_id", e))
 }
 
 /// A parsed text-to-speech request.
@@ -111,11 +109,11 @@ async fn speech_order(
     body: SpeechBody,
 ) -> Result<SpeechOrder, ElevenLabsError> {
     let format = output_format(query.output_format.as_deref())?;
-    check_model(body.model_id.as_deref())?;
+    let model = check_model(state, body.model_id.as_deref())?;
     let text = GenerationText::parse(body.text.as_deref().unwrap_or_default())
         .map_err(|e| ElevenLabsError::invalid("text", e))?;
     let settings = body.voice_settings.unwrap_or_default();
-    let params = settings.params()?;
+    let params = settings.params()?.with_model(model);
     let speed = settings.speed()?;
     let seed = body.seed.map(u32::try_from).transpose().map_err(|_| {
         ElevenLabsError::invalid("seed", format!("must be between 0 and {}", u32::MAX))

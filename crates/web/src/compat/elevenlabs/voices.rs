@@ -4,12 +4,11 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use resonance_db::{Page, Voice, VoiceFilter};
-use resonance_domain::{VoiceId, VoiceVariant};
+use resonance_domain::{SpeechModel, VoiceId, VoiceVariant};
 use serde::{Deserialize, Serialize};
 
 use super::{DELETED, Deleted, ElevenLabsError, query};
 use crate::auth::Caller;
-use crate::compat::MODEL_ID;
 use crate::paging;
 use crate::voices::{remove_voice, voice_id};
 use crate::{ApiError, AppState};
@@ -51,7 +50,7 @@ impl From<&Voice> for VoiceView {
             },
             preview_url: format!("/api/voices/{}/audio", voice.id),
             settings: None,
-            high_quality_base_model_ids: [MODEL_ID],
+            high_quality_base_model_ids: [SpeechModel::default().name()],
             created_at_unix: voice.created_at.unix_timestamp(),
             is_owner: custom,
         }
