@@ -93,7 +93,12 @@ fn main() -> anyhow::Result<()> {
     )?;
     let written = start.elapsed();
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO)?;
-    let model = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu)?;
+    let model = ChatterboxTurbo::load(
+        dir.path(),
+        &chatterbox::checkpoint::TURBO,
+        &cfg,
+        &Device::Cpu,
+    )?;
     println!(
         "random checkpoint written in {:.1} s, verified and loaded in {:.1} s",
         written.as_secs_f64(),

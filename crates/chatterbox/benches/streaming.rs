@@ -48,7 +48,12 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     chatterbox::testing::write_full_size_checkpoint(dir.path(), 0)?;
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO)?;
-    let model = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu)?;
+    let model = ChatterboxTurbo::load(
+        dir.path(),
+        &chatterbox::checkpoint::TURBO,
+        &cfg,
+        &Device::Cpu,
+    )?;
     let voice = chatterbox::testing::random_voice(&cfg, &Device::Cpu, 0)?;
     let options = SynthesisOptions {
         sampling: SamplingParams {

@@ -127,7 +127,10 @@ impl CheckpointManifest {
     pub fn of(checkpoint: &Checkpoint) -> Self {
         let mut manifest = Self::official();
         if checkpoint.t3_weights != T3_WEIGHTS {
-            let turbo = manifest.files.remove(T3_WEIGHTS).expect("Turbo's T3 layout");
+            let turbo = manifest
+                .files
+                .remove(T3_WEIGHTS)
+                .expect("Turbo's T3 layout");
             let tensors = turbo
                 .tensors
                 .into_iter()

@@ -9,9 +9,9 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::checkpoint;
-use crate::weights::CheckpointManifest;
 use crate::parity::fixtures::{Fixture, fixture_dir};
 use crate::text::PARALINGUISTIC_TAGS;
+use crate::weights::CheckpointManifest;
 
 /// A GPT-2-style `tokenizer.json`: one token per byte (ids 0..256 in the
 /// byte-level alphabet's order), the merges `Ġ t`, `h e`, `Ġt he`, and the
@@ -103,37 +103,27 @@ pub fn write_tiny_checkpoint(dir: &Path) -> candle_core::Result<()> {
     Ok(())
 }
 
-/// Writes a random Chatterbox Nano T3 beside the tiny checkpoint of
-/// [`write_tiny_checkpoint`] in `dir`: the tiny T3's layout with one layer more, so
-/// that the folder serves two models whose T3s differ in shape.
-pub fn write_tiny_nano_t3(dir: &Path, seed: u64) -> candle_core::Result<()> {
-    let mut manifest = CheckpointManifest::read(dir, &[checkpoint::T3_WEIGHTS])
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    let mut t3 = manifest
-        .files
-        .remove(checkpoint::T3_WEIGHTS)
-        .expect("the T3 header just read");
-    let layers = t3
-        .tensors
+/// Writes a Chatterbox Nano T3 beside the tiny checkpoint of [`write_tiny_checkpoint`] in
+/// `dir`: the tiny T3 with its last layer repeated, so that the folder serves two models
+/// whose T3s differ in shape and in speech.
+pub fn write_tiny_nano_t3(dir: &Path) -> candle_core::Result<()> {
+    let mut tensors =
+        candle_core::safetensors::load(dir.join(checkpoint::T3_WEIGHTS), &Device::Cpu)?;
+    let layers = tensors
         .keys()
         .filter_map(|name| checkpoint::layer(name))
         .max()
         .map_or(0, |last| last + 1);
-    let last = format!("tfmr.h.{}.", layers - 1);
-    let added: Vec<_> = t3
-        .tensors
+    let last = format!("tfmr.h.{}.", layers.saturating_sub(1));
+    let added: Vec<(String, Tensor)> = tensors
         .iter()
-        .filter_map(|(name, layout)| {
+        .filter_map(|(name, tensor)| {
             let rest = name.strip_prefix(&last)?;
-            Some((format!("tfmr.h.{layers}.{rest}"), layout.clone()))
+            Some((format!("tfmr.h.{layers}.{rest}"), tensor.clone()))
         })
         .collect();
-    t3.tensors.extend(added);
-    manifest
-        .files
-        .insert(checkpoint::NANO_T3_WEIGHTS.to_string(), t3);
-    crate::weights::random_checkpoint(&manifest, dir, seed)?;
-    Ok(())
+    tensors.extend(added);
+    candle_core::safetensors::save(&tensors, dir.join(checkpoint::NANO_T3_WEIGHTS))
 }
 
 /// Speech tokens of the random voice of [`random_voice`]: a 10 s reference clip's.

@@ -47,7 +47,11 @@ fn nanos_official_layout_is_turbos_with_a_gpt2_small_t3() {
     );
     assert_eq!(cfg.hidden_size, 768);
     assert_eq!(
-        (official.gpt2.n_embd, official.gpt2.n_head, official.gpt2.n_layer),
+        (
+            official.gpt2.n_embd,
+            official.gpt2.n_head,
+            official.gpt2.n_layer
+        ),
         (1024, 16, 24)
     );
 }
@@ -81,7 +85,10 @@ fn a_nano_shaped_t3_is_read_from_its_file_and_speaks() {
     let cfg = ChatterboxTurbo::config_for(dir.path(), &NANO).unwrap();
     let gpt2 = &cfg.t3.gpt2;
     assert_eq!((gpt2.n_embd, gpt2.n_head, gpt2.n_layer), (768, 12, 12));
-    assert_eq!((gpt2.n_positions, cfg.t3.text_tokens_dict_size), (1024, 704));
+    assert_eq!(
+        (gpt2.n_positions, cfg.t3.text_tokens_dict_size),
+        (1024, 704)
+    );
     let model = ChatterboxTurbo::load(dir.path(), &NANO, &cfg, &Device::Cpu).unwrap();
     assert!(
         model.load_warnings().is_empty(),
@@ -104,7 +111,7 @@ fn a_nano_shaped_t3_is_read_from_its_file_and_speaks() {
 fn models_of_one_folder_share_all_but_t3() {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-    chatterbox::testing::write_tiny_nano_t3(dir.path(), 9).unwrap();
+    chatterbox::testing::write_tiny_nano_t3(dir.path()).unwrap();
     let turbo_cfg = ChatterboxTurbo::config_for(dir.path(), &TURBO).unwrap();
     let nano_cfg = ChatterboxTurbo::config_for(dir.path(), &NANO).unwrap();
     assert_eq!(turbo_cfg.t3.gpt2.n_layer, 2);

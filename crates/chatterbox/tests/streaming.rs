@@ -14,7 +14,13 @@ fn tiny_model() -> (tempfile::TempDir, ChatterboxTurbo) {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
-    let model = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu).unwrap();
+    let model = ChatterboxTurbo::load(
+        dir.path(),
+        &chatterbox::checkpoint::TURBO,
+        &cfg,
+        &Device::Cpu,
+    )
+    .unwrap();
     (dir, model)
 }
 

@@ -20,7 +20,13 @@ fn a_tiny_checkpoint_speaks_reproducibly_with_its_builtin_voice() {
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
     assert_eq!(cfg.t3.hidden_size, 64);
-    let model = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu).unwrap();
+    let model = ChatterboxTurbo::load(
+        dir.path(),
+        &chatterbox::checkpoint::TURBO,
+        &cfg,
+        &Device::Cpu,
+    )
+    .unwrap();
     let voice = model
         .builtin_voice()
         .expect("conds.pt is the built-in voice");
@@ -55,10 +61,15 @@ fn a_tiny_checkpoint_speaks_reproducibly_with_its_builtin_voice() {
 fn a_folder_without_the_checkpoint_names_the_missing_files() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
-    let err = ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = ChatterboxTurbo::load(
+        dir.path(),
+        &chatterbox::checkpoint::TURBO,
+        &cfg,
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     for file in [
         "t3_turbo_v1.safetensors",
         "s3gen_meanflow.safetensors",

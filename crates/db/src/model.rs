@@ -2,8 +2,8 @@
 
 use resonance_domain::{
     GenerationId, GenerationParams, GenerationStatus, GenerationText, Language, OrgId,
-    OrganizationName, VoiceCategory, VoiceDescription, SpeechModel, VoiceId, VoiceName,
-    VoiceOwner, VoiceVariant,
+    OrganizationName, SpeechModel, VoiceCategory, VoiceDescription, VoiceId, VoiceName, VoiceOwner,
+    VoiceVariant,
 };
 use time::OffsetDateTime;
 
@@ -377,7 +377,8 @@ impl TryFrom<GenerationRow> for Generation {
             )
             .map_err(|e| DbError::corrupt(T, "sampling parameters", e))?
             .with_model(
-                SpeechModel::parse(&row.model).ok_or_else(|| DbError::corrupt(T, "model", &row.model))?,
+                SpeechModel::parse(&row.model)
+                    .ok_or_else(|| DbError::corrupt(T, "model", &row.model))?,
             ),
             seed: row
                 .seed

@@ -212,7 +212,11 @@ fn write_checkpoint(dir: &Path, tiny: bool, seed: u64) -> anyhow::Result<()> {
 fn load(dir: &Path, device: &Device, precision: Precision) -> anyhow::Result<ChatterboxTurbo> {
     let cfg = ChatterboxTurbo::config_for(dir, &chatterbox::checkpoint::TURBO)?;
     Ok(ChatterboxTurbo::load_with_precision(
-        dir, &chatterbox::checkpoint::TURBO, &cfg, device, precision,
+        dir,
+        &chatterbox::checkpoint::TURBO,
+        &cfg,
+        device,
+        precision,
     )?)
 }
 

@@ -1,15 +1,17 @@
 //! The native engine on a tiny random-weight checkpoint: voices it does not know are
 //! refused, the domain's default parameters are the model's, long text is spoken chunk
 //! by chunk with successive seeds, joined as [`chunking::speak`] joins every text, and
-//! requests in flight together, whose T3 decoding shares steps, sound as they do alone.
+//! requests in flight together, whose T3 decoding shares steps, sound as they do alone; a
+//! folder's second model (Nano) speaks the requests that name it.
 
 use std::sync::Arc;
 
+use chatterbox::checkpoint::NANO;
 use chatterbox::s3gen::stream::StreamSchedule;
-use chatterbox::t3::SamplingParams;
+use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
 use resonance_audio::crossfade;
-use resonance_domain::{GenerationParams, VoiceId};
+use resonance_domain::{GenerationParams, SpeechModel, VoiceId};
 use resonance_engine::chunking::{self, CHUNK_CROSSFADE, MAX_CHUNK_CHARS, split_text};
 use resonance_engine::native::{BuiltinVoices, ChatterboxSynthesizer, sampling_params};
 use resonance_engine::queue::QueuedEngine;
@@ -31,8 +33,15 @@ fn tiny_engine_with(concurrency: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
-    let model =
-        Arc::new(ChatterboxTurbo::load(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &candle_core::Device::Cpu).unwrap());
+    let model = Arc::new(
+        ChatterboxTurbo::load(
+            dir.path(),
+            &chatterbox::checkpoint::TURBO,
+            &cfg,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap(),
+    );
     let voices = Arc::new(BuiltinVoices::default());
     let voice = voice_ref(VoiceId::new());
     voices.insert(&voice.id, model.builtin_voice().unwrap());
@@ -206,4 +215,63 @@ async fn speech_comes_in_pieces_and_stops_when_nobody_listens() {
     .await
     .unwrap();
     assert_eq!(stopped, Ok(1));
+}
+
+#[tokio::test]
+async fn each_request_is_spoken_by_the_model_it_names() {
+    let fixture = tiny_engine();
+    let dir = fixture._dir.path();
+    chatterbox::testing::write_tiny_nano_t3(dir).unwrap();
+    let nano_cfg = ChatterboxTurbo::config_for(dir, &NANO).unwrap();
+    let nano = Arc::new(
+        fixture
+            .model
+            .with_t3_of(dir, &NANO, &nano_cfg, Precision::default())
+            .unwrap(),
+    );
+    let voices = Arc::new(BuiltinVoices::default());
+    voices.insert(&fixture.voice.id, fixture.model.builtin_voice().unwrap());
+    let engine = ChatterboxSynthesizer::serving(
+        vec![
+            (SpeechModel::ChatterboxTurbo, fixture.model.clone()),
+            (SpeechModel::ChatterboxNano, nano.clone()),
+        ],
+        voices,
+    )
+    .start(2, 8);
+    let request = |model| SynthesisRequest {
+        text: "Hello there.".into(),
+        voice: fixture.voice.clone(),
+        params: GenerationParams::default().with_model(model),
+        seed: 4,
+    };
+    let options = SynthesisOptions::seeded(4);
+    let spoken_by_nano = engine
+        .synthesize(request(SpeechModel::ChatterboxNano))
+        .await
+        .unwrap()
+        .samples;
+    assert_eq!(spoken_by_nano, streamed(&nano, "Hello there.", &options));
+    let spoken_by_turbo = engine
+        .synthesize(request(SpeechModel::ChatterboxTurbo))
+        .await
+        .unwrap()
+        .samples;
+    assert_eq!(
+        spoken_by_turbo,
+        streamed(&fixture.model, "Hello there.", &options)
+    );
+    assert_ne!(spoken_by_nano, spoken_by_turbo);
+
+    match fixture
+        .engine
+        .synthesize(request(SpeechModel::ChatterboxNano))
+        .await
+    {
+        Err(EngineError::InvalidRequest(message)) => assert!(
+            message.contains("chatterbox-nano is not loaded here (loaded: chatterbox-turbo)"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }

@@ -254,8 +254,10 @@ mod tests {
     fn tiny_checkpoint() -> (HashMap<String, Vec<u8>>, CheckpointManifest) {
         let dir = tempfile::tempdir().unwrap();
         chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-        chatterbox::testing::write_tiny_nano_t3(dir.path(), 1).unwrap();
-        let weights = [NANO_T3_WEIGHTS].into_iter().chain(checkpoint::WEIGHT_FILES);
+        chatterbox::testing::write_tiny_nano_t3(dir.path()).unwrap();
+        let weights = [NANO_T3_WEIGHTS]
+            .into_iter()
+            .chain(checkpoint::WEIGHT_FILES);
         let layout = CheckpointManifest::read(dir.path(), &weights.collect::<Vec<_>>()).unwrap();
         let files = checkpoint::FILES
             .into_iter()
@@ -288,9 +290,14 @@ mod tests {
         let endpoint = start(hub.clone()).await;
         let model_dir = tempfile::tempdir().unwrap();
 
-        let err = download(model_dir.path(), &TURBO, &layout, &options(endpoint.clone(), chunk))
-            .await
-            .unwrap_err();
+        let err = download(
+            model_dir.path(),
+            &TURBO,
+            &layout,
+            &options(endpoint.clone(), chunk),
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains(checkpoint::T3_WEIGHTS), "{err:#}");
         assert!(!model_dir.path().join(checkpoint::T3_WEIGHTS).exists());
         let first_try = hub.body_bytes_served(checkpoint::T3_WEIGHTS);
@@ -393,9 +400,14 @@ mod tests {
         });
         let endpoint = start(hub).await;
         let model_dir = tempfile::tempdir().unwrap();
-        let err = download(model_dir.path(), &TURBO, &layout, &options(endpoint, 1 << 20))
-            .await
-            .unwrap_err();
+        let err = download(
+            model_dir.path(),
+            &TURBO,
+            &layout,
+            &options(endpoint, 1 << 20),
+        )
+        .await
+        .unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("t3_turbo_v1.safetensors"), "{text}");
         assert!(
@@ -430,9 +442,14 @@ mod tests {
         });
         let endpoint = start(hub).await;
         let model_dir = tempfile::tempdir().unwrap();
-        let done = download(model_dir.path(), &TURBO, &layout, &options(endpoint, 1 << 20))
-            .await
-            .unwrap();
+        let done = download(
+            model_dir.path(),
+            &TURBO,
+            &layout,
+            &options(endpoint, 1 << 20),
+        )
+        .await
+        .unwrap();
         assert!(done.contains(&checkpoint::T3_WEIGHTS), "{done:?}");
         let installed = std::fs::read(model_dir.path().join(checkpoint::T3_WEIGHTS)).unwrap();
         assert!(installed == published, "the installed T3 file differs");

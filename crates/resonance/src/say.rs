@@ -80,8 +80,8 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     let load_device = device.clone();
     let model =
         tokio::task::spawn_blocking(move || load(&model_dir, &checkpoint, &load_device, precision))
-        .await
-        .context("model loading panicked")??;
+            .await
+            .context("model loading panicked")??;
     let voice = match (&args.voice_file, library_voice) {
         (Some(path), _) => {
             let bytes =

@@ -1,7 +1,8 @@
 //! `resonance serve` with the native engine on a tiny random-weight checkpoint: the
 //! checkpoint's built-in voice becomes the system voice "Default", generations speak in it
 //! and in voices cloned from uploads, and a cloned voice's conditioning is computed once,
-//! kept in object storage across restarts and removed with the voice.
+//! kept in object storage across restarts and removed with the voice; a folder holding
+//! Nano's T3 beside Turbo's serves both models, to the API and to `resonance say`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -63,9 +64,19 @@ async fn speak(
     text: &str,
     seed: u64,
 ) -> (Value, bytes::Bytes) {
+    let body = json!({ "text": text, "voiceId": voice, "seed": seed });
+    generate_with(server, client, &body).await
+}
+
+/// Generates what `body` asks for and waits for it: the finished generation and its WAV.
+async fn generate_with(
+    server: &Server,
+    client: &reqwest::Client,
+    body: &Value,
+) -> (Value, bytes::Bytes) {
     let response = client
         .post(format!("{}/api/generations?wait=true", server.base))
-        .json(&json!({ "text": text, "voiceId": voice, "seed": seed }))
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -113,6 +124,14 @@ async fn voices(server: &Server, client: &reqwest::Client) -> Vec<Value> {
         .await
         .unwrap();
     list["voices"].as_array().unwrap().clone()
+}
+
+fn wav_samples(wav: &[u8]) -> Vec<i16> {
+    hound::WavReader::new(wav)
+        .unwrap()
+        .into_samples::<i16>()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn conditionals_path(data: &Path, voice: &str) -> std::path::PathBuf {
@@ -286,14 +305,66 @@ async fn the_api_and_say_give_the_same_audio_for_the_same_seed() {
     assert!(said.status.success(), "{said:?}");
     let from_say = std::fs::read(dir.path().join("said.wav")).unwrap();
 
-    let samples = |wav: &[u8]| -> Vec<i16> {
-        hound::WavReader::new(wav)
-            .unwrap()
-            .into_samples::<i16>()
-            .map(Result::unwrap)
-            .collect()
-    };
-    let (from_api, from_say) = (samples(&from_api), samples(&from_say));
+    let (from_api, from_say) = (wav_samples(&from_api), wav_samples(&from_say));
     assert!(from_api.len() > 4_800, "{} samples", from_api.len());
     assert_eq!(from_api, from_say);
+}
+
+#[tokio::test]
+async fn a_folder_with_nanos_t3_serves_both_models() {
+    let model = tempfile::tempdir().unwrap();
+    chatterbox::testing::write_tiny_checkpoint(model.path()).unwrap();
+    chatterbox::testing::write_tiny_nano_t3(model.path()).unwrap();
+    let server = start(tempfile::tempdir().unwrap(), model.path());
+    let client = signed_in_client(&server).await;
+    let response = client
+        .post(format!("{}/api/orgs", server.base))
+        .json(&json!({ "name": "Acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let models: Value = client
+        .get(format!("{}/v1/models", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.ends_with(&["chatterbox-turbo", "chatterbox-nano"]),
+        "{ids:?}"
+    );
+    let listed = voices(&server, &client).await;
+    let default = listed.iter().find(|v| v["name"] == "Default").unwrap();
+    let voice = default["id"].as_str().unwrap();
+    let text = "Hello there.";
+    let body = |model: &str| json!({ "text": text, "voiceId": voice, "seed": 5, "model": model });
+    let (nano, from_nano) = generate_with(&server, &client, &body("chatterbox-nano")).await;
+    assert_eq!(nano["model"], "chatterbox-nano");
+    let (turbo, from_turbo) = speak(&server, &client, voice, text, 5).await;
+    assert_eq!(turbo["model"], "chatterbox-turbo");
+    assert_ne!(from_nano, from_turbo);
+
+    let dir = tempfile::tempdir().unwrap();
+    let said = std::process::Command::new(env!("CARGO_BIN_EXE_resonance"))
+        .current_dir(dir.path())
+        .env_remove("RESONANCE_CONFIG")
+        .env_remove("RESONANCE_MODEL")
+        .args(["--data-dir", "data", "--model-dir"])
+        .arg(model.path())
+        .args(["say", text, "--out", "said.wav", "--seed", "5"])
+        .args(["--model", "chatterbox-nano"])
+        .output()
+        .unwrap();
+    assert!(said.status.success(), "{said:?}");
+    let said = std::fs::read(dir.path().join("said.wav")).unwrap();
+    assert_eq!(wav_samples(&said), wav_samples(&from_nano));
 }

@@ -49,7 +49,14 @@ async fn run() {
     let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
     let precision = Precision::default();
     let model = Arc::new(
-        ChatterboxTurbo::load_with_precision(dir.path(), &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu, precision).unwrap(),
+        ChatterboxTurbo::load_with_precision(
+            dir.path(),
+            &chatterbox::checkpoint::TURBO,
+            &cfg,
+            &Device::Cpu,
+            precision,
+        )
+        .unwrap(),
     );
     let conditionals = chatterbox::testing::random_voice(&cfg, &Device::Cpu, 0).unwrap();
     let voices = Arc::new(BuiltinVoices::default());

@@ -178,7 +178,11 @@ impl CreateGeneration {
                 .unwrap_or(defaults.repetition_penalty()),
         )
         .map_err(invalid_field)?
-        .with_model(state.speech_model(self.model.as_deref()).map_err(invalid_field)?);
+        .with_model(
+            state
+                .speech_model(self.model.as_deref())
+                .map_err(invalid_field)?,
+        );
         let voice_id = match self.voice_id.as_deref() {
             None | Some("") => return Err(invalid_field("voiceId is required: choose a voice")),
             // An id that does not parse names no voice.

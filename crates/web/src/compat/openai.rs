@@ -14,8 +14,8 @@ use resonance_domain::{GenerationParams, GenerationText};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::speech::{self, Disconnect, Framing, RawAudio, SpeechError};
 use super::find_voice;
+use super::speech::{self, Disconnect, Framing, RawAudio, SpeechError};
 use crate::auth::Caller;
 use crate::generations::ValidGeneration;
 use crate::{ApiError, ApiJson, AppState};

@@ -159,7 +159,10 @@ async fn each_api_speaks_with_the_model_it_names() {
     let stored: Value = w
         .admin
         .client
-        .get(w.app.url(&format!("/api/generations/{}", nano["id"].as_str().unwrap())))
+        .get(w.app.url(&format!(
+            "/api/generations/{}",
+            nano["id"].as_str().unwrap()
+        )))
         .send()
         .await
         .unwrap()
