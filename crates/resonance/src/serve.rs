@@ -205,8 +205,12 @@ async fn start_native(
 }
 
 /// The models this server offers: the `model` setting first, then every other model
-/// whose T3 is in the model folder.
+/// whose T3 is in the model folder. A remote engine speaks with its own model, which
+/// the `model` setting names.
 fn served_models(config: &Config) -> Vec<SpeechModel> {
+    if matches!(config.engine, Some(EngineConfig::Remote { .. })) {
+        return vec![config.model];
+    }
     let wanted: Vec<SpeechModel> = std::iter::once(config.model)
         .chain(SpeechModel::ALL.into_iter().filter(|m| *m != config.model))
         .collect();

@@ -14,7 +14,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use resonance_domain::{GenerationId, GenerationText, VoiceCategory};
+use resonance_domain::{GenerationId, GenerationText, SpeechModel, VoiceCategory};
 use serde::Deserialize;
 use url::{Position, Url};
 
@@ -223,15 +223,21 @@ struct TextToSpeechPage {
     tags: [&'static str; 9],
     /// The most characters one generation takes.
     max_chars: usize,
+    /// The models the server offers, the default first.
+    models: Vec<SpeechModel>,
 }
 
-async fn text_to_speech(InOrg { viewer, .. }: InOrg) -> TextToSpeechPage {
+async fn text_to_speech(
+    State(state): State<AppState>,
+    InOrg { viewer, .. }: InOrg,
+) -> TextToSpeechPage {
     TextToSpeechPage {
         assets: assets::base_url(),
         section: Section::TextToSpeech,
         viewer,
         tags: PARALINGUISTIC_TAGS,
         max_chars: GenerationText::MAX_CHARS,
+        models: state.models.clone(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Choosing the speech model per request: `/v1/models` lists the models the server offers,
+//! Choosing the speech model per request: `/v1/models` and the text-to-speech page list
+//! the models the server offers,
 //! each API (ours, OpenAI's, ElevenLabs') speaks with the one it names, and a model the
 //! server has not loaded is refused in that API's own error shape.
 
@@ -135,6 +136,24 @@ async fn v1_models_lists_the_models_the_server_offers() {
     assert_eq!(
         name("eleven_multilingual_v2"),
         "eleven_multilingual_v2 (served by Chatterbox Turbo)"
+    );
+
+    let page = both
+        .admin
+        .client
+        .get(both.app.url("/text-to-speech"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            "<option value=\"chatterbox-turbo\">Chatterbox Turbo</option>\
+             <option value=\"chatterbox-nano\">Chatterbox Nano</option>"
+        ),
+        "{page}"
     );
 
     let nano_only = world(&[ChatterboxNano]).await;
