@@ -250,11 +250,6 @@ impl NativeModel {
         Ok(Self { models, voices })
     }
 
-    /// The models loaded, the first one first.
-    pub fn models(&self) -> Vec<SpeechModel> {
-        self.models.iter().map(|(name, _)| *name).collect()
-    }
-
     /// The checkpoint's built-in voice with its sample spoken (seed 0), when it has one.
     pub async fn builtin_voice(&self) -> anyhow::Result<Option<BuiltinVoice>> {
         let speaker = self.models[0].1.clone();

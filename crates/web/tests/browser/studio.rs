@@ -419,3 +419,54 @@ async fn failures_say_why_and_regenerate_never_switches_voice_silently() {
         .await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_editor_speaks_with_the_model_chosen_and_regenerates_with_it() {
+    use resonance_domain::SpeechModel::{ChatterboxNano, ChatterboxTurbo};
+    let Studio {
+        browser,
+        engine,
+        admin,
+        voice,
+        ..
+    } = studio_offering(&[ChatterboxTurbo, ChatterboxNano]).await;
+    browser
+        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+        .await;
+    let offered = browser
+        .run("return [...document.querySelector('#model').options].map((o) => o.value + ' ' + o.text);")
+        .await;
+    assert_eq!(
+        offered,
+        json!([
+            "chatterbox-turbo Chatterbox Turbo",
+            "chatterbox-nano Chatterbox Nano"
+        ])
+    );
+    browser
+        .fill("#tts-text", "Hello from the small model.")
+        .await;
+    browser
+        .run("const model = document.querySelector('#model'); model.value = 'chatterbox-nano'; model.dispatchEvent(new Event('change')); return null;")
+        .await;
+    browser.click("[data-generate]").await;
+    let generation = docked_result(&browser).await;
+    let (_, _, body) = browser
+        .fetch("GET", &format!("/api/generations/{generation}"))
+        .await;
+    let stored: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stored["model"], "chatterbox-nano");
+    assert_eq!(*engine.models.lock().unwrap(), [ChatterboxNano]);
+
+    browser
+        .open(&format!("/text-to-speech?from={generation}"))
+        .await;
+    browser
+        .wait_for_js("document.querySelector('#model').value === 'chatterbox-nano'")
+        .await;
+    assert!(browser.console_errors().await.is_empty());
+    browser.close().await;
+}

@@ -400,8 +400,18 @@ pub struct Studio {
 }
 
 pub async fn studio() -> Studio {
+    studio_offering(&[resonance_domain::SpeechModel::default()]).await
+}
+
+/// [`studio`] on a server that offers `models`, the first as its default.
+pub async fn studio_offering(models: &[resonance_domain::SpeechModel]) -> Studio {
     let engine = Arc::new(ToneEngine::default());
-    let browser = Browser::on(TestApp::builder().engine(engine.clone()).spawn().await).await;
+    let app = TestApp::builder()
+        .models(models)
+        .engine(engine.clone())
+        .spawn()
+        .await;
+    let browser = Browser::on(app).await;
     let app = &browser.app;
     let admin = app.signed_up("admin@example.com").await;
     let org = app.create_org(&admin, "Acme Studio").await;
