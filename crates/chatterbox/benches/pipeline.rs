@@ -92,13 +92,8 @@ fn main() -> anyhow::Result<()> {
         chatterbox::testing::byte_level_tokenizer_json(true),
     )?;
     let written = start.elapsed();
-    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO)?;
-    let model = ChatterboxTurbo::load(
-        dir.path(),
-        &chatterbox::checkpoint::TURBO,
-        &cfg,
-        &Device::Cpu,
-    )?;
+    let model = chatterbox::testing::load_turbo(dir.path())?;
+    let cfg = model.config().clone();
     println!(
         "random checkpoint written in {:.1} s, verified and loaded in {:.1} s",
         written.as_secs_f64(),

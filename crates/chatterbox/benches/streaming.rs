@@ -47,13 +47,8 @@ fn main() -> anyhow::Result<()> {
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     let dir = tempfile::tempdir()?;
     chatterbox::testing::write_full_size_checkpoint(dir.path(), 0)?;
-    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO)?;
-    let model = ChatterboxTurbo::load(
-        dir.path(),
-        &chatterbox::checkpoint::TURBO,
-        &cfg,
-        &Device::Cpu,
-    )?;
+    let model = chatterbox::testing::load_turbo(dir.path())?;
+    let cfg = model.config().clone();
     let voice = chatterbox::testing::random_voice(&cfg, &Device::Cpu, 0)?;
     let options = SynthesisOptions {
         sampling: SamplingParams {

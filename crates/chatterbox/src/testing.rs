@@ -11,6 +11,7 @@ use candle_core::{Device, Tensor};
 use crate::checkpoint;
 use crate::parity::fixtures::{Fixture, fixture_dir};
 use crate::text::PARALINGUISTIC_TAGS;
+use crate::tts::{ChatterboxTurbo, LoadError};
 use crate::weights::CheckpointManifest;
 
 /// A GPT-2-style `tokenizer.json`: one token per byte (ids 0..256 in the
@@ -124,6 +125,13 @@ pub fn write_tiny_nano_t3(dir: &Path) -> candle_core::Result<()> {
         .collect();
     tensors.extend(added);
     candle_core::safetensors::save(&tensors, dir.join(checkpoint::NANO_T3_WEIGHTS))
+}
+
+/// Turbo from the checkpoint folder `dir`, configured by
+/// [`ChatterboxTurbo::config_for`], on the CPU.
+pub fn load_turbo(dir: &Path) -> Result<ChatterboxTurbo, LoadError> {
+    let cfg = ChatterboxTurbo::config_for(dir, &checkpoint::TURBO)?;
+    ChatterboxTurbo::load(dir, &checkpoint::TURBO, &cfg, &Device::Cpu)
 }
 
 /// Speech tokens of the random voice of [`random_voice`]: a 10 s reference clip's.

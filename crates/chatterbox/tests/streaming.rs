@@ -2,7 +2,6 @@
 //! as a one-shot synthesis of the same tokens, close to it (closer for the context it
 //! sees again), and the same for the same seed; `synthesize_streaming` hands out exactly what it speaks.
 
-use candle_core::Device;
 use chatterbox::rng::SeededRandom;
 use chatterbox::s3gen::stream::{S3GenStream, StreamSchedule};
 use chatterbox::t3::{SamplingParams, SeededSampler};
@@ -13,14 +12,7 @@ const TEXT: &str = "Hello there, this is a somewhat longer sentence to stream.";
 fn tiny_model() -> (tempfile::TempDir, ChatterboxTurbo) {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
-    let model = ChatterboxTurbo::load(
-        dir.path(),
-        &chatterbox::checkpoint::TURBO,
-        &cfg,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = chatterbox::testing::load_turbo(dir.path()).unwrap();
     (dir, model)
 }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use chatterbox::checkpoint;
-use chatterbox::tts::{ChatterboxTurbo, LoadError, SynthesisOptions};
+use chatterbox::testing::load_turbo as load;
+use chatterbox::tts::{ChatterboxTurbo, SynthesisOptions};
 
 /// Samples per mel frame (S3Gen makes 2 mel frames per speech token).
 const SAMPLES_PER_FRAME: usize = 480;
@@ -18,15 +19,8 @@ const SAMPLES_PER_FRAME: usize = 480;
 fn a_tiny_checkpoint_speaks_reproducibly_with_its_builtin_voice() {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
-    assert_eq!(cfg.t3.hidden_size, 64);
-    let model = ChatterboxTurbo::load(
-        dir.path(),
-        &chatterbox::checkpoint::TURBO,
-        &cfg,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = load(dir.path()).unwrap();
+    assert_eq!(model.config().t3.hidden_size, 64);
     let voice = model
         .builtin_voice()
         .expect("conds.pt is the built-in voice");
@@ -102,11 +96,6 @@ fn tiny_checkpoint(change: impl FnOnce(&Path)) -> tempfile::TempDir {
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
     change(dir.path());
     dir
-}
-
-fn load(dir: &Path) -> Result<ChatterboxTurbo, LoadError> {
-    let cfg = ChatterboxTurbo::config_for(dir, &chatterbox::checkpoint::TURBO)?;
-    ChatterboxTurbo::load(dir, &chatterbox::checkpoint::TURBO, &cfg, &Device::Cpu)
 }
 
 fn speak(model: &ChatterboxTurbo) -> Vec<f32> {

@@ -32,16 +32,7 @@ fn tiny_engine() -> Fixture {
 fn tiny_engine_with(concurrency: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(dir.path()).unwrap();
-    let cfg = ChatterboxTurbo::config_for(dir.path(), &chatterbox::checkpoint::TURBO).unwrap();
-    let model = Arc::new(
-        ChatterboxTurbo::load(
-            dir.path(),
-            &chatterbox::checkpoint::TURBO,
-            &cfg,
-            &candle_core::Device::Cpu,
-        )
-        .unwrap(),
-    );
+    let model = Arc::new(chatterbox::testing::load_turbo(dir.path()).unwrap());
     let voices = Arc::new(BuiltinVoices::default());
     let voice = voice_ref(VoiceId::new());
     voices.insert(&voice.id, model.builtin_voice().unwrap());

@@ -30,6 +30,19 @@ async fn signed_in_client(server: &Server) -> reqwest::Client {
     sign_in(server, &credentials).await
 }
 
+/// [`signed_in_client`] in a new organization, "Acme".
+async fn in_new_org(server: &Server) -> reqwest::Client {
+    let client = signed_in_client(server).await;
+    let response = client
+        .post(format!("{}/api/orgs", server.base))
+        .json(&json!({ "name": "Acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    client
+}
+
 async fn sign_in(server: &Server, credentials: &Value) -> reqwest::Client {
     let response = reqwest::Client::new()
         .post(format!("{}/api/auth/sign-in", server.base))
@@ -114,15 +127,13 @@ async fn generate(server: &Server, client: &reqwest::Client, voice: &str) -> Val
     done
 }
 
+async fn get_json(server: &Server, client: &reqwest::Client, path: &str) -> Value {
+    let response = client.get(format!("{}{path}", server.base)).send();
+    response.await.unwrap().json().await.unwrap()
+}
+
 async fn voices(server: &Server, client: &reqwest::Client) -> Vec<Value> {
-    let list: Value = client
-        .get(format!("{}/api/voices", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(server, client, "/api/voices").await;
     list["voices"].as_array().unwrap().clone()
 }
 
@@ -153,14 +164,7 @@ async fn the_native_engine_speaks_in_the_builtin_and_in_cloned_voices() {
     let model = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(model.path()).unwrap();
     let server = start(tempfile::tempdir().unwrap(), model.path());
-    let client = signed_in_client(&server).await;
-    let response = client
-        .post(format!("{}/api/orgs", server.base))
-        .json(&json!({ "name": "Acme" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let client = in_new_org(&server).await;
 
     let listed = voices(&server, &client).await;
     let default = listed
@@ -270,14 +274,7 @@ async fn the_api_and_say_give_the_same_audio_for_the_same_seed() {
     let model = tempfile::tempdir().unwrap();
     chatterbox::testing::write_tiny_checkpoint(model.path()).unwrap();
     let server = start(tempfile::tempdir().unwrap(), model.path());
-    let client = signed_in_client(&server).await;
-    let response = client
-        .post(format!("{}/api/orgs", server.base))
-        .json(&json!({ "name": "Acme" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let client = in_new_org(&server).await;
     let listed = voices(&server, &client).await;
     let default = listed
         .iter()
@@ -316,31 +313,13 @@ async fn a_folder_with_nanos_t3_serves_both_models() {
     chatterbox::testing::write_tiny_checkpoint(model.path()).unwrap();
     chatterbox::testing::write_tiny_nano_t3(model.path()).unwrap();
     let server = start(tempfile::tempdir().unwrap(), model.path());
-    let client = signed_in_client(&server).await;
-    let response = client
-        .post(format!("{}/api/orgs", server.base))
-        .json(&json!({ "name": "Acme" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let models: Value = client
-        .get(format!("{}/v1/models", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert!(
-        ids.ends_with(&["chatterbox-turbo", "chatterbox-nano"]),
-        "{ids:?}"
+    let client = in_new_org(&server).await;
+    let models = get_json(&server, &client, "/v1/models").await;
+    let listed = &models["data"];
+    assert_eq!(
+        (listed[3]["id"].as_str(), listed[4]["id"].as_str()),
+        (Some("chatterbox-turbo"), Some("chatterbox-nano")),
+        "{models}"
     );
     let listed = voices(&server, &client).await;
     let default = listed.iter().find(|v| v["name"] == "Default").unwrap();

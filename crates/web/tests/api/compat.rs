@@ -15,15 +15,16 @@ use resonance_domain::OrgId;
 use resonance_service::generations::events::JobEvents;
 use serde_json::{Value, json};
 
-struct World {
-    app: TestApp,
-    admin: TestUser,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) admin: TestUser,
     org: String,
-    key: String,
-    voice: String,
+    pub(crate) key: String,
+    pub(crate) voice: String,
 }
 
-async fn world(app: TestApp) -> World {
+/// An organization with a voice and an API key on `app`.
+pub(crate) async fn world(app: TestApp) -> World {
     let admin = app.signed_up("admin@compat.example").await;
     let org = app.create_org(&admin, "Compat").await;
     let voice = app.upload_voice(&admin, "Narrator").await;
@@ -53,7 +54,7 @@ async fn tone_world_on(db: DbKind) -> World {
 }
 
 impl World {
-    fn xi(&self) -> reqwest::Client {
+    pub(crate) fn xi(&self) -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("xi-api-key", self.key.parse().unwrap());
         reqwest::Client::builder()
@@ -62,7 +63,7 @@ impl World {
             .unwrap()
     }
 
-    fn bearer(&self) -> reqwest::Client {
+    pub(crate) fn bearer(&self) -> reqwest::Client {
         self.app.key_client(&self.key)
     }
 }

@@ -198,12 +198,7 @@ async fn server_errors_read_as_sentences_with_dates_in_the_users_locale() {
     let admin = browser.app.signed_up("thrifty@example.com").await;
     browser.app.create_org(&admin, "Budget").await;
     let voice = browser.app.upload_voice(&admin, "Narrator").await;
-    browser
-        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
-        .await;
-    browser
-        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
-        .await;
+    browser.open_editor(&admin.email, &voice).await;
     browser
         .fill("#tts-text", "This is longer than twenty characters.")
         .await;

@@ -68,12 +68,7 @@ async fn the_editor_plays_the_speech_while_it_is_generated_then_the_stored_file(
         admin,
         voice,
     } = listening().await;
-    browser
-        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
-        .await;
-    browser
-        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
-        .await;
+    browser.open_editor(&admin.email, &voice).await;
     browser.fill("#tts-text", &three_chunks()).await;
     browser.click("[data-generate]").await;
 

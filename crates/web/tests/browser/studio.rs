@@ -23,12 +23,7 @@ async fn the_editor_generates_the_script_with_its_tag_voice_and_settings() {
         voice,
         ..
     } = studio().await;
-    browser
-        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
-        .await;
-    browser
-        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
-        .await;
+    browser.open_editor(&admin.email, &voice).await;
     browser.fill("#tts-text", WELCOME_SCRIPT).await;
     browser.click("[data-insert-tag='[chuckle]']").await;
     let text = format!("{WELCOME_SCRIPT} [chuckle] ");
@@ -255,12 +250,7 @@ async fn long_text_is_kept_whole_and_the_editor_shows_the_cost_and_the_seed() {
     let admin = browser.app.signed_up("writer@example.com").await;
     browser.app.create_org(&admin, "Longform").await;
     let voice = browser.app.upload_voice(&admin, "Narrator").await;
-    browser
-        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
-        .await;
-    browser
-        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
-        .await;
+    browser.open_editor(&admin.email, &voice).await;
     assert!(
         browser.in_view("[data-generate]").await,
         "Generate speech is below the fold at 1440x900"
@@ -353,12 +343,7 @@ async fn failures_say_why_and_regenerate_never_switches_voice_silently() {
     browser.app.create_org(&admin, "Outage").await;
     let narrator = browser.app.upload_voice(&admin, "Narrator").await;
     browser.app.upload_voice(&admin, "Announcer").await;
-    browser
-        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={narrator}"))
-        .await;
-    browser
-        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
-        .await;
+    browser.open_editor(&admin.email, &narrator).await;
     browser.fill("#tts-text", "[outage] Is anyone there?").await;
     browser.click("[data-generate]").await;
     browser
@@ -430,12 +415,7 @@ async fn the_editor_speaks_with_the_model_chosen_and_regenerates_with_it() {
         voice,
         ..
     } = studio_offering(&[ChatterboxTurbo, ChatterboxNano]).await;
-    browser
-        .sign_in(&admin.email, &format!("/text-to-speech?voiceId={voice}"))
-        .await;
-    browser
-        .wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
-        .await;
+    browser.open_editor(&admin.email, &voice).await;
     let offered = browser
         .run("return [...document.querySelector('#model').options].map((o) => o.value + ' ' + o.text);")
         .await;

@@ -208,6 +208,15 @@ impl Browser {
     }
 
     /// Signs in through the sign-in page and waits for `next` to have loaded.
+    /// Signs in as `email` into the text-to-speech editor with `voice` chosen, and waits
+    /// until its form is ready.
+    pub async fn open_editor(&self, email: &str, voice: &str) {
+        self.sign_in(email, &format!("/text-to-speech?voiceId={voice}"))
+            .await;
+        self.wait_for_js("document.querySelector('[data-tts-form]').dataset.ready === 'true'")
+            .await;
+    }
+
     pub async fn sign_in(&self, email: &str, next: &str) {
         self.open(&format!("/sign-in?next={}", urlencode(next)))
             .await;
@@ -405,12 +414,7 @@ pub async fn studio() -> Studio {
 
 /// [`studio`] on a server that offers `models`, the first as its default.
 pub async fn studio_offering(models: &[resonance_domain::SpeechModel]) -> Studio {
-    let engine = Arc::new(ToneEngine::default());
-    let app = TestApp::builder()
-        .models(models)
-        .engine(engine.clone())
-        .spawn()
-        .await;
+    let (app, engine) = crate::support::tone::tone_app(models).await;
     let browser = Browser::on(app).await;
     let app = &browser.app;
     let admin = app.signed_up("admin@example.com").await;

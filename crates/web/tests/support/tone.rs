@@ -1,6 +1,6 @@
 //! The deterministic engine of the generation tests: a tone as long as the text.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use resonance_domain::SpeechModel;
@@ -26,6 +26,17 @@ pub fn tone(chars: usize) -> Vec<f32> {
     (0..chars * SAMPLES_PER_CHAR)
         .map(|i| 0.5 * (i as f32 * 220.0 * std::f32::consts::TAU / SAMPLE_RATE as f32).sin())
         .collect()
+}
+
+/// A server offering `models` whose worker speaks with a new tone engine.
+pub async fn tone_app(models: &[SpeechModel]) -> (crate::support::TestApp, Arc<ToneEngine>) {
+    let engine = Arc::new(ToneEngine::default());
+    let app = crate::support::TestApp::builder()
+        .models(models)
+        .engine(engine.clone())
+        .spawn()
+        .await;
+    (app, engine)
 }
 
 impl ToneEngine {
