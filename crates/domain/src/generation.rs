@@ -93,12 +93,11 @@ impl std::str::FromStr for GenerationStatus {
 /// The speech model a generation is spoken with. Its name (`chatterbox-turbo`, ...)
 /// is how settings and APIs spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum SpeechModel {
     #[default]
-    #[serde(rename = "chatterbox-turbo")]
     ChatterboxTurbo,
-    /// Turbo with a smaller T3 (GPT-2 small): faster, its speech a little less steady.
-    #[serde(rename = "chatterbox-nano")]
+    /// Turbo with a smaller T3 (GPT-2 small).
     ChatterboxNano,
 }
 
@@ -214,6 +213,16 @@ impl Default for GenerationParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn speech_models_are_named_as_they_serialize() {
+        for model in SpeechModel::ALL {
+            let json = serde_json::to_value(model).unwrap();
+            assert_eq!(json, model.name());
+            assert_eq!(SpeechModel::parse(model.name()), Some(model));
+        }
+        assert_eq!(SpeechModel::parse("tts-1"), None);
+    }
 
     #[test]
     fn params_bounds() {
