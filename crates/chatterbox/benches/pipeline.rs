@@ -27,7 +27,7 @@ use chatterbox::rng::{RandomSource, SeededRandom};
 use chatterbox::s3gen::S3GenConditionals;
 use chatterbox::t3::{Precision, SampleStep, SamplingParams, T3, T3Conditionals, TokenSampler};
 use chatterbox::testing::NeverStop;
-use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE};
+use chatterbox::tts::SAMPLE_RATE;
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
