@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use chatterbox::checkpoint;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::rng::{RandomSource, SeededRandom};
@@ -204,25 +204,44 @@ fn main() -> anyhow::Result<()> {
         "T3 alone by precision ({prefix} prefill positions, {} tokens):",
         args.tokens
     );
-    let weights = [dir.path().join(checkpoint::T3_WEIGHTS)];
-    for precision in Precision::ALL {
-        let vb = chatterbox::weights::load(&weights, candle_core::DType::F32, &device)?;
-        let load_start = Instant::now();
-        let t3 = T3::with_precision(&cfg.t3, precision, vb)?;
-        let load = load_start.elapsed();
+    let row = |label: &str, t3: &T3, load: Duration| -> anyhow::Result<()> {
         t3.generate(&text, &voice.t3, &sampling(4), &mut NeverStop::new(1))?;
         let run = timed_t3(&args, |sampler, observe| {
             t3.generate_observed(&text, &voice.t3, &sampling(args.tokens), sampler, observe)
         })?;
         println!(
-            "  T3 {precision}: prefill {:.2} s, decode {:.1} ms/token, total {:.2} s \
+            "  T3 {label}: prefill {:.2} s, decode {:.1} ms/token, total {:.2} s \
              (loaded in {:.1} s)",
             run.prefill.as_secs_f64(),
             1000.0 * run.decode.as_secs_f64() / (args.tokens - 1) as f64,
             run.total.as_secs_f64(),
             load.as_secs_f64()
         );
+        Ok(())
+    };
+    let timed_load = |file: &str, cfg: &chatterbox::config::T3Config, precision| {
+        let vb = chatterbox::weights::load(&[dir.path().join(file)], DType::F32, &device)?;
+        let start = Instant::now();
+        let t3 = T3::with_precision(cfg, precision, vb)?;
+        anyhow::Ok((t3, start.elapsed()))
+    };
+    for precision in Precision::ALL {
+        let (t3, load) = timed_load(checkpoint::T3_WEIGHTS, &cfg.t3, precision)?;
+        row(precision.as_str(), &t3, load)?;
     }
+
+    // Chatterbox Nano's T3 (GPT-2 small, random weights in its official layout), its
+    // shape read from the file, at the default precision.
+    let mut nano = CheckpointManifest::of(&checkpoint::NANO);
+    nano.retain(|file, _| file == checkpoint::NANO_T3_WEIGHTS);
+    random_checkpoint(&nano, dir.path(), args.seed)?;
+    let nano_cfg = cfg
+        .t3
+        .with_checkpoint_shapes(&nano.files[checkpoint::NANO_T3_WEIGHTS].tensors)
+        .map_err(anyhow::Error::msg)?;
+    let precision = Precision::default();
+    let (t3, load) = timed_load(checkpoint::NANO_T3_WEIGHTS, &nano_cfg, precision)?;
+    row(&format!("nano {precision}"), &t3, load)?;
     Ok(())
 }
 
