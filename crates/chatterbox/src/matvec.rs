@@ -340,10 +340,11 @@ mod avx2 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
+    /// `n` values in -0.5..0.5 that depend on `seed`.
+    pub(crate) fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
                 let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);

@@ -186,15 +186,7 @@ unsafe fn attend_head_avx2(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);
-                (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use crate::matvec::tests::values;
 
     /// Softmax attention of every position of one sequence over itself and the positions
     /// before it, computed directly in f64: (len, width).

@@ -83,8 +83,8 @@ impl Conv1D {
     }
 }
 
-/// `x` (m, in) times the weights of a decode step, plus `bias`, on the CPU.
-fn decode_step(x: &Tensor, weights: Weights, bias: &Tensor) -> Result<Tensor> {
+/// `x` (m, in) times `weights`, plus `bias`, through [`matvec`] on the CPU.
+fn matvec_forward(x: &Tensor, weights: Weights, bias: &Tensor) -> Result<Tensor> {
     let m = x.dim(0)?;
     let x = x.contiguous()?;
     let (x, bias) = (CpuValues::of(&x)?, CpuValues::of(bias)?);
@@ -132,14 +132,14 @@ impl Module for Conv1D {
                 let (rows, cols) = weight.dims2()?;
                 let values = CpuValues::of(weight)?;
                 let values = values.get()?;
-                decode_step(&x, Weights::F32 { values, rows, cols }, bias)?
+                matvec_forward(&x, Weights::F32 { values, rows, cols }, bias)?
             }
             Self::Int8 { weight, bias } if rows > INT8_MATVEC_ROWS => {
                 let (rows, cols) = (weight.rows(), weight.cols());
                 let dequantized = Tensor::from_vec(weight.dequantize(), (rows, cols), x.device())?;
                 x.matmul(&dequantized.t()?)?.broadcast_add(bias)?
             }
-            Self::Int8 { weight, bias } => decode_step(&x, Weights::Int8(weight), bias)?,
+            Self::Int8 { weight, bias } => matvec_forward(&x, Weights::Int8(weight), bias)?,
             Self::Quantized { weight, bias } => weight.forward(&x)?.broadcast_add(bias)?,
         };
         y.reshape((b, t, ()))
