@@ -202,14 +202,15 @@ impl ChatterboxTurbo {
     /// stored in float16 or bfloat16 are converted to f32. A tensor the model needs
     /// that is missing or of the wrong shape fails, naming it and its file; tensors
     /// that neither the model nor the official layout know are ignored and listed
-    /// in [`ChatterboxTurbo::load_warnings`]. T3 runs in the default [`Precision`].
+    /// in [`ChatterboxTurbo::load_warnings`]. T3 runs in the device's default
+    /// [`Precision`] ([`Precision::default_for`]).
     pub fn load(
         dir: &Path,
         model: &Checkpoint,
         cfg: &ChatterboxConfig,
         device: &Device,
     ) -> Result<Self, LoadError> {
-        Self::load_with_precision(dir, model, cfg, device, Precision::default())
+        Self::load_with_precision(dir, model, cfg, device, Precision::default_for(device))
     }
 
     /// [`ChatterboxTurbo::load`] with T3's GPT-2 weights in `precision`.

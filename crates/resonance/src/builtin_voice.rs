@@ -64,7 +64,7 @@ mod tests {
             checkpoint,
             &[resonance_domain::SpeechModel::ChatterboxTurbo],
             DeviceSetting::Cpu,
-            Precision::Fp32,
+            Some(Precision::Fp32),
             storage.clone(),
         )
         .await

@@ -72,11 +72,13 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     };
     let started = Instant::now();
     let model_dir = config.model_dir.clone();
-    let precision = config.precision;
     let device = config
         .device
         .open()
         .with_context(|| format!("opening the device {}", config.device))?;
+    let precision = config
+        .precision
+        .unwrap_or_else(|| Precision::default_for(&device));
     let load_device = device.clone();
     let model =
         tokio::task::spawn_blocking(move || load(&model_dir, &checkpoint, &load_device, precision))

@@ -21,7 +21,7 @@ use candle_core::quantized::GgmlDType;
 /// The default is the fastest precision on the CPU that passes the quality gates (mean
 /// KL(f32 || quantized) < 0.01 and top-1 agreement >= 99 % over 250 teacher-forced
 /// positions, `tests/t3_quantized_quality.rs`): `int8`. On a GPU, `fp16` is the one
-/// that passes them (`docs/gpu.md`).
+/// that passes them ([`Precision::default_for`], `docs/gpu.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// The checkpoint's f32 weights: parity with the reference.
@@ -49,6 +49,16 @@ impl Precision {
             Self::Fp16 => "fp16",
             Self::Int8 => "int8",
             Self::Int4 => "int4",
+        }
+    }
+
+    /// The default on `device`: `int8` on the CPU, `fp16` on a GPU (where `int8` is
+    /// candle's Q8_0, which misses the top-1 gate).
+    pub fn default_for(device: &candle_core::Device) -> Self {
+        if device.is_cpu() {
+            Self::default()
+        } else {
+            Self::Fp16
         }
     }
 
@@ -102,6 +112,10 @@ mod tests {
             assert_eq!(p.as_str().parse::<Precision>(), Ok(p));
         }
         assert_eq!(" INT4 ".parse::<Precision>(), Ok(Precision::Int4));
+        assert_eq!(
+            Precision::default_for(&candle_core::Device::Cpu),
+            Precision::Int8
+        );
         let err = "fp8".parse::<Precision>().unwrap_err().to_string();
         assert!(
             err.contains("fp8") && err.contains("fp32, bf16, fp16, int8 or int4"),

@@ -194,13 +194,13 @@ pub struct NativeModel {
 
 impl NativeModel {
     /// Loads `models` from the checkpoint folder `model_dir` (on a blocking thread, on
-    /// `device`, T3 in `precision`), the first one whole and the others' T3 beside it;
+    /// `device`, T3 in `precision`, or the device's default when `None`), the first one whole and the others' T3 beside it;
     /// library voices are conditioned from their reference audio in `storage`.
     pub async fn load(
         model_dir: &Path,
         models: &[SpeechModel],
         device: DeviceSetting,
-        precision: Precision,
+        precision: Option<Precision>,
         storage: Storage,
     ) -> anyhow::Result<Self> {
         let dir = model_dir.to_path_buf();
@@ -209,6 +209,7 @@ impl NativeModel {
             let device = device
                 .open()
                 .with_context(|| format!("opening the device {device}"))?;
+            let precision = precision.unwrap_or_else(|| Precision::default_for(&device));
             let mut loaded: Vec<(SpeechModel, Arc<ChatterboxTurbo>)> = Vec::new();
             let mut conditioner = None;
             for name in names {

@@ -27,10 +27,11 @@ pub fn model(text: Option<String>) -> Result<SpeechModel, ConfigError> {
     }
 }
 
-pub fn precision(text: Option<String>) -> Result<Precision, ConfigError> {
+/// `None` when unset: the device's default ([`Precision::default_for`]).
+pub fn precision(text: Option<String>) -> Result<Option<Precision>, ConfigError> {
     match text {
-        None => Ok(Precision::default()),
-        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| ConfigError::Invalid {
             key: "RESONANCE_PRECISION (precision)",
             expected: "fp32, bf16, fp16, int8 or int4",
             got: text,
@@ -222,8 +223,8 @@ mod tests {
     }
 
     #[test]
-    fn precision_defaults_to_int8_and_is_set_by_file_then_flags() {
-        assert_eq!(Config::load(&args()).unwrap().precision, Precision::Int8);
+    fn precision_defaults_to_the_devices_and_is_set_by_file_then_flags() {
+        assert_eq!(Config::load(&args()).unwrap().precision, None);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("resonance.toml");
         std::fs::write(&file, "precision = \"fp32\"\n").unwrap();
@@ -231,13 +232,13 @@ mod tests {
             config: Some(file.clone()),
             ..args()
         });
-        assert_eq!(from_file.unwrap().precision, Precision::Fp32);
+        assert_eq!(from_file.unwrap().precision, Some(Precision::Fp32));
         let from_flag = Config::load(&SettingsArgs {
             config: Some(file),
             precision: Some("int4".into()),
             ..args()
         });
-        assert_eq!(from_flag.unwrap().precision, Precision::Int4);
+        assert_eq!(from_flag.unwrap().precision, Some(Precision::Int4));
         let err = Config::load(&SettingsArgs {
             precision: Some("fp8".into()),
             ..args()

@@ -51,8 +51,9 @@ pub struct Config {
     pub engine: Option<EngineConfig>,
     /// Where the native engine computes (`serve`, `worker`, `say`).
     pub device: DeviceSetting,
-    /// T3's number format in the native engine (`serve`, `worker`, `say`).
-    pub precision: Precision,
+    /// T3's number format in the native engine (`serve`, `worker`, `say`); `None`: the
+    /// device's default ([`Precision::default_for`]).
+    pub precision: Option<Precision>,
     /// The default model (`serve`, `worker`, `say`, `model download`).
     pub model: SpeechModel,
     /// Generation workers `serve` runs in-process.
