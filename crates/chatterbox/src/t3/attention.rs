@@ -36,11 +36,6 @@ impl KvCache {
         self.len
     }
 
-    /// A copy of the positions cached so far, with no room for more.
-    pub fn snapshot(&self) -> Self {
-        self.with_room(self.len)
-    }
-
     /// A cache of `capacity` positions starting with this one's.
     pub fn with_room(&self, capacity: usize) -> Self {
         let mut cache = Self::new(self.heads, self.head_dim, capacity);

@@ -342,7 +342,7 @@ impl Gpt2Cache {
     /// the CPU or in 16-bit floats.
     pub fn prefix(&self) -> Option<Gpt2Prefix> {
         let layers = self.layers.iter().map(|layer| match layer {
-            LayerCache::Cpu(cache) => Some(cache.snapshot()),
+            LayerCache::Cpu(cache) => Some(cache.with_room(cache.len())),
             LayerCache::Tensors(_) => None,
         });
         Some(Gpt2Prefix {
