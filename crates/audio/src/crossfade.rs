@@ -27,6 +27,8 @@ pub struct Joiner {
     joined: Vec<f32>,
     /// How many samples `push` has already handed out.
     released: usize,
+    /// No chunk follows the one pushed last: nothing is held back for a crossfade.
+    last_chunk: bool,
 }
 
 impl Joiner {
@@ -35,7 +37,14 @@ impl Joiner {
             overlap: (crossfade.as_secs_f64() * f64::from(sample_rate)).round() as usize,
             joined: Vec::new(),
             released: 0,
+            last_chunk: false,
         }
+    }
+
+    /// Says that the next chunk pushed is the last, so that its samples are final as they
+    /// come (it still fades in from the chunk before).
+    pub fn next_chunk_is_last(&mut self) {
+        self.last_chunk = true;
     }
 
     /// Appends `chunk` and returns the samples that became final with it.
@@ -64,7 +73,8 @@ impl Joiner {
 
     fn release(&mut self) -> &[f32] {
         // A later chunk fades into at most the last `overlap` samples.
-        let settled = self.joined.len().saturating_sub(self.overlap);
+        let held = if self.last_chunk { 0 } else { self.overlap };
+        let settled = self.joined.len().saturating_sub(held);
         let start = self.released.min(settled);
         self.released = self.released.max(settled);
         &self.joined[start..settled]
@@ -125,6 +135,27 @@ mod tests {
         streamed.extend_from_slice(joiner.extend(&chunks[1][3000..]));
         streamed.extend_from_slice(joiner.pending());
         assert_eq!(streamed, whole);
+    }
+
+    #[test]
+    fn the_last_chunk_is_released_as_it_comes() {
+        let chunks = [ramp(5000, 0.1), ramp(4000, 0.3)];
+        let slices: Vec<&[f32]> = chunks.iter().map(Vec::as_slice).collect();
+        let whole = join(&slices, 24_000, DEFAULT_CROSSFADE);
+
+        let mut joiner = Joiner::new(24_000, DEFAULT_CROSSFADE);
+        let mut streamed = joiner.push(&chunks[0]).to_vec();
+        joiner.next_chunk_is_last();
+        streamed.extend_from_slice(joiner.push(&chunks[1][..2000]));
+        assert_eq!(streamed.len(), 5000 + 2000 - 1200);
+        streamed.extend_from_slice(joiner.extend(&chunks[1][2000..]));
+        assert!(joiner.pending().is_empty());
+        assert_eq!(streamed, whole);
+
+        // A text of one chunk: nothing is held back at all.
+        let mut joiner = Joiner::new(24_000, DEFAULT_CROSSFADE);
+        joiner.next_chunk_is_last();
+        assert_eq!(joiner.push(&ramp(960, 0.0)).len(), 960);
     }
 
     #[test]

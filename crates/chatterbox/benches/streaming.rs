@@ -1,8 +1,10 @@
 //! Token-level streaming at full size with random weights on the CPU: time to first audio
-//! and the whole stream's time for first windows of several sizes, against a one-shot
-//! synthesis of the same text in the same run (T3, then S3Gen over every token); then
-//! S3Gen alone over the same tokens, streamed and in one window, with how far the
-//! streamed audio is from the one window (SNR of the waves and of their mel magnitudes).
+//! and the whole stream's time for first windows of several sizes (the voice's prompt
+//! state computed beforehand, as for a voice streamed before), against a one-shot
+//! synthesis of the same text in the same run (T3, then S3Gen over the prompt and every
+//! token); then S3Gen alone over the same tokens, one-shot, streamed and in one window,
+//! with how far the streamed audio is from the one window and the one window from the
+//! one-shot (SNR of the waves and of their mel magnitudes).
 //! T3's stop token is never sampled: `--tokens` tokens (250 = 10 s of speech).
 //!
 //! It also draws the spectrogram of the first seam of the default schedule, one window
@@ -23,13 +25,18 @@ use anyhow::{Context, bail};
 use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::dsp::Mel24k;
+use chatterbox::rng::SeededRandom;
 use chatterbox::s3gen::stream::{S3GenStream, StreamSchedule};
 use chatterbox::t3::SamplingParams;
 use chatterbox::testing::NeverStop;
 use chatterbox::tts::{ChatterboxTurbo, SAMPLE_RATE, SynthesisOptions};
 
-const TEXT: &str = "Streaming speech starts playing while the rest of the sentence is \
-    still being made, so a listener hears the first words almost at once.";
+/// 30 bytes, so 30 tokens in the test checkpoint's byte-level tokenizer: about as many
+/// as the official GPT-2 tokenizer makes of "Streaming speech starts playing while the
+/// rest of the sentence is still being made, so a listener hears the first words almost
+/// at once." (136 characters, about 10 s of speech; English averages about 4.5
+/// characters per GPT-2 token), so that T3's prefill is the one a user waits for.
+const TEXT: &str = "Speech starts playing at once.";
 
 fn main() -> anyhow::Result<()> {
     let (mut threads, mut tokens, mut picture) = (2usize, 250usize, None);
@@ -79,23 +86,29 @@ fn main() -> anyhow::Result<()> {
         load_line()
     );
 
-    // One shot: every token, then S3Gen once.
+    // One shot: every token, then S3Gen once over the prompt and all of them.
     let start = Instant::now();
-    let mut all = Vec::new();
-    model.synthesize_streaming_with(
-        TEXT,
-        &voice,
-        &options,
-        StreamSchedule::single_window(),
-        speech_tokens,
-        &mut |piece| {
-            all.extend_from_slice(piece);
-            Ok(())
-        },
-    )?;
+    let text = model.text_tokens(TEXT)?;
+    let mut codes = Vec::new();
+    speech_tokens(&text, &mut |token| {
+        if token < cfg.t3.start_speech_token {
+            codes.push(token);
+        }
+        Ok(())
+    })?;
+    let one_shot_wave = model.vocode(&codes, &voice, &mut SeededRandom::new(3))?;
     let one_shot = start.elapsed().as_secs_f64();
-    let seconds = all.len() as f64 / f64::from(SAMPLE_RATE);
+    let one_shot_wave = one_shot_wave.to_vec1::<f32>()?;
+    let seconds = one_shot_wave.len() as f64 / f64::from(SAMPLE_RATE);
     println!("one-shot synthesis: {one_shot:.2} s for {seconds:.1} s of speech");
+
+    // The voice's prompt state, once per voice (then kept, as for a cached voice).
+    let start = Instant::now();
+    model.s3gen().stream_prompt(&voice.s3gen)?;
+    println!(
+        "voice prompt state: {:.2} s, once per voice",
+        start.elapsed().as_secs_f64()
+    );
 
     for first in [5, 10, 20] {
         let schedule = StreamSchedule {
@@ -125,18 +138,22 @@ fn main() -> anyhow::Result<()> {
     }
 
     // S3Gen alone on the same tokens.
-    let text = model.text_tokens(TEXT)?;
-    let mut codes = Vec::new();
-    speech_tokens(&text, &mut |token| {
-        if token < cfg.t3.start_speech_token {
-            codes.push(token);
-        }
-        Ok(())
-    })?;
+    let start = Instant::now();
+    model.vocode(&codes, &voice, &mut SeededRandom::new(3))?;
+    let s3gen_one_shot = start.elapsed().as_secs_f64();
     let (whole, whole_time) = vocode(&model, &voice, &codes, StreamSchedule::single_window())?;
     let whole = whole.concat();
     println!("S3Gen in one window: {whole_time:.2} s");
     let mel = Mel24k::new(&cfg.mel_24k)?;
+    println!(
+        "S3Gen one-shot (the prompt attending to the speech too): {s3gen_one_shot:.2} s; \
+         one window against it: SNR {:.1} dB, mel SNR {:.1} dB",
+        snr_db(&one_shot_wave, &whole),
+        snr_db(
+            &magnitudes(&mel, &one_shot_wave)?,
+            &magnitudes(&mel, &whole)?
+        )
+    );
     for context in [0, 10, 30] {
         let schedule = StreamSchedule {
             context,

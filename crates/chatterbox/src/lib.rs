@@ -21,6 +21,7 @@ pub mod dsp;
 pub mod matvec;
 #[cfg(any(test, feature = "parity"))]
 pub mod parity;
+pub mod recent;
 pub mod s3gen;
 pub mod s3tokenizer;
 pub mod t3;

@@ -267,10 +267,18 @@ fn concurrent(
             };
             std::thread::spawn(move || -> anyhow::Result<f64> {
                 let mut tokens = Vec::new();
-                scheduler.speech_tokens(&model, &text, &voice.t3, &options, &mut |token| {
-                    tokens.push(token);
-                    Ok(())
-                })?;
+                let spoken = || true;
+                scheduler.speech_tokens(
+                    &model,
+                    &text,
+                    &voice.t3,
+                    &options,
+                    &spoken,
+                    &mut |token| {
+                        tokens.push(token);
+                        Ok(())
+                    },
+                )?;
                 let samples = audio(&model, &tokens, &voice, options.seed)?;
                 Ok(samples.len() as f64 / f64::from(SAMPLE_RATE))
             })

@@ -64,6 +64,9 @@ pub async fn speak(
             seed: seed.wrapping_add(i as u64),
         };
         let chunk_started = Instant::now();
+        if i + 1 == chunks.len() {
+            joiner.next_chunk_is_last();
+        }
         let (audio, mut pieces) = tokio::sync::mpsc::unbounded_channel();
         let mut started_chunk = false;
         let (result, ()) = tokio::join!(engine.synthesize_streaming(request, audio), async {

@@ -6,6 +6,9 @@
 //!
 //! Random weights rarely sample T3's stop token, so the engine is capped at
 //! [`SPEECH_TOKENS`] tokens: 10 s of speech, as the text would give a trained model.
+//! The test checkpoint's tokenizer makes one token per byte, about 4.5 times what the
+//! official GPT-2 tokenizer makes of English, so [`TEXT`] is about as many bytes as that
+//! tokenizer gives tokens for a 10 s sentence: T3's prefill is the one a user waits for.
 //!
 //! Run: `cargo bench -p resonance-web --bench first_audio`.
 
@@ -27,8 +30,11 @@ use support::timing::{first_byte_and_total, median};
 const RUNS: usize = 5;
 /// 10 s of speech at 25 tokens per second.
 const SPEECH_TOKENS: usize = 250;
-const TEXT: &str = "Streaming speech starts playing while the rest of the sentence is \
-    still being made, so a listener hears the first words almost at once.";
+/// 30 bytes: about as many as the official GPT-2 tokenizer makes tokens of "Streaming
+/// speech starts playing while the rest of the sentence is still being made, so a
+/// listener hears the first words almost at once." (136 characters, about 10 s of
+/// speech; English averages about 4.5 characters per GPT-2 token).
+const TEXT: &str = "Speech starts playing at once.";
 
 fn main() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -74,6 +80,15 @@ async fn run() {
         "full-size random weights, T3 in {precision}, {} threads, {SPEECH_TOKENS} speech tokens \
          per generation, median of {RUNS} runs",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
+    );
+
+    // The voice's S3Gen prompt state, once per voice (T3 keeps its conditioning in the
+    // one-shot synthesis below), as for a voice streamed before.
+    let start = Instant::now();
+    model.s3gen().stream_prompt(&conditionals.s3gen).unwrap();
+    println!(
+        "voice prompt state: {:.2} s, once per voice",
+        start.elapsed().as_secs_f64()
     );
 
     let one_shot = {

@@ -7,6 +7,7 @@ use super::fixtures::Fixture;
 use super::{Check, Tolerance, compare};
 use crate::rng::{RandomSource, RecordedDraws};
 use crate::s3gen::cfm::{MeanflowCfm, time_span};
+use crate::s3gen::preceding::Preceding;
 
 pub fn checks(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
     const TOL: Tolerance = Tolerance::Absolute(1e-4);
@@ -56,7 +57,8 @@ pub fn checks(fixture: &Fixture) -> candle_core::Result<Vec<Check>> {
             Tolerance::Exact,
         )?);
         checks.push(compare(fixture, &format!("step{i}.x"), &x, TOL)?);
-        let (velocity, next) = cfm.euler_step(&x, &mu, &mask, &spks, &cond, t, r)?;
+        let (velocity, next) =
+            cfm.euler_step(&x, &mu, &mask, &spks, &cond, t, r, &mut Preceding::none())?;
         checks.push(compare(fixture, &format!("step{i}.out"), &velocity, TOL)?);
         x = next;
     }

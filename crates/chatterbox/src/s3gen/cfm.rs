@@ -6,6 +6,8 @@ use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
 use super::decoder::ConditionalDecoder;
+use super::flow_encoder::DecoderConditioning;
+use super::preceding::{Preceding, PromptState};
 use crate::config::DecoderConfig;
 use crate::rng::RandomSource;
 
@@ -63,8 +65,8 @@ impl MeanflowCfm {
         Tensor::cat(&[&z.narrow(2, 0, frames - generated)?, &noised_mels], 2)
     }
 
-    /// One Euler step from time `t` to `r`: returns the estimated velocity and
-    /// `x + (r - t) * velocity`.
+    /// One Euler step from time `t` to `r`, over frames after those of `preceding`:
+    /// returns the estimated velocity and `x + (r - t) * velocity`.
     #[allow(clippy::too_many_arguments)]
     pub fn euler_step(
         &self,
@@ -75,12 +77,13 @@ impl MeanflowCfm {
         cond: &Tensor,
         t: f32,
         r: f32,
+        preceding: &mut Preceding,
     ) -> candle_core::Result<(Tensor, Tensor)> {
         let t_in = Tensor::new(&[t], x.device())?;
         let r_in = Tensor::new(&[r], x.device())?;
         let velocity = self
             .estimator
-            .forward(x, mask, mu, &t_in, spks, cond, &r_in)?;
+            .forward_after(x, mask, mu, &t_in, spks, cond, &r_in, preceding)?;
         let next = (x + (&velocity * f64::from(r - t))?)?;
         Ok((velocity, next))
     }
@@ -104,27 +107,60 @@ impl MeanflowCfm {
         rng: &mut dyn RandomSource,
     ) -> candle_core::Result<Tensor> {
         let x = Self::initial_noise(mu, noised_mels, rng)?;
-        self.integrate(x, mu, mask, spks, cond, n_timesteps)
+        let mut steps: Vec<Preceding> = (0..n_timesteps).map(|_| Preceding::none()).collect();
+        self.run_steps(x, mu, mask, spks, cond, &mut steps)
     }
 
-    /// The Euler steps of [`MeanflowCfm::forward`] from the starting point `x`
-    /// (shaped like `mu`).
-    pub fn integrate(
+    /// The Euler steps of [`MeanflowCfm::forward`] from `x`, over a voice prompt's frames
+    /// alone ([`super::flow_encoder::FlowEncoder::encode_prompt`]): the state they leave
+    /// at each step, for [`MeanflowCfm::integrate_after`].
+    pub fn integrate_prompt(
+        &self,
+        x: Tensor,
+        prompt: &DecoderConditioning,
+        n_timesteps: usize,
+    ) -> candle_core::Result<Vec<PromptState>> {
+        let mut states = vec![PromptState::default(); n_timesteps];
+        let mut steps: Vec<Preceding> = states.iter_mut().map(Preceding::record).collect();
+        self.integrate_after(x, prompt, &mut steps)?;
+        drop(steps);
+        Ok(states)
+    }
+
+    /// The Euler steps, one per entry of `steps`, step `i`'s frames after those of
+    /// `steps[i]`.
+    pub fn integrate_after(
+        &self,
+        x: Tensor,
+        conditioning: &DecoderConditioning,
+        steps: &mut [Preceding],
+    ) -> candle_core::Result<Tensor> {
+        let DecoderConditioning {
+            mu,
+            mask,
+            spks,
+            cond,
+            ..
+        } = conditioning;
+        self.run_steps(x, mu, mask, spks, cond, steps)
+    }
+
+    fn run_steps(
         &self,
         mut x: Tensor,
         mu: &Tensor,
         mask: &Tensor,
         spks: &Tensor,
         cond: &Tensor,
-        n_timesteps: usize,
+        steps: &mut [Preceding],
     ) -> candle_core::Result<Tensor> {
         check_inputs(mu, mask, spks, cond)?;
-        if n_timesteps == 0 {
+        if steps.is_empty() {
             candle_core::bail!("cfm: n_timesteps must be at least 1");
         }
-        for step in time_span(n_timesteps).windows(2) {
+        for (span, preceding) in time_span(steps.len()).windows(2).zip(steps) {
             x = self
-                .euler_step(&x, mu, mask, spks, cond, step[0], step[1])?
+                .euler_step(&x, mu, mask, spks, cond, span[0], span[1], preceding)?
                 .1;
         }
         Ok(x)

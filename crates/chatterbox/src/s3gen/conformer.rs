@@ -8,6 +8,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder, linear, linear_no_bias};
 
 use super::accumulate::BiasedLinear;
+use super::preceding::Preceding;
 
 /// ESPnet's relative positional table for a sequence of `len` frames:
 /// `(1, 2*len-1, d_model)`, row `r` encoding the relative position `len-1-r`
@@ -38,27 +39,27 @@ pub fn rel_position_table(len: usize, d_model: usize, device: &Device) -> Result
     Tensor::from_vec(table, (1, rows, d_model), device)
 }
 
-/// ESPnet `rel_shift`: turns the position scores `(B, H, T, 2T-1)`, whose column
-/// `c` is relative position `T-1-c`, into `(B, H, T, T)` with
-/// `out[i][j] = x[i][T-1-i+j]` (query `i`, key `j`, relative position `i-j`).
-/// Flattened, that element sits at `(T-1) + i*(2T-2) + j`, so the result is a
-/// strided window of the flat scores.
-fn rel_shift(x: &Tensor) -> Result<Tensor> {
-    let (b, h, t, width) = x.dims4()?;
-    if width != 2 * t - 1 {
+/// ESPnet `rel_shift`, for `n` queries after `keys - n` earlier frames: turns the
+/// position scores `(B, H, n, keys + n - 1)`, whose column `c` is relative position
+/// `keys - 1 - c`, into `(B, H, n, keys)` with `out[i][j] = x[i][n-1-i+j]` (query
+/// `keys - n + i`, key `j`). Flattened, that element sits at `(n-1) + i*(width-1) + j`,
+/// so the result is a strided window of the flat scores.
+fn rel_shift(x: &Tensor, keys: usize) -> Result<Tensor> {
+    let (b, h, n, width) = x.dims4()?;
+    if width != keys + n - 1 {
         candle_core::bail!(
-            "rel_shift: expected 2T-1 = {} columns, got {width}",
-            2 * t - 1
+            "rel_shift: expected keys + n - 1 = {} columns, got {width}",
+            keys + n - 1
         );
     }
-    if t == 1 {
+    if n == 1 {
         return Ok(x.clone());
     }
     x.contiguous()?
-        .reshape((b, h, t * width))?
-        .narrow(2, t - 1, t * (width - 1))?
-        .reshape((b, h, t, width - 1))?
-        .narrow(3, 0, t)
+        .reshape((b, h, n * width))?
+        .narrow(2, n - 1, n * (width - 1))?
+        .reshape((b, h, n, width - 1))?
+        .narrow(3, 0, keys)
 }
 
 /// `RelPositionMultiHeadedAttention` (full, non-causal self-attention).
@@ -101,13 +102,16 @@ impl RelPositionAttention {
         })
     }
 
-    /// `x`: `(B, T, D)`; `pos_emb`: `(1, 2T-1, D)` from [`rel_position_table`];
-    /// `key_mask`: `(B, 1, T)` u8, 1 for real frames, or `None` when no frame is padding.
+    /// `x`: `(B, T, D)` after the `P` frames of `preceding`; `pos_emb`: `(1, P+2T-1, D)`,
+    /// relative positions `P+T-1` down to `-(T-1)` (the first rows of
+    /// [`rel_position_table`] for `P+T` frames); `key_mask`: `(B, 1, T)` u8, 1 for real
+    /// frames, or `None` when no frame is padding (always, when there are frames before).
     pub fn forward(
         &self,
         x: &Tensor,
         pos_emb: &Tensor,
         key_mask: Option<&Tensor>,
+        preceding: &mut Preceding,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let (h, dk) = (self.heads, self.head_dim);
@@ -115,8 +119,14 @@ impl RelPositionAttention {
             y.reshape((b, t, h, dk))?.transpose(1, 2)?.contiguous()
         };
         let q = self.linear_q.forward(x)?.reshape((b, t, h, dk))?;
-        let k = heads_first(self.linear_k.forward(x)?)?;
-        let v = heads_first(self.linear_v.forward(x)?)?;
+        let (k, v) = preceding.keys_values(
+            heads_first(self.linear_k.forward(x)?)?,
+            heads_first(self.linear_v.forward(x)?)?,
+        )?;
+        let keys = k.dim(2)?;
+        if key_mask.is_some() && keys != t {
+            candle_core::bail!("attention: padded frames cannot follow a prompt");
+        }
         let positions = pos_emb.dim(1)?;
         let p = self
             .linear_pos
@@ -135,12 +145,7 @@ impl RelPositionAttention {
             .contiguous()?;
         let content = q_u.matmul(&k.t()?)?;
         let position = q_v.broadcast_matmul(&p.t()?)?;
-        // The reference shifts only when the table is wider than the keys (T > 1).
-        let position = if position.dims() != content.dims() {
-            rel_shift(&position)?
-        } else {
-            position
-        };
+        let position = rel_shift(&position, keys)?;
         let scores = ((content + position)? / (dk as f64).sqrt())?;
         let scores = match key_mask {
             // Masked keys get -inf, hence exactly zero weight after the softmax; every
@@ -217,10 +222,11 @@ impl ConformerLayer {
         x: &Tensor,
         pos_emb: &Tensor,
         key_mask: Option<&Tensor>,
+        preceding: &mut Preceding,
     ) -> Result<Tensor> {
-        let attended = self
-            .self_attn
-            .forward(&self.norm_mha.forward(x)?, pos_emb, key_mask)?;
+        let attended =
+            self.self_attn
+                .forward(&self.norm_mha.forward(x)?, pos_emb, key_mask, preceding)?;
         let x = (x + attended)?;
         let fed = self.feed_forward.forward(&self.norm_ff.forward(&x)?)?;
         x + fed
@@ -247,11 +253,55 @@ mod tests {
         let width = 2 * t - 1;
         let x =
             Tensor::arange(0f32, (t * width) as f32, &Device::Cpu)?.reshape((1, 1, t, width))?;
-        let shifted = rel_shift(&x)?.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?;
+        let shifted = rel_shift(&x, t)?.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?;
         for (i, row) in shifted.iter().enumerate() {
             for (j, &value) in row.iter().enumerate() {
                 assert_eq!(value, (i * width + t - 1 - i + j) as f32);
             }
+        }
+        Ok(())
+    }
+
+    /// One attention layer sees the same keys either way, so frames after a recorded
+    /// prompt attend exactly as in the whole sequence (relative positions included).
+    #[test]
+    fn frames_after_a_recorded_prompt_attend_as_in_the_whole_sequence() -> Result<()> {
+        use crate::s3gen::preceding::{Preceding, PromptState};
+        let device = Device::Cpu;
+        let (size, heads) = (16, 2);
+        let mut varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let attention = RelPositionAttention::new(size, heads, true, vb.clone())?;
+        // Non-zero position biases, so the position scores count.
+        for name in ["pos_bias_u", "pos_bias_v"] {
+            let bias = vb.get((heads, size / heads), name)?;
+            varmap.set_one(name, Tensor::randn(0f32, 1.0, bias.shape(), &device)?)?;
+        }
+        let table = |before: usize, t: usize| -> Result<Tensor> {
+            rel_position_table(before + t, size, &device)?.narrow(1, 0, before + 2 * t - 1)
+        };
+        for (prompt, after) in [(5, 3), (4, 1), (1, 6)] {
+            let x = Tensor::randn(0f32, 1.0, (1, prompt + after, size), &device)?;
+            let whole = attention
+                .forward(&x, &table(0, prompt + after)?, None, &mut Preceding::none())?
+                .narrow(1, prompt, after)?;
+            let mut state = PromptState::default();
+            let head = x.narrow(1, 0, prompt)?;
+            attention.forward(
+                &head,
+                &table(0, prompt)?,
+                None,
+                &mut Preceding::record(&mut state),
+            )?;
+            let tail = x.narrow(1, prompt, after)?;
+            let followed = attention.forward(
+                &tail,
+                &table(prompt, after)?,
+                None,
+                &mut Preceding::prompt(&state),
+            )?;
+            let diff = (whole - followed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "prompt {prompt}, after {after}: {diff}");
         }
         Ok(())
     }

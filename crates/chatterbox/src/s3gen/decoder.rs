@@ -8,6 +8,7 @@ use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
 use super::accumulate::BiasedLinear;
+use super::preceding::Preceding;
 use crate::config::DecoderConfig;
 
 /// LayerNorm epsilon of every norm in the decoder (PyTorch's default).
@@ -18,6 +19,9 @@ const TIME_EMBEDDING_SCALE: f32 = 1000.0;
 const MASKED_KEY_BIAS: f64 = -1.0e10;
 /// Kernel size of every causal convolution in the U-Net.
 const CONV_KERNEL: usize = 3;
+/// Attention scores of all heads at once up to this many (16 MB of f32; a stream's window
+/// after its prompt), one head at a time beyond (a one-shot synthesis: 8 x 1000 x 1000).
+const ALL_HEADS_SCORES: usize = 1 << 22;
 /// The feed-forward hidden size is this many times the block width (diffusers `FeedForward`).
 const FEED_FORWARD_MULT: usize = 4;
 
@@ -87,9 +91,8 @@ impl CausalConv1d {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.conv
-            .forward(&x.pad_with_zeros(D::Minus1, self.left_pad, 0)?)
+    fn forward(&self, x: &Tensor, preceding: &mut Preceding) -> candle_core::Result<Tensor> {
+        self.conv.forward(&preceding.conv_input(x, self.left_pad)?)
     }
 }
 
@@ -114,8 +117,13 @@ impl CausalBlock1D {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.conv.forward(&x.broadcast_mul(mask)?)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        preceding: &mut Preceding,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.conv.forward(&x.broadcast_mul(mask)?, preceding)?;
         let h = super::kernels::mish(&channel_layer_norm(&self.norm, &h)?)?;
         h.broadcast_mul(mask)
     }
@@ -151,13 +159,21 @@ impl CausalResnetBlock1D {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor, time_emb: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.block1.forward(x, mask)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        time_emb: &Tensor,
+        preceding: &mut Preceding,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.block1.forward(x, mask, preceding)?;
         let time = self
             .time_proj
             .forward(&super::kernels::mish(time_emb)?)?
             .unsqueeze(D::Minus1)?;
-        let h = self.block2.forward(&h.broadcast_add(&time)?, mask)?;
+        let h = self
+            .block2
+            .forward(&h.broadcast_add(&time)?, mask, preceding)?;
         h + self.res_conv.forward(&x.broadcast_mul(mask)?)?
     }
 }
@@ -191,9 +207,15 @@ impl SelfAttention {
         })
     }
 
-    /// `x`: `(batch, frames, dim)`; `key_bias`: `(batch, 1, 1, frames)`, `None` when no
-    /// key is masked. One head at a time, so each score matrix stays small.
-    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    /// `x`: `(batch, frames, dim)` after the frames of `preceding`; `key_bias`:
+    /// `(batch, 1, 1, frames)`, `None` when no key is masked (always, after a prompt).
+    /// One head at a time when the scores of all heads would be large.
+    fn forward(
+        &self,
+        x: &Tensor,
+        key_bias: Option<&Tensor>,
+        preceding: &mut Preceding,
+    ) -> candle_core::Result<Tensor> {
         let (batch, frames, _) = x.dims3()?;
         let heads = |t: Tensor| {
             t.reshape((batch, frames, self.num_heads, self.head_dim))?
@@ -202,8 +224,24 @@ impl SelfAttention {
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let q = heads((self.to_q.forward(x)? * scale)?)?;
-        let k = heads(self.to_k.forward(x)?)?;
-        let v = heads(self.to_v.forward(x)?)?;
+        let (k, v) =
+            preceding.keys_values(heads(self.to_k.forward(x)?)?, heads(self.to_v.forward(x)?)?)?;
+        if key_bias.is_some() && k.dim(2)? != frames {
+            candle_core::bail!("decoder: padded frames cannot follow a prompt");
+        }
+        let scores_len = self.num_heads * frames * k.dim(2)?;
+        if scores_len <= ALL_HEADS_SCORES {
+            let scores = q.matmul(&k.t()?)?;
+            let scores = match key_bias {
+                Some(bias) => scores.broadcast_add(bias)?,
+                None => scores,
+            };
+            let out = super::kernels::softmax_last_dim(&scores)?
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((batch, frames, self.num_heads * self.head_dim))?;
+            return self.to_out.forward(&out);
+        }
         let per_head = (0..self.num_heads)
             .map(|h| {
                 let scores = q.narrow(1, h, 1)?.matmul(&k.narrow(1, h, 1)?.t()?)?;
@@ -245,8 +283,16 @@ impl BasicTransformerBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let x = (self.attn1.forward(&self.norm1.forward(x)?, key_bias)? + x)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        key_bias: Option<&Tensor>,
+        preceding: &mut Preceding,
+    ) -> candle_core::Result<Tensor> {
+        let x = (self
+            .attn1
+            .forward(&self.norm1.forward(x)?, key_bias, preceding)?
+            + x)?;
         let ff = self.ff_out.forward(&super::kernels::gelu_erf(
             &self.ff_in.forward(&self.norm3.forward(&x)?)?,
         )?)?;
@@ -282,14 +328,15 @@ impl Stage {
         mask: &Tensor,
         key_bias: Option<&Tensor>,
         time_emb: &Tensor,
+        preceding: &mut Preceding,
     ) -> candle_core::Result<Tensor> {
         let mut h = self
             .resnet
-            .forward(x, mask, time_emb)?
+            .forward(x, mask, time_emb, preceding)?
             .transpose(1, 2)?
             .contiguous()?;
         for block in &self.transformers {
-            h = block.forward(&h, key_bias)?;
+            h = block.forward(&h, key_bias, preceding)?;
         }
         h.transpose(1, 2)?.contiguous()
     }
@@ -383,6 +430,22 @@ impl ConditionalDecoder {
         cond: &Tensor,
         r: &Tensor,
     ) -> candle_core::Result<Tensor> {
+        self.forward_after(x, mask, mu, t, spks, cond, r, &mut Preceding::none())
+    }
+
+    /// [`ConditionalDecoder::forward`] over frames that follow those of `preceding`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_after(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        mu: &Tensor,
+        t: &Tensor,
+        spks: &Tensor,
+        cond: &Tensor,
+        r: &Tensor,
+        preceding: &mut Preceding,
+    ) -> candle_core::Result<Tensor> {
         let time_emb = self.time_embedding(t, r)?;
         let frames = x.dim(D::Minus1)?;
         let spks = spks.unsqueeze(D::Minus1)?.repeat((1, 1, frames))?;
@@ -403,15 +466,19 @@ impl ConditionalDecoder {
         };
         let key_bias = key_bias.as_ref();
 
-        let skip = self.down.forward(&x, mask, key_bias, &time_emb)?;
-        let mut x = self.down_conv.forward(&skip.broadcast_mul(mask)?)?;
+        let skip = self
+            .down
+            .forward(&x, mask, key_bias, &time_emb, preceding)?;
+        let mut x = self
+            .down_conv
+            .forward(&skip.broadcast_mul(mask)?, preceding)?;
         for stage in &self.mid {
-            x = stage.forward(&x, mask, key_bias, &time_emb)?;
+            x = stage.forward(&x, mask, key_bias, &time_emb, preceding)?;
         }
         let x = Tensor::cat(&[&x.narrow(D::Minus1, 0, skip.dim(D::Minus1)?)?, &skip], 1)?;
-        let x = self.up.forward(&x, mask, key_bias, &time_emb)?;
-        let x = self.up_conv.forward(&x.broadcast_mul(mask)?)?;
-        let x = self.final_block.forward(&x, mask)?;
+        let x = self.up.forward(&x, mask, key_bias, &time_emb, preceding)?;
+        let x = self.up_conv.forward(&x.broadcast_mul(mask)?, preceding)?;
+        let x = self.final_block.forward(&x, mask, preceding)?;
         self.final_proj
             .forward(&x.broadcast_mul(mask)?)?
             .broadcast_mul(mask)

@@ -20,6 +20,7 @@ use candle_nn::{
 };
 
 use super::conformer::{ConformerLayer, length_mask, rel_position_table};
+use super::preceding::{Preceding, PromptState};
 use crate::config::{FlowConfig, FlowEncoderConfig};
 
 /// The voice side of S3Gen's conditioning (the reference's `ref_dict`), made once
@@ -73,12 +74,12 @@ impl PreLookahead {
     }
 
     /// `x`: `(B, T, C)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, preceding: &mut Preceding) -> Result<Tensor> {
         let y = x
             .transpose(1, 2)?
             .pad_with_zeros(D::Minus1, 0, self.lookahead)?;
         let y = candle_nn::ops::leaky_relu(&self.conv1.forward(&y)?, 0.01)?;
-        let y = y.pad_with_zeros(D::Minus1, Self::CONV2_KERNEL - 1, 0)?;
+        let y = preceding.conv_input(&y, Self::CONV2_KERNEL - 1)?;
         let y = self.conv2.forward(&y)?.transpose(1, 2)?;
         y + x
     }
@@ -105,14 +106,14 @@ impl Upsample1D {
     }
 
     /// `x`: `(B, C, T)` to `(B, C, stride * T)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, preceding: &mut Preceding) -> Result<Tensor> {
         let (b, c, t) = x.dims3()?;
         let repeated = x
             .unsqueeze(3)?
             .broadcast_as((b, c, t, self.stride))?
             .reshape((b, c, t * self.stride))?;
         self.conv
-            .forward(&repeated.pad_with_zeros(D::Minus1, 2 * self.stride, 0)?)
+            .forward(&preceding.conv_input(&repeated, 2 * self.stride)?)
     }
 }
 
@@ -134,13 +135,17 @@ impl LinearEmbed {
         })
     }
 
-    /// `x`: `(B, T, input)` to `((B, T, D), (1, 2T-1, D))`.
-    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// `x`: `(B, T, input)` after `before` earlier frames, to `((B, T, D), (1, before +
+    /// 2T - 1, D))`, the table's relative positions from `before + T - 1` down to `-(T - 1)`.
+    fn forward(&self, x: &Tensor, before: usize) -> Result<(Tensor, Tensor)> {
         // contiguous: candle 0.11's CPU matmul folds the batch of a transposed
         // (B > 1) input into its rows, which mixes up the batches.
         let y = self.norm.forward(&self.linear.forward(&x.contiguous()?)?)?;
         let y = (y * (self.size as f64).sqrt())?;
-        let table = rel_position_table(x.dim(1)?, self.size, x.device())?.to_dtype(y.dtype())?;
+        let t = x.dim(1)?;
+        let table = rel_position_table(before + t, self.size, x.device())?
+            .narrow(1, 0, before + 2 * t - 1)?
+            .to_dtype(y.dtype())?;
         Ok((y, table))
     }
 }
@@ -208,14 +213,16 @@ impl UpsampleConformerEncoder {
     /// `xs`: `(B, N, D)` embedded tokens with per-sequence `lengths`; returns
     /// `(B, stride * N, D)` and the upsampled lengths.
     pub fn forward(&self, xs: &Tensor, lengths: &[usize]) -> Result<(Tensor, Vec<usize>)> {
-        self.forward_observed(xs, lengths, &mut |_, _| {})
+        self.forward_observed(xs, lengths, &mut Preceding::none(), &mut |_, _| {})
     }
 
-    /// [`Self::forward`], handing each named intermediate to `observe`.
+    /// [`Self::forward`] after the frames of `preceding`, handing each named
+    /// intermediate to `observe`.
     fn forward_observed(
         &self,
         xs: &Tensor,
         lengths: &[usize],
+        preceding: &mut Preceding,
         observe: &mut dyn FnMut(&'static str, &Tensor),
     ) -> Result<(Tensor, Vec<usize>)> {
         let key_mask = |lengths: &[usize], t: usize| -> Result<Option<Tensor>> {
@@ -226,25 +233,29 @@ impl UpsampleConformerEncoder {
             }
         };
         let mask = key_mask(lengths, xs.dim(1)?)?;
-        let (mut xs, pos_emb) = self.embed.forward(xs)?;
+        let (mut xs, pos_emb) = self
+            .embed
+            .forward(xs, preceding.frames_before_attention()?)?;
         observe("embed_out", &xs);
         observe("pos_emb", &pos_emb);
-        xs = self.pre_lookahead_layer.forward(&xs)?;
+        xs = self.pre_lookahead_layer.forward(&xs, preceding)?;
         observe("pre_lookahead_out", &xs);
         for layer in &self.encoders {
-            xs = layer.forward(&xs, &pos_emb, mask.as_ref())?;
+            xs = layer.forward(&xs, &pos_emb, mask.as_ref(), preceding)?;
         }
         observe("encoders_out", &xs);
 
-        let up = self.up_layer.forward(&xs.transpose(1, 2)?)?;
+        let up = self.up_layer.forward(&xs.transpose(1, 2)?, preceding)?;
         observe("up_layer_out", &up);
         let lengths: Vec<usize> = lengths.iter().map(|&len| len * self.stride).collect();
         let mask = key_mask(&lengths, up.dim(2)?)?;
-        let (mut xs, pos_emb) = self.up_embed.forward(&up.transpose(1, 2)?)?;
+        let (mut xs, pos_emb) = self
+            .up_embed
+            .forward(&up.transpose(1, 2)?, preceding.frames_before_attention()?)?;
         observe("up_embed_out", &xs);
         observe("up_pos_emb", &pos_emb);
         for layer in &self.up_encoders {
-            xs = layer.forward(&xs, &pos_emb, mask.as_ref())?;
+            xs = layer.forward(&xs, &pos_emb, mask.as_ref(), preceding)?;
         }
         observe("up_encoders_out", &xs);
         let xs = self.after_norm.forward(&xs)?;
@@ -310,6 +321,65 @@ impl FlowEncoder {
         self.forward_observed(tokens, token_lens, prompt, &mut |_, _| {})
     }
 
+    /// The voice prompt on its own, attending only to itself: the decoder's inputs over
+    /// its frames (`cond` the prompt mel, cut or padded to the `2 Np` encoded frames),
+    /// and the state those frames leave for the tokens after them
+    /// ([`FlowEncoder::forward_after_prompt`]).
+    pub fn encode_prompt(&self, prompt: &FlowPrompt) -> Result<(DecoderConditioning, PromptState)> {
+        let mut state = PromptState::default();
+        let mu = self.encode_alone(&prompt.tokens, &mut Preceding::record(&mut state))?;
+        let frames = mu.dim(D::Minus1)?;
+        let mel = prompt.mel.to_dtype(mu.dtype())?;
+        let kept = mel.dim(1)?.min(frames);
+        let cond = mel
+            .narrow(1, 0, kept)?
+            .pad_with_zeros(1, 0, frames - kept)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let conditioning = DecoderConditioning {
+            mask: Tensor::ones((1, 1, frames), mu.dtype(), mu.device())?,
+            spks: self.speaker_projection(&prompt.embedding)?,
+            cond,
+            prompt_frames: frames,
+            mu,
+        };
+        Ok((conditioning, state))
+    }
+
+    /// Speech tokens `(1, N)` after a prompt whose state `prompt` keeps (from
+    /// [`FlowEncoder::encode_prompt`]), to the decoder's inputs over their `2N` frames
+    /// only (`cond` zeros, `prompt_frames` 0); `spks` is the prompt's.
+    pub fn forward_after_prompt(
+        &self,
+        tokens: &Tensor,
+        prompt: &PromptState,
+        spks: &Tensor,
+    ) -> Result<DecoderConditioning> {
+        let mu = self.encode_alone(tokens, &mut Preceding::prompt(prompt))?;
+        let (_, mel_bins, frames) = mu.dims3()?;
+        Ok(DecoderConditioning {
+            mask: Tensor::ones((1, 1, frames), mu.dtype(), mu.device())?,
+            spks: spks.clone(),
+            cond: Tensor::zeros((1, mel_bins, frames), mu.dtype(), mu.device())?,
+            prompt_frames: 0,
+            mu,
+        })
+    }
+
+    /// `mu` `(1, 80, 2N)` of tokens `(1, N)`, none of them padding, after `preceding`.
+    fn encode_alone(&self, tokens: &Tensor, preceding: &mut Preceding) -> Result<Tensor> {
+        let (batch, len) = tokens.dims2()?;
+        if batch != 1 || len == 0 {
+            candle_core::bail!("flow: expected tokens (1, N > 0), got ({batch}, {len})");
+        }
+        self.check_token_range(tokens)?;
+        let embedded = self.input_embedding.forward(tokens)?;
+        let (h, _) = self
+            .encoder
+            .forward_observed(&embedded, &[len], preceding, &mut |_, _| {})?;
+        self.encoder_proj.forward(&h)?.transpose(1, 2)?.contiguous()
+    }
+
     pub(crate) fn forward_observed(
         &self,
         tokens: &Tensor,
@@ -364,9 +434,9 @@ impl FlowEncoder {
             embedded.broadcast_mul(&mask.to_dtype(embedded.dtype())?.transpose(1, 2)?)?
         };
 
-        let (h, frame_lengths) = self
-            .encoder
-            .forward_observed(&embedded, &lengths, observe)?;
+        let (h, frame_lengths) =
+            self.encoder
+                .forward_observed(&embedded, &lengths, &mut Preceding::none(), observe)?;
         let frames = h.dim(1)?;
         if prompt_frames > frames {
             candle_core::bail!(

@@ -15,18 +15,22 @@ pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
 pub mod kernels;
+pub mod preceding;
 pub mod stream;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::ChatterboxConfig;
-use crate::rng::RandomSource;
+use crate::recent::Recent;
+use crate::rng::{RandomSource, SeededRandom};
 use cfm::MeanflowCfm;
-use flow_encoder::{DecoderConditioning, FlowEncoder};
+use flow_encoder::{DecoderConditioning, FlowEncoder, FlowPrompt};
 use hift::Hift;
+use preceding::PromptState;
 
 /// The official checkpoint file holding S3Gen's weights.
 pub const CHECKPOINT_FILE: &str = "s3gen_meanflow.safetensors";
@@ -49,6 +53,56 @@ impl StageTimings {
     }
 }
 
+/// Voices whose [`StreamPrompt`] S3Gen keeps (about 240 MB each at full size with a
+/// 10 s prompt: keys and values of 56 attentions, 2 steps, 500 frames).
+const STREAM_PROMPTS_KEPT: usize = 2;
+
+/// Seed of the CFM's starting noise over a voice prompt's frames in a stream: fixed, so
+/// that the prompt's state is the voice's, whatever the request's seed.
+const PROMPT_NOISE_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// What a stream's windows find before their frames: the state the voice prompt's
+/// frames leave in the flow encoder and at each CFM step ([`preceding`]).
+pub struct StreamPrompt {
+    pub(crate) encoder: PromptState,
+    pub(crate) decoder: Vec<PromptState>,
+    /// `(1, 80)` projected speaker embedding.
+    pub(crate) spks: Tensor,
+    /// Generated frames a one-shot synthesis drops because the prompt mel is longer than
+    /// its `2 Np` encoded frames (`Tp - 2 Np`, at most 1 for a voice from `embed_ref`).
+    pub(crate) dropped_frames: usize,
+}
+
+/// What a voice's [`StreamPrompt`] depends on (f32 values as bits).
+#[derive(PartialEq, Eq)]
+struct StreamPromptKey {
+    tokens: Vec<u32>,
+    mel: Vec<u32>,
+    embedding: Vec<u32>,
+}
+
+impl StreamPromptKey {
+    fn of(voice: &FlowPrompt) -> candle_core::Result<Self> {
+        let bits = |t: &Tensor| -> candle_core::Result<Vec<u32>> {
+            Ok(t.flatten_all()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?
+                .into_iter()
+                .map(f32::to_bits)
+                .collect())
+        };
+        Ok(Self {
+            tokens: voice
+                .tokens
+                .flatten_all()?
+                .to_dtype(candle_core::DType::U32)?
+                .to_vec1()?,
+            mel: bits(&voice.mel)?,
+            embedding: bits(&voice.embedding)?,
+        })
+    }
+}
+
 /// S3Gen: flow encoder, meanflow CFM decoder and HiFT vocoder.
 pub struct S3Gen {
     flow: FlowEncoder,
@@ -61,6 +115,7 @@ pub struct S3Gen {
     lookahead_tokens: usize,
     /// Samples zeroed, then faded in, at the start of the wave (`S3GEN_SR // 50`, 20 ms).
     fade_samples: usize,
+    stream_prompts: Recent<StreamPromptKey, StreamPrompt>,
 }
 
 impl S3Gen {
@@ -83,7 +138,34 @@ impl S3Gen {
             n_timesteps: cfg.cfm.n_timesteps,
             lookahead_tokens: cfg.flow.pre_lookahead_len,
             fade_samples: cfg.hift.sampling_rate as usize / 50,
+            stream_prompts: Recent::new(STREAM_PROMPTS_KEPT),
         })
+    }
+
+    /// The state `voice`'s prompt leaves for a stream's windows: computed on the voice's
+    /// first stream (the flow encoder and the CFM over the prompt alone), then kept for
+    /// the [`STREAM_PROMPTS_KEPT`] voices streamed last.
+    pub fn stream_prompt(&self, voice: &FlowPrompt) -> candle_core::Result<Arc<StreamPrompt>> {
+        let key = StreamPromptKey::of(voice)?;
+        if let Some(prompt) = self.stream_prompts.get(&key) {
+            return Ok(prompt);
+        }
+        let (conditioning, encoder) = self.flow.encode_prompt(voice)?;
+        let frames = conditioning.prompt_frames;
+        let noise = SeededRandom::new(PROMPT_NOISE_SEED)
+            .randn(&[1, self.mel_bins, frames], voice.mel.device())?
+            .to_dtype(conditioning.mu.dtype())?;
+        let decoder = self
+            .cfm
+            .integrate_prompt(noise, &conditioning, self.n_timesteps)?;
+        let prompt = Arc::new(StreamPrompt {
+            encoder,
+            decoder,
+            spks: conditioning.spks,
+            dropped_frames: voice.mel.dim(1)?.saturating_sub(frames),
+        });
+        self.stream_prompts.insert(key, Arc::clone(&prompt));
+        Ok(prompt)
     }
 
     pub fn flow(&self) -> &FlowEncoder {

@@ -3,7 +3,9 @@
 //!
 //! Tokens are vocoded in windows: a small first one, so that audio starts early, then
 //! larger ones ([`StreamSchedule`]). Each window runs the flow encoder and the CFM over
-//! the voice prompt, `context` tokens already spoken and the new tokens; the last
+//! `context` tokens already spoken and the new tokens, after the state the voice prompt
+//! left, computed once per voice ([`super::StreamPrompt`], [`super::preceding`]: the
+//! prompt attends only to itself, unlike in a one-shot synthesis); the last
 //! `pre_lookahead_len` tokens received wait for the next window, because the encoder looks
 //! that far ahead. HiFT then vocodes the window's new mel frames after the last
 //! [`HIFT_OVERLAP_FRAMES`] frames of the window before, with the harmonic source going on
@@ -14,11 +16,14 @@
 //! where windows fall, so a stream differs from the same tokens vocoded in one window
 //! ([`StreamSchedule::single_window`]) only by the windows' limited context.
 
+use std::sync::Arc;
+
 use candle_core::{D, DType, Tensor};
 
-use super::S3Gen;
 use super::flow_encoder::FlowPrompt;
 use super::hift::SineState;
+use super::preceding::Preceding;
+use super::{S3Gen, StreamPrompt};
 use crate::rng::{RandomSource, SeededRandom};
 use crate::tts::SILENCE_TOKEN;
 
@@ -49,8 +54,10 @@ pub struct StreamSchedule {
 }
 
 impl Default for StreamSchedule {
-    /// First audio after 10 tokens (0.4 s of speech), then windows of 20, 40, 80 and at
-    /// most 160 tokens: few windows keep the voice prompt's recomputation cheap.
+    /// First audio after 10 tokens, then windows of 20, 40, 80 and at most 160 tokens.
+    /// A first window of 5 tokens ends sooner (`benches/streaming.rs`) but gives out only
+    /// 2 mel frames, the 40 ms of `trim_fade`, as the last 8 frames wait for the next
+    /// window ([`HIFT_OVERLAP_FRAMES`]); 10 tokens give out the first 0.24 s.
     fn default() -> Self {
         Self {
             first: 10,
@@ -86,14 +93,14 @@ impl StreamSchedule {
 pub struct S3GenStream<'a> {
     s3gen: &'a S3Gen,
     voice: &'a FlowPrompt,
+    /// The voice prompt's state, from the first window on (T3 goes on meanwhile).
+    prompt: Option<Arc<StreamPrompt>>,
     schedule: StreamSchedule,
     tokens: Vec<u32>,
     /// Tokens whose mel has gone to HiFT.
     spoken: usize,
     windows: usize,
     flow_rng: SeededRandom,
-    /// `(1, 80, prompt frames)`: the CFM's starting point over the prompt, every window.
-    prompt_noise: Tensor,
     /// Starting noise of generated frames, [`NOISE_BLOCK_FRAMES`] per block.
     noise_blocks: Vec<Tensor>,
     vocoder_rng: SeededRandom,
@@ -108,27 +115,25 @@ pub struct S3GenStream<'a> {
 }
 
 impl<'a> S3GenStream<'a> {
+    /// A stream in `voice`, whose prompt state is computed at the first window of its
+    /// first stream ([`S3Gen::stream_prompt`]).
     pub fn new(
         s3gen: &'a S3Gen,
         voice: &'a FlowPrompt,
         schedule: StreamSchedule,
         seed: u64,
     ) -> candle_core::Result<Self> {
-        let device = voice.mel.device();
-        let (_, prompt_frames, _) = voice.mel.dims3()?;
-        let mut flow_rng = SeededRandom::new(seed);
-        let prompt_noise = flow_rng.randn(&[1, s3gen.mel_bins, prompt_frames], device)?;
         let mut vocoder_rng = SeededRandom::new(seed ^ VOCODER_SEED);
         let sines = s3gen.hift.source_module().start_stream(&mut vocoder_rng)?;
         Ok(Self {
             s3gen,
             voice,
+            prompt: None,
             schedule,
             tokens: Vec::new(),
             spoken: 0,
             windows: 0,
-            flow_rng,
-            prompt_noise,
+            flow_rng: SeededRandom::new(seed),
             noise_blocks: Vec::new(),
             vocoder_rng,
             sines,
@@ -169,38 +174,31 @@ impl<'a> S3GenStream<'a> {
     }
 
     /// Mel of tokens `spoken..end` (of all of them when `last`), the flow and the CFM
-    /// seeing the prompt and tokens `start..`.
+    /// seeing the prompt's state and tokens `start..`.
     ///
-    /// Token `j`'s frames sit at `2 (Np + j - start)` of the window's `Tp + 2 (N - start)`
-    /// frames; S3Gen keeps the frames from `Tp` on (`Tp`, the prompt mel's frames, is
-    /// `2 Np` for a voice made by `embed_ref`). Generated frame `f` of the window starts
-    /// from noise `f - Tp + 2 start`, the same in every window.
+    /// Token `j`'s frames are generated frames `2 j` and `2 j + 1`, at `2 (j - start)` in
+    /// the window; generated frame `f` starts from noise `f`, the same in every window.
     fn mel(&mut self, start: usize, end: usize, last: bool) -> candle_core::Result<Tensor> {
         let s3gen = self.s3gen;
-        let device = self.voice.mel.device();
+        let prompt = match &self.prompt {
+            Some(prompt) => Arc::clone(prompt),
+            None => Arc::clone(self.prompt.insert(s3gen.stream_prompt(self.voice)?)),
+        };
+        let device = prompt.spks.device();
         let window = Tensor::new(&self.tokens[start..], device)?.unsqueeze(0)?;
-        let conditioning = s3gen.encode(&window, self.voice)?;
-        let prompt_frames = conditioning.prompt_frames;
+        let conditioning =
+            s3gen
+                .flow
+                .forward_after_prompt(&window, &prompt.encoder, &prompt.spks)?;
         let frames = conditioning.mu.dim(D::Minus1)?;
         let ratio = s3gen.token_mel_ratio;
-        let noise = self.generated_noise(start * ratio, frames - prompt_frames)?;
-        let dtype = conditioning.mu.dtype();
-        let x = Tensor::cat(
-            &[&self.prompt_noise.to_dtype(dtype)?, &noise.to_dtype(dtype)?],
-            D::Minus1,
-        )?;
-        let mel = s3gen.cfm.integrate(
-            x,
-            &conditioning.mu,
-            &conditioning.mask,
-            &conditioning.spks,
-            &conditioning.cond,
-            s3gen.n_timesteps,
-        )?;
-        let prompt_tokens = self.voice.tokens.dim(1)?;
-        let token_frame = |j: usize| (prompt_tokens + j - start) * ratio;
-        let from = token_frame(self.spoken).max(prompt_frames);
-        let to = if last { frames } else { token_frame(end) }.max(from);
+        let x = self
+            .generated_noise(start * ratio, frames)?
+            .to_dtype(conditioning.mu.dtype())?;
+        let mut steps: Vec<Preceding> = prompt.decoder.iter().map(Preceding::prompt).collect();
+        let mel = s3gen.cfm.integrate_after(x, &conditioning, &mut steps)?;
+        let from = ((self.spoken * ratio).max(prompt.dropped_frames) - start * ratio).min(frames);
+        let to = if last { frames } else { (end - start) * ratio }.max(from);
         mel.narrow(D::Minus1, from, to - from)
     }
 

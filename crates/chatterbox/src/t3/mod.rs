@@ -27,13 +27,13 @@ pub mod gpt2;
 pub mod precision;
 pub mod sampling;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
 
 use crate::config::T3Config;
+use crate::recent::Recent;
 pub use batch::T3Batch;
 pub use gpt2::{Gpt2, Gpt2Cache, Gpt2Prefix};
 pub use precision::{Precision, UnknownPrecision};
@@ -70,8 +70,7 @@ struct ConditioningKey {
 
 pub struct T3 {
     pub(crate) tfmr: Gpt2,
-    /// The most recently used last.
-    prefixes: Mutex<VecDeque<(ConditioningKey, Arc<Gpt2Prefix>)>>,
+    prefixes: Recent<ConditioningKey, Gpt2Prefix>,
     text_emb: Embedding,
     speech_emb: Embedding,
     spkr_enc: Linear,
@@ -105,7 +104,7 @@ impl T3 {
         };
         Ok(Self {
             tfmr: Gpt2::with_precision(&cfg.gpt2, precision, vb.pp("tfmr"))?,
-            prefixes: Mutex::default(),
+            prefixes: Recent::new(PREFIXES_KEPT),
             text_emb: embedding(cfg.text_tokens_dict_size, d, vb.pp("text_emb"))?,
             speech_emb: embedding(cfg.speech_tokens_dict_size, d, vb.pp("speech_emb"))?,
             spkr_enc: linear(cfg.speaker_embed_size, d, vb.pp("cond_enc.spkr_enc"))?,
@@ -172,14 +171,7 @@ impl T3 {
                 .collect(),
             prompt_tokens: cond.prompt_tokens.clone(),
         };
-        let kept = |prefixes: &mut VecDeque<_>| {
-            let at = prefixes.iter().position(|(k, _)| *k == key)?;
-            let entry = prefixes.remove(at)?;
-            let prefix = Arc::clone(&entry.1);
-            prefixes.push_back(entry);
-            Some(prefix)
-        };
-        if let Some(prefix) = kept(&mut self.prefixes.lock().expect("prefix cache lock")) {
+        if let Some(prefix) = self.prefixes.get(&key) {
             return Ok(Some(prefix));
         }
         let mut cache = self.tfmr.new_cache(conditioning.dim(1)?)?;
@@ -187,11 +179,7 @@ impl T3 {
         let Some(prefix) = cache.prefix().map(Arc::new) else {
             return Ok(None);
         };
-        let mut prefixes = self.prefixes.lock().expect("prefix cache lock");
-        if prefixes.len() == PREFIXES_KEPT {
-            prefixes.pop_front();
-        }
-        prefixes.push_back((key, Arc::clone(&prefix)));
+        self.prefixes.insert(key, Arc::clone(&prefix));
         Ok(Some(prefix))
     }
 

@@ -147,17 +147,24 @@ impl Synthesizer for ChatterboxSynthesizer {
             options.sampling.max_new_tokens = tokens;
         }
         let mut listening = true;
+        let spoken = std::cell::Cell::new(false);
         let result = served.model.synthesize_streaming_with(
             &request.text,
             &voice,
             &options,
             StreamSchedule::default(),
             |text_tokens, on_token| {
-                served
-                    .t3
-                    .speech_tokens(&served.model, text_tokens, &voice.t3, &options, on_token)
+                served.t3.speech_tokens(
+                    &served.model,
+                    text_tokens,
+                    &voice.t3,
+                    &options,
+                    &|| spoken.get(),
+                    on_token,
+                )
             },
             &mut |piece| {
+                spoken.set(true);
                 listening = audio(piece.to_vec());
                 if listening {
                     Ok(())
