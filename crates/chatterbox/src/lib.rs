@@ -18,6 +18,7 @@ pub mod campplus;
 pub mod checkpoint;
 pub mod conditionals;
 pub mod dsp;
+pub mod kernels;
 pub mod matvec;
 #[cfg(any(test, feature = "parity"))]
 pub mod parity;

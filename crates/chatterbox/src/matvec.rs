@@ -8,6 +8,8 @@
 //! has them (checked at run time, so the binary still runs on any x86-64), portable
 //! code otherwise.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 /// Weights of a row sharing one scale in [`Int8Matrix`].
@@ -15,6 +17,12 @@ pub const BLOCK: usize = 32;
 
 /// Vectors handled together by one pass over a row (more would not fit the registers).
 const GROUP: usize = 4;
+
+/// Row-vector products one pass of the 8-bit kernel keeps going: a pass takes this many
+/// over the number of vectors rows (8 for a decode step of one sequence, 2 for a group of
+/// 4), enough independent sums to hide the latency of the multiply-adds, and each weight
+/// widened to f32 serves every vector of the group.
+const INT8_ACCUMULATORS: usize = 8;
 
 /// Rows a rayon task takes at once: large enough that scheduling costs nothing next to
 /// reading them, small enough to share the rows of a 1024-row matrix between threads.
@@ -129,26 +137,49 @@ pub fn matmul_t(x: &[f32], m: usize, weights: Weights, bias: &[f32]) -> Vec<f32>
     // (rows, m): each task writes the outputs of its own rows.
     let mut transposed = vec![0f32; rows * m];
     let simd = Simd::detect();
+    let vectors = |g: usize| &x[g * cols..(g + GROUP.min(m - g)) * cols];
     transposed
         .par_chunks_mut(ROWS_PER_TASK * m)
         .enumerate()
         .for_each(|(task, out)| {
             let first = task * ROWS_PER_TASK;
-            for (i, out) in out.chunks_exact_mut(m).enumerate() {
-                let r = first + i;
-                for (g, out) in out.chunks_mut(GROUP).enumerate() {
-                    let x = &x[g * GROUP * cols..(g * GROUP + out.len()) * cols];
-                    match weights {
-                        Weights::F32 { values, .. } => {
-                            simd.dot_f32(&values[r * cols..(r + 1) * cols], x, out)
-                        }
-                        Weights::Int8(w) => {
-                            let (q, scales) = w.row(r);
-                            simd.dot_int8(q, scales, x, out)
+            match weights {
+                Weights::F32 { values, .. } => {
+                    for (i, out) in out.chunks_exact_mut(m).enumerate() {
+                        let row = &values[(first + i) * cols..(first + i + 1) * cols];
+                        for (g, out) in out.chunks_mut(GROUP).enumerate() {
+                            simd.dot_f32(row, vectors(g * GROUP), out);
                         }
                     }
-                    out.iter_mut().for_each(|y| *y += bias[r]);
                 }
+                Weights::Int8(w) => {
+                    // Each group of vectors stays in the L1 cache while the task's rows pass.
+                    let task_rows = out.len() / m;
+                    for g in (0..m).step_by(GROUP) {
+                        let x = vectors(g);
+                        let per_pass = INT8_ACCUMULATORS / (x.len() / cols);
+                        let mut i = 0;
+                        while i < task_rows {
+                            let rows = if task_rows - i >= per_pass {
+                                per_pass
+                            } else {
+                                1
+                            };
+                            simd.dot_int8(
+                                w,
+                                first + i..first + i + rows,
+                                x,
+                                &mut out[i * m..],
+                                m,
+                                g,
+                            );
+                            i += rows;
+                        }
+                    }
+                }
+            }
+            for (i, out) in out.chunks_exact_mut(m).enumerate() {
+                out.iter_mut().for_each(|y| *y += bias[first + i]);
             }
         });
     if m == 1 {
@@ -199,19 +230,34 @@ impl Simd {
         }
     }
 
-    /// As [`Simd::dot_f32`] for a row of 8-bit weights with a scale per [`BLOCK`].
-    fn dot_int8(self, row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
+    /// `out[j * m + g + v] = row · x[v]` for the rows `rows` of `w` (j counting from 0,
+    /// `rows.len() * vectors` at most [`INT8_ACCUMULATORS`]) and the vectors of `x` (at
+    /// most [`GROUP`], each `w.cols()` long).
+    fn dot_int8(
+        self,
+        w: &Int8Matrix,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [f32],
+        m: usize,
+        g: usize,
+    ) {
+        let vectors = x.len() / w.cols;
+        assert!(vectors <= GROUP && rows.len() * vectors <= INT8_ACCUMULATORS);
+        assert!(rows.end <= w.rows && out.len() >= (rows.len() - 1) * m + g + vectors);
         match self {
-            Self::Portable => portable::dot_int8(row, scales, x, out),
-            // SAFETY: `detect` saw AVX2 and FMA on this CPU.
+            Self::Portable => portable::dot_int8(w, rows, x, out, m, g),
+            // SAFETY: `detect` saw AVX2 and FMA on this CPU; the sizes were checked.
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2Fma => unsafe { avx2::dot_int8(row, scales, x, out) },
+            Self::Avx2Fma => unsafe { avx2::dot_int8(w, rows, x, out, m, g) },
         }
     }
 }
 
 mod portable {
-    use super::BLOCK;
+    use std::ops::Range;
+
+    use super::{BLOCK, Int8Matrix};
 
     pub fn dot_f32(row: &[f32], x: &[f32], out: &mut [f32]) {
         for (out, x) in out.iter_mut().zip(x.chunks_exact(row.len())) {
@@ -219,16 +265,26 @@ mod portable {
         }
     }
 
-    pub fn dot_int8(row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
-        for (out, x) in out.iter_mut().zip(x.chunks_exact(row.len())) {
-            *out = row
-                .chunks_exact(BLOCK)
-                .zip(x.chunks_exact(BLOCK))
-                .zip(scales)
-                .map(|((q, x), scale)| {
-                    scale * q.iter().zip(x).map(|(&q, x)| f32::from(q) * x).sum::<f32>()
-                })
-                .sum();
+    pub fn dot_int8(
+        w: &Int8Matrix,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [f32],
+        m: usize,
+        g: usize,
+    ) {
+        for (j, r) in rows.enumerate() {
+            let (row, scales) = w.row(r);
+            for (v, x) in x.chunks_exact(row.len()).enumerate() {
+                out[j * m + g + v] = row
+                    .chunks_exact(BLOCK)
+                    .zip(x.chunks_exact(BLOCK))
+                    .zip(scales)
+                    .map(|((q, x), scale)| {
+                        scale * q.iter().zip(x).map(|(&q, x)| f32::from(q) * x).sum::<f32>()
+                    })
+                    .sum();
+            }
         }
     }
 }
@@ -236,8 +292,9 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
-    use super::{BLOCK, GROUP};
+    use super::{BLOCK, GROUP, Int8Matrix};
 
     /// Sum of the 8 lanes.
     #[target_feature(enable = "avx2,fma")]
@@ -285,16 +342,32 @@ mod avx2 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2 and FMA.
+    /// The CPU must have AVX2 and FMA; the sizes as [`super::Simd::dot_int8`] checks them.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_int8(row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
-        match out.len() {
-            1 => dot_int8_group::<1>(row, scales, x, out),
-            2 => dot_int8_group::<2>(row, scales, x, out),
-            3 => dot_int8_group::<3>(row, scales, x, out),
-            _ => dot_int8_group::<GROUP>(row, scales, x, out),
-        }
+    pub unsafe fn dot_int8(
+        w: &Int8Matrix,
+        rows: Range<usize>,
+        x: &[f32],
+        out: &mut [f32],
+        m: usize,
+        g: usize,
+    ) {
+        let first = rows.start;
+        let kernel = match (rows.len(), x.len() / w.cols) {
+            (8, 1) => dot_int8_rows::<8, 1>,
+            (4, 2) => dot_int8_rows::<4, 2>,
+            (2, 3) => dot_int8_rows::<2, 3>,
+            (2, 4) => dot_int8_rows::<2, 4>,
+            (1, 1) => dot_int8_rows::<1, 1>,
+            (1, 2) => dot_int8_rows::<1, 2>,
+            (1, 3) => dot_int8_rows::<1, 3>,
+            (1, 4) => dot_int8_rows::<1, 4>,
+            shape => unreachable!("no 8-bit kernel for {shape:?} rows and vectors"),
+        };
+        kernel(w, first, x, out, m, g);
     }
+
+    const CACHE_LINE: usize = 64;
 
     /// 8 weights from `q` as f32.
     ///
@@ -307,34 +380,52 @@ mod avx2 {
         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes))
     }
 
+    /// Rows `first..first + R` of `w` times the `G` vectors of `x`, into
+    /// `out[j * m + g + v]`: each 8 weights are widened and scaled once, then multiplied
+    /// into all `G` vectors.
     #[target_feature(enable = "avx2,fma")]
-    fn dot_int8_group<const G: usize>(row: &[i8], scales: &[f32], x: &[f32], out: &mut [f32]) {
-        let n = row.len();
-        let mut acc = [_mm256_setzero_ps(); G];
-        for (b, &scale) in scales.iter().enumerate() {
-            let k = b * BLOCK;
-            // SAFETY: the row is whole blocks, k + BLOCK <= n, every x[g] is n long.
-            unsafe {
-                let q = row.as_ptr().add(k);
-                let w = [
-                    widen(q),
-                    widen(q.add(8)),
-                    widen(q.add(16)),
-                    widen(q.add(24)),
-                ];
-                let scale = _mm256_set1_ps(scale);
-                for (g, acc) in acc.iter_mut().enumerate() {
-                    let xg = x.as_ptr().add(g * n + k);
-                    let mut block = _mm256_mul_ps(_mm256_loadu_ps(xg), w[0]);
-                    block = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(8)), w[1], block);
-                    block = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(16)), w[2], block);
-                    block = _mm256_fmadd_ps(_mm256_loadu_ps(xg.add(24)), w[3], block);
-                    *acc = _mm256_fmadd_ps(block, scale, *acc);
+    fn dot_int8_rows<const R: usize, const G: usize>(
+        w: &Int8Matrix,
+        first: usize,
+        x: &[f32],
+        out: &mut [f32],
+        m: usize,
+        g: usize,
+    ) {
+        let (n, blocks) = (w.cols, w.cols / BLOCK);
+        let quants = &w.quants[first * n..(first + R) * n];
+        let scales = &w.scales[first * blocks..(first + R) * blocks];
+        assert!(x.len() >= G * n);
+        // The rows of the next pass, fetched while these are multiplied: `R * BLOCK`
+        // bytes of them per block of these.
+        let next = w.quants.as_ptr().wrapping_add((first + R) * n);
+        let mut acc = [[_mm256_setzero_ps(); G]; R];
+        for b in 0..blocks {
+            for line in (0..R * BLOCK).step_by(CACHE_LINE) {
+                // Prefetching is a hint that never faults, wherever it points.
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * R * BLOCK + line).cast());
+            }
+            for k in (b * BLOCK..(b + 1) * BLOCK).step_by(8) {
+                let mut xs = [_mm256_setzero_ps(); G];
+                // SAFETY: k + 8 <= n; x holds G vectors of n, the quants R rows of n.
+                unsafe {
+                    for (v, xs) in xs.iter_mut().enumerate() {
+                        *xs = _mm256_loadu_ps(x.as_ptr().add(v * n + k));
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let scale = _mm256_set1_ps(scales[r * blocks + b]);
+                        let weights = _mm256_mul_ps(widen(quants.as_ptr().add(r * n + k)), scale);
+                        for (acc, &xs) in acc.iter_mut().zip(&xs) {
+                            *acc = _mm256_fmadd_ps(xs, weights, *acc);
+                        }
+                    }
                 }
             }
         }
-        for (out, acc) in out.iter_mut().zip(acc) {
-            *out = sum(acc);
+        for (j, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
+                out[j * m + g + v] = sum(acc);
+            }
         }
     }
 }
@@ -398,23 +489,20 @@ pub(crate) mod tests {
 
     #[test]
     fn int8_rows_match_the_product_of_the_dequantized_weights() {
-        let (rows, cols) = (130, 96);
+        let (rows, cols) = (131, 96);
         let w = values(rows * cols, 4);
         let q = Int8Matrix::quantize(&w, rows, cols);
         let dequantized = q.dequantize();
         let bias = values(rows, 5);
-        for m in [1, 2, 4, 6] {
+        for m in [1, 2, 3, 4, 6, 9] {
             let x = values(m * cols, 6 + m as u32);
             let got = matmul_t(&x, m, Weights::Int8(&q), &bias);
             assert_close(&got, &reference(&x, m, &dequantized, rows, &bias), 1e-4);
-            let (row, scales) = q.row(0);
-            let mut portable = vec![0.0; m];
-            portable::dot_int8(row, scales, &x, &mut portable);
-            assert_close(
-                &portable,
-                &reference(&x, m, &dequantized[..cols], 1, &[0.0]),
-                1e-4,
-            );
+            let mut portable = vec![0.0; 2 * m];
+            portable::dot_int8(&q, 0..2, &x, &mut portable, m, 0);
+            let want = reference(&x, m, &dequantized, 2, &[0.0; 2]);
+            let want: Vec<f32> = (0..2 * m).map(|i| want[(i % m) * 2 + i / m]).collect();
+            assert_close(&portable, &want, 1e-4);
         }
     }
 

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 
-use super::kernels::contiguous_f32;
+use crate::kernels::contiguous_f32;
 
 /// `dst (m, n) += lhs (m, k) x rhs (k, n)`, all row-major f32.
 ///

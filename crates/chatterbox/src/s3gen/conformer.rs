@@ -159,7 +159,7 @@ impl RelPositionAttention {
             }
             None => scores,
         };
-        let weights = super::kernels::softmax_last_dim(&scores)?;
+        let weights = crate::kernels::softmax_last_dim(&scores)?;
         let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.linear_out.forward(&context)
     }

@@ -124,7 +124,7 @@ impl CausalBlock1D {
         preceding: &mut Preceding,
     ) -> candle_core::Result<Tensor> {
         let h = self.conv.forward(&x.broadcast_mul(mask)?, preceding)?;
-        let h = super::kernels::mish(&channel_layer_norm(&self.norm, &h)?)?;
+        let h = crate::kernels::mish(&channel_layer_norm(&self.norm, &h)?)?;
         h.broadcast_mul(mask)
     }
 }
@@ -169,7 +169,7 @@ impl CausalResnetBlock1D {
         let h = self.block1.forward(x, mask, preceding)?;
         let time = self
             .time_proj
-            .forward(&super::kernels::mish(time_emb)?)?
+            .forward(&crate::kernels::mish(time_emb)?)?
             .unsqueeze(D::Minus1)?;
         let h = self
             .block2
@@ -236,7 +236,7 @@ impl SelfAttention {
                 Some(bias) => scores.broadcast_add(bias)?,
                 None => scores,
             };
-            let out = super::kernels::softmax_last_dim(&scores)?
+            let out = crate::kernels::softmax_last_dim(&scores)?
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .reshape((batch, frames, self.num_heads * self.head_dim))?;
@@ -249,7 +249,7 @@ impl SelfAttention {
                     Some(bias) => scores.broadcast_add(bias)?,
                     None => scores,
                 };
-                super::kernels::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
+                crate::kernels::softmax_last_dim(&scores)?.matmul(&v.narrow(1, h, 1)?)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let out = Tensor::cat(&per_head, 1)?.transpose(1, 2)?.reshape((
@@ -293,7 +293,7 @@ impl BasicTransformerBlock {
             .attn1
             .forward(&self.norm1.forward(x)?, key_bias, preceding)?
             + x)?;
-        let ff = self.ff_out.forward(&super::kernels::gelu_erf(
+        let ff = self.ff_out.forward(&crate::kernels::gelu_erf(
             &self.ff_in.forward(&self.norm3.forward(&x)?)?,
         )?)?;
         ff + x

@@ -12,9 +12,9 @@ use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Li
 use rayon::prelude::*;
 
 use super::accumulate::matmul_accumulate;
-use super::kernels::{self, contiguous_f32};
 use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
+use crate::kernels::{self, contiguous_f32};
 use crate::rng::RandomSource;
 use crate::weights::weight_norm;
 

@@ -14,7 +14,6 @@ pub mod conformer;
 pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
-pub mod kernels;
 pub mod preceding;
 pub mod stream;
 

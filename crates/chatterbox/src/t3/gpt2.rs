@@ -258,8 +258,9 @@ struct Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // `gelu_new` is the tanh approximation, which is candle's `gelu`.
-        self.c_proj.forward(&self.c_fc.forward(x)?.gelu()?)
+        // `gelu_new` is the tanh approximation.
+        self.c_proj
+            .forward(&crate::kernels::gelu_tanh(&self.c_fc.forward(x)?)?)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Single-pass f32 kernels with an `exp` the compiler can vectorize: softmax over the
-//! last dimension, the erf GELU and Mish (candle's call the scalar libm `expf` / `erff`
-//! per element, or chain several tensor ops, which dominated the attention, feed-forward
-//! and conv blocks of the 1000-frame CFM decoder). On other devices (GPUs) the same
-//! functions are candle's ops, which these match (tests below).
+//! last dimension, the erf and tanh GELUs and Mish (candle's call the scalar libm `expf` /
+//! `erff` / `tanhf` per element, or chain several tensor ops, which dominated the
+//! attention, feed-forward and conv blocks of the 1000-frame CFM decoder and was a tenth
+//! of T3's prefill). On other devices (GPUs) the same functions are candle's ops, which
+//! these match (tests below).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -210,6 +211,22 @@ pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
     })
 }
 
+/// GPT-2's `gelu_new`, `x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2` (candle's
+/// `gelu`) of an f32 tensor, as `x / (1 + e^(-2u))`, the same function in closed form.
+pub fn gelu_tanh(x: &Tensor) -> candle_core::Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+        return x.gelu();
+    }
+    x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+        name: "gelu-tanh-f32",
+        f: |x: f32| {
+            const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+            let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+            x / (1.0 + exp(-2.0 * u))
+        },
+    })
+}
+
 /// Above this, `mish(x) = x` in f32 (`tanh(softplus(x))` rounds to 1).
 const MISH_IDENTITY_ABOVE: f32 = 20.0;
 
@@ -264,13 +281,15 @@ mod tests {
     }
 
     #[test]
-    fn gelu_matches_candle() -> candle_core::Result<()> {
+    fn gelus_match_candle() -> candle_core::Result<()> {
         let x = (Tensor::arange(-12_000f32, 12_000f32, &Device::Cpu)? / 1000.0)?;
-        let diff = (gelu_erf(&x)? - x.gelu_erf()?)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
-        assert!(diff < 2e-6, "max difference {diff}");
+        for (name, ours, candle) in [
+            ("erf", gelu_erf(&x)?, x.gelu_erf()?),
+            ("tanh", gelu_tanh(&x)?, x.gelu()?),
+        ] {
+            let diff = (ours - candle)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 2e-6, "{name}: max difference {diff}");
+        }
         Ok(())
     }
 
