@@ -3,10 +3,12 @@
 //! stored `(out, in)` in f32 or in 8-bit integers with one f32 scale per block of
 //! [`BLOCK`] weights of a row.
 //!
-//! A decode step is bound by reading the weights, so every row is read once for all
-//! `m` vectors and the rows are split over rayon's threads. AVX2 with FMA when the CPU
-//! has them (checked at run time, so the binary still runs on any x86-64), portable
-//! code otherwise.
+//! A decode step is bound by reading the weights, so the rows are split over rayon's
+//! threads and read from memory once for all `m` vectors (8-bit rows are fetched ahead
+//! of their pass); a short prefill (tens of positions) is bound by arithmetic, so each
+//! 8-bit weight is widened once per group of vectors, the group kept in the L1 cache.
+//! AVX2 with FMA when the CPU has them (checked at run time, so the binary still runs on
+//! any x86-64), portable code otherwise.
 
 use std::ops::Range;
 
