@@ -166,11 +166,13 @@ impl<'a> S3GenStream<'a> {
 
     /// Vocodes the tokens from `spoken` to `end`.
     fn window(&mut self, end: usize, last: bool) -> candle_core::Result<Vec<f32>> {
-        let start = self.spoken.saturating_sub(self.schedule.context);
-        let mel = self.mel(start, end, last)?;
-        self.spoken = end;
-        self.windows += 1;
-        self.vocode(&mel, last)
+        crate::on_rayon_thread(|| {
+            let start = self.spoken.saturating_sub(self.schedule.context);
+            let mel = self.mel(start, end, last)?;
+            self.spoken = end;
+            self.windows += 1;
+            self.vocode(&mel, last)
+        })
     }
 
     /// Mel of tokens `spoken..end` (of all of them when `last`), the flow and the CFM

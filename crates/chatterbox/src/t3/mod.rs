@@ -255,13 +255,13 @@ impl T3 {
         let (cache, hidden) = match self.conditioning_prefix(cond, &conditioning)? {
             Some(prefix) => {
                 let mut cache = prefix.to_cache(capacity)?;
-                let hidden = self.tfmr.forward(&text, &mut cache)?;
+                let hidden = crate::on_rayon_thread(|| self.tfmr.forward(&text, &mut cache))?;
                 (cache, hidden)
             }
             None => {
                 let mut cache = self.tfmr.new_cache(capacity)?;
                 let embeds = Tensor::cat(&[&conditioning, &text], 1)?;
-                let hidden = self.tfmr.forward(&embeds, &mut cache)?;
+                let hidden = crate::on_rayon_thread(|| self.tfmr.forward(&embeds, &mut cache))?;
                 (cache, hidden)
             }
         };
@@ -336,9 +336,7 @@ impl T3 {
         }
         let embeds = self.embed_speech(&last)?.reshape((last.len(), 1, ()))?;
         let mut caches: Vec<&mut Gpt2Cache> = sequences.iter_mut().map(|s| &mut s.cache).collect();
-        // On one of rayon's threads, the kernels' parallel parts split between it and one
-        // other worker, instead of waking the workers while this thread waits.
-        let hidden = rayon::scope(|_| self.tfmr.forward_batch(&embeds, &mut caches))?;
+        let hidden = crate::on_rayon_thread(|| self.tfmr.forward_batch(&embeds, &mut caches))?;
         for (sequence, logits) in sequences.iter_mut().zip(self.logits_rows(&hidden)?) {
             sequence.next_logits = Some(logits);
         }
