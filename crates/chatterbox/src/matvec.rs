@@ -171,9 +171,8 @@ pub fn matmul_t(x: &[f32], m: usize, weights: Weights, bias: &[f32]) -> Vec<f32>
                                 w,
                                 first + i..first + i + rows,
                                 x,
-                                &mut out[i * m..],
+                                &mut out[i * m + g..],
                                 m,
-                                g,
                             );
                             i += rows;
                         }
@@ -232,26 +231,18 @@ impl Simd {
         }
     }
 
-    /// `out[j * m + g + v] = row · x[v]` for the rows `rows` of `w` (j counting from 0,
+    /// `out[j * m + v] = row · x[v]` for the rows `rows` of `w` (j counting from 0,
     /// `rows.len() * vectors` at most [`INT8_ACCUMULATORS`]) and the vectors of `x` (at
     /// most [`GROUP`], each `w.cols()` long).
-    fn dot_int8(
-        self,
-        w: &Int8Matrix,
-        rows: Range<usize>,
-        x: &[f32],
-        out: &mut [f32],
-        m: usize,
-        g: usize,
-    ) {
+    fn dot_int8(self, w: &Int8Matrix, rows: Range<usize>, x: &[f32], out: &mut [f32], m: usize) {
         let vectors = x.len() / w.cols;
         assert!(vectors <= GROUP && rows.len() * vectors <= INT8_ACCUMULATORS);
-        assert!(rows.end <= w.rows && out.len() >= (rows.len() - 1) * m + g + vectors);
+        assert!(rows.end <= w.rows && out.len() >= (rows.len() - 1) * m + vectors);
         match self {
-            Self::Portable => portable::dot_int8(w, rows, x, out, m, g),
+            Self::Portable => portable::dot_int8(w, rows, x, out, m),
             // SAFETY: `detect` saw AVX2 and FMA on this CPU; the sizes were checked.
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2Fma => unsafe { avx2::dot_int8(w, rows, x, out, m, g) },
+            Self::Avx2Fma => unsafe { avx2::dot_int8(w, rows, x, out, m) },
         }
     }
 }
@@ -267,18 +258,11 @@ mod portable {
         }
     }
 
-    pub fn dot_int8(
-        w: &Int8Matrix,
-        rows: Range<usize>,
-        x: &[f32],
-        out: &mut [f32],
-        m: usize,
-        g: usize,
-    ) {
+    pub fn dot_int8(w: &Int8Matrix, rows: Range<usize>, x: &[f32], out: &mut [f32], m: usize) {
         for (j, r) in rows.enumerate() {
             let (row, scales) = w.row(r);
             for (v, x) in x.chunks_exact(row.len()).enumerate() {
-                out[j * m + g + v] = row
+                out[j * m + v] = row
                     .chunks_exact(BLOCK)
                     .zip(x.chunks_exact(BLOCK))
                     .zip(scales)
@@ -352,7 +336,6 @@ mod avx2 {
         x: &[f32],
         out: &mut [f32],
         m: usize,
-        g: usize,
     ) {
         let first = rows.start;
         let kernel = match (rows.len(), x.len() / w.cols) {
@@ -366,7 +349,7 @@ mod avx2 {
             (1, 4) => dot_int8_rows::<1, 4>,
             shape => unreachable!("no 8-bit kernel for {shape:?} rows and vectors"),
         };
-        kernel(w, first, x, out, m, g);
+        kernel(w, first, x, out, m);
     }
 
     const CACHE_LINE: usize = 64;
@@ -383,7 +366,7 @@ mod avx2 {
     }
 
     /// Rows `first..first + R` of `w` times the `G` vectors of `x`, into
-    /// `out[j * m + g + v]`: each 8 weights are widened and scaled once, then multiplied
+    /// `out[j * m + v]`: each 8 weights are widened and scaled once, then multiplied
     /// into all `G` vectors.
     #[target_feature(enable = "avx2,fma")]
     fn dot_int8_rows<const R: usize, const G: usize>(
@@ -392,7 +375,6 @@ mod avx2 {
         x: &[f32],
         out: &mut [f32],
         m: usize,
-        g: usize,
     ) {
         let (n, blocks) = (w.cols, w.cols / BLOCK);
         let quants = &w.quants[first * n..(first + R) * n];
@@ -426,7 +408,7 @@ mod avx2 {
         }
         for (j, acc) in acc.iter().enumerate() {
             for (v, &acc) in acc.iter().enumerate() {
-                out[j * m + g + v] = sum(acc);
+                out[j * m + v] = sum(acc);
             }
         }
     }
@@ -501,7 +483,7 @@ pub(crate) mod tests {
             let got = matmul_t(&x, m, Weights::Int8(&q), &bias);
             assert_close(&got, &reference(&x, m, &dequantized, rows, &bias), 1e-4);
             let mut portable = vec![0.0; 2 * m];
-            portable::dot_int8(&q, 0..2, &x, &mut portable, m, 0);
+            portable::dot_int8(&q, 0..2, &x, &mut portable, m);
             let want = reference(&x, m, &dequantized, 2, &[0.0; 2]);
             let want: Vec<f32> = (0..2 * m).map(|i| want[(i % m) * 2 + i / m]).collect();
             assert_close(&portable, &want, 1e-4);

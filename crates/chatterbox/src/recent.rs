@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use candle_core::{DType, Tensor};
+
 pub struct Recent<K, V> {
     /// The most recently used last.
     kept: Mutex<VecDeque<(K, Arc<V>)>>,
@@ -39,6 +41,17 @@ impl<K: PartialEq, V> Recent<K, V> {
             kept.push_back((key, value));
         }
     }
+}
+
+/// A tensor's values as the bits of their f32, for a key that compares them exactly.
+pub fn value_bits(tensor: &Tensor) -> candle_core::Result<Vec<u32>> {
+    Ok(tensor
+        .flatten_all()?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(f32::to_bits)
+        .collect())
 }
 
 #[cfg(test)]

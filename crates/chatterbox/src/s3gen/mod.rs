@@ -24,7 +24,7 @@ use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::ChatterboxConfig;
-use crate::recent::Recent;
+use crate::recent::{Recent, value_bits};
 use crate::rng::{RandomSource, SeededRandom};
 use cfm::MeanflowCfm;
 use flow_encoder::{DecoderConditioning, FlowEncoder, FlowPrompt};
@@ -82,22 +82,14 @@ struct StreamPromptKey {
 
 impl StreamPromptKey {
     fn of(voice: &FlowPrompt) -> candle_core::Result<Self> {
-        let bits = |t: &Tensor| -> candle_core::Result<Vec<u32>> {
-            Ok(t.flatten_all()?
-                .to_dtype(candle_core::DType::F32)?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(f32::to_bits)
-                .collect())
-        };
         Ok(Self {
             tokens: voice
                 .tokens
                 .flatten_all()?
                 .to_dtype(candle_core::DType::U32)?
                 .to_vec1()?,
-            mel: bits(&voice.mel)?,
-            embedding: bits(&voice.embedding)?,
+            mel: value_bits(&voice.mel)?,
+            embedding: value_bits(&voice.embedding)?,
         })
     }
 }

@@ -163,12 +163,7 @@ impl T3 {
             return Ok(None);
         }
         let key = ConditioningKey {
-            speaker: (cond.speaker_emb.flatten_all()?)
-                .to_dtype(DType::F32)?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(f32::to_bits)
-                .collect(),
+            speaker: crate::recent::value_bits(&cond.speaker_emb)?,
             prompt_tokens: cond.prompt_tokens.clone(),
         };
         if let Some(prefix) = self.prefixes.get(&key) {
@@ -252,19 +247,14 @@ impl T3 {
         let text = self.text_embeds(text_tokens)?;
         let length = conditioning.dim(1)? + text.dim(1)?;
         let capacity = (length + params.max_new_tokens).min(self.tfmr.n_positions());
-        let (cache, hidden) = match self.conditioning_prefix(cond, &conditioning)? {
-            Some(prefix) => {
-                let mut cache = prefix.to_cache(capacity)?;
-                let hidden = crate::on_rayon_thread(|| self.tfmr.forward(&text, &mut cache))?;
-                (cache, hidden)
-            }
-            None => {
-                let mut cache = self.tfmr.new_cache(capacity)?;
-                let embeds = Tensor::cat(&[&conditioning, &text], 1)?;
-                let hidden = crate::on_rayon_thread(|| self.tfmr.forward(&embeds, &mut cache))?;
-                (cache, hidden)
-            }
+        let (mut cache, embeds) = match self.conditioning_prefix(cond, &conditioning)? {
+            Some(prefix) => (prefix.to_cache(capacity)?, text),
+            None => (
+                self.tfmr.new_cache(capacity)?,
+                Tensor::cat(&[&conditioning, &text], 1)?,
+            ),
         };
+        let hidden = crate::on_rayon_thread(|| self.tfmr.forward(&embeds, &mut cache))?;
         let next_logits = self.logits_rows(&hidden)?.pop();
         Ok(T3Sequence {
             cache,
