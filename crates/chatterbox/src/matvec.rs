@@ -48,7 +48,7 @@ const ROWS_PER_TASK: usize = 64;
 /// Where column `c` of a [`SPAN`] is stored: block `c / BLOCK`'s values `4j..4j + 4` go
 /// to bytes `32j + 4 * block..`, so one 32-byte load brings 4 values of each of the
 /// [`LANES`] blocks and a 4-way dot product per lane keeps each block's sum in its own
-/// lane. Swapping the two indices again undoes it.
+/// lane.
 fn interleaved(c: usize) -> usize {
     let (block, j, k) = (c / BLOCK, c % BLOCK / 4, c % 4);
     j * BLOCK + block * 4 + k
@@ -99,6 +99,13 @@ fn quantize_blocks_with(x: &[f32], quants: &mut [i8], scales: &mut [f32]) {
 /// kernel over them reads one contiguous stream.
 const PACK: usize = 8;
 
+/// Where byte `i` (in [`interleaved`] order) of row `r` of a [`PACK`] in its span `s` is
+/// stored within the pack: a pack's span holds its rows' first 32 bytes, then their next
+/// 32, and so on, so that a pass over the whole pack reads its bytes in order.
+fn in_pack(r: usize, s: usize, i: usize) -> usize {
+    s * PACK * SPAN + i / BLOCK * PACK * BLOCK + r * BLOCK + i % BLOCK
+}
+
 /// `(rows, cols)` weights quantized to symmetric 8 bits per block of [`BLOCK`] (see
 /// [`quantize_blocks`]), each row padded to whole [`SPAN`]s and the rows to whole
 /// [`PACK`]s. Each `q` is stored plus 128, as `vpdpbusd` wants one operand unsigned.
@@ -106,8 +113,9 @@ const PACK: usize = 8;
 pub struct Int8Matrix {
     rows: usize,
     cols: usize,
-    /// (packs, spans, PACK, SPAN): one [`SPAN`] of a pack's rows after the other, each in
-    /// [`interleaved`] order.
+    /// (packs, spans, LANES, PACK, BLOCK): per pack and span, the first 32 bytes of each
+    /// of its rows' span (in [`interleaved`] order), then the next 32, and so on
+    /// ([`in_pack`]).
     quants: Vec<u8>,
     /// (packs, spans, PACK, LANES): the scales of the blocks in `quants`, in the same order.
     scales: Vec<f32>,
@@ -137,9 +145,7 @@ impl Int8Matrix {
                     for s in 0..spans {
                         let at = s * PACK + r;
                         for (i, &v) in row_quants[s * SPAN..(s + 1) * SPAN].iter().enumerate() {
-                            let i =
-                                s * PACK * SPAN + i / BLOCK * PACK * BLOCK + r * BLOCK + i % BLOCK;
-                            pack_quants[i] = (v as u8) ^ 0x80;
+                            pack_quants[in_pack(r, s, i)] = (v as u8) ^ 0x80;
                         }
                         pack_scales[at * LANES..(at + 1) * LANES]
                             .copy_from_slice(&row_scales[s * LANES..(s + 1) * LANES]);
@@ -169,12 +175,9 @@ impl Int8Matrix {
         (r / PACK * spans + s) * PACK + r % PACK
     }
 
-    /// Where byte `i` of row `r`'s span `s` (in [`interleaved`] order) is stored: a pack's
-    /// span holds its rows' first 32 bytes, then their next 32, and so on, so that a pass
-    /// over a whole pack reads its bytes in order.
+    /// Where byte `i` of row `r`'s span `s` (in [`interleaved`] order) is stored.
     fn quant_at(&self, r: usize, s: usize, i: usize) -> usize {
-        let pack_span = self.row_span(r, s) - r % PACK;
-        pack_span * SPAN + i / BLOCK * PACK * BLOCK + r % PACK * BLOCK + i % BLOCK
+        r / PACK * PACK * padded(self.cols) + in_pack(r % PACK, s, i)
     }
 
     /// The weights as f32, row-major (rows, cols).
