@@ -160,14 +160,6 @@ impl Int8Matrix {
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
     /// Row `r`'s span `s` among the rows' spans in storage order: its scales start at
     /// this times [`LANES`].
     fn row_span(&self, r: usize, s: usize) -> usize {
