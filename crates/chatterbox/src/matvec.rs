@@ -45,6 +45,9 @@ const INT8_ACCUMULATORS: usize = 8;
 /// reading them, small enough to share the rows of a 1024-row matrix between threads.
 const ROWS_PER_TASK: usize = 64;
 
+/// Rows of a product that [`matmul_t`] transposes per task.
+const TRANSPOSE_TILE: usize = 16;
+
 /// Where column `c` of a [`SPAN`] is stored: block `c / BLOCK`'s values `4j..4j + 4` go
 /// to bytes `32j + 4 * block..`, so one 32-byte load brings 4 values of each of the
 /// [`LANES`] blocks and a 4-way dot product per lane keeps each block's sum in its own
@@ -320,12 +323,20 @@ pub fn matmul_t(x: &[f32], m: usize, weights: Weights, bias: &[f32]) -> Vec<f32>
     if m == 1 {
         return transposed;
     }
+    // Each task writes a tile of y's rows, reading each of `transposed`'s rows a span at a
+    // time: one element a row at a time strided through all of y missed the TLB on
+    // nearly every store (4 % of a long prefill).
     let mut y = vec![0f32; m * rows];
-    for (r, outs) in transposed.chunks_exact(m).enumerate() {
-        for (i, &v) in outs.iter().enumerate() {
-            y[i * rows + r] = v;
-        }
-    }
+    y.par_chunks_mut(TRANSPOSE_TILE * rows)
+        .enumerate()
+        .for_each(|(tile, y)| {
+            let first = tile * TRANSPOSE_TILE;
+            for (r, outs) in transposed.chunks_exact(m).enumerate() {
+                for (i, &v) in outs[first..].iter().take(y.len() / rows).enumerate() {
+                    y[i * rows + r] = v;
+                }
+            }
+        });
     y
 }
 
@@ -714,7 +725,7 @@ pub(crate) mod tests {
         let (rows, cols) = (200, 72);
         let w = values(rows * cols, 1);
         let bias = values(rows, 2);
-        for m in [1, 2, 3, 4, 5, 9] {
+        for m in [1, 2, 3, 4, 5, 9, 37] {
             let x = values(m * cols, 3 + m as u32);
             let weights = Weights::F32 {
                 values: &w,
@@ -752,7 +763,7 @@ pub(crate) mod tests {
         let q = Int8Matrix::quantize(&w, rows, cols);
         let dequantized = q.dequantize();
         let bias = values(rows, 5);
-        for m in [1, 2, 3, 4, 6, 9] {
+        for m in [1, 2, 3, 4, 6, 9, 37] {
             let x = values(m * cols, 6 + m as u32);
             let xq = dequantized_vectors(&Int8Vectors::quantize(&x, m, cols), cols);
             let got = matmul_t(&x, m, Weights::Int8(&q), &bias);

@@ -1,17 +1,75 @@
-//! GPT-2's causal self-attention on the CPU in f32, for the prefill and the decode
-//! steps alike: the new positions' queries attend to the sequence's cached keys and
-//! values and to the new positions up to their own. Each sequence's cache is one
-//! buffer per layer, allocated once and written in place. The (sequence, head) pairs
-//! are split over rayon's threads.
+//! GPT-2's causal self-attention on the CPU, for the prefill and the decode steps
+//! alike: the new positions' queries attend to the sequence's cached keys and values
+//! and to the new positions up to their own. Each sequence's cache is one buffer per
+//! layer, allocated once and written in place, in f32 or in IEEE half precision
+//! ([`KvFormat`]); the arithmetic is f32 either way. The (sequence, head) pairs are
+//! split over rayon's threads.
 
 use rayon::prelude::*;
 
-/// Keys and values of the positions one sequence has seen, for one layer, each laid out
-/// (heads, capacity, head_dim).
+/// How a [`KvCache`] stores its keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvFormat {
+    /// The values as computed: `fp32`'s parity with the reference needs them.
+    F32,
+    /// IEEE half precision (11 significant bits): half the bytes a decode step reads
+    /// at long positions, where attention is bound by memory.
+    F16,
+}
+
+/// Keys or values of one layer, laid out (heads, capacity, head_dim).
+#[derive(Debug, Clone)]
+enum KvBuffer {
+    F32(Vec<f32>),
+    /// The bits of `half::f16` values.
+    F16(Vec<u16>),
+}
+
+impl KvBuffer {
+    fn new(format: KvFormat, len: usize) -> Self {
+        match format {
+            KvFormat::F32 => Self::F32(vec![0.0; len]),
+            KvFormat::F16 => Self::F16(vec![0; len]),
+        }
+    }
+
+    fn format(&self) -> KvFormat {
+        match self {
+            Self::F32(_) => KvFormat::F32,
+            Self::F16(_) => KvFormat::F16,
+        }
+    }
+
+    fn write(&mut self, at: usize, values: &[f32]) {
+        match self {
+            Self::F32(buffer) => buffer[at..at + values.len()].copy_from_slice(values),
+            Self::F16(buffer) => {
+                for (to, &v) in buffer[at..at + values.len()].iter_mut().zip(values) {
+                    *to = half::f16::from_f32(v).to_bits();
+                }
+            }
+        }
+    }
+
+    /// Copies `len` values from `from` in `source` (of the same format) to `to`.
+    fn copy_from(&mut self, to: usize, source: &Self, from: usize, len: usize) {
+        match (self, source) {
+            (Self::F32(this), Self::F32(source)) => {
+                this[to..to + len].copy_from_slice(&source[from..from + len]);
+            }
+            (Self::F16(this), Self::F16(source)) => {
+                this[to..to + len].copy_from_slice(&source[from..from + len]);
+            }
+            _ => unreachable!("caches of one format"),
+        }
+    }
+}
+
+/// Keys and values of the positions one sequence has seen, for one layer.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: KvBuffer,
+    values: KvBuffer,
     heads: usize,
     head_dim: usize,
     capacity: usize,
@@ -21,10 +79,11 @@ pub struct KvCache {
 impl KvCache {
     /// The buffers are zeroed by the allocator, which maps fresh pages lazily: the part
     /// of `capacity` a sequence never reaches costs no memory.
-    pub fn new(heads: usize, head_dim: usize, capacity: usize) -> Self {
+    pub fn new(format: KvFormat, heads: usize, head_dim: usize, capacity: usize) -> Self {
+        let len = heads * capacity * head_dim;
         Self {
-            keys: vec![0.0; heads * capacity * head_dim],
-            values: vec![0.0; heads * capacity * head_dim],
+            keys: KvBuffer::new(format, len),
+            values: KvBuffer::new(format, len),
             heads,
             head_dim,
             capacity,
@@ -38,15 +97,15 @@ impl KvCache {
 
     /// A cache of `capacity` positions starting with this one's.
     pub fn with_room(&self, capacity: usize) -> Self {
-        let mut cache = Self::new(self.heads, self.head_dim, capacity);
+        let mut cache = Self::new(self.keys.format(), self.heads, self.head_dim, capacity);
         let used = self.len * self.head_dim;
         for h in 0..self.heads {
             let (from, to) = (
                 h * self.capacity * self.head_dim,
                 h * capacity * self.head_dim,
             );
-            cache.keys[to..to + used].copy_from_slice(&self.keys[from..from + used]);
-            cache.values[to..to + used].copy_from_slice(&self.values[from..from + used]);
+            cache.keys.copy_from(to, &self.keys, from, used);
+            cache.values.copy_from(to, &self.values, from, used);
         }
         cache.len = self.len;
         cache
@@ -62,10 +121,10 @@ impl KvCache {
             for h in 0..self.heads {
                 let at = (h * self.capacity + position) * self.head_dim;
                 let from = h * self.head_dim;
-                self.keys[at..at + self.head_dim]
-                    .copy_from_slice(&row[width + from..width + from + self.head_dim]);
-                self.values[at..at + self.head_dim]
-                    .copy_from_slice(&row[2 * width + from..2 * width + from + self.head_dim]);
+                self.keys
+                    .write(at, &row[width + from..width + from + self.head_dim]);
+                self.values
+                    .write(at, &row[2 * width + from..2 * width + from + self.head_dim]);
             }
         }
         self.len += t;
@@ -106,39 +165,56 @@ pub fn attend(qkv: &[f32], t: usize, caches: &mut [&mut KvCache]) -> Vec<f32> {
     out
 }
 
-/// Head `h`'s output (t, head_dim) for the `t` new positions whose rows of `qkv`
-/// (t, 3 * width) are given; `cache` already holds them.
-#[inline(always)]
-fn attend_head_with(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> Vec<f32> {
-    let d = cache.head_dim;
-    let width = cache.heads * d;
-    let past = cache.len - t;
-    let keys = &cache.keys[h * cache.capacity * d..];
-    let values = &cache.values[h * cache.capacity * d..];
-    let scale = 1.0 / (d as f32).sqrt();
-    let mut out = vec![0f32; t * d];
-    let mut weights = vec![0f32; cache.len];
-    for (i, out) in out.chunks_exact_mut(d).enumerate() {
-        let query = &qkv[i * 3 * width + h * d..][..d];
-        let seen = past + i + 1;
-        let weights = &mut weights[..seen];
-        for (w, key) in weights.iter_mut().zip(keys.chunks_exact(d)) {
-            *w = dot(query, key) * scale;
+/// Cached keys or values in one storage format, and the attention's arithmetic over
+/// them.
+trait Rows {
+    type Element: Copy;
+
+    /// `scores[j] = scale * query · keys[j]`, for the rows `keys[j]` of `query.len()`
+    /// values.
+    ///
+    /// # Safety
+    /// The CPU must have the instructions the implementation names.
+    unsafe fn scores(query: &[f32], keys: &[Self::Element], scale: f32, scores: &mut [f32]);
+
+    /// `out = Σ_j weights[j] * values[j]`, for the rows `values[j]` of `out.len()` values.
+    ///
+    /// # Safety
+    /// As [`Rows::scores`].
+    unsafe fn weighted_sum(weights: &[f32], values: &[Self::Element], out: &mut [f32]);
+
+    /// The softmax's `exp`.
+    fn exp(x: f32) -> f32;
+}
+
+/// f32 rows, in code the compiler vectorizes for whatever the caller enables, with libm's
+/// `exp`: `fp32`'s reference parity.
+struct F32Rows;
+
+impl Rows for F32Rows {
+    type Element = f32;
+
+    #[inline(always)]
+    unsafe fn scores(query: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+        for (score, key) in scores.iter_mut().zip(keys.chunks_exact(query.len())) {
+            *score = dot(query, key) * scale;
         }
-        let max = weights.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
-        let mut total = 0.0;
-        for w in weights.iter_mut() {
-            *w = (*w - max).exp();
-            total += *w;
-        }
-        for (&w, value) in weights.iter().zip(values.chunks_exact(d)) {
+    }
+
+    #[inline(always)]
+    unsafe fn weighted_sum(weights: &[f32], values: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        for (&w, value) in weights.iter().zip(values.chunks_exact(out.len())) {
             for (o, v) in out.iter_mut().zip(value) {
                 *o += w * v;
             }
         }
-        out.iter_mut().for_each(|o| *o /= total);
     }
-    out
+
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        x.exp()
+    }
 }
 
 /// `a · b` in 8 independent lanes, which the compiler turns into SIMD.
@@ -160,22 +236,214 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// [`attend_head_with`] compiled for AVX2 and FMA when the CPU has them.
+fn widen(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// Half-precision rows, widened one value at a time.
+struct F16Rows;
+
+impl Rows for F16Rows {
+    type Element = u16;
+
+    #[inline(always)]
+    unsafe fn scores(query: &[f32], keys: &[u16], scale: f32, scores: &mut [f32]) {
+        for (score, key) in scores.iter_mut().zip(keys.chunks_exact(query.len())) {
+            let dot: f32 = query.iter().zip(key).map(|(&q, &k)| q * widen(k)).sum();
+            *score = dot * scale;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn weighted_sum(weights: &[f32], values: &[u16], out: &mut [f32]) {
+        out.fill(0.0);
+        for (&w, value) in weights.iter().zip(values.chunks_exact(out.len())) {
+            for (o, &v) in out.iter_mut().zip(value) {
+                *o += w * widen(v);
+            }
+        }
+    }
+
+    /// The quantized precisions' attention needs no more than [`crate::kernels::exp`]'s
+    /// 1 ulp, and it vectorizes.
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        crate::kernels::exp(x)
+    }
+}
+
+/// Half-precision rows widened 8 values at a time by F16C's `vcvtph2ps`, with kernels
+/// for GPT-2's heads of 64 values (the portable ones for other sizes).
+#[cfg(target_arch = "x86_64")]
+struct F16cRows;
+
+/// The head size [`F16cRows`] has kernels for: 8 vectors of 8 lanes.
+#[cfg(target_arch = "x86_64")]
+const F16C_HEAD_DIM: usize = 64;
+
+#[cfg(target_arch = "x86_64")]
+impl Rows for F16cRows {
+    type Element = u16;
+
+    /// Four keys at a time, their four sums reduced together.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn scores(query: &[f32], keys: &[u16], scale: f32, scores: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const D: usize = F16C_HEAD_DIM;
+        if query.len() != D {
+            // SAFETY: the portable rows need no particular instructions.
+            return unsafe { F16Rows::scores(query, keys, scale, scores) };
+        }
+        let rows = scores.len().min(keys.len() / D);
+        let (keys, scores) = (&keys[..rows * D], &mut scores[..rows]);
+        // SAFETY: every load below reads 8 values within `query` or a 64-value row.
+        unsafe {
+            let q: [__m256; D / 8] = std::array::from_fn(|c| _mm256_loadu_ps(&query[c * 8]));
+            let key = |row: &[u16], c: usize| {
+                _mm256_cvtph_ps(_mm_loadu_si128(row[c * 8..].as_ptr().cast()))
+            };
+            let mut groups = keys.chunks_exact(4 * D);
+            let mut outs = scores.chunks_exact_mut(4);
+            for (group, out) in (&mut groups).zip(&mut outs) {
+                let mut sums = [_mm256_setzero_ps(); 4];
+                for (r, sum) in sums.iter_mut().enumerate() {
+                    let row = &group[r * D..(r + 1) * D];
+                    for (c, &q) in q.iter().enumerate() {
+                        *sum = _mm256_fmadd_ps(q, key(row, c), *sum);
+                    }
+                }
+                // Lanes of row r end in lane r of the low half plus lane r of the high half.
+                let pairs = _mm256_hadd_ps(
+                    _mm256_hadd_ps(sums[0], sums[1]),
+                    _mm256_hadd_ps(sums[2], sums[3]),
+                );
+                let four = _mm_add_ps(
+                    _mm256_castps256_ps128(pairs),
+                    _mm256_extractf128_ps(pairs, 1),
+                );
+                _mm_storeu_ps(out.as_mut_ptr(), _mm_mul_ps(four, _mm_set1_ps(scale)));
+            }
+            F16Rows::scores(query, groups.remainder(), scale, outs.into_remainder());
+        }
+    }
+
+    /// The 64 sums held in 8 registers over all the rows.
+    ///
+    /// # Safety
+    /// As [`F16cRows::scores`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn weighted_sum(weights: &[f32], values: &[u16], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const D: usize = F16C_HEAD_DIM;
+        if out.len() != D {
+            // SAFETY: the portable rows need no particular instructions.
+            return unsafe { F16Rows::weighted_sum(weights, values, out) };
+        }
+        // SAFETY: every load and store below covers 8 values within a 64-value row or
+        // `out`.
+        unsafe {
+            let mut sums = [_mm256_setzero_ps(); D / 8];
+            for (&w, row) in weights.iter().zip(values.chunks_exact(D)) {
+                let w = _mm256_set1_ps(w);
+                for (c, sum) in sums.iter_mut().enumerate() {
+                    let v = _mm256_cvtph_ps(_mm_loadu_si128(row[c * 8..].as_ptr().cast()));
+                    *sum = _mm256_fmadd_ps(w, v, *sum);
+                }
+            }
+            for (c, sum) in sums.iter().enumerate() {
+                _mm256_storeu_ps(out[c * 8..].as_mut_ptr(), *sum);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        crate::kernels::exp(x)
+    }
+}
+
+/// Head `h`'s output (t, head_dim) for the `t` new positions whose rows of `qkv`
+/// (t, 3 * width) are given; `keys` and `values` (heads, capacity, head_dim) already
+/// hold them.
+///
+/// # Safety
+/// The CPU must have the instructions `R` names.
+#[inline(always)]
+unsafe fn attend_head_with<R: Rows>(
+    qkv: &[f32],
+    t: usize,
+    (keys, values): (&[R::Element], &[R::Element]),
+    cache: &KvCache,
+    h: usize,
+) -> Vec<f32> {
+    let d = cache.head_dim;
+    let width = cache.heads * d;
+    let past = cache.len - t;
+    let keys = &keys[h * cache.capacity * d..];
+    let values = &values[h * cache.capacity * d..];
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut out = vec![0f32; t * d];
+    let mut weights = vec![0f32; cache.len];
+    for (i, out) in out.chunks_exact_mut(d).enumerate() {
+        let query = &qkv[i * 3 * width + h * d..][..d];
+        let seen = past + i + 1;
+        let weights = &mut weights[..seen];
+        // SAFETY: the caller's CPU has what `R` needs.
+        unsafe { R::scores(query, &keys[..seen * d], scale, weights) };
+        let max = weights.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
+        weights.iter_mut().for_each(|w| *w = R::exp(*w - max));
+        let total: f32 = weights.iter().sum();
+        // SAFETY: as above.
+        unsafe { R::weighted_sum(weights, &values[..seen * d], out) };
+        out.iter_mut().for_each(|o| *o /= total);
+    }
+    out
+}
+
+/// [`attend_head_with`] for the cache's format, compiled for AVX2, FMA and F16C when
+/// the CPU has them.
 fn attend_head(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if crate::matvec::has_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA.
+    if crate::matvec::has_avx2_fma() && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU has AVX2, FMA and F16C.
         return unsafe { attend_head_avx2(qkv, t, cache, h) };
     }
-    attend_head_with(qkv, t, cache, h)
+    // SAFETY: the portable rows need no particular instructions.
+    unsafe {
+        match (&cache.keys, &cache.values) {
+            (KvBuffer::F32(k), KvBuffer::F32(v)) => {
+                attend_head_with::<F32Rows>(qkv, t, (k, v), cache, h)
+            }
+            (KvBuffer::F16(k), KvBuffer::F16(v)) => {
+                attend_head_with::<F16Rows>(qkv, t, (k, v), cache, h)
+            }
+            _ => unreachable!("keys and values of one format"),
+        }
+    }
 }
 
 /// # Safety
-/// The CPU must have AVX2 and FMA.
+/// The CPU must have AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn attend_head_avx2(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> Vec<f32> {
-    attend_head_with(qkv, t, cache, h)
+    // SAFETY: the caller's CPU has AVX2, FMA and F16C.
+    unsafe {
+        match (&cache.keys, &cache.values) {
+            (KvBuffer::F32(k), KvBuffer::F32(v)) => {
+                attend_head_with::<F32Rows>(qkv, t, (k, v), cache, h)
+            }
+            (KvBuffer::F16(k), KvBuffer::F16(v)) => {
+                attend_head_with::<F16cRows>(qkv, t, (k, v), cache, h)
+            }
+            _ => unreachable!("keys and values of one format"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,39 +481,82 @@ mod tests {
 
     #[test]
     fn a_prefill_then_decode_steps_of_two_sequences_match_full_causal_attention() {
-        let (heads, head_dim) = (3, 12);
-        let width = heads * head_dim;
-        let (prefill, steps) = (5, 3);
-        let len = prefill + steps;
-        let sequences = [values(len * 3 * width, 1), values(len * 3 * width, 2)];
-        let mut caches = [
-            KvCache::new(heads, head_dim, len),
-            KvCache::new(heads, head_dim, len),
-        ];
-        // Both sequences prefill together, then take their decode steps together.
-        let mut got = [Vec::new(), Vec::new()];
-        let mut position = 0;
-        for t in std::iter::once(prefill).chain(std::iter::repeat_n(1, steps)) {
-            let rows = position * 3 * width..(position + t) * 3 * width;
-            let qkv: Vec<f32> = sequences
-                .iter()
-                .flat_map(|s| s[rows.clone()].to_vec())
-                .collect();
-            let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
-            let out = attend(&qkv, t, &mut refs);
-            for (b, out) in out.chunks_exact(t * width).enumerate() {
-                got[b].extend_from_slice(out);
+        // Half precision keeps 11 significant bits of each key and value.
+        let formats = [(KvFormat::F32, 1e-5), (KvFormat::F16, 2e-3)];
+        let shapes = [(3, 20), (2, 64)];
+        for ((format, tolerance), (heads, head_dim)) in formats
+            .into_iter()
+            .flat_map(|f| shapes.into_iter().map(move |s| (f, s)))
+        {
+            let width = heads * head_dim;
+            let (prefill, steps) = (5, 3);
+            let len = prefill + steps;
+            let sequences = [values(len * 3 * width, 1), values(len * 3 * width, 2)];
+            let mut caches = [
+                KvCache::new(format, heads, head_dim, len),
+                KvCache::new(format, heads, head_dim, len),
+            ];
+            // Both sequences prefill together, then take their decode steps together.
+            let mut got = [Vec::new(), Vec::new()];
+            let mut position = 0;
+            for t in std::iter::once(prefill).chain(std::iter::repeat_n(1, steps)) {
+                let rows = position * 3 * width..(position + t) * 3 * width;
+                let qkv: Vec<f32> = sequences
+                    .iter()
+                    .flat_map(|s| s[rows.clone()].to_vec())
+                    .collect();
+                let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+                let out = attend(&qkv, t, &mut refs);
+                for (b, out) in out.chunks_exact(t * width).enumerate() {
+                    got[b].extend_from_slice(out);
+                }
+                position += t;
             }
-            position += t;
+            for (b, sequence) in sequences.iter().enumerate() {
+                let want = reference(sequence, len, heads, head_dim);
+                assert_eq!(caches[b].len(), len);
+                for (i, (g, w)) in got[b].iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() < tolerance,
+                        "{format:?}, heads of {head_dim}, sequence {b}, output {i}: {g} against {w}"
+                    );
+                }
+            }
         }
-        for (b, sequence) in sequences.iter().enumerate() {
-            let want = reference(sequence, len, heads, head_dim);
-            assert_eq!(caches[b].len(), len);
-            for (i, (g, w)) in got[b].iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() < 1e-5,
-                    "sequence {b}, output {i}: {g} against {w}"
-                );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn f16c_rows_give_the_portable_rows_results() {
+        if !(crate::matvec::has_avx2_fma() && std::arch::is_x86_feature_detected!("f16c")) {
+            return;
+        }
+        // GPT-2's heads of 64 values run the F16C kernels, other sizes the portable code;
+        // 7 rows are a group of 4 and 3 left over.
+        for d in [F16C_HEAD_DIM, 20] {
+            let rows = 7;
+            let query = values(d, 3);
+            let cached: Vec<u16> = values(rows * d, 4)
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let weights = values(rows, 5);
+            let (mut fast, mut portable) = (vec![0f32; rows], vec![0f32; rows]);
+            let (mut fast_sum, mut portable_sum) = (vec![0f32; d], vec![0f32; d]);
+            // SAFETY: checked above that the CPU has AVX2, FMA and F16C.
+            unsafe {
+                F16cRows::scores(&query, &cached, 0.125, &mut fast);
+                F16Rows::scores(&query, &cached, 0.125, &mut portable);
+                F16cRows::weighted_sum(&weights, &cached, &mut fast_sum);
+                F16Rows::weighted_sum(&weights, &cached, &mut portable_sum);
+            }
+            // Fused multiply-adds and another order of sums round differently.
+            for (f, p) in fast
+                .iter()
+                .chain(&fast_sum)
+                .zip(portable.iter().chain(&portable_sum))
+            {
+                assert!((f - p).abs() < 1e-5, "head of {d}: {f} against {p}");
             }
         }
     }

@@ -11,7 +11,7 @@ use candle_core::{DType, Module, Result, Storage, StorageRef, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{LayerNorm, VarBuilder, layer_norm};
 
-use super::attention;
+use super::attention::{self, KvFormat};
 use super::precision::Precision;
 use crate::config::Gpt2Config;
 use crate::matvec::{self, Int8Matrix, Weights};
@@ -24,7 +24,7 @@ const F32_MATVEC_ROWS: usize = 16;
 
 /// HF `Conv1D`: a linear layer whose checkpoint weight is stored `(in, out)`.
 #[derive(Debug, Clone)]
-enum Conv1D {
+pub(crate) enum Conv1D {
     /// 16-bit floats, or f32 off the CPU: candle's matmul.
     Dense {
         /// (in, out)
@@ -54,6 +54,12 @@ impl Conv1D {
     fn new(in_dim: usize, out_dim: usize, precision: Precision, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((in_dim, out_dim), "weight")?;
         let bias = vb.get(out_dim, "bias")?;
+        Self::from_weights(weight, bias, precision)
+    }
+
+    /// The layer of `weight` (in, out) and `bias` (out) in `precision`.
+    pub(crate) fn from_weights(weight: Tensor, bias: Tensor, precision: Precision) -> Result<Self> {
+        let (in_dim, out_dim) = weight.dims2()?;
         let on_cpu = weight.device().is_cpu();
         if weight.dtype() != DType::F32 {
             return Ok(Self::Dense { weight, bias });
@@ -295,7 +301,8 @@ impl Block {
 /// Keys and values of one layer for one sequence.
 #[derive(Debug, Clone)]
 enum LayerCache {
-    /// f32 on the CPU: [`attention`]'s buffers.
+    /// f32 activations on the CPU: [`attention`]'s buffers, in half precision when the
+    /// weights are quantized.
     Cpu(attention::KvCache),
     /// Off the CPU or in 16-bit floats: candle's, (1, heads, capacity, head_dim).
     Tensors(KvCache),
@@ -387,6 +394,7 @@ pub struct Gpt2 {
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     n_head: usize,
+    kv_format: KvFormat,
 }
 
 impl Gpt2 {
@@ -411,6 +419,10 @@ impl Gpt2 {
                 .collect::<Result<_>>()?,
             ln_f: layer_norm(cfg.n_embd, cfg.layer_norm_epsilon, vb.pp("ln_f"))?,
             n_head: cfg.n_head,
+            kv_format: match precision {
+                Precision::Int8 | Precision::Int4 => KvFormat::F16,
+                Precision::Fp32 | Precision::Bf16 | Precision::Fp16 => KvFormat::F32,
+            },
         })
     }
 
@@ -438,7 +450,12 @@ impl Gpt2 {
         let (heads, head_dim) = (self.n_head, self.wpe.dim(1)? / self.n_head);
         let layer = || {
             if on_cpu {
-                LayerCache::Cpu(attention::KvCache::new(heads, head_dim, capacity))
+                LayerCache::Cpu(attention::KvCache::new(
+                    self.kv_format,
+                    heads,
+                    head_dim,
+                    capacity,
+                ))
             } else {
                 LayerCache::Tensors(KvCache::new(2, capacity))
             }

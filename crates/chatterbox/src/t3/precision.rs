@@ -13,7 +13,9 @@
 //!   a 6-bit scale and minimum (4.5 bits a weight), activations quantized to 8 bits per
 //!   block of 256 (Q8_K) by candle's kernels.
 //!
-//! Embeddings, positions, layer norms and the speech head stay f32.
+//! Embeddings, positions and layer norms stay f32, and the speech head too but in `int8`
+//! on the CPU. On the CPU, both quantized formats keep the cached keys and values in IEEE
+//! half precision, which halves what attention reads at long positions.
 
 use candle_core::DType;
 use candle_core::quantized::GgmlDType;
