@@ -56,6 +56,29 @@ pub fn exp(x: f32) -> f32 {
     if x < EXP_MIN_INPUT { 0.0 } else { value }
 }
 
+/// Runs `work` compiled for AVX2 and FMA where the CPU has them (checked at run time, so
+/// the binary still runs on plain x86-64): loops over [`exp`] and [`sin`] then take 8
+/// values an instruction instead of SSE2's 4. Rust never fuses a multiply and an add by
+/// itself, so the results are the same bits either way. `work` must be an
+/// `#[inline(always)]` closure: the compiler would otherwise keep it apart, in SSE2.
+#[inline(always)]
+pub fn vectorized<R>(work: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if crate::matvec::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { with_avx2_fma(work) };
+    }
+    work()
+}
+
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2_fma<R>(work: impl FnOnce() -> R) -> R {
+    work()
+}
+
 /// Largest `|x|` for which [`sin`] is accurate (Cephes' range reduction limit).
 pub const SIN_MAX_INPUT: f32 = 8192.0;
 
@@ -89,6 +112,7 @@ pub fn sin(x: f32) -> f32 {
     if negate { -value } else { value }
 }
 
+#[inline(always)]
 fn softmax_row(src: &[f32], dst: &mut [f32]) {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let mut chunks = src.chunks_exact(LANES);
@@ -138,9 +162,16 @@ impl CustomOp1 for SoftmaxLastDim {
             dst.par_chunks_mut(unit)
                 .zip(src.par_chunks(unit))
                 .for_each(|(dst, src)| {
-                    for (dst, src) in dst.chunks_exact_mut(width).zip(src.chunks_exact(width)) {
-                        softmax_row(src, dst);
-                    }
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for (dst, src) in
+                                dst.chunks_exact_mut(width).zip(src.chunks_exact(width))
+                            {
+                                softmax_row(src, dst);
+                            }
+                        },
+                    )
                 });
         }
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
@@ -191,9 +222,14 @@ impl<F: Fn(f32) -> f32 + Sync> CustomOp1 for Elementwise<F> {
         dst.par_chunks_mut(ELEMENTWISE_UNIT)
             .zip(src.par_chunks(ELEMENTWISE_UNIT))
             .for_each(|(dst, src)| {
-                for (d, &x) in dst.iter_mut().zip(src) {
-                    *d = (self.f)(x);
-                }
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (d, &x) in dst.iter_mut().zip(src) {
+                            *d = (self.f)(x);
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }

@@ -107,25 +107,42 @@ impl CustomOp1 for HostSnake {
         out.par_chunks_mut(unit)
             .zip(x.par_chunks(unit))
             .for_each(|(out, x)| {
-                for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
-                    for (((out, &x), &alpha), &inv_alpha) in
-                        out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
-                    {
-                        let sin = kernels::sin(x * alpha);
-                        *out = x + sin * sin * inv_alpha;
-                    }
-                    // The vectorized sine is accurate up to SIN_MAX_INPUT only.
-                    for (((out, &x), &alpha), &inv_alpha) in
-                        out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
-                    {
-                        if (x * alpha).abs() > kernels::SIN_MAX_INPUT {
-                            let sin = (x * alpha).sin();
-                            *out = x + sin * sin * inv_alpha;
-                        }
-                    }
-                }
+                kernels::vectorized(
+                    #[inline(always)]
+                    || self.snake_rows(out, x, channels),
+                )
             });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+impl HostSnake {
+    /// Snake of the rows of `channels` values of `x`, into `out`.
+    #[inline(always)]
+    fn snake_rows(&self, out: &mut [f32], x: &[f32], channels: usize) {
+        for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+            for (((out, &x), &alpha), &inv_alpha) in
+                out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
+            {
+                let sin = kernels::sin(x * alpha);
+                *out = x + sin * sin * inv_alpha;
+            }
+            // The vectorized sine is accurate up to SIN_MAX_INPUT only. Checked first, so
+            // that the compiler cannot turn the rare recomputation into a libm call for
+            // every value.
+            let beyond = |(&x, &alpha): (&f32, &f32)| (x * alpha).abs() > kernels::SIN_MAX_INPUT;
+            if !x.iter().zip(&self.alpha).any(beyond) {
+                continue;
+            }
+            for (((out, &x), &alpha), &inv_alpha) in
+                out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
+            {
+                if beyond((&x, &alpha)) {
+                    let sin = (x * alpha).sin();
+                    *out = x + sin * sin * inv_alpha;
+                }
+            }
+        }
     }
 }
 
