@@ -110,7 +110,7 @@ impl ResidualAttentionBlock {
 
     fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.attn_ln.forward(x)?, cos, sin)?)?;
-        let hidden = self.mlp_in.forward(&self.mlp_ln.forward(&x)?)?.gelu_erf()?;
+        let hidden = crate::kernels::gelu_erf(&self.mlp_in.forward(&self.mlp_ln.forward(&x)?)?)?;
         x + self.mlp_out.forward(&hidden)?
     }
 }
@@ -169,8 +169,8 @@ impl AudioEncoderV2 {
 
     /// `(B, n_mels, T)` log-mel → `(B, T', n_state)` with `T' = ceil(ceil(T/2)/2)`.
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let x = crate::kernels::gelu_erf(&self.conv1.forward(mel)?)?;
+        let x = crate::kernels::gelu_erf(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let (cos, sin) = self.rope_tables(x.dim(1)?, x.device(), x.dtype())?;
         let mut x = x.contiguous()?;
         for block in &self.blocks {
