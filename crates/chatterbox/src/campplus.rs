@@ -1,6 +1,7 @@
 //! CAMPPlus x-vector speaker embedding (S3Gen conditioning) and its Kaldi fbank front end
 //! (`chatterbox/models/s3gen/xvector.py`).
 
+mod conv2d;
 pub mod fbank;
 
 use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
@@ -58,9 +59,10 @@ impl BatchNormRelu {
     }
 }
 
-/// A 2-D convolution with stride `(stride_freq, 1)` over `(B, C, freq, time)`; candle's
-/// conv2d takes one stride for both axes, so it runs at stride 1 and keeps every
-/// `stride_freq`-th frequency row (identical for these kernel/padding pairs).
+/// A 2-D convolution with stride `(stride_freq, 1)` over `(B, C, freq, time)`: on the CPU
+/// [`conv2d::conv2d_freq_strided`]; elsewhere candle's conv2d, which takes one stride for
+/// both axes, so it runs at stride 1 and keeps every `stride_freq`-th frequency row
+/// (identical for these kernel/padding pairs).
 struct FreqStridedConv2d {
     conv: Conv2d,
     stride_freq: usize,
@@ -83,6 +85,9 @@ impl FreqStridedConv2d {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() {
+            return conv2d::conv2d_freq_strided(x, self.conv.weight(), self.stride_freq);
+        }
         let y = self.conv.forward(x)?;
         if self.stride_freq == 1 {
             return Ok(y);
