@@ -198,6 +198,21 @@ async fn a_model_the_server_has_not_loaded_is_refused_in_each_apis_shape() {
     let error = refused(response, 400, "/detail/message", &elevenlabs).await;
     assert_eq!(error["detail"]["status"], "invalid_request");
 
+    // The stream-input WebSocket refuses it before upgrading, in ElevenLabs' shape too.
+    let url = w.app.url(&format!(
+        "/v1/text-to-speech/{}/stream-input?model_id=chatterbox-nano",
+        w.voice
+    ));
+    let upgrade = w
+        .xi()
+        .get(url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    let error = refused(send(upgrade).await, 400, "/detail/message", &elevenlabs).await;
+    assert_eq!(error["detail"]["status"], "invalid_request");
+
     assert!(engine.models.lock().unwrap().is_empty());
     let history = get_json(&w, w.xi(), "/v1/history").await;
     assert_eq!(history["history"], json!([]), "nothing was queued");
