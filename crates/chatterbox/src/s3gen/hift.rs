@@ -130,14 +130,18 @@ impl HostSnake {
             // The vectorized sine is accurate up to SIN_MAX_INPUT only. Checked first, so
             // that the compiler cannot turn the rare recomputation into a libm call for
             // every value.
-            let beyond = |(&x, &alpha): (&f32, &f32)| (x * alpha).abs() > kernels::SIN_MAX_INPUT;
-            if !x.iter().zip(&self.alpha).any(beyond) {
+            let beyond = |x: f32, alpha: f32| (x * alpha).abs() > kernels::SIN_MAX_INPUT;
+            if !x
+                .iter()
+                .zip(&self.alpha)
+                .any(|(&x, &alpha)| beyond(x, alpha))
+            {
                 continue;
             }
             for (((out, &x), &alpha), &inv_alpha) in
                 out.iter_mut().zip(x).zip(&self.alpha).zip(&self.inv_alpha)
             {
-                if beyond((&x, &alpha)) {
+                if beyond(x, alpha) {
                     let sin = (x * alpha).sin();
                     *out = x + sin * sin * inv_alpha;
                 }

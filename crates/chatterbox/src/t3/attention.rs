@@ -414,17 +414,7 @@ fn attend_head(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> Vec<f32> {
         return unsafe { attend_head_avx2(qkv, t, cache, h) };
     }
     // SAFETY: the portable rows need no particular instructions.
-    unsafe {
-        match (&cache.keys, &cache.values) {
-            (KvBuffer::F32(k), KvBuffer::F32(v)) => {
-                attend_head_with::<F32Rows>(qkv, t, (k, v), cache, h)
-            }
-            (KvBuffer::F16(k), KvBuffer::F16(v)) => {
-                attend_head_with::<F16Rows>(qkv, t, (k, v), cache, h)
-            }
-            _ => unreachable!("keys and values of one format"),
-        }
-    }
+    unsafe { attend_head_in::<F16Rows>(qkv, t, cache, h) }
 }
 
 /// # Safety
@@ -433,14 +423,27 @@ fn attend_head(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> Vec<f32> {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn attend_head_avx2(qkv: &[f32], t: usize, cache: &KvCache, h: usize) -> Vec<f32> {
     // SAFETY: the caller's CPU has AVX2, FMA and F16C.
+    unsafe { attend_head_in::<F16cRows>(qkv, t, cache, h) }
+}
+
+/// [`attend_head_with`] over the cache's buffers, its half-precision ones read as `H`.
+///
+/// # Safety
+/// The CPU must have the instructions `H` names.
+#[inline(always)]
+unsafe fn attend_head_in<H: Rows<Element = u16>>(
+    qkv: &[f32],
+    t: usize,
+    cache: &KvCache,
+    h: usize,
+) -> Vec<f32> {
+    // SAFETY: the caller's promise.
     unsafe {
         match (&cache.keys, &cache.values) {
             (KvBuffer::F32(k), KvBuffer::F32(v)) => {
                 attend_head_with::<F32Rows>(qkv, t, (k, v), cache, h)
             }
-            (KvBuffer::F16(k), KvBuffer::F16(v)) => {
-                attend_head_with::<F16cRows>(qkv, t, (k, v), cache, h)
-            }
+            (KvBuffer::F16(k), KvBuffer::F16(v)) => attend_head_with::<H>(qkv, t, (k, v), cache, h),
             _ => unreachable!("keys and values of one format"),
         }
     }
