@@ -83,6 +83,15 @@ fn main() -> anyhow::Result<()> {
         args.threads, args.tokens
     );
     println!("T3 precision: {}", Precision::default());
+    let s3gen_precision = chatterbox::s3gen::S3GenPrecision::default();
+    println!(
+        "S3Gen precision: {s3gen_precision}{}",
+        if s3gen_precision.bf16_products_on(&Device::Cpu) {
+            ""
+        } else {
+            " (as fp32 on this CPU)"
+        }
+    );
 
     let dir = tempfile::tempdir()?;
     let start = Instant::now();

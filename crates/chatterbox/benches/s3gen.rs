@@ -4,8 +4,11 @@
 //!
 //! ```sh
 //! cargo bench -p chatterbox --features parity --bench s3gen -- [--threads 2] [--tokens 250] [--seed 0]
-//!     [--reference PYTHON [--reference-tools DIR]]
+//!     [--precision bf16|fp32] [--reference PYTHON [--reference-tools DIR]]
 //! ```
+//!
+//! S3Gen runs in `--precision` (by default the default, `bf16`); when that is not `fp32`,
+//! the same synthesis in `fp32` follows as the baseline, with the ratios.
 //!
 //! With `--reference PYTHON` (a Python with `chatterbox-tts==0.1.7` installed), the same
 //! benchmark of the Python reference (`benches/s3gen_reference.py`, which builds its
@@ -22,7 +25,7 @@ use anyhow::{Context, bail};
 use candle_core::{DType, Device, Tensor};
 use chatterbox::ChatterboxConfig;
 use chatterbox::rng::{RandomSource, SeededRandom};
-use chatterbox::s3gen::{CHECKPOINT_FILE, S3Gen, S3GenConditionals};
+use chatterbox::s3gen::{CHECKPOINT_FILE, S3Gen, S3GenConditionals, S3GenPrecision, StageTimings};
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -38,6 +41,7 @@ struct Args {
     threads: usize,
     tokens: usize,
     seed: u64,
+    precision: S3GenPrecision,
     reference_python: Option<String>,
     reference_tools: PathBuf,
 }
@@ -47,6 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
         threads: 2,
         tokens: 250,
         seed: 0,
+        precision: S3GenPrecision::default(),
         reference_python: None,
         reference_tools: PathBuf::from(DEFAULT_REFERENCE_TOOLS),
     };
@@ -57,6 +62,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--threads" => args.threads = value()?.parse()?,
             "--tokens" => args.tokens = value()?.parse()?,
             "--seed" => args.seed = value()?.parse()?,
+            "--precision" => args.precision = value()?.parse()?,
             "--reference" => args.reference_python = Some(value()?),
             "--reference-tools" => args.reference_tools = PathBuf::from(value()?),
             // `cargo bench` passes `--bench` to harness-less benchmarks.
@@ -89,13 +95,24 @@ fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let files = random_checkpoint(&manifest, dir.path(), args.seed)?;
     let cfg = ChatterboxConfig::default();
-    let s3gen = S3Gen::new(
-        &cfg,
-        chatterbox::weights::load(&files, DType::F32, &Device::Cpu)?,
-    )?;
+    let load = |precision| -> anyhow::Result<S3Gen> {
+        let vb = chatterbox::weights::load(&files, DType::F32, &Device::Cpu)?;
+        Ok(S3Gen::with_precision(&cfg, precision, vb)?)
+    };
+    let s3gen = load(args.precision)?;
     println!(
         "random checkpoint written and loaded in {:.1} s",
         start.elapsed().as_secs_f64()
+    );
+    let bf16_products = args.precision.bf16_products_on(&Device::Cpu);
+    println!(
+        "precision {}{}",
+        args.precision,
+        if args.precision == S3GenPrecision::Bf16 && !bf16_products {
+            " (this CPU has no AVX-512 BF16: the products run in f32)"
+        } else {
+            ""
+        }
     );
 
     let mut rng = SeededRandom::new(args.seed);
@@ -115,12 +132,16 @@ fn main() -> anyhow::Result<()> {
     let mut tokens = random_tokens(args.tokens - 3);
     tokens.extend([SILENCE_TOKEN; 3]);
     let tokens = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+    let run = |s3gen: &S3Gen| -> anyhow::Result<(f64, StageTimings, f64)> {
+        let mut rng = SeededRandom::new(args.seed);
+        s3gen.inference(&tokens.narrow(1, 0, 25)?, &conditionals, &mut rng)?; // warm-up
+        let cpu_before = process_cpu_seconds()?;
+        let (wave, timings) = s3gen.inference_timed(&tokens, &conditionals, &mut rng)?;
+        let cpu = process_cpu_seconds()? - cpu_before;
+        Ok((wave.dim(1)? as f64 / SAMPLE_RATE, timings, cpu))
+    };
 
-    s3gen.inference(&tokens.narrow(1, 0, 25)?, &conditionals, &mut rng)?; // warm-up
-    let cpu_before = process_cpu_seconds()?;
-    let (wave, timings) = s3gen.inference_timed(&tokens, &conditionals, &mut rng)?;
-    let cpu = process_cpu_seconds()? - cpu_before;
-    let audio_s = wave.dim(1)? as f64 / SAMPLE_RATE;
+    let (audio_s, timings, cpu) = run(&s3gen)?;
     println!(
         "{} tokens -> {audio_s:.2} s of audio ({} tokens / s)",
         args.tokens, TOKENS_PER_SECOND
@@ -136,6 +157,26 @@ fn main() -> anyhow::Result<()> {
     println!("  process CPU time {cpu:.2} s");
     if let Some(kib) = peak_rss_kib() {
         println!("peak RSS {:.0} MB", kib as f64 / 1024.0);
+    }
+
+    if bf16_products {
+        drop(s3gen);
+        let (_, fp32, fp32_cpu) = run(&load(S3GenPrecision::Fp32)?)?;
+        let s = |d: Duration| d.as_secs_f64();
+        println!(
+            "fp32, same run: flow encoder {:.2} s, CFM {:.2} s, HiFT {:.2} s, total {:.2} s, CPU time {fp32_cpu:.2} s",
+            s(fp32.flow_encoder),
+            s(fp32.cfm),
+            s(fp32.hift),
+            s(fp32.total())
+        );
+        println!(
+            "{} / fp32: CFM {:.2}, total {:.2}, CPU time {:.2}",
+            args.precision,
+            s(timings.cfm) / s(fp32.cfm),
+            s(timings.total()) / s(fp32.total()),
+            cpu / fp32_cpu
+        );
     }
 
     if let Some(python) = &args.reference_python {

@@ -114,6 +114,16 @@ pub fn sin(x: f32) -> f32 {
 
 #[inline(always)]
 fn softmax_row(src: &[f32], dst: &mut [f32]) {
+    let sum = exp_minus_max(src, dst);
+    for d in dst.iter_mut() {
+        *d /= sum;
+    }
+}
+
+/// `dst = exp(src - max(src))`, returning the sum of `dst`: a softmax before its division.
+/// Inline, so that it vectorizes for the instruction set of its caller.
+#[inline(always)]
+pub fn exp_minus_max(src: &[f32], dst: &mut [f32]) -> f32 {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let mut chunks = src.chunks_exact(LANES);
     for chunk in &mut chunks {
@@ -136,10 +146,7 @@ fn softmax_row(src: &[f32], dst: &mut [f32]) {
             *sum += v;
         }
     }
-    let sum: f32 = sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-    for d in dst.iter_mut() {
-        *d /= sum;
-    }
+    sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 struct SoftmaxLastDim;
@@ -157,25 +164,29 @@ impl CustomOp1 for SoftmaxLastDim {
         let src = contiguous_f32("softmax", storage, layout)?;
         let width = *layout.shape().dims().last().unwrap_or(&1);
         let mut dst = vec![0f32; src.len()];
-        if width > 0 {
-            let unit = width * ROWS_PER_UNIT;
-            dst.par_chunks_mut(unit)
-                .zip(src.par_chunks(unit))
-                .for_each(|(dst, src)| {
-                    vectorized(
-                        #[inline(always)]
-                        || {
-                            for (dst, src) in
-                                dst.chunks_exact_mut(width).zip(src.chunks_exact(width))
-                            {
-                                softmax_row(src, dst);
-                            }
-                        },
-                    )
-                });
-        }
+        softmax_rows(src, &mut dst, width);
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
+}
+
+/// The softmax of each row of `width` values of `src`, into `dst`, in parallel.
+pub fn softmax_rows(src: &[f32], dst: &mut [f32], width: usize) {
+    if width == 0 {
+        return;
+    }
+    let unit = width * ROWS_PER_UNIT;
+    dst.par_chunks_mut(unit)
+        .zip(src.par_chunks(unit))
+        .for_each(|(dst, src)| {
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (dst, src) in dst.chunks_exact_mut(width).zip(src.chunks_exact(width)) {
+                        softmax_row(src, dst);
+                    }
+                },
+            )
+        });
 }
 
 /// Softmax over the last dimension of an f32 tensor.

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod conditionals;
 pub mod dsp;
 pub mod kernels;
+pub mod matmul_bf16;
 pub mod matvec;
 #[cfg(any(test, feature = "parity"))]
 pub mod parity;

@@ -25,8 +25,8 @@ use crate::checkpoint::{self, Checkpoint, LayoutError};
 use crate::conditionals::Conditionals;
 use crate::config::{ChatterboxConfig, ConfigError};
 use crate::rng::{RandomSource, SeededRandom};
-use crate::s3gen::S3Gen;
 use crate::s3gen::stream::{S3GenStream, StreamSchedule};
+use crate::s3gen::{S3Gen, S3GenPrecision};
 use crate::t3::{Precision, SampleStep, SamplingParams, SeededSampler, T3, TokenSampler};
 use crate::text::{TextError, TextTokenizer, punc_norm};
 use crate::voice_encoder::VoiceEncoder;
@@ -203,23 +203,34 @@ impl ChatterboxTurbo {
     /// that is missing or of the wrong shape fails, naming it and its file; tensors
     /// that neither the model nor the official layout know are ignored and listed
     /// in [`ChatterboxTurbo::load_warnings`]. T3 runs in the device's default
-    /// [`Precision`] ([`Precision::default_for`]).
+    /// [`Precision`] ([`Precision::default_for`]), S3Gen in the default
+    /// [`S3GenPrecision`].
     pub fn load(
         dir: &Path,
         model: &Checkpoint,
         cfg: &ChatterboxConfig,
         device: &Device,
     ) -> Result<Self, LoadError> {
-        Self::load_with_precision(dir, model, cfg, device, Precision::default_for(device))
+        let precision = Precision::default_for(device);
+        Self::load_with_precision(
+            dir,
+            model,
+            cfg,
+            device,
+            precision,
+            S3GenPrecision::default(),
+        )
     }
 
-    /// [`ChatterboxTurbo::load`] with T3's GPT-2 weights in `precision`.
+    /// [`ChatterboxTurbo::load`] with T3's GPT-2 weights in `precision` and S3Gen's
+    /// products in `s3gen_precision`.
     pub fn load_with_precision(
         dir: &Path,
         model: &Checkpoint,
         cfg: &ChatterboxConfig,
         device: &Device,
         precision: Precision,
+        s3gen_precision: S3GenPrecision,
     ) -> Result<Self, LoadError> {
         let missing: Vec<&'static str> = model
             .files()
@@ -236,7 +247,8 @@ impl ChatterboxTurbo {
         let found = CheckpointManifest::read(dir, &model.weight_files())?;
         let (t3, t3_file) = load_t3(dir, model, cfg, device, precision)?;
         let (weights, s3gen_file) = WeightsFile::open(dir, checkpoint::S3GEN_WEIGHTS, device)?;
-        let s3gen = S3Gen::new(cfg, weights).map_err(|e| s3gen_file.error(e))?;
+        let s3gen = S3Gen::with_precision(cfg, s3gen_precision, weights)
+            .map_err(|e| s3gen_file.error(e))?;
         let (weights, ve_file) = WeightsFile::open(dir, checkpoint::VOICE_ENCODER_WEIGHTS, device)?;
         let voice_encoder = VoiceEncoder::new(&cfg.ve, weights).map_err(|e| ve_file.error(e))?;
         let official = CheckpointManifest::of(model);

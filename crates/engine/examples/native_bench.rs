@@ -217,6 +217,7 @@ fn load(dir: &Path, device: &Device, precision: Precision) -> anyhow::Result<Cha
         &cfg,
         device,
         precision,
+        chatterbox::s3gen::S3GenPrecision::default(),
     )?)
 }
 

@@ -52,6 +52,7 @@ pub async fn install(
 
 #[cfg(test)]
 mod tests {
+    use chatterbox::s3gen::S3GenPrecision;
     use chatterbox::t3::Precision;
     use resonance_engine::native::DeviceSetting;
 
@@ -65,6 +66,7 @@ mod tests {
             &[resonance_domain::SpeechModel::ChatterboxTurbo],
             DeviceSetting::Cpu,
             Some(Precision::Fp32),
+            S3GenPrecision::Fp32,
             storage.clone(),
         )
         .await

@@ -11,6 +11,7 @@ use anyhow::Context;
 use candle_core::Device;
 use chatterbox::checkpoint::Checkpoint;
 use chatterbox::conditionals::Conditionals;
+use chatterbox::s3gen::S3GenPrecision;
 use chatterbox::t3::Precision;
 use chatterbox::tts::ChatterboxTurbo;
 use chatterbox::voice_conditioner::VoiceConditioner;
@@ -79,11 +80,19 @@ pub async fn run(args: SayArgs, settings: &SettingsArgs) -> anyhow::Result<ExitC
     let precision = config
         .precision
         .unwrap_or_else(|| Precision::default_for(&device));
+    let s3gen_precision = config.s3gen_precision;
     let load_device = device.clone();
-    let model =
-        tokio::task::spawn_blocking(move || load(&model_dir, &checkpoint, &load_device, precision))
-            .await
-            .context("model loading panicked")??;
+    let model = tokio::task::spawn_blocking(move || {
+        load(
+            &model_dir,
+            &checkpoint,
+            &load_device,
+            precision,
+            s3gen_precision,
+        )
+    })
+    .await
+    .context("model loading panicked")??;
     let voice = match (&args.voice_file, library_voice) {
         (Some(path), _) => {
             let bytes =
@@ -192,13 +201,14 @@ async fn clone_voice(
     .context("voice conditioning panicked")?
 }
 
-/// Loads `model` (on `device`, T3 in `precision`), saying how to get it when files
-/// are missing.
+/// Loads `model` (on `device`, T3 in `precision`, S3Gen in `s3gen_precision`), saying
+/// how to get it when files are missing.
 fn load(
     model_dir: &Path,
     model: &Checkpoint,
     device: &Device,
     precision: Precision,
+    s3gen_precision: S3GenPrecision,
 ) -> anyhow::Result<ChatterboxTurbo> {
     let missing = missing_files(model_dir, model);
     if !missing.is_empty() {
@@ -212,7 +222,14 @@ fn load(
         );
     }
     let cfg = ChatterboxTurbo::config_for(model_dir, model)?;
-    let model = ChatterboxTurbo::load_with_precision(model_dir, model, &cfg, device, precision)?;
+    let model = ChatterboxTurbo::load_with_precision(
+        model_dir,
+        model,
+        &cfg,
+        device,
+        precision,
+        s3gen_precision,
+    )?;
     for warning in model.load_warnings() {
         eprintln!("warning: {warning}");
     }

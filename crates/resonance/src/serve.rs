@@ -197,6 +197,7 @@ async fn start_native(
         &served_models(config),
         config.device,
         config.precision,
+        config.s3gen_precision,
         shared.storage.clone(),
     )
     .await?;

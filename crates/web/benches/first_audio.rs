@@ -61,6 +61,7 @@ async fn run() {
             &cfg,
             &Device::Cpu,
             precision,
+            chatterbox::s3gen::S3GenPrecision::default(),
         )
         .unwrap(),
     );

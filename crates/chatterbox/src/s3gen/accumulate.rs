@@ -5,7 +5,9 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 
+use super::precision::S3GenPrecision;
 use crate::kernels::contiguous_f32;
+use crate::matmul_bf16::Bf16Rhs;
 
 /// `dst (m, n) += lhs (m, k) x rhs (k, n)`, all row-major f32.
 ///
@@ -47,39 +49,122 @@ pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k:
     }
 }
 
-/// `nn.Linear` with a bias on f32 `(..., in)` tensors: on the CPU the output starts as
-/// the bias and the matmul accumulates into it; elsewhere it is candle's `Linear`.
+/// A layer's right operand `(k, n)`, kept for every product: f32, or packed in bf16
+/// pairs for [`crate::matmul_bf16`].
 #[derive(Debug, Clone)]
-pub enum BiasedLinear {
+pub enum HostMatrix {
+    F32 {
+        values: Vec<f32>,
+        k: usize,
+        n: usize,
+    },
+    Bf16(Bf16Rhs),
+}
+
+impl HostMatrix {
+    /// The transpose of `weight (n, k)` (a linear layer's `(out, in)`), in bf16 when
+    /// `bf16` is set.
+    pub fn transposed(weight: &Tensor, bf16: bool) -> candle_core::Result<Self> {
+        let (n, k) = weight.dims2()?;
+        let weight = weight.to_dtype(DType::F32)?;
+        Ok(if bf16 {
+            Self::Bf16(Bf16Rhs::from_transposed(
+                &weight.flatten_all()?.to_vec1()?,
+                k,
+                n,
+            ))
+        } else {
+            Self::F32 {
+                values: weight.t()?.flatten_all()?.to_vec1()?,
+                k,
+                n,
+            }
+        })
+    }
+
+    pub fn k(&self) -> usize {
+        match self {
+            Self::F32 { k, .. } => *k,
+            Self::Bf16(packed) => packed.k(),
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        match self {
+            Self::F32 { n, .. } => *n,
+            Self::Bf16(packed) => packed.n(),
+        }
+    }
+
+    /// `dst (m, n) += lhs (m, k) x self`.
+    pub fn accumulate(&self, dst: &mut [f32], lhs: &[f32], m: usize) {
+        match self {
+            Self::F32 { values, k, n } => matmul_accumulate(dst, lhs, values, m, *k, *n),
+            Self::Bf16(packed) => crate::matmul_bf16::matmul_accumulate(dst, lhs, packed, m),
+        }
+    }
+}
+
+/// `nn.Linear` on f32 `(..., in)` tensors: on the CPU the output starts as the bias (or
+/// zeros) and the matmul accumulates into it, in f32 or bf16; elsewhere it is candle's
+/// `Linear`.
+#[derive(Debug, Clone)]
+pub enum AccumulatingLinear {
     Cpu(HostLinear),
     Device(candle_nn::Linear),
 }
 
-/// The weights of a [`BiasedLinear`] on the CPU.
+/// The weights of an [`AccumulatingLinear`] on the CPU.
 #[derive(Debug, Clone)]
 pub struct HostLinear {
-    /// `(in, out)` row-major: the transposed weight.
-    weight_t: Vec<f32>,
+    /// `(in, out)`: the transposed weight.
+    weight: HostMatrix,
     bias: Vec<f32>,
-    in_dim: usize,
 }
 
-impl BiasedLinear {
-    /// Loads `weight` `(out, in)` and `bias` from `vb`.
-    pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+impl AccumulatingLinear {
+    /// Loads `weight` `(out, in)` and `bias` from `vb`; the products run in bf16 when
+    /// `precision` says so on this device.
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         if !vb.device().is_cpu() {
             return candle_nn::linear(in_dim, out_dim, vb).map(Self::Device);
         }
-        let weight = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
-        Ok(Self::Cpu(HostLinear {
-            weight_t: weight.t()?.flatten_all()?.to_vec1()?,
-            bias: vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?,
-            in_dim,
-        }))
+        let bias = vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?;
+        Self::host(in_dim, out_dim, bias, precision, vb)
+    }
+
+    /// [`AccumulatingLinear::new`] for a layer without a bias.
+    pub fn no_bias(
+        in_dim: usize,
+        out_dim: usize,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        if !vb.device().is_cpu() {
+            return candle_nn::linear_no_bias(in_dim, out_dim, vb).map(Self::Device);
+        }
+        Self::host(in_dim, out_dim, vec![0.0; out_dim], precision, vb)
+    }
+
+    fn host(
+        in_dim: usize,
+        out_dim: usize,
+        bias: Vec<f32>,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let bf16 = precision.bf16_products_on(vb.device());
+        let weight = HostMatrix::transposed(&vb.get((out_dim, in_dim), "weight")?, bf16)?;
+        Ok(Self::Cpu(HostLinear { weight, bias }))
     }
 }
 
-impl Module for BiasedLinear {
+impl Module for AccumulatingLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::Cpu(linear) => x.contiguous()?.apply_op1_no_bwd(linear),
@@ -90,7 +175,7 @@ impl Module for BiasedLinear {
 
 impl CustomOp1 for HostLinear {
     fn name(&self) -> &'static str {
-        "biased-linear"
+        "accumulating-linear"
     }
 
     fn cpu_fwd(
@@ -100,11 +185,12 @@ impl CustomOp1 for HostLinear {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32("linear", storage, layout)?;
         let mut dims = layout.shape().dims().to_vec();
-        if dims.last() != Some(&self.in_dim) {
-            candle_core::bail!("linear: input {dims:?}, expected {} features", self.in_dim);
+        let in_dim = self.weight.k();
+        if dims.last() != Some(&in_dim) {
+            candle_core::bail!("linear: input {dims:?}, expected {in_dim} features");
         }
         let out_dim = self.bias.len();
-        let rows = layout.shape().elem_count() / self.in_dim;
+        let rows = layout.shape().elem_count() / in_dim;
         let mut out: Vec<f32> = self
             .bias
             .iter()
@@ -112,7 +198,7 @@ impl CustomOp1 for HostLinear {
             .cycle()
             .take(rows * out_dim)
             .collect();
-        matmul_accumulate(&mut out, x, &self.weight_t, rows, self.in_dim, out_dim);
+        self.weight.accumulate(&mut out, x, rows);
         *dims.last_mut().expect("checked above") = out_dim;
         Ok((CpuStorage::F32(out), Shape::from_dims(&dims)))
     }
@@ -125,17 +211,33 @@ mod tests {
     use candle_nn::VarMap;
 
     #[test]
-    fn biased_linear_matches_candle_linear() -> candle_core::Result<()> {
+    fn matches_candle_linear_with_and_without_bias() -> candle_core::Result<()> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let candle = candle_nn::linear(12, 7, vb.pp("l"))?;
-        let ours = BiasedLinear::new(12, 7, vb.pp("l"))?;
-        let x = Tensor::randn(0f32, 1.0, (2, 5, 12), &Device::Cpu)?;
-        let diff = (ours.forward(&x)? - candle.forward(&x)?)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
-        assert!(diff < 1e-5, "max difference {diff}");
+        let candle = candle_nn::linear(40, 37, vb.pp("l"))?;
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 40), &Device::Cpu)?;
+        let expected = candle.forward(&x)?;
+        let max_diff = |linear: AccumulatingLinear, expected: &Tensor| {
+            (linear.forward(&x)? - expected)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()
+        };
+        let fp32 = AccumulatingLinear::new(40, 37, S3GenPrecision::Fp32, vb.pp("l"))?;
+        assert!(max_diff(fp32, &expected)? < 1e-5);
+        let no_bias = (&expected
+            - candle
+                .bias()
+                .expect("biased")
+                .broadcast_as(expected.shape()))?;
+        let unbiased = AccumulatingLinear::no_bias(40, 37, S3GenPrecision::Fp32, vb.pp("l"))?;
+        assert!(max_diff(unbiased, &no_bias)? < 1e-5);
+        if crate::matmul_bf16::available() {
+            // bf16 rounds each operand to 8 significant bits: near, not equal.
+            let bf16 = AccumulatingLinear::new(40, 37, S3GenPrecision::Bf16, vb.pp("l"))?;
+            let diff = max_diff(bf16, &expected)?;
+            assert!(diff > 0.0 && diff < 0.05, "bf16 max difference {diff}");
+        }
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 use super::decoder::ConditionalDecoder;
 use super::flow_encoder::DecoderConditioning;
 use super::preceding::{Preceding, PromptState};
+use super::precision::S3GenPrecision;
 use crate::config::DecoderConfig;
 use crate::rng::RandomSource;
 
@@ -36,8 +37,17 @@ pub struct MeanflowCfm {
 impl MeanflowCfm {
     /// Loads from `vb` = the checkpoint's `flow.decoder` (the estimator is under `estimator`).
     pub fn new(cfg: &DecoderConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        Self::with_precision(cfg, S3GenPrecision::Fp32, vb)
+    }
+
+    /// [`MeanflowCfm::new`] with the decoder's products in `precision`.
+    pub fn with_precision(
+        cfg: &DecoderConfig,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         Ok(Self {
-            estimator: ConditionalDecoder::new(cfg, vb.pp("estimator"))?,
+            estimator: ConditionalDecoder::with_precision(cfg, precision, vb.pp("estimator"))?,
         })
     }
 

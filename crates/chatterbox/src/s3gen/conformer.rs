@@ -7,8 +7,9 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder, linear, linear_no_bias};
 
-use super::accumulate::BiasedLinear;
+use super::accumulate::AccumulatingLinear;
 use super::preceding::Preceding;
+use super::precision::S3GenPrecision;
 
 /// ESPnet's relative positional table for a sequence of `len` frames:
 /// `(1, 2*len-1, d_model)`, row `r` encoding the relative position `len-1-r`
@@ -65,10 +66,10 @@ fn rel_shift(x: &Tensor, keys: usize) -> Result<Tensor> {
 /// `RelPositionMultiHeadedAttention` (full, non-causal self-attention).
 #[derive(Debug, Clone)]
 pub struct RelPositionAttention {
-    linear_q: BiasedLinear,
+    linear_q: AccumulatingLinear,
     linear_k: Linear,
-    linear_v: BiasedLinear,
-    linear_out: BiasedLinear,
+    linear_v: AccumulatingLinear,
+    linear_out: AccumulatingLinear,
     linear_pos: Linear,
     /// `(H, d_k)` bias added to the query for the content scores.
     pos_bias_u: Tensor,
@@ -90,10 +91,15 @@ impl RelPositionAttention {
             linear_no_bias(size, size, vb.pp("linear_k"))?
         };
         Ok(Self {
-            linear_q: BiasedLinear::new(size, size, vb.pp("linear_q"))?,
+            linear_q: AccumulatingLinear::new(size, size, S3GenPrecision::Fp32, vb.pp("linear_q"))?,
             linear_k,
-            linear_v: BiasedLinear::new(size, size, vb.pp("linear_v"))?,
-            linear_out: BiasedLinear::new(size, size, vb.pp("linear_out"))?,
+            linear_v: AccumulatingLinear::new(size, size, S3GenPrecision::Fp32, vb.pp("linear_v"))?,
+            linear_out: AccumulatingLinear::new(
+                size,
+                size,
+                S3GenPrecision::Fp32,
+                vb.pp("linear_out"),
+            )?,
             linear_pos: linear_no_bias(size, size, vb.pp("linear_pos"))?,
             pos_bias_u: vb.get((heads, head_dim), "pos_bias_u")?,
             pos_bias_v: vb.get((heads, head_dim), "pos_bias_v")?,
@@ -168,15 +174,15 @@ impl RelPositionAttention {
 /// `PositionwiseFeedForward` with swish: `w_2(silu(w_1(x)))`.
 #[derive(Debug, Clone)]
 pub struct FeedForward {
-    w_1: BiasedLinear,
-    w_2: BiasedLinear,
+    w_1: AccumulatingLinear,
+    w_2: AccumulatingLinear,
 }
 
 impl FeedForward {
     pub fn new(size: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            w_1: BiasedLinear::new(size, hidden, vb.pp("w_1"))?,
-            w_2: BiasedLinear::new(hidden, size, vb.pp("w_2"))?,
+            w_1: AccumulatingLinear::new(size, hidden, S3GenPrecision::Fp32, vb.pp("w_1"))?,
+            w_2: AccumulatingLinear::new(hidden, size, S3GenPrecision::Fp32, vb.pp("w_2"))?,
         })
     }
 }

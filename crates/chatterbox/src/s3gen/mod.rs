@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod flow_encoder;
 pub mod hift;
 pub mod preceding;
+pub mod precision;
 pub mod stream;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub const CHECKPOINT_FILE: &str = "s3gen_meanflow.safetensors";
 /// The voice S3Gen speaks with (the reference's `ref_dict` from `embed_ref`): prompt
 /// tokens, prompt mel and x-vector of a reference clip.
 pub use flow_encoder::FlowPrompt as S3GenConditionals;
+pub use precision::{S3GenPrecision, UnknownS3GenPrecision};
 
 /// Wall-clock time of each stage of one [`S3Gen::inference_timed`] call.
 #[derive(Debug, Clone, Copy, Default)]
@@ -117,12 +119,21 @@ impl S3Gen {
     /// `vb` at the root of `s3gen_meanflow.safetensors` (weights under `flow.` and
     /// `mel2wav.`; the tokenizer and speaker encoder are loaded by their own modules).
     pub fn new(cfg: &ChatterboxConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        Self::with_precision(cfg, S3GenPrecision::Fp32, vb)
+    }
+
+    /// [`S3Gen::new`] with the matrix products in `precision`.
+    pub fn with_precision(
+        cfg: &ChatterboxConfig,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         if !cfg.decoder.meanflow {
             candle_core::bail!("s3gen: only the meanflow decoder (Chatterbox Turbo) is supported");
         }
         Ok(Self {
             flow: FlowEncoder::new(&cfg.flow, vb.pp("flow"))?,
-            cfm: MeanflowCfm::new(&cfg.decoder, vb.pp("flow.decoder"))?,
+            cfm: MeanflowCfm::with_precision(&cfg.decoder, precision, vb.pp("flow.decoder"))?,
             hift: Hift::new(&cfg.hift, vb.pp("mel2wav"))?,
             mel_bins: cfg.flow.output_size,
             token_mel_ratio: cfg.flow.token_mel_ratio,

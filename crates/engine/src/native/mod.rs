@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chatterbox::checkpoint::Checkpoint;
+use chatterbox::s3gen::S3GenPrecision;
 use chatterbox::s3gen::stream::StreamSchedule;
 use chatterbox::t3::{Precision, SamplingParams};
 use chatterbox::tts::{ChatterboxTurbo, SynthesisError, SynthesisOptions};
@@ -201,13 +202,15 @@ pub struct NativeModel {
 
 impl NativeModel {
     /// Loads `models` from the checkpoint folder `model_dir` (on a blocking thread, on
-    /// `device`, T3 in `precision`, or the device's default when `None`), the first one whole and the others' T3 beside it;
-    /// library voices are conditioned from their reference audio in `storage`.
+    /// `device`, T3 in `precision` or the device's default when `None`, S3Gen in
+    /// `s3gen_precision`), the first one whole and the others' T3 beside it; library
+    /// voices are conditioned from their reference audio in `storage`.
     pub async fn load(
         model_dir: &Path,
         models: &[SpeechModel],
         device: DeviceSetting,
         precision: Option<Precision>,
+        s3gen_precision: S3GenPrecision,
         storage: Storage,
     ) -> anyhow::Result<Self> {
         let dir = model_dir.to_path_buf();
@@ -232,11 +235,17 @@ impl NativeModel {
                             &cfg,
                             &device,
                             precision,
+                            s3gen_precision,
                         )?
                     }
                 };
+                let s3gen = if s3gen_precision.bf16_products_on(&device) {
+                    "bf16 products"
+                } else {
+                    "f32 products"
+                };
                 tracing::info!(
-                    "loaded {name} on {} with T3 in {precision}",
+                    "loaded {name} on {} with T3 in {precision} and S3Gen in {s3gen}",
                     describe(&device)
                 );
                 for warning in model.load_warnings() {

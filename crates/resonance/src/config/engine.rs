@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use chatterbox::s3gen::S3GenPrecision;
 use chatterbox::t3::Precision;
 use resonance_domain::SpeechModel;
 use resonance_engine::native::{DeviceSetting, DeviceSettingError};
@@ -34,6 +35,18 @@ pub fn precision(text: Option<String>) -> Result<Option<Precision>, ConfigError>
         Some(text) => text.parse().map(Some).map_err(|_| ConfigError::Invalid {
             key: "RESONANCE_PRECISION (precision)",
             expected: "fp32, bf16, fp16, int8 or int4",
+            got: text,
+        }),
+    }
+}
+
+/// S3Gen's number format; unset: `bf16`.
+pub fn s3gen_precision(text: Option<String>) -> Result<S3GenPrecision, ConfigError> {
+    match text {
+        None => Ok(S3GenPrecision::default()),
+        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+            key: "RESONANCE_S3GEN_PRECISION (s3gen_precision)",
+            expected: "fp32 or bf16",
             got: text,
         }),
     }
@@ -146,6 +159,7 @@ pub fn workers(workers: Option<usize>) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use chatterbox::s3gen::S3GenPrecision;
     use chatterbox::t3::Precision;
     use resonance_domain::SpeechModel;
     use resonance_engine::native::DeviceSetting;
@@ -218,6 +232,38 @@ mod tests {
         let err = model("", Some("tts-1")).unwrap_err().to_string();
         assert!(
             err.contains("RESONANCE_MODEL") && err.contains("chatterbox-turbo or chatterbox-nano"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn s3gen_precision_defaults_to_bf16_and_is_set_by_file_then_flags() {
+        assert_eq!(
+            Config::load(&args()).unwrap().s3gen_precision,
+            S3GenPrecision::Bf16
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resonance.toml");
+        std::fs::write(&file, "s3gen_precision = \"fp32\"\n").unwrap();
+        let from_file = Config::load(&SettingsArgs {
+            config: Some(file.clone()),
+            ..args()
+        });
+        assert_eq!(from_file.unwrap().s3gen_precision, S3GenPrecision::Fp32);
+        let from_flag = Config::load(&SettingsArgs {
+            config: Some(file),
+            s3gen_precision: Some("bf16".into()),
+            ..args()
+        });
+        assert_eq!(from_flag.unwrap().s3gen_precision, S3GenPrecision::Bf16);
+        let err = Config::load(&SettingsArgs {
+            s3gen_precision: Some("int8".into()),
+            ..args()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("RESONANCE_S3GEN_PRECISION") && err.contains("fp32 or bf16"),
             "{err}"
         );
     }

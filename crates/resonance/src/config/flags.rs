@@ -108,9 +108,13 @@ pub struct SettingsArgs {
     #[arg(long, env = "RESONANCE_DEVICE", global = true)]
     pub device: Option<String>,
     /// Number format of the native engine's T3: fp32 (exact), bf16 or fp16 (for GPUs),
-    /// int8 or int4 (faster, quantized at load) [default: fp32]
+    /// int8 or int4 (faster, quantized at load) [default: int8 on a CPU, fp16 on a GPU]
     #[arg(long, env = "RESONANCE_PRECISION", global = true)]
     pub precision: Option<String>,
+    /// Number format of the native engine's S3Gen products: bf16 (faster, on CPUs with
+    /// AVX-512 BF16; fp32 elsewhere) or fp32 (exact) [default: bf16]
+    #[arg(long, env = "RESONANCE_S3GEN_PRECISION", global = true)]
+    pub s3gen_precision: Option<String>,
     /// The model spoken with when a request names none, and the one `serve`, `worker`
     /// and `model download` fetch: chatterbox-turbo or chatterbox-nano (a model whose
     /// T3 is in the model folder is served too) [default: chatterbox-turbo]

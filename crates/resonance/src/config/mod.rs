@@ -16,6 +16,7 @@ mod storage;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use chatterbox::s3gen::S3GenPrecision;
 use chatterbox::t3::Precision;
 use resonance_domain::SpeechModel;
 use resonance_engine::native::DeviceSetting;
@@ -54,6 +55,8 @@ pub struct Config {
     /// T3's number format in the native engine (`serve`, `worker`, `say`); `None`: the
     /// device's default ([`Precision::default_for`]).
     pub precision: Option<Precision>,
+    /// S3Gen's number format in the native engine (`serve`, `worker`, `say`).
+    pub s3gen_precision: S3GenPrecision,
     /// The default model (`serve`, `worker`, `say`, `model download`).
     pub model: SpeechModel,
     /// Generation workers `serve` runs in-process.
@@ -104,6 +107,7 @@ impl Config {
         let trusted_proxies = server::trusted_proxies(settings.trusted_proxies)?;
         let device = engine::device(settings.device)?;
         let precision = engine::precision(settings.precision)?;
+        let s3gen_precision = engine::s3gen_precision(settings.s3gen_precision)?;
         let model = engine::model(settings.model)?;
         let allowed_hosts = server::allowed_hosts(settings.allowed_hosts);
         let connections = server::connections(
@@ -136,6 +140,7 @@ impl Config {
             engine,
             device,
             precision,
+            s3gen_precision,
             model,
             workers,
             billing,
