@@ -7,7 +7,7 @@
 use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::accumulate::AccumulatingLinear;
+use super::accumulate::{AccumulatingLinear, BF16_MIN_ROWS};
 use super::preceding::Preceding;
 use super::precision::S3GenPrecision;
 use crate::config::DecoderConfig;
@@ -189,7 +189,8 @@ struct SelfAttention {
     to_out: AccumulatingLinear,
     num_heads: usize,
     head_dim: usize,
-    /// Scores and weighted values in bf16 ([`attention_bf16`]).
+    /// Scores and weighted values in bf16 ([`attention_bf16`]) for [`BF16_MIN_ROWS`]
+    /// queries or more (fewer: packing the keys and values costs what bf16 saves).
     bf16: bool,
 }
 
@@ -239,7 +240,7 @@ impl SelfAttention {
         if key_bias.is_some() && k.dim(2)? != frames {
             candle_core::bail!("decoder: padded frames cannot follow a prompt");
         }
-        if self.bf16 {
+        if self.bf16 && frames >= BF16_MIN_ROWS {
             return self.to_out.forward(&attention_bf16(&q, &k, &v, key_bias)?);
         }
         let scores_len = self.num_heads * frames * k.dim(2)?;
