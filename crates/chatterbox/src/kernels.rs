@@ -164,29 +164,25 @@ impl CustomOp1 for SoftmaxLastDim {
         let src = contiguous_f32("softmax", storage, layout)?;
         let width = *layout.shape().dims().last().unwrap_or(&1);
         let mut dst = vec![0f32; src.len()];
-        softmax_rows(src, &mut dst, width);
+        if width > 0 {
+            let unit = width * ROWS_PER_UNIT;
+            dst.par_chunks_mut(unit)
+                .zip(src.par_chunks(unit))
+                .for_each(|(dst, src)| {
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for (dst, src) in
+                                dst.chunks_exact_mut(width).zip(src.chunks_exact(width))
+                            {
+                                softmax_row(src, dst);
+                            }
+                        },
+                    )
+                });
+        }
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
-}
-
-/// The softmax of each row of `width` values of `src`, into `dst`, in parallel.
-pub fn softmax_rows(src: &[f32], dst: &mut [f32], width: usize) {
-    if width == 0 {
-        return;
-    }
-    let unit = width * ROWS_PER_UNIT;
-    dst.par_chunks_mut(unit)
-        .zip(src.par_chunks(unit))
-        .for_each(|(dst, src)| {
-            vectorized(
-                #[inline(always)]
-                || {
-                    for (dst, src) in dst.chunks_exact_mut(width).zip(src.chunks_exact(width)) {
-                        softmax_row(src, dst);
-                    }
-                },
-            )
-        });
 }
 
 /// Softmax over the last dimension of an f32 tensor.

@@ -1,6 +1,7 @@
-//! Matmuls that accumulate into their output, which candle does not offer: a biased
-//! linear layer that starts from the bias, and the per-tap sums of HiFT's convolutions,
-//! without a separate pass over the output for each addition.
+//! Matmuls that accumulate into their output, which candle does not offer: a linear layer
+//! that starts from its bias, and the per-tap sums of HiFT's convolutions, without a
+//! separate pass over the output for each addition; in f32, or in bf16 for the products
+//! that `s3gen_precision` allows.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
@@ -71,13 +72,11 @@ impl HostMatrix {
     pub fn transposed(weight: &Tensor, bf16: bool) -> candle_core::Result<Self> {
         let (n, k) = weight.dims2()?;
         let weight = weight.to_dtype(DType::F32)?;
-        let bf16 = match bf16 {
-            true => Some(Bf16Rhs::from_transposed(
-                &weight.flatten_all()?.to_vec1()?,
-                k,
-                n,
-            )),
-            false => None,
+        let bf16 = if bf16 {
+            let weight = weight.flatten_all()?.to_vec1()?;
+            Some(Bf16Rhs::from_transposed(&weight, k, n))
+        } else {
+            None
         };
         Ok(Self {
             values: weight.t()?.flatten_all()?.to_vec1()?,
