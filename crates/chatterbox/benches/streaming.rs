@@ -25,6 +25,7 @@ use anyhow::{Context, bail};
 use candle_core::Device;
 use chatterbox::conditionals::Conditionals;
 use chatterbox::dsp::Mel24k;
+use chatterbox::parity::fixtures::snr_db;
 use chatterbox::rng::SeededRandom;
 use chatterbox::s3gen::stream::{S3GenStream, StreamSchedule};
 use chatterbox::t3::SamplingParams;
@@ -214,16 +215,6 @@ fn vocode(
 
 fn magnitudes(mel: &Mel24k, wave: &[f32]) -> anyhow::Result<Vec<f32>> {
     Ok(mel.compute(wave)?.0.into_iter().map(f32::exp).collect())
-}
-
-fn snr_db(reference: &[f32], other: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&s| f64::from(s).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(other)
-        .map(|(&a, &b)| f64::from(a - b).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
 }
 
 /// The machine's load average, as the benchmarks record it.

@@ -405,6 +405,34 @@ mod x86 {
         }
     }
 
+    /// `out (rows, rhs.n) = a (rows, rhs.pairs) x rhs`, for at most [`ROWS`] rows.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 BF16; `a` and `out` hold `rows` rows of `rhs.pairs` and
+    /// `rhs.n` values.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn rows_times(rows: usize, a: &[u32], out: &mut [f32], rhs: &Bf16Rhs) {
+        for panel in 0..rhs.n.div_ceil(PANEL) {
+            // SAFETY: the caller's contract; the panel's `rhs.pairs x PANEL` lanes.
+            unsafe {
+                tile(
+                    rows,
+                    Tile {
+                        out: out.as_mut_ptr().add(panel * PANEL),
+                        stride: rhs.n,
+                        load: false,
+                        masks: column_masks((rhs.n - panel * PANEL).min(PANEL)),
+                        a: a.as_ptr(),
+                        a_stride: rhs.pairs,
+                        b: rhs.lanes.as_ptr().add(panel * rhs.pairs * PANEL),
+                        pairs: rhs.pairs,
+                    },
+                )
+            };
+        }
+    }
+
     /// Rows `rows` of one head of [`super::attention`]: `q` holds the head's queries
     /// `(frames, head_dim)`, `keys_t` and `values` its packed `k^T` and `v`; the results go
     /// to `out` (row `i` at `out + i * out_stride`).
@@ -438,26 +466,8 @@ mod x86 {
                 // SAFETY: the caller checked the CPU's features.
                 unsafe { to_bf16_pairs(pairs, &q[(row + r) * head_dim..][..head_dim]) };
             }
-            for panel in 0..keys.div_ceil(PANEL) {
-                let width = (keys - panel * PANEL).min(PANEL);
-                // SAFETY: `count` rows of `keys` scores, `q_pairs` query pairs and the
-                // panel's `q_pairs x PANEL` lanes.
-                unsafe {
-                    tile(
-                        count,
-                        Tile {
-                            out: scores.as_mut_ptr().add(panel * PANEL),
-                            stride: keys,
-                            load: false,
-                            masks: column_masks(width),
-                            a: queries.as_ptr(),
-                            a_stride: q_pairs,
-                            b: keys_t.lanes.as_ptr().add(panel * q_pairs * PANEL),
-                            pairs: q_pairs,
-                        },
-                    )
-                };
-            }
+            // SAFETY: `count` rows of `keys` scores and of `q_pairs` query pairs.
+            unsafe { rows_times(count, &queries, &mut scores, keys_t) };
             // Each row's exponentials stay unnormalized; the context is divided by their
             // sum instead of every weight.
             for r in 0..count {
@@ -469,26 +479,8 @@ mod x86 {
                 // SAFETY: the caller checked the CPU's features.
                 unsafe { to_bf16_pairs(&mut weights[r * key_pairs..][..key_pairs], &exps) };
             }
-            for panel in 0..head_dim.div_ceil(PANEL) {
-                let width = (head_dim - panel * PANEL).min(PANEL);
-                // SAFETY: `count` rows of `head_dim` context values, `key_pairs` weight
-                // pairs and the panel's `key_pairs x PANEL` lanes.
-                unsafe {
-                    tile(
-                        count,
-                        Tile {
-                            out: context.as_mut_ptr().add(panel * PANEL),
-                            stride: head_dim,
-                            load: false,
-                            masks: column_masks(width),
-                            a: weights.as_ptr(),
-                            a_stride: key_pairs,
-                            b: values.lanes.as_ptr().add(panel * key_pairs * PANEL),
-                            pairs: key_pairs,
-                        },
-                    )
-                };
-            }
+            // SAFETY: `count` rows of `head_dim` context values and of `key_pairs` weights.
+            unsafe { rows_times(count, &weights, &mut context, values) };
             for (r, context) in context.chunks_exact(head_dim).take(count).enumerate() {
                 // SAFETY: row `row + r` of `out` is in the caller's range.
                 let out = unsafe {

@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use chatterbox::ChatterboxConfig;
+use chatterbox::parity::fixtures::snr_db;
 use chatterbox::rng::{RandomSource, SeededRandom};
 use chatterbox::s3gen::{CHECKPOINT_FILE, S3Gen, S3GenConditionals, S3GenPrecision};
 use chatterbox::weights::{CheckpointManifest, random_checkpoint};
@@ -16,18 +17,6 @@ const MIN_SNR_DB: f64 = 30.0;
 const PROMPT_TOKENS: usize = 250;
 const SPEECH_TOKENS: usize = 100;
 const SPEECH_VOCAB: u32 = 6561;
-
-/// `10 log10(sum reference^2 / sum (reference - test)^2)`.
-fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
-    assert_eq!(reference.len(), test.len());
-    let signal: f64 = reference.iter().map(|&x| f64::from(x).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(test)
-        .map(|(&x, &y)| f64::from(x - y).powi(2))
-        .sum();
-    10.0 * (signal / noise).log10()
-}
 
 #[test]
 fn bf16_waveform_is_within_30_db_of_fp32() {

@@ -2,6 +2,7 @@
 //! as a one-shot synthesis of the same tokens, close to it (closer for the context it
 //! sees again), and the same for the same seed, its voice's prompt state kept or not; `synthesize_streaming` hands out exactly what it speaks.
 
+use chatterbox::parity::fixtures::snr_db;
 use chatterbox::rng::SeededRandom;
 use chatterbox::s3gen::stream::{S3GenStream, StreamSchedule};
 use chatterbox::t3::{SamplingParams, SeededSampler};
@@ -45,16 +46,6 @@ fn stream(model: &ChatterboxTurbo, tokens: &[u32], schedule: StreamSchedule) -> 
     }
     pieces.push(stream.finish().unwrap());
     pieces
-}
-
-fn snr_db(reference: &[f32], other: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&s| f64::from(s).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(other)
-        .map(|(&a, &b)| f64::from(a - b).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
 }
 
 /// [`snr_db`] of the waves' mel magnitudes (S3Gen's 24 kHz mel): blind to phase.

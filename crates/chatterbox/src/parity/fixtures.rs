@@ -148,6 +148,18 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f64> {
     Ok(largest)
 }
 
+/// `10 log10(sum reference^2 / sum (reference - other)^2)` in dB: how far `other` is from
+/// `reference` (two waves, or two spectra), measured against `reference`'s energy.
+pub fn snr_db(reference: &[f32], other: &[f32]) -> f64 {
+    let signal: f64 = reference.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(other)
+        .map(|(&a, &b)| f64::from(a - b).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
 /// Largest absolute value of a tensor, computed in f64 (for relative bounds);
 /// infinite when it holds a non-finite value.
 pub fn max_abs(a: &Tensor) -> candle_core::Result<f64> {

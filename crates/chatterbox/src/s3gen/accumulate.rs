@@ -127,11 +127,7 @@ impl AccumulatingLinear {
         precision: S3GenPrecision,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        if !vb.device().is_cpu() {
-            return candle_nn::linear(in_dim, out_dim, vb).map(Self::Device);
-        }
-        let bias = vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?;
-        Self::host(in_dim, out_dim, bias, precision, vb)
+        Self::load(in_dim, out_dim, true, precision, vb)
     }
 
     /// [`AccumulatingLinear::new`] for a layer without a bias.
@@ -141,19 +137,27 @@ impl AccumulatingLinear {
         precision: S3GenPrecision,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        if !vb.device().is_cpu() {
-            return candle_nn::linear_no_bias(in_dim, out_dim, vb).map(Self::Device);
-        }
-        Self::host(in_dim, out_dim, vec![0.0; out_dim], precision, vb)
+        Self::load(in_dim, out_dim, false, precision, vb)
     }
 
-    fn host(
+    fn load(
         in_dim: usize,
         out_dim: usize,
-        bias: Vec<f32>,
+        has_bias: bool,
         precision: S3GenPrecision,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
+        if !vb.device().is_cpu() {
+            let linear = match has_bias {
+                true => candle_nn::linear(in_dim, out_dim, vb),
+                false => candle_nn::linear_no_bias(in_dim, out_dim, vb),
+            };
+            return linear.map(Self::Device);
+        }
+        let bias = match has_bias {
+            true => vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?,
+            false => vec![0.0; out_dim],
+        };
         let bf16 = precision.bf16_products_on(vb.device());
         let weight = HostMatrix::transposed(&vb.get((out_dim, in_dim), "weight")?, bf16)?;
         Ok(Self::Cpu(HostLinear { weight, bias }))

@@ -47,7 +47,7 @@ impl MeanflowCfm {
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         Ok(Self {
-            estimator: ConditionalDecoder::with_precision(cfg, precision, vb.pp("estimator"))?,
+            estimator: ConditionalDecoder::new(cfg, precision, vb.pp("estimator"))?,
         })
     }
 

@@ -410,13 +410,9 @@ pub struct ConditionalDecoder {
 
 impl ConditionalDecoder {
     /// Loads the estimator from `vb` (the checkpoint's `flow.decoder.estimator`).
-    /// Supports the Turbo layout: causal, meanflow, a single U-Net level.
-    pub fn new(cfg: &DecoderConfig, vb: VarBuilder) -> candle_core::Result<Self> {
-        Self::with_precision(cfg, S3GenPrecision::Fp32, vb)
-    }
-
-    /// [`ConditionalDecoder::new`] with the transformer blocks' products in `precision`.
-    pub fn with_precision(
+    /// Supports the Turbo layout: causal, meanflow, a single U-Net level. The transformer
+    /// blocks' products run in `precision`.
+    pub fn new(
         cfg: &DecoderConfig,
         precision: S3GenPrecision,
         vb: VarBuilder,
