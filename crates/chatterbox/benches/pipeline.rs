@@ -78,6 +78,8 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    // SAFETY: as above; the product's defaults for candle's thread pool.
+    unsafe { chatterbox::set_thread_defaults() };
     println!(
         "Chatterbox Turbo, full size, random weights, CPU with {} threads: {} speech tokens",
         args.threads, args.tokens

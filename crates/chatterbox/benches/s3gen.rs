@@ -80,6 +80,8 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    // SAFETY: as above; the product's defaults for candle's thread pool.
+    unsafe { chatterbox::set_thread_defaults() };
     println!(
         "S3Gen meanflow, full size, random weights, CPU with {} threads: {} tokens after a {}-token prompt",
         args.threads, args.tokens, PROMPT_TOKENS

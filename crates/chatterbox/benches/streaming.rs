@@ -53,6 +53,8 @@ fn main() -> anyhow::Result<()> {
     }
     // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    // SAFETY: as above; the product's defaults for candle's thread pool.
+    unsafe { chatterbox::set_thread_defaults() };
     let dir = tempfile::tempdir()?;
     chatterbox::testing::write_full_size_checkpoint(dir.path(), 0)?;
     let model = chatterbox::testing::load_turbo(dir.path())?;

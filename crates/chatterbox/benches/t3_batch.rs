@@ -88,6 +88,8 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    // SAFETY: as above; the product's defaults for candle's thread pool.
+    unsafe { chatterbox::set_thread_defaults() };
     let device = Device::Cpu;
     let cfg = ChatterboxConfig::default().t3;
     let dir = tempfile::tempdir()?;

@@ -4,10 +4,14 @@
 mod conv2d;
 pub mod fbank;
 
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, D, DType, Device, IndexOp, Layout, Module, Shape, Tensor,
+};
 use candle_nn::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, VarBuilder};
+use rayon::prelude::*;
 
 use crate::config::CampplusConfig;
+use crate::kernels::contiguous_f32;
 use fbank::Fbank;
 
 /// CAMPPlus works on 16 kHz audio.
@@ -16,10 +20,53 @@ const BATCH_NORM_EPS: f64 = 1e-5;
 /// Frequency downsampling of the FCM head (three stride-2 stages).
 const FCM_FREQ_REDUCTION: usize = 8;
 
-/// Eval-mode BatchNorm over dim 1, folded into a per-channel scale and shift.
+/// Eval-mode BatchNorm over dim 1, folded into a per-channel scale and shift; on the CPU
+/// one pass over f32 activations, with the ReLU that follows it where there is one.
 struct BatchNorm {
     scale: Tensor,
     shift: Tensor,
+    host_scale: Vec<f32>,
+    host_shift: Vec<f32>,
+}
+
+/// `x * scale[c] + shift[c]` over `(B, C, ...)`, then `max(0, .)` when `relu`.
+struct ChannelAffine<'a> {
+    scale: &'a [f32],
+    shift: &'a [f32],
+    relu: bool,
+}
+
+impl CustomOp1 for ChannelAffine<'_> {
+    fn name(&self) -> &'static str {
+        "channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32("batch norm", storage, layout)?;
+        let dims = layout.shape().dims();
+        let channels = self.scale.len();
+        if dims.len() < 2 || dims[1] != channels {
+            candle_core::bail!("batch norm: {dims:?} has not {channels} channels in dim 1");
+        }
+        let inner = dims[2..].iter().product::<usize>().max(1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(inner)
+            .zip(x.par_chunks(inner))
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(row, (out, x))| {
+                let (scale, shift) = (self.scale[row % channels], self.shift[row % channels]);
+                for (o, &x) in out.iter_mut().zip(x) {
+                    let y = x * scale + shift;
+                    *o = if self.relu { y.max(0.0) } else { y };
+                }
+            });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
 }
 
 impl BatchNorm {
@@ -35,14 +82,37 @@ impl BatchNorm {
             let shift = mean.mul(&inv_std)?.neg()?;
             (inv_std, shift)
         };
-        Ok(Self { scale, shift })
+        let host = |t: &Tensor| t.to_dtype(DType::F32)?.to_vec1::<f32>();
+        Ok(Self {
+            host_scale: host(&scale)?,
+            host_shift: host(&shift)?,
+            scale,
+            shift,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.apply(x, false)
+    }
+
+    fn forward_relu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.apply(x, true)
+    }
+
+    fn apply(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return x.contiguous()?.apply_op1_no_bwd(&ChannelAffine {
+                scale: &self.host_scale,
+                shift: &self.host_shift,
+                relu,
+            });
+        }
         let mut shape = vec![1usize; x.rank()];
         shape[1] = self.scale.dim(0)?;
-        x.broadcast_mul(&self.scale.reshape(shape.as_slice())?)?
-            .broadcast_add(&self.shift.reshape(shape.as_slice())?)
+        let y = x
+            .broadcast_mul(&self.scale.reshape(shape.as_slice())?)?
+            .broadcast_add(&self.shift.reshape(shape.as_slice())?)?;
+        if relu { y.relu() } else { Ok(y) }
     }
 }
 
@@ -55,7 +125,7 @@ impl BatchNormRelu {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.0.forward(x)?.relu()
+        self.0.forward_relu(x)
     }
 }
 
@@ -133,7 +203,7 @@ impl BasicResBlock {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let out = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
         let residual = match &self.shortcut {
             Some((conv, bn)) => bn.forward(&conv.forward(x)?)?,
@@ -180,12 +250,11 @@ impl Fcm {
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut out = self
             .bn1
-            .forward(&self.conv1.forward(&x.unsqueeze(1)?)?)?
-            .relu()?;
+            .forward_relu(&self.conv1.forward(&x.unsqueeze(1)?)?)?;
         for layer in &self.layers {
             out = layer.forward(&out)?;
         }
-        let out = self.bn2.forward(&self.conv2.forward(&out)?)?.relu()?;
+        let out = self.bn2.forward_relu(&self.conv2.forward(&out)?)?;
         let (b, c, f, t) = out.dims4()?;
         out.reshape((b, c * f, t))
     }
@@ -202,14 +271,50 @@ fn conv1d_config(padding: usize, stride: usize, dilation: usize) -> Conv1dConfig
 
 /// Context-aware masking: a local dilated conv gated by a sigmoid mask computed from the
 /// utterance mean plus the mean of the surrounding `seg_len`-frame segment.
+/// A kernel-size-1 `Conv1d` as one product `weight (out, in) x x (B, in, T)`, without
+/// the im2col copy and transposes of candle's `conv1d`.
+struct Pointwise {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Pointwise {
+    fn new(
+        in_channels: usize,
+        out_channels: usize,
+        bias: bool,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let weight = vb
+            .get((out_channels, in_channels, 1), "weight")?
+            .reshape((out_channels, in_channels))?;
+        let bias = if bias {
+            Some(vb.get(out_channels, "bias")?.reshape((out_channels, 1))?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.weight.broadcast_matmul(&x.contiguous()?)?;
+        match &self.bias {
+            Some(bias) => y.broadcast_add(bias),
+            None => Ok(y),
+        }
+    }
+}
+
 struct CamLayer {
     linear_local: Conv1d,
-    linear1: Conv1d,
-    linear2: Conv1d,
+    linear1: Pointwise,
+    linear2: Pointwise,
     seg_len: usize,
 }
 
 impl CamLayer {
+    /// The context (the mean plus its segment's mean) is the same across a segment, so
+    /// the mask is computed once a segment and repeated over its frames.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = self.linear_local.forward(x)?;
         let context = x
@@ -217,27 +322,31 @@ impl CamLayer {
             .broadcast_add(&self.segment_means(x)?)?;
         let context = self.linear1.forward(&context)?.relu()?;
         let mask = candle_nn::ops::sigmoid(&self.linear2.forward(&context)?)?;
-        y * mask
+        let segment_of: Vec<u32> = (0..x.dim(2)?)
+            .map(|frame| (frame / self.seg_len) as u32)
+            .collect();
+        y * mask.index_select(&Tensor::new(segment_of, x.device())?, 2)?
     }
 
-    /// `avg_pool1d(kernel=stride=seg_len, ceil_mode=True)` expanded back to every frame;
-    /// the last, shorter segment averages only the frames it has.
+    /// `(B, C, segments)`: `avg_pool1d(kernel=stride=seg_len, ceil_mode=True)`; the last,
+    /// shorter segment averages only the frames it has.
     fn segment_means(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, c, t) = x.dims3()?;
-        let mut pieces = Vec::with_capacity(t.div_ceil(self.seg_len));
-        for start in (0..t).step_by(self.seg_len) {
-            let len = self.seg_len.min(t - start);
-            let mean = x.narrow(2, start, len)?.mean_keepdim(2)?;
-            pieces.push(mean.broadcast_as((b, c, len))?);
-        }
-        Tensor::cat(&pieces, 2)
+        let t = x.dim(2)?;
+        let means = (0..t)
+            .step_by(self.seg_len)
+            .map(|start| {
+                x.narrow(2, start, self.seg_len.min(t - start))?
+                    .mean_keepdim(2)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&means, 2)
     }
 }
 
 /// `CAMDenseTDNNLayer`: BN-ReLU, 1x1 bottleneck, BN-ReLU, CAM layer.
 struct CamDenseTdnnLayer {
     nonlinear1: BatchNormRelu,
-    linear1: Conv1d,
+    linear1: Pointwise,
     nonlinear2: BatchNormRelu,
     cam_layer: CamLayer,
 }
@@ -258,13 +367,7 @@ impl CamDenseTdnnLayer {
         let padding = (kernel - 1) / 2 * dilation;
         Ok(Self {
             nonlinear1: BatchNormRelu::new(in_channels, vb.pp("nonlinear1"))?,
-            linear1: candle_nn::conv1d_no_bias(
-                in_channels,
-                bn_channels,
-                1,
-                Default::default(),
-                vb.pp("linear1"),
-            )?,
+            linear1: Pointwise::new(in_channels, bn_channels, false, vb.pp("linear1"))?,
             nonlinear2: BatchNormRelu::new(bn_channels, vb.pp("nonlinear2"))?,
             cam_layer: CamLayer {
                 linear_local: candle_nn::conv1d_no_bias(
@@ -274,20 +377,8 @@ impl CamDenseTdnnLayer {
                     conv1d_config(padding, 1, dilation),
                     cam.pp("linear_local"),
                 )?,
-                linear1: candle_nn::conv1d(
-                    bn_channels,
-                    bn_channels / 2,
-                    1,
-                    Default::default(),
-                    cam.pp("linear1"),
-                )?,
-                linear2: candle_nn::conv1d(
-                    bn_channels / 2,
-                    cfg.growth_rate,
-                    1,
-                    Default::default(),
-                    cam.pp("linear2"),
-                )?,
+                linear1: Pointwise::new(bn_channels, bn_channels / 2, true, cam.pp("linear1"))?,
+                linear2: Pointwise::new(bn_channels / 2, cfg.growth_rate, true, cam.pp("linear2"))?,
                 seg_len: cfg.cam_seg_len,
             },
         })
@@ -304,7 +395,7 @@ impl CamDenseTdnnLayer {
 struct DenseBlock {
     layers: Vec<CamDenseTdnnLayer>,
     transit_nonlinear: BatchNormRelu,
-    transit_linear: Conv1d,
+    transit_linear: Pointwise,
 }
 
 impl DenseBlock {
@@ -375,11 +466,10 @@ impl XVector {
             blocks.push(DenseBlock {
                 layers,
                 transit_nonlinear: BatchNormRelu::new(channels, transit.pp("nonlinear"))?,
-                transit_linear: candle_nn::conv1d_no_bias(
+                transit_linear: Pointwise::new(
                     channels,
                     channels / 2,
-                    1,
-                    Default::default(),
+                    false,
                     transit.pp("linear"),
                 )?,
             });

@@ -12,6 +12,10 @@ use candle_nn::{Linear, VarBuilder};
 use crate::config::VoiceEncoderConfig;
 use crate::dsp::{self, MelFilterBank, MelFilterConfig, MelNorm, PadMode, Stft};
 
+mod lstm;
+
+use lstm::HostLstm;
+
 /// `librosa.effects.trim` framing: RMS over 2048 samples every 512.
 const TRIM_FRAME_LENGTH: usize = 2048;
 const TRIM_HOP_LENGTH: usize = 512;
@@ -70,8 +74,35 @@ fn partial_count(n_frames: usize, step: usize, window: usize, min_coverage: f64)
     n
 }
 
+/// The 3-layer LSTM: our own loop on the CPU, candle's `LSTM` elsewhere.
+enum Lstm {
+    Cpu(HostLstm),
+    Device(Vec<LSTM>),
+}
+
+impl Lstm {
+    /// The last layer's last hidden state `(N, H)` of `x (N, T, in)`.
+    fn last_hidden(&self, x: &Tensor) -> Result<Tensor> {
+        let layers = match self {
+            Self::Cpu(lstm) => return lstm.last_hidden(x),
+            Self::Device(layers) => layers,
+        };
+        let mut x = x.clone();
+        let mut last_hidden = None;
+        for layer in layers {
+            let states = layer.seq(&x)?;
+            last_hidden = states.last().map(|s| s.h().clone());
+            x = layer.states_to_tensor(&states)?;
+        }
+        match last_hidden {
+            Some(h) => Ok(h),
+            None => bail!("voice encoder: empty input or no LSTM layers"),
+        }
+    }
+}
+
 pub struct VoiceEncoder {
-    lstm: Vec<LSTM>,
+    lstm: Lstm,
     proj: Linear,
     /// Centred STFT (reflect padding) with a periodic Hann window.
     stft: Stft,
@@ -93,16 +124,26 @@ impl VoiceEncoder {
             );
         }
         let hidden = cfg.ve_hidden_size;
-        let lstm = (0..cfg.lstm_num_layers)
-            .map(|layer| {
-                let input = if layer == 0 { cfg.num_mels } else { hidden };
-                let config = LSTMConfig {
-                    layer_idx: layer,
-                    ..Default::default()
-                };
-                candle_nn::rnn::lstm(input, hidden, config, vb.pp("lstm"))
-            })
-            .collect::<Result<_>>()?;
+        let lstm = if vb.device().is_cpu() {
+            Lstm::Cpu(HostLstm::new(
+                cfg.num_mels,
+                hidden,
+                cfg.lstm_num_layers,
+                vb.pp("lstm"),
+            )?)
+        } else {
+            let layers = (0..cfg.lstm_num_layers)
+                .map(|layer| {
+                    let input = if layer == 0 { cfg.num_mels } else { hidden };
+                    let config = LSTMConfig {
+                        layer_idx: layer,
+                        ..Default::default()
+                    };
+                    candle_nn::rnn::lstm(input, hidden, config, vb.pp("lstm"))
+                })
+                .collect::<Result<_>>()?;
+            Lstm::Device(layers)
+        };
         Ok(Self {
             lstm,
             proj: candle_nn::linear(hidden, cfg.speaker_embed_size, vb.pp("proj"))?,
@@ -175,17 +216,7 @@ impl VoiceEncoder {
 
     /// `(N, frames, num_mels)` → `(N, speaker_embed_size)` L2-normalised embeddings.
     pub fn forward(&self, mels: &Tensor) -> Result<Tensor> {
-        let mut x = mels.clone();
-        let mut last_hidden = None;
-        for layer in &self.lstm {
-            let states = layer.seq(&x)?;
-            last_hidden = states.last().map(|s| s.h().clone());
-            x = layer.states_to_tensor(&states)?;
-        }
-        let Some(last_hidden) = last_hidden else {
-            bail!("voice encoder: empty input or no LSTM layers");
-        };
-        let mut embeds = self.proj.forward(&last_hidden)?;
+        let mut embeds = self.proj.forward(&self.lstm.last_hidden(mels)?)?;
         if self.cfg.ve_final_relu {
             embeds = embeds.relu()?;
         }

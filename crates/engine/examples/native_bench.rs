@@ -108,6 +108,8 @@ fn main() -> anyhow::Result<()> {
         // SAFETY: set before any other thread starts; candle and rayon read it for their pools.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
+    // SAFETY: as above; the product's defaults for candle's thread pool.
+    unsafe { chatterbox::set_thread_defaults() };
     let dir = tempfile::tempdir()?;
     let start = Instant::now();
     write_checkpoint(dir.path(), args.tiny, args.seed)?;

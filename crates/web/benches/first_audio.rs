@@ -41,6 +41,8 @@ fn main() {
         // SAFETY: no other thread runs yet; candle and rayon read it for their pools.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", "2") };
     }
+    // SAFETY: as above; the product's defaults for candle's thread pool.
+    unsafe { chatterbox::set_thread_defaults() };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,13 +1,15 @@
 //! The FCM head's 2-D convolutions on the CPU: square kernels, "same" padding, a stride
-//! along frequency only, over `(B, C, freq, time)`. The input is unfolded once into
-//! `(C_in * k * k, F_out * T)` rows, each a shifted copy of one input row (candle's
-//! conv2d gathers the same matrix one value at a time, and has one stride for both
-//! axes, so the strided layers computed every frequency row and dropped half), then
-//! multiplied by the `(C_out, C_in * k * k)` kernel in one matmul, which leaves the
-//! output in `(C_out, F_out, T)` order.
+//! along frequency only, over `(B, C, freq, time)`. Each output frequency row is one
+//! product: its `(C_in * k * k, T)` input rows (each a shifted copy of one input row)
+//! unfolded into a per-thread buffer that stays in cache, multiplied by the
+//! `(C_out, C_in * k * k)` kernel. candle's conv2d gathers the whole unfolded matrix one
+//! value at a time (tens of MB for these layers), and has one stride for both axes, so
+//! the strided layers would compute every frequency row and drop half.
 
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
+
+use crate::s3gen::accumulate::matmul_accumulate_here;
 
 /// `x` (B, C_in, F, T) convolved with `kernel` (C_out, C_in, k, k), odd `k`, padding
 /// `k / 2`, stride `stride_freq` along F and 1 along T: (B, C_out, F_out, T).
@@ -22,48 +24,51 @@ pub fn conv2d_freq_strided(x: &Tensor, kernel: &Tensor, stride_freq: usize) -> R
     }
     let pad = k / 2;
     let freq_out = (freq + 2 * pad - k) / stride_freq + 1;
-    let rows_per_channel = k * k * freq_out * time;
+    let taps = c_in * k * k;
+    let device = x.device().clone();
     let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let kernel = kernel.reshape((c_out, c_in * k * k))?;
-    let mut outputs = Vec::with_capacity(batch);
-    for planes in x.chunks_exact(c_in * freq * time) {
-        let mut unfolded = vec![0f32; c_in * rows_per_channel];
-        unfolded
-            .par_chunks_mut(rows_per_channel)
-            .zip(planes.par_chunks(freq * time))
-            .for_each(|(unfolded, plane)| {
-                // Row (kf, kt, fo) holds input row fo * stride + kf - pad, shifted by
-                // kt - pad along time; what falls outside stays zero.
-                for (tap, rows) in unfolded.chunks_exact_mut(freq_out * time).enumerate() {
-                    let (kf, kt) = (tap / k, tap % k);
-                    for (fo, row) in rows.chunks_exact_mut(time).enumerate() {
-                        let Some(fi) = (fo * stride_freq + kf).checked_sub(pad) else {
-                            continue;
-                        };
-                        let Some(source) = plane.get(fi * time..(fi + 1) * time) else {
-                            continue;
-                        };
-                        let width = time.saturating_sub(kt.abs_diff(pad));
-                        if width == 0 {
-                            continue;
-                        }
-                        if kt >= pad {
-                            row[..width].copy_from_slice(&source[kt - pad..][..width]);
-                        } else {
-                            row[pad - kt..].copy_from_slice(&source[..width]);
-                        }
+    let kernel = kernel.flatten_all()?.to_vec1::<f32>()?;
+    // One `(C_out, T)` block per (batch, output frequency row).
+    let blocks: Vec<Vec<f32>> = (0..batch * freq_out)
+        .into_par_iter()
+        .map_init(
+            || vec![0f32; taps * time],
+            |unfolded, block| {
+                let (b, fo) = (block / freq_out, block % freq_out);
+                let planes = &x[b * c_in * freq * time..][..c_in * freq * time];
+                // Row (c, kf, kt) holds input row fo * stride + kf - pad of channel c,
+                // shifted by kt - pad along time; what falls outside is zero.
+                for (tap, row) in unfolded.chunks_exact_mut(time).enumerate() {
+                    let (c, kf, kt) = (tap / (k * k), tap / k % k, tap % k);
+                    row.fill(0.0);
+                    let Some(fi) = (fo * stride_freq + kf).checked_sub(pad) else {
+                        continue;
+                    };
+                    if fi >= freq {
+                        continue;
+                    }
+                    let source = &planes[(c * freq + fi) * time..][..time];
+                    let width = time.saturating_sub(kt.abs_diff(pad));
+                    if kt >= pad {
+                        row[..width].copy_from_slice(&source[kt - pad..][..width]);
+                    } else {
+                        row[pad - kt..].copy_from_slice(&source[..width]);
                     }
                 }
-            });
-        let unfolded =
-            Tensor::from_vec(unfolded, (c_in * k * k, freq_out * time), kernel.device())?;
-        outputs.push(
-            kernel
-                .matmul(&unfolded)?
-                .reshape((1, c_out, freq_out, time))?,
-        );
+                let mut out = vec![0f32; c_out * time];
+                matmul_accumulate_here(&mut out, &kernel, unfolded, c_out, taps, time);
+                out
+            },
+        )
+        .collect();
+    let mut out = vec![0f32; batch * c_out * freq_out * time];
+    for (block, values) in blocks.iter().enumerate() {
+        let (b, fo) = (block / freq_out, block % freq_out);
+        for (c, row) in values.chunks_exact(time).enumerate() {
+            out[((b * c_out + c) * freq_out + fo) * time..][..time].copy_from_slice(row);
+        }
     }
-    Tensor::cat(&outputs, 0)
+    Tensor::from_vec(out, (batch, c_out, freq_out, time), &device)
 }
 
 #[cfg(test)]

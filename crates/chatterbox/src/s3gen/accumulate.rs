@@ -10,12 +10,36 @@ use super::precision::S3GenPrecision;
 use crate::kernels::contiguous_f32;
 use crate::matmul_bf16::Bf16Rhs;
 
-/// `dst (m, n) += lhs (m, k) x rhs (k, n)`, all row-major f32.
+/// `dst (m, n) += lhs (m, k) x rhs (k, n)`, all row-major f32, on rayon's threads.
 ///
 /// # Panics
 ///
 /// If a slice's length does not match its shape.
 pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize) {
+    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    gemm_accumulate(dst, lhs, rhs, (m, k, n), threads);
+}
+
+/// [`matmul_accumulate`] on the calling thread only, for callers that already run one
+/// product per rayon task.
+pub fn matmul_accumulate_here(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    gemm_accumulate(dst, lhs, rhs, (m, k, n), gemm::Parallelism::None);
+}
+
+fn gemm_accumulate(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, k, n): (usize, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
     assert_eq!(dst.len(), m * n, "matmul_accumulate: dst is not {m} x {n}");
     assert_eq!(lhs.len(), m * k, "matmul_accumulate: lhs is not {m} x {k}");
     assert_eq!(rhs.len(), k * n, "matmul_accumulate: rhs is not {k} x {n}");
@@ -45,7 +69,7 @@ pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k:
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            parallelism,
         );
     }
 }
