@@ -29,6 +29,11 @@ pub(crate) trait Backend: Send + Sync {
     /// same job.
     const ROW_LOCK: &'static str;
 
+    /// A column of `generations` that grows with each insert: history orders by it after
+    /// `created_at`, so that generations made in the same millisecond (the sentences of a
+    /// text streamed in) list in the order they were made.
+    const INSERTION_ORDER: &'static str;
+
     const MIGRATOR: &'static Migrator;
 
     fn pool(&self) -> &Pool<Self::Db>;

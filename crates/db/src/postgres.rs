@@ -63,6 +63,9 @@ impl Backend for PostgresDatabase {
     /// Parallel claims skip the rows others have locked instead of picking the same one.
     const ROW_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
 
+    /// An identity column (migration 0011).
+    const INSERTION_ORDER: &'static str = "seq";
+
     const MIGRATOR: &'static Migrator = &sqlx::migrate!("./migrations/postgres");
 
     fn pool(&self) -> &PgPool {

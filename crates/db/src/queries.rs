@@ -474,7 +474,8 @@ where
         let voice_id = filter.voice_id.as_ref().map(|v| v.as_str());
         let rows = sqlx::query_as::<_, GenerationRow>(AssertSqlSafe(format!(
             "SELECT {GENERATION_COLUMNS} {ORG_GENERATIONS} \
-             ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+             ORDER BY created_at DESC, {insertion} DESC LIMIT $3 OFFSET $4",
+            insertion = Self::INSERTION_ORDER,
         )))
         .bind(org.as_str())
         .bind(voice_id)
@@ -576,8 +577,9 @@ where
              lease_expires_at = $2, attempts = attempts + 1, progress = 0, updated_at = $3 \
              WHERE id = (SELECT id FROM generations \
              WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $3) \
-             ORDER BY created_at, id LIMIT 1 {row_lock}) RETURNING {GENERATION_COLUMNS}",
+             ORDER BY created_at, {insertion} LIMIT 1 {row_lock}) RETURNING {GENERATION_COLUMNS}",
             row_lock = Self::ROW_LOCK,
+            insertion = Self::INSERTION_ORDER,
         )))
         .bind(worker)
         .bind(now + millis(lease))

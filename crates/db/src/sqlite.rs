@@ -52,6 +52,9 @@ impl Backend for SqliteDatabase {
     /// SQLite runs one writer at a time, so no two claims pick the same row.
     const ROW_LOCK: &'static str = "";
 
+    /// Every SQLite table without `WITHOUT ROWID` has one; new rows get the largest plus 1.
+    const INSERTION_ORDER: &'static str = "rowid";
+
     const MIGRATOR: &'static Migrator = &sqlx::migrate!("./migrations/sqlite");
 
     fn pool(&self) -> &SqlitePool {

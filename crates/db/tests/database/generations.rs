@@ -169,6 +169,31 @@ async fn list_is_newest_first_filtered_and_paged(t: TestDb) {
     assert_eq!(with_first.items, expected);
 }
 
+/// Back to back, most of them share a millisecond (the sentences of a text streamed in
+/// do); history still lists them newest first.
+async fn made_in_the_same_millisecond_list_in_the_order_made(t: TestDb) {
+    let org = t.new_org("Acme").await;
+    let voice =
+        t.db.create_voice(&new_voice(VoiceOwner::System, "Narrator"))
+            .await
+            .unwrap();
+    let mut made = Vec::new();
+    for _ in 0..30 {
+        made.push(generate(&t, &org, &voice.id).await.id);
+    }
+    let listed =
+        t.db.list_generations(
+            &org,
+            &GenerationFilter::default(),
+            Page::new(50, 0).unwrap(),
+        )
+        .await
+        .unwrap();
+    let listed: Vec<_> = listed.items.into_iter().map(|g| g.id).collect();
+    made.reverse();
+    assert_eq!(listed, made);
+}
+
 async fn deleting_a_voice_keeps_its_generations(t: TestDb) {
     let org = t.new_org("Acme").await;
     let owner = VoiceOwner::Org(org.clone());
@@ -233,6 +258,7 @@ on_both_backends!(
     only_visible_voices_can_generate,
     organizations_never_see_each_others_generations,
     list_is_newest_first_filtered_and_paged,
+    made_in_the_same_millisecond_list_in_the_order_made,
     deleting_a_voice_keeps_its_generations,
     delete_returns_the_object_key,
 );
