@@ -4,15 +4,18 @@
 //!
 //! ```sh
 //! cargo bench -p chatterbox --features parity --bench conditioning -- [--threads 2] [--seconds 10,60]
-//!     [--rate 24000] [--runs 3] [--seed 0]
+//!     [--rate 24000] [--runs 3] [--seed 0] [--reference PYTHON]
 //! ```
 //!
 //! The clip is a synthetic voice (a gliding 12-harmonic stack with a syllabic envelope
 //! and noise, like the reference's `synth_voice`), so timings compare with the Python
-//! reference's `prepare_conditionals` on the same kind of clip: `PYTHON
-//! benches/conditioning_reference.py --threads 2 --seconds 10,60 --runs 3` times it.
+//! reference's `prepare_conditionals` on the same kind of clip, which
+//! `benches/conditioning_reference.py` times. With `--reference PYTHON` (a Python with
+//! `chatterbox-tts==0.1.7` installed) it runs right after ours, with the same threads,
+//! clips and runs, and the ratios are printed.
 
 use std::f64::consts::PI;
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -30,7 +33,13 @@ struct Args {
     rate: u32,
     runs: usize,
     seed: u64,
+    reference_python: Option<String>,
 }
+
+const REFERENCE_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/benches/conditioning_reference.py"
+);
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -39,6 +48,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 24_000,
         runs: 3,
         seed: 0,
+        reference_python: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rate" => args.rate = value()?.parse()?,
             "--runs" => args.runs = value()?.parse()?,
             "--seed" => args.seed = value()?.parse()?,
+            "--reference" => args.reference_python = Some(value()?),
             // `cargo bench` passes `--bench` to harness-less benchmarks.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -149,6 +160,8 @@ fn main() -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     );
 
+    // (seconds, best, median) of each clip.
+    let mut ours = Vec::with_capacity(args.seconds.len());
     for &seconds in &args.seconds {
         let clip = synthetic_voice(args.rate, seconds, args.seed + 1);
         conditioner.prepare(&clip, args.rate)?; // warm-up
@@ -170,6 +183,71 @@ fn main() -> anyhow::Result<()> {
             conds.s3gen.mel.dim(1)?,
         );
         stage_times(&conditioner, &clip, args.rate)?;
+        ours.push((seconds, times[0], times[times.len() / 2]));
+    }
+    if let Some(python) = &args.reference_python {
+        let reference = run_reference(python, &args)?;
+        println!("ours / reference (wall time):");
+        for ((seconds, best, median), (reference_best, reference_median)) in
+            ours.iter().zip(&reference)
+        {
+            println!(
+                "{seconds:>4.0} s clip: best {:.2}, median {:.2}",
+                best / reference_best,
+                median / reference_median
+            );
+        }
     }
     Ok(())
+}
+
+/// Runs `conditioning_reference.py` with the same clips and runs; the (best, median)
+/// seconds of each clip, in `args.seconds`' order.
+fn run_reference(python: &str, args: &Args) -> anyhow::Result<Vec<(f64, f64)>> {
+    println!("Python reference ({REFERENCE_SCRIPT}):");
+    let seconds: Vec<String> = args.seconds.iter().map(f64::to_string).collect();
+    let output = Command::new(python)
+        .arg(REFERENCE_SCRIPT)
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--seconds", &seconds.join(",")])
+        .args(["--runs", &args.runs.to_string()])
+        .env("TQDM_DISABLE", "1")
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines() {
+        println!("  | {line}");
+    }
+    if !output.status.success() {
+        bail!(
+            "reference benchmark failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // "reference prepare_conditionals 10 s clip, 2 threads: best 1.02 s, median 1.03 s (...)"
+    let times: Vec<(f64, f64)> = stdout
+        .lines()
+        .filter(|l| l.starts_with("reference prepare_conditionals"))
+        .map(|line| {
+            let seconds_after = |marker: &str| -> anyhow::Result<f64> {
+                let (_, rest) = line
+                    .split_once(marker)
+                    .with_context(|| format!("no {marker:?} in {line:?}"))?;
+                let number = rest.split(" s").next().unwrap_or_default();
+                number
+                    .parse()
+                    .with_context(|| format!("cannot read the time in {line:?}"))
+            };
+            Ok((seconds_after("best ")?, seconds_after("median ")?))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if times.len() != args.seconds.len() {
+        bail!(
+            "the reference reported {} clips, expected {}",
+            times.len(),
+            args.seconds.len()
+        );
+    }
+    Ok(times)
 }
