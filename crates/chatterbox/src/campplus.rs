@@ -269,8 +269,6 @@ fn conv1d_config(padding: usize, stride: usize, dilation: usize) -> Conv1dConfig
     }
 }
 
-/// Context-aware masking: a local dilated conv gated by a sigmoid mask computed from the
-/// utterance mean plus the mean of the surrounding `seg_len`-frame segment.
 /// A kernel-size-1 `Conv1d` as one product `weight (out, in) x x (B, in, T)`, without
 /// the im2col copy and transposes of candle's `conv1d`.
 struct Pointwise {
@@ -305,6 +303,8 @@ impl Pointwise {
     }
 }
 
+/// Context-aware masking: a local dilated conv gated by a sigmoid mask computed from the
+/// utterance mean plus the mean of the surrounding `seg_len`-frame segment.
 struct CamLayer {
     linear_local: Conv1d,
     linear1: Pointwise,
