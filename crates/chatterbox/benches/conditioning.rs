@@ -15,7 +15,6 @@
 //! clips and runs, and the ratios are printed.
 
 use std::f64::consts::PI;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -204,27 +203,19 @@ fn main() -> anyhow::Result<()> {
 /// Runs `conditioning_reference.py` with the same clips and runs; the (best, median)
 /// seconds of each clip, in `args.seconds`' order.
 fn run_reference(python: &str, args: &Args) -> anyhow::Result<Vec<(f64, f64)>> {
-    println!("Python reference ({REFERENCE_SCRIPT}):");
     let seconds: Vec<String> = args.seconds.iter().map(f64::to_string).collect();
-    let output = Command::new(python)
-        .arg(REFERENCE_SCRIPT)
-        .args(["--threads", &args.threads.to_string()])
-        .args(["--seconds", &seconds.join(",")])
-        .args(["--runs", &args.runs.to_string()])
-        .env("TQDM_DISABLE", "1")
-        .output()
-        .with_context(|| format!("running {python}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    for line in stdout.lines() {
-        println!("  | {line}");
-    }
-    if !output.status.success() {
-        bail!(
-            "reference benchmark failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let stdout = chatterbox::testing::run_reference_script(
+        python,
+        REFERENCE_SCRIPT,
+        &[
+            "--threads".into(),
+            args.threads.to_string(),
+            "--seconds".into(),
+            seconds.join(","),
+            "--runs".into(),
+            args.runs.to_string(),
+        ],
+    )?;
     // "reference prepare_conditionals 10 s clip, 2 threads: best 1.02 s, median 1.03 s (...)"
     let times: Vec<(f64, f64)> = stdout
         .lines()

@@ -16,7 +16,6 @@
 //! machine and the ratios are printed. Both sides split T3 into the prefill (up to the
 //! first sampled token) and the decode steps, and also give its total per token.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -302,26 +301,18 @@ struct ReferenceTimes {
 }
 
 fn run_reference(python: &str, args: &Args) -> anyhow::Result<ReferenceTimes> {
-    println!("Python reference ({REFERENCE_SCRIPT}):");
-    let output = Command::new(python)
-        .arg(REFERENCE_SCRIPT)
-        .args(["--threads", &args.threads.to_string()])
-        .args(["--tokens", &args.tokens.to_string()])
-        .args(["--seed", &args.seed.to_string()])
-        .env("TQDM_DISABLE", "1")
-        .output()
-        .with_context(|| format!("running {python}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    for line in stdout.lines() {
-        println!("  | {line}");
-    }
-    if !output.status.success() {
-        bail!(
-            "reference benchmark failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let stdout = chatterbox::testing::run_reference_script(
+        python,
+        REFERENCE_SCRIPT,
+        &[
+            "--threads".into(),
+            args.threads.to_string(),
+            "--tokens".into(),
+            args.tokens.to_string(),
+            "--seed".into(),
+            args.seed.to_string(),
+        ],
+    )?;
     // "(a) T3 Turbo 250 tokens: 83.10 s = ...", "(a1) T3 prefill, ...: 2.10 s",
     // "(a2) T3 decode, 249 tokens: 81.00 s = ..." and "(b) S3Gen meanflow ...: 25.13 s, RTF ..."
     let seconds_after = |marker: &str| -> anyhow::Result<f64> {

@@ -200,3 +200,31 @@ impl crate::t3::TokenSampler for NeverStop {
         self.0.sample(&probs)
     }
 }
+
+/// Runs one of the Python reference's benchmark scripts (`benches/*_reference.py`) with
+/// `python`, echoing its report indented by `  | `, and returns that report.
+pub fn run_reference_script(
+    python: &str,
+    script: &str,
+    args: &[String],
+) -> std::io::Result<String> {
+    println!("Python reference ({script}):");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .env("TQDM_DISABLE", "1")
+        .output()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("running {python}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    for line in stdout.lines() {
+        println!("  | {line}");
+    }
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "reference benchmark failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(stdout)
+}
