@@ -5,7 +5,7 @@
 //! of T3's prefill). On other devices (GPUs) the same functions are candle's ops, which
 //! these match (tests below).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, StorageRef, Tensor};
 use rayon::prelude::*;
 
 /// Rows per parallel work unit.
@@ -16,6 +16,32 @@ const LANES: usize = 8;
 const EXP_MIN_INPUT: f32 = -87.33;
 /// `exp` of anything above is `+inf` in f32.
 const EXP_MAX_INPUT: f32 = 88.72;
+
+/// The f32 values of a contiguous CPU tensor, read in place.
+pub struct CpuValues<'a> {
+    storage: StorageRef<'a>,
+    range: std::ops::Range<usize>,
+}
+
+impl<'a> CpuValues<'a> {
+    pub fn of(tensor: &'a Tensor) -> candle_core::Result<Self> {
+        let (storage, layout) = tensor.storage_and_layout();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("expected a contiguous tensor");
+        };
+        Ok(Self {
+            storage,
+            range: start..end,
+        })
+    }
+
+    pub fn get(&self) -> candle_core::Result<&[f32]> {
+        match &*self.storage {
+            Storage::Cpu(cpu) => Ok(&cpu.as_slice::<f32>()?[self.range.clone()]),
+            _ => candle_core::bail!("expected a CPU tensor"),
+        }
+    }
+}
 
 /// The elements of a contiguous f32 CPU tensor, as a custom op receives it; errors name `op`.
 pub fn contiguous_f32<'a>(
@@ -112,8 +138,10 @@ pub fn sin(x: f32) -> f32 {
     if negate { -value } else { value }
 }
 
+/// `dst = softmax(src)`. Inline, so that it vectorizes for the instruction set of its
+/// caller.
 #[inline(always)]
-fn softmax_row(src: &[f32], dst: &mut [f32]) {
+pub fn softmax_row(src: &[f32], dst: &mut [f32]) {
     let sum = exp_minus_max(src, dst);
     for d in dst.iter_mut() {
         *d /= sum;

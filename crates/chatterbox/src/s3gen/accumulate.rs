@@ -43,27 +43,107 @@ fn gemm_accumulate(
     assert_eq!(dst.len(), m * n, "matmul_accumulate: dst is not {m} x {n}");
     assert_eq!(lhs.len(), m * k, "matmul_accumulate: lhs is not {m} x {k}");
     assert_eq!(rhs.len(), k * n, "matmul_accumulate: rhs is not {k} x {n}");
+    strided_accumulate(
+        StridedRows::new(dst, n),
+        Strided::rows(lhs, k),
+        Strided::rows(rhs, n),
+        (m, k, n),
+        parallelism,
+    );
+}
+
+/// A matrix read in place: element `(i, j)` is `values[i * row_stride + j * col_stride]`.
+/// Rows may overlap, as a convolution's taps do in its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Strided<'a> {
+    pub values: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// Rows `row_stride` apart, each contiguous.
+    pub fn rows(values: &'a [f32], row_stride: usize) -> Self {
+        Self {
+            values,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of [`Strided::rows`]: columns `col_stride` apart, each contiguous.
+    pub fn columns(values: &'a [f32], col_stride: usize) -> Self {
+        Self {
+            values,
+            row_stride: 1,
+            col_stride,
+        }
+    }
+
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        self.values.len() > (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
+    }
+}
+
+/// A mutable matrix whose row `i` is the contiguous values from `values[i * row_stride]`.
+pub struct StridedRows<'a> {
+    pub values: &'a mut [f32],
+    pub row_stride: usize,
+}
+
+impl<'a> StridedRows<'a> {
+    pub fn new(values: &'a mut [f32], row_stride: usize) -> Self {
+        Self { values, row_stride }
+    }
+}
+
+/// `dst (m, n) += lhs (m, k) x rhs (k, n)`, every matrix read and written in place.
+///
+/// # Panics
+///
+/// If a matrix does not fit its slice, or rows of `dst` overlap.
+pub fn strided_accumulate(
+    dst: StridedRows,
+    lhs: Strided,
+    rhs: Strided,
+    (m, k, n): (usize, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    // SAFETY: gemm reads `m x k` row-major elements from `lhs` and `k x n` from `rhs`,
-    // and reads and writes `m x n` in `dst`: the lengths asserted above. `dst` is a
-    // unique borrow, so it overlaps neither input.
+    assert!(dst.row_stride >= n, "matmul_accumulate: dst rows overlap");
+    assert!(
+        dst.values.len() >= (m - 1) * dst.row_stride + n,
+        "matmul_accumulate: dst is shorter than {m} rows of {n}"
+    );
+    assert!(
+        lhs.holds(m, k),
+        "matmul_accumulate: lhs does not hold {m} x {k}"
+    );
+    assert!(
+        rhs.holds(k, n),
+        "matmul_accumulate: rhs does not hold {k} x {n}"
+    );
+    // SAFETY: gemm reads the `m x k` elements of `lhs` and the `k x n` of `rhs` at their
+    // strides, and reads and writes `m` rows of `n` at `dst.row_stride` apart in `dst`:
+    // all within the lengths asserted above. `dst` is a unique borrow, so it overlaps
+    // neither input, and its rows do not overlap each other.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.values.as_mut_ptr(),
             1,
-            n as isize,
+            dst.row_stride as isize,
             true,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
+            lhs.values.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.values.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
             1.0,
             1.0,
             false,

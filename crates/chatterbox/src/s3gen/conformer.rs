@@ -4,12 +4,15 @@
 //! swish feed-forward and the pre-norm encoder layer. No macaron feed-forward and
 //! no convolution module (Turbo's `use_cnn_module: false`, `macaron_style: false`).
 
-use candle_core::{Device, Module, Result, Tensor};
+mod host_attention;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder, linear, linear_no_bias};
 
 use super::accumulate::AccumulatingLinear;
 use super::preceding::Preceding;
 use super::precision::S3GenPrecision;
+use crate::kernels::CpuValues;
 
 /// ESPnet's relative positional table for a sequence of `len` frames:
 /// `(1, 2*len-1, d_model)`, row `r` encoding the relative position `len-1-r`
@@ -119,7 +122,7 @@ impl RelPositionAttention {
         key_mask: Option<&Tensor>,
         preceding: &mut Preceding,
     ) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
+        let (b, t, _) = x.dims3()?;
         let (h, dk) = (self.heads, self.head_dim);
         let heads_first = |y: Tensor| -> Result<Tensor> {
             y.reshape((b, t, h, dk))?.transpose(1, 2)?.contiguous()
@@ -133,11 +136,31 @@ impl RelPositionAttention {
         if key_mask.is_some() && keys != t {
             candle_core::bail!("attention: padded frames cannot follow a prompt");
         }
-        let positions = pos_emb.dim(1)?;
-        let p = self
-            .linear_pos
-            .forward(pos_emb)?
-            .reshape((pos_emb.dim(0)?, positions, h, dk))?
+        let p = self.linear_pos.forward(pos_emb)?;
+        let context = if x.device().is_cpu() && x.dtype() == DType::F32 && p.dim(0)? == 1 {
+            self.attend_on_host(&q, &k, &v, &p, key_mask)?
+        } else {
+            self.attend(q, &k, &v, &p, key_mask)?
+        };
+        self.linear_out.forward(&context)
+    }
+
+    /// The scores, softmax and weighted values, step by step in candle's ops: `q`
+    /// `(B, T, H, d_k)`, `k` and `v` `(B, H, keys, d_k)`, `p` the projected position
+    /// table `(1 or B, keys + T - 1, D)`; returns the context `(B, T, D)`.
+    fn attend(
+        &self,
+        q: Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        p: &Tensor,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, t, h, dk) = q.dims4()?;
+        let keys = k.dim(2)?;
+        let positions = p.dim(1)?;
+        let p = p
+            .reshape((p.dim(0)?, positions, h, dk))?
             .transpose(1, 2)?
             .contiguous()?;
 
@@ -158,7 +181,7 @@ impl RelPositionAttention {
             // query keeps at least one key (lengths are >= 1), so no row is all -inf.
             Some(mask) => {
                 let mask = mask.unsqueeze(1)?.broadcast_as(scores.shape())?;
-                let neg_inf = Tensor::new(f32::NEG_INFINITY, x.device())?
+                let neg_inf = Tensor::new(f32::NEG_INFINITY, scores.device())?
                     .to_dtype(scores.dtype())?
                     .broadcast_as(scores.shape())?;
                 mask.where_cond(&scores, &neg_inf)?
@@ -166,8 +189,63 @@ impl RelPositionAttention {
             None => scores,
         };
         let weights = crate::kernels::softmax_last_dim(&scores)?;
-        let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.linear_out.forward(&context)
+        weights.matmul(v)?.transpose(1, 2)?.reshape((b, t, h * dk))
+    }
+
+    /// [`Self::attend`] on the CPU in f32, a block of query rows at a time
+    /// ([`host_attention`]).
+    fn attend_on_host(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        p: &Tensor,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, t, h, dk) = q.dims4()?;
+        let keys = k.dim(2)?;
+        let width = h * dk;
+        let (q, k, v, p) = (
+            q.contiguous()?,
+            k.contiguous()?,
+            v.contiguous()?,
+            p.contiguous()?,
+        );
+        let (u, w) = (
+            self.pos_bias_u.to_dtype(DType::F32)?.contiguous()?,
+            self.pos_bias_v.to_dtype(DType::F32)?.contiguous()?,
+        );
+        let (q, k, v, p, u, w) = (
+            CpuValues::of(&q)?,
+            CpuValues::of(&k)?,
+            CpuValues::of(&v)?,
+            CpuValues::of(&p)?,
+            CpuValues::of(&u)?,
+            CpuValues::of(&w)?,
+        );
+        let (q, k, v, p, pos_bias_u, pos_bias_v) =
+            (q.get()?, k.get()?, v.get()?, p.get()?, u.get()?, w.get()?);
+        let mask = key_mask
+            .map(|mask| mask.flatten_all()?.to_vec1::<u8>())
+            .transpose()?;
+        let mut context = vec![0f32; b * t * width];
+        for (row, context) in context.chunks_exact_mut(t * width).enumerate() {
+            host_attention::attend(
+                &host_attention::RelAttentionInputs {
+                    q: &q[row * t * width..][..t * width],
+                    k: &k[row * keys * width..][..keys * width],
+                    v: &v[row * keys * width..][..keys * width],
+                    p,
+                    pos_bias_u,
+                    pos_bias_v,
+                    key_mask: mask.as_ref().map(|mask| &mask[row * keys..][..keys]),
+                    heads: h,
+                    head_dim: dk,
+                },
+                context,
+            );
+        }
+        Tensor::from_vec(context, (b, t, width), self.pos_bias_u.device())
     }
 }
 
@@ -308,6 +386,43 @@ mod tests {
             )?;
             let diff = (whole - followed)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(diff < 1e-5, "prompt {prompt}, after {after}: {diff}");
+        }
+        Ok(())
+    }
+
+    /// The CPU's block-by-block attention against candle's ops step by step: several
+    /// blocks of query rows, keys after a prompt, and padded keys in a batch.
+    #[test]
+    fn host_attention_matches_candle_ops() -> Result<()> {
+        let device = Device::Cpu;
+        let (size, heads) = (16, 2);
+        let mut varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let attention = RelPositionAttention::new(size, heads, true, vb.clone())?;
+        for name in ["pos_bias_u", "pos_bias_v"] {
+            let bias = vb.get((heads, size / heads), name)?;
+            varmap.set_one(name, Tensor::randn(0f32, 1.0, bias.shape(), &device)?)?;
+        }
+        let dk = size / heads;
+        for (batch, t, keys, lengths) in [
+            (1, 70, 70, None),
+            (1, 9, 40, None),
+            (2, 45, 45, Some([45, 20])),
+        ] {
+            let q = Tensor::randn(0f32, 1.0, (batch, t, heads, dk), &device)?;
+            let k = Tensor::randn(0f32, 1.0, (batch, heads, keys, dk), &device)?;
+            let v = Tensor::randn(0f32, 1.0, (batch, heads, keys, dk), &device)?;
+            let p = Tensor::randn(0f32, 1.0, (1, keys + t - 1, size), &device)?;
+            let mask = lengths
+                .map(|l| length_mask(&l, keys, &device))
+                .transpose()?;
+            let expected = attention.attend(q.clone(), &k, &v, &p, mask.as_ref())?;
+            let ours = attention.attend_on_host(&q, &k, &v, &p, mask.as_ref())?;
+            let diff = (ours - expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                diff < 1e-5,
+                "batch {batch}, {t} frames, {keys} keys: {diff}"
+            );
         }
         Ok(())
     }

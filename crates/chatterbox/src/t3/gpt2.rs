@@ -7,13 +7,14 @@
 //! ([`Gpt2::forward_batch`]).
 
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Module, Result, Storage, StorageRef, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{LayerNorm, VarBuilder, layer_norm};
 
 use super::attention::{self, KvFormat};
 use super::precision::Precision;
 use crate::config::Gpt2Config;
+use crate::kernels::CpuValues;
 use crate::matvec::{self, Int8Matrix, Weights};
 
 /// Rows of an f32 [`Conv1D`] input up to which [`matvec`] runs it, beyond which gemm does
@@ -94,32 +95,6 @@ fn matvec_forward(x: &Tensor, weights: Weights, bias: &Tensor) -> Result<Tensor>
     let (x, bias) = (CpuValues::of(&x)?, CpuValues::of(bias)?);
     let y = matvec::matmul_t(x.get()?, m, weights, bias.get()?);
     Tensor::from_vec(y, (m, weights.shape().0), &candle_core::Device::Cpu)
-}
-
-/// The f32 values of a contiguous CPU tensor, read in place.
-struct CpuValues<'a> {
-    storage: StorageRef<'a>,
-    range: std::ops::Range<usize>,
-}
-
-impl<'a> CpuValues<'a> {
-    fn of(tensor: &'a Tensor) -> Result<Self> {
-        let (storage, layout) = tensor.storage_and_layout();
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("matvec needs contiguous tensors");
-        };
-        Ok(Self {
-            storage,
-            range: start..end,
-        })
-    }
-
-    fn get(&self) -> Result<&[f32]> {
-        match &*self.storage {
-            Storage::Cpu(cpu) => Ok(&cpu.as_slice::<f32>()?[self.range.clone()]),
-            _ => candle_core::bail!("matvec runs on CPU tensors only"),
-        }
-    }
 }
 
 impl Module for Conv1D {
