@@ -4,14 +4,17 @@
 //! Tensors are channels-first `(batch, channels, frames)` as in the reference; the
 //! transformer blocks work on `(batch, frames, channels)`.
 
+mod conv;
+
 use candle_core::{D, DType, Module, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::accumulate::{AccumulatingLinear, BF16_MIN_ROWS};
 use super::preceding::Preceding;
 use super::precision::S3GenPrecision;
 use crate::config::DecoderConfig;
 use crate::matmul_bf16;
+use conv::ChannelsFirstConv1d;
 
 /// LayerNorm epsilon of every norm in the decoder (PyTorch's default).
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -70,7 +73,7 @@ impl TimestepEmbedding {
 
 /// Conv1d padded on the left only (`kernel - 1` zeros), so frame i sees frames <= i.
 struct CausalConv1d {
-    conv: Conv1d,
+    conv: ChannelsFirstConv1d,
     left_pad: usize,
 }
 
@@ -82,13 +85,7 @@ impl CausalConv1d {
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         Ok(Self {
-            conv: candle_nn::conv1d(
-                in_channels,
-                out_channels,
-                kernel,
-                Conv1dConfig::default(),
-                vb,
-            )?,
+            conv: ChannelsFirstConv1d::new(in_channels, out_channels, kernel, vb)?,
             left_pad: kernel - 1,
         })
     }
@@ -137,7 +134,7 @@ struct CausalResnetBlock1D {
     time_proj: Linear,
     block1: CausalBlock1D,
     block2: CausalBlock1D,
-    res_conv: Conv1d,
+    res_conv: ChannelsFirstConv1d,
 }
 
 impl CausalResnetBlock1D {
@@ -151,13 +148,7 @@ impl CausalResnetBlock1D {
             time_proj: candle_nn::linear(time_embed_dim, dim_out, vb.pp("mlp.1"))?,
             block1: CausalBlock1D::new(dim, dim_out, vb.pp("block1"))?,
             block2: CausalBlock1D::new(dim_out, dim_out, vb.pp("block2"))?,
-            res_conv: candle_nn::conv1d(
-                dim,
-                dim_out,
-                1,
-                Conv1dConfig::default(),
-                vb.pp("res_conv"),
-            )?,
+            res_conv: ChannelsFirstConv1d::new(dim, dim_out, 1, vb.pp("res_conv"))?,
         })
     }
 
@@ -405,7 +396,7 @@ pub struct ConditionalDecoder {
     /// Likewise the "upsample" is a causal conv (`up_blocks.0.2`).
     up_conv: CausalConv1d,
     final_block: CausalBlock1D,
-    final_proj: Conv1d,
+    final_proj: ChannelsFirstConv1d,
 }
 
 impl ConditionalDecoder {
@@ -455,13 +446,7 @@ impl ConditionalDecoder {
             up: Stage::new(cfg, 2 * width, width, precision, vb.pp("up_blocks.0"))?,
             up_conv: CausalConv1d::new(width, width, CONV_KERNEL, vb.pp("up_blocks.0.2"))?,
             final_block: CausalBlock1D::new(width, width, vb.pp("final_block"))?,
-            final_proj: candle_nn::conv1d(
-                width,
-                cfg.out_channels,
-                1,
-                Conv1dConfig::default(),
-                vb.pp("final_proj"),
-            )?,
+            final_proj: ChannelsFirstConv1d::new(width, cfg.out_channels, 1, vb.pp("final_proj"))?,
         })
     }
 
