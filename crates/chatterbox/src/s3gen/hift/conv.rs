@@ -2,6 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig};
+use rayon::prelude::*;
 
 use crate::kernels::contiguous_f32;
 use crate::s3gen::accumulate::{Strided, StridedRows, strided_accumulate};
@@ -20,6 +21,9 @@ pub enum TimeMajorConv1d {
     Cpu(HostConv1d),
     Device(Conv1d),
 }
+
+/// Time steps per parallel task of the copies around the product.
+const PARALLEL_ROWS: usize = 512;
 
 pub struct HostConv1d {
     /// `(kernel * C_in, C_out)` row-major: row `tap * C_in + c` is `weight[:, c, tap]`.
@@ -123,11 +127,19 @@ impl HostConv1d {
             .chunks_exact(len * c_in)
             .zip(out.chunks_exact_mut(out_len * c_out))
         {
-            for (step, values) in x.chunks_exact(c_in).enumerate() {
-                let step = step + self.padding;
-                let at = phase_start[step % dilation] + step / dilation;
-                padded[at * c_in..(at + 1) * c_in].copy_from_slice(values);
-            }
+            // Row `at` of `padded` is padded step `r + i * dilation`, input step
+            // `r + i * dilation - padding` (the padding rows stay zero).
+            padded
+                .par_chunks_mut(c_in)
+                .with_min_len(PARALLEL_ROWS)
+                .enumerate()
+                .for_each(|(at, row)| {
+                    let r = phase_start.partition_point(|&start| start <= at) - 1;
+                    let step = r + (at - phase_start[r]) * dilation;
+                    if let Some(input) = step.checked_sub(self.padding).filter(|&s| s < len) {
+                        row.copy_from_slice(&x[input * c_in..][..c_in]);
+                    }
+                });
             // Output steps `r + s * dilation` of phase `r` (with a dilation, the stride
             // is 1).
             for r in 0..dilation.min(out_len) {
@@ -156,13 +168,10 @@ impl CustomOp1 for HostConv1d {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, shape) = self.input(storage, layout)?;
-        let mut out: Vec<f32> = self
-            .bias
-            .iter()
-            .copied()
-            .cycle()
-            .take(shape.elem_count())
-            .collect();
+        let mut out = vec![0f32; shape.elem_count()];
+        out.par_chunks_mut(self.out_channels)
+            .with_min_len(PARALLEL_ROWS)
+            .for_each(|row| row.copy_from_slice(&self.bias));
         self.accumulate(x, &mut out, shape.dims()[1]);
         Ok((CpuStorage::F32(out), shape))
     }
@@ -188,11 +197,15 @@ impl CustomOp2 for HostConv1d {
                 residual_layout.shape()
             );
         }
-        let mut out: Vec<f32> = residual
-            .iter()
-            .zip(self.bias.iter().cycle())
-            .map(|(r, b)| r + b)
-            .collect();
+        let mut out = vec![0f32; shape.elem_count()];
+        out.par_chunks_mut(self.out_channels)
+            .zip(residual.par_chunks(self.out_channels))
+            .with_min_len(PARALLEL_ROWS)
+            .for_each(|(row, residual)| {
+                for ((out, r), b) in row.iter_mut().zip(residual).zip(&self.bias) {
+                    *out = r + b;
+                }
+            });
         self.accumulate(x, &mut out, shape.dims()[1]);
         Ok((CpuStorage::F32(out), shape))
     }
