@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use rayon::prelude::*;
 
 pub trait RandomSource: Send {
     /// Standard normal draws (`torch.randn`).
@@ -25,8 +26,17 @@ impl SeededRandom {
 
 impl RandomSource for SeededRandom {
     fn randn(&mut self, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| standard_normal(&mut self.0)).collect();
+        let n: usize = shape.iter().product();
+        // The uniform pairs are drawn in order, then transformed in parallel: the same
+        // values as one sample at a time.
+        let uniforms: Vec<(f64, f64)> = (0..n)
+            .map(|_| (self.0.random::<f64>(), self.0.random::<f64>()))
+            .collect();
+        let v: Vec<f32> = uniforms
+            .par_iter()
+            .with_min_len(PARALLEL_DRAWS)
+            .map(|&(u1, u2)| box_muller(u1, u2))
+            .collect();
         Tensor::from_vec(v, shape, device)
     }
 
@@ -71,9 +81,34 @@ impl RandomSource for RecordedDraws {
     }
 }
 
-/// Box-Muller standard normal sample.
-fn standard_normal(rng: &mut StdRng) -> f32 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random::<f64>();
+/// Normal samples per parallel task of [`SeededRandom::randn`].
+const PARALLEL_DRAWS: usize = 16 * 1024;
+
+/// Box-Muller standard normal sample from two uniform draws in [0, 1).
+fn box_muller(u1: f64, u2: f64) -> f32 {
+    let u1 = u1.max(f64::MIN_POSITIVE);
     ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drawn in parallel, the samples are those of one draw at a time, in order.
+    #[test]
+    fn randn_draws_one_sample_after_another() -> candle_core::Result<()> {
+        let n = 3 * PARALLEL_DRAWS + 5;
+        let drawn = SeededRandom::new(7)
+            .randn(&[n], &Device::Cpu)?
+            .to_vec1::<f32>()?;
+        let mut rng = StdRng::seed_from_u64(7);
+        let one_by_one: Vec<f32> = (0..n)
+            .map(|_| {
+                let u1 = rng.random::<f64>();
+                box_muller(u1, rng.random::<f64>())
+            })
+            .collect();
+        assert_eq!(drawn, one_by_one);
+        Ok(())
+    }
 }

@@ -10,7 +10,7 @@
 mod conv;
 
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Module, Shape, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
 use rayon::prelude::*;
 
 use crate::config::{F0PredictorConfig, HiftConfig};
@@ -18,7 +18,7 @@ use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
 use crate::kernels::{self, contiguous_f32};
 use crate::rng::RandomSource;
 use crate::weights::weight_norm;
-use conv::TimeMajorConv1d;
+use conv::{TimeMajorConv1d, TimeMajorUpsample};
 
 /// `F.leaky_relu`'s default slope, used (on purpose, as in the reference) before `conv_post`.
 const FINAL_LRELU_SLOPE: f64 = 0.01;
@@ -216,22 +216,6 @@ fn same_length_conv(
 /// `(B, C, L)` to time-major `(B, L, C)`, contiguous.
 fn time_major(x: &Tensor) -> candle_core::Result<Tensor> {
     x.transpose(1, 2)?.contiguous()
-}
-
-/// An upsampling `ConvTranspose1d` with `padding = crop`, run unpadded with the
-/// padding's `crop` samples then dropped at both ends: the same output, but candle 0.11
-/// only takes its fast (col2im) transposed convolution when the padding is zero.
-struct Upsample {
-    conv: ConvTranspose1d,
-    crop: usize,
-}
-
-impl Module for Upsample {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let full = self.conv.forward(x)?;
-        let len = full.dim(D::Minus1)? - 2 * self.crop;
-        full.narrow(D::Minus1, self.crop, len)
-    }
 }
 
 /// ConvRNNF0Predictor: five `conv(k=3) + ELU` layers, a linear head, `abs`.
@@ -461,7 +445,7 @@ pub struct Hift {
     f0_predictor: F0Predictor,
     source_module: SourceModule,
     conv_pre: Conv1d,
-    ups: Vec<Upsample>,
+    ups: Vec<TimeMajorUpsample>,
     source_downs: Vec<TimeMajorConv1d>,
     source_resblocks: Vec<ResBlock>,
     /// `resblock_kernel_sizes.len()` blocks per upsampling stage, averaged.
@@ -506,17 +490,12 @@ impl Hift {
             // ConvTranspose1d weights are (in, out, k): weight norm over dim 0 = input channels.
             let weight = weight_norm(&vb, &[channels(i), channels(i + 1), kernel])?;
             let bias = vb.get(channels(i + 1), "bias")?;
-            ups.push(Upsample {
-                conv: ConvTranspose1d::new(
-                    weight,
-                    Some(bias),
-                    ConvTranspose1dConfig {
-                        stride: rate,
-                        ..Default::default()
-                    },
-                ),
-                crop: (kernel - rate) / 2,
-            });
+            ups.push(TimeMajorUpsample::new(
+                &weight,
+                &bias,
+                rate,
+                (kernel - rate) / 2,
+            )?);
         }
         // Stage i fuses the source STFT downsampled to its rate: the product of the
         // upsampling rates of the stages after it.
@@ -654,28 +633,23 @@ impl Hift {
     /// The generator: log-mel `(B, 80, T)` and source STFT to `conv_post`'s output
     /// `(B, n_fft + 2, F)`: log-magnitudes then phases of the output STFT.
     pub fn decode(&self, mel: &Tensor, source_stft: &Tensor) -> candle_core::Result<Tensor> {
-        let mut x = self.conv_pre.forward(mel)?;
+        let mut x = time_major(&self.conv_pre.forward(mel)?)?;
         let source_stft = time_major(source_stft)?;
         let last = self.ups.len() - 1;
         for (i, up) in self.ups.iter().enumerate() {
             x = up.forward(&candle_nn::ops::leaky_relu(&x, self.lrelu_slope)?)?;
             if i == last {
-                // ReflectionPad1d((1, 0)): prepend x[..., 1].
-                x = Tensor::cat(&[&x.narrow(D::Minus1, 1, 1)?, &x], D::Minus1)?;
+                // ReflectionPad1d((1, 0)): prepend step 1.
+                x = Tensor::cat(&[&x.narrow(1, 1, 1)?, &x], 1)?;
             }
-            // The ResBlocks and `conv_post` run time-major; `x` goes back to
-            // channels-first for the next ConvTranspose1d.
             let si =
                 self.source_resblocks[i].forward(&self.source_downs[i].forward(&source_stft)?)?;
-            let x_time_major = (time_major(&x)? + si)?;
-            let mut sum = self.resblocks[i][0].forward(&x_time_major)?;
+            let x_and_source = (x + si)?;
+            let mut sum = self.resblocks[i][0].forward(&x_and_source)?;
             for block in &self.resblocks[i][1..] {
-                sum = (sum + block.forward(&x_time_major)?)?;
+                sum = (sum + block.forward(&x_and_source)?)?;
             }
             x = (sum / self.resblocks[i].len() as f64)?;
-            if i != last {
-                x = x.transpose(1, 2)?;
-            }
         }
         self.conv_post
             .forward(&candle_nn::ops::leaky_relu(&x, FINAL_LRELU_SLOPE)?)?

@@ -1,7 +1,7 @@
 //! HiFT's convolutions on time-major `(B, L, C)` f32 activations.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Shape, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig};
+use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig};
 use rayon::prelude::*;
 
 use crate::kernels::contiguous_f32;
@@ -211,6 +211,155 @@ impl CustomOp2 for HostConv1d {
     }
 }
 
+/// HiFT's upsampling `ConvTranspose1d` (stride `s`, kernel `K`, `padding = crop`) on
+/// time-major `(B, L, C)` f32 activations.
+///
+/// On the CPU, output step `t` sums `x[q - m] weight[:, :, r + m s]` over `m`, where
+/// `t + crop = q s + r`: for each phase `r` a convolution of the input with every `s`-th
+/// tap, so one product per phase reads its rows of consecutive input steps in place, as
+/// [`TimeMajorConv1d`] does. Other devices run candle's `conv_transpose1d` between
+/// transposes.
+pub enum TimeMajorUpsample {
+    Cpu(HostUpsample),
+    Device { conv: ConvTranspose1d, crop: usize },
+}
+
+pub struct HostUpsample {
+    /// Per phase `r`: its taps `r, r + s, ...` as `(taps * C_in, C_out)` row-major, the
+    /// last tap first (it meets the earliest input step).
+    phases: Vec<(usize, Vec<f32>)>,
+    bias: Vec<f32>,
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    crop: usize,
+}
+
+impl TimeMajorUpsample {
+    /// `weight (C_in, C_out, kernel)` and `bias (C_out)`, on their device.
+    pub fn new(
+        weight: &Tensor,
+        bias: &Tensor,
+        stride: usize,
+        crop: usize,
+    ) -> candle_core::Result<Self> {
+        let weight = weight.to_dtype(DType::F32)?;
+        let bias = bias.to_dtype(DType::F32)?;
+        let (in_channels, out_channels, kernel) = weight.dims3()?;
+        if stride == 0 || 2 * crop >= kernel {
+            candle_core::bail!("upsample: stride {stride}, crop {crop}, kernel {kernel}");
+        }
+        if !weight.device().is_cpu() {
+            let cfg = ConvTranspose1dConfig {
+                stride,
+                ..Default::default()
+            };
+            let conv = ConvTranspose1d::new(weight, Some(bias), cfg);
+            return Ok(Self::Device { conv, crop });
+        }
+        // (K, C_in, C_out): tap by tap.
+        let taps = weight
+            .permute((2, 0, 1))?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let tap_len = in_channels * out_channels;
+        let phases = (0..stride.min(kernel))
+            .map(|r| {
+                let taps_here: Vec<usize> = (r..kernel).step_by(stride).collect();
+                let matrix = taps_here
+                    .iter()
+                    .rev()
+                    .flat_map(|&tap| &taps[tap * tap_len..][..tap_len])
+                    .copied()
+                    .collect();
+                (taps_here.len(), matrix)
+            })
+            .collect();
+        Ok(Self::Cpu(HostUpsample {
+            phases,
+            bias: bias.to_vec1()?,
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            crop,
+        }))
+    }
+}
+
+impl Module for TimeMajorUpsample {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Cpu(up) => x.contiguous()?.apply_op1_no_bwd(up),
+            Self::Device { conv, crop } => {
+                let full = conv.forward(&x.transpose(1, 2)?)?;
+                let len = full.dim(2)? - 2 * crop;
+                full.narrow(2, *crop, len)?.transpose(1, 2)
+            }
+        }
+    }
+}
+
+impl CustomOp1 for HostUpsample {
+    fn name(&self) -> &'static str {
+        "time-major-upsample"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32("upsample", storage, layout)?;
+        let (batch, len, channels) = layout.shape().dims3()?;
+        if channels != self.in_channels || len == 0 {
+            candle_core::bail!(
+                "upsample: input {:?}, expected {} channels",
+                layout.shape(),
+                self.in_channels
+            );
+        }
+        let (c_in, c_out, s) = (self.in_channels, self.out_channels, self.stride);
+        let out_len = (len - 1) * s + self.kernel - 2 * self.crop;
+        let mut out = vec![0f32; batch * out_len * c_out];
+        out.par_chunks_mut(c_out)
+            .with_min_len(PARALLEL_ROWS)
+            .for_each(|row| row.copy_from_slice(&self.bias));
+        // The input after `front` zero steps and before `front + 1`, so that every
+        // phase's rows stay inside.
+        let front = self.kernel.div_ceil(s) - 1;
+        let padded_len = front + len + front + 1;
+        let mut padded = vec![0f32; padded_len * c_in];
+        for (x, out) in x
+            .chunks_exact(len * c_in)
+            .zip(out.chunks_exact_mut(out_len * c_out))
+        {
+            padded[front * c_in..(front + len) * c_in].copy_from_slice(x);
+            for (r, (taps, matrix)) in self.phases.iter().enumerate() {
+                // The first output step of phase `r`, and its `q`.
+                let first = (r + s - self.crop % s) % s;
+                if first >= out_len {
+                    continue;
+                }
+                let q = (first + self.crop) / s;
+                let rows = (out_len - first).div_ceil(s);
+                // Output `q + k` reads input steps `q + k - taps + 1 ..= q + k`.
+                let start = (q + front + 1 - taps) * c_in;
+                strided_accumulate(
+                    StridedRows::new(&mut out[first * c_out..], s * c_out),
+                    Strided::rows(&padded[start..], c_in),
+                    Strided::rows(matrix, c_out),
+                    (rows, taps * c_in, c_out),
+                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                );
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((batch, out_len, c_out))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +368,59 @@ mod tests {
     /// The time-major convolution (and the other devices' way, run here on the CPU)
     /// against candle's `conv1d`, with and without the residual, dilated and strided,
     /// including inputs shorter than the padding.
+    /// The upsampling transposed convolution against candle's, cropped, for HiFT's
+    /// strides and kernels and a few more.
+    #[test]
+    fn time_major_upsample_matches_candle_conv_transpose1d() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        for (c_in, c_out, kernel, stride) in
+            [(6, 3, 16, 8), (4, 5, 11, 5), (3, 2, 7, 3), (2, 3, 4, 2)]
+        {
+            let crop = (kernel - stride) / 2;
+            let weight = Tensor::randn(0f32, 0.3, (c_in, c_out, kernel), &dev)?;
+            let bias = Tensor::randn(0f32, 1.0, c_out, &dev)?;
+            let host = TimeMajorUpsample::new(&weight, &bias, stride, crop)?;
+            assert!(matches!(host, TimeMajorUpsample::Cpu(_)));
+            let cfg = ConvTranspose1dConfig {
+                stride,
+                ..Default::default()
+            };
+            let device = TimeMajorUpsample::Device {
+                conv: ConvTranspose1d::new(weight.clone(), Some(bias.clone()), cfg),
+                crop,
+            };
+            // candle's CPU transposed convolution is wrong for batches of more than
+            // one row (candle 0.11.1), so the expected output is made row by row and
+            // the other devices' way is run on one row.
+            for (up, batch, len) in [&host, &device]
+                .into_iter()
+                .zip([2, 1])
+                .flat_map(|(u, b)| [(u, b, 1), (u, b, 2), (u, b, 13)])
+            {
+                let x = Tensor::randn(0f32, 1.0, (batch, c_in, len), &dev)?;
+                let rows = (0..batch)
+                    .map(|row| {
+                        let full = x
+                            .narrow(0, row, 1)?
+                            .conv_transpose1d(&weight, 0, 0, stride, 1, 1)?
+                            .broadcast_add(&bias.reshape((1, c_out, 1))?)?;
+                        let out_len = full.dim(2)? - 2 * crop;
+                        full.narrow(2, crop, out_len)?.transpose(1, 2)
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let expected = Tensor::cat(&rows, 0)?;
+                let ours = up.forward(&x.transpose(1, 2)?.contiguous()?)?;
+                assert_eq!(ours.dims(), expected.dims());
+                let diff = (ours - expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(
+                    diff < 1e-5,
+                    "kernel {kernel}, stride {stride}, batch {batch}, len {len}: {diff}"
+                );
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn time_major_conv1d_matches_candle_conv1d() -> candle_core::Result<()> {
         let dev = Device::Cpu;
