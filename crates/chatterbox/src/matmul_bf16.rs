@@ -83,6 +83,11 @@ impl Bf16Rhs {
     /// Packs a row-major `(k, n)` matrix.
     pub fn from_row_major(b: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(b.len(), k * n, "Bf16Rhs: the matrix is not {k} x {n}");
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: the CPU has AVX-512 BF16; `b` is `k x n`.
+            return unsafe { x86::pack_row_major(b, k, n) };
+        }
         Self::pack(k, n, |p, j| b[p * n + j])
     }
 
@@ -90,7 +95,23 @@ impl Bf16Rhs {
     /// `(out, in)` weight.
     pub fn from_transposed(b_t: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(b_t.len(), k * n, "Bf16Rhs: the matrix is not {n} x {k}");
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: the CPU has AVX-512 BF16; `b_t` is `n x k`.
+            return unsafe { x86::pack_transposed(b_t, k, n) };
+        }
         Self::pack(k, n, |p, j| b_t[j * k + p])
+    }
+
+    /// An empty packing of a `(k, n)` matrix.
+    fn zeroed(k: usize, n: usize) -> Self {
+        let pairs = k.div_ceil(2);
+        Self {
+            lanes: vec![0u32; n.div_ceil(PANEL) * pairs * PANEL],
+            k,
+            n,
+            pairs,
+        }
     }
 
     pub fn k(&self) -> usize {
@@ -232,6 +253,68 @@ mod x86 {
     use std::ops::Range;
 
     use super::{Bf16Rhs, PAIRS_PER_PASS, PANEL, ROWS};
+
+    /// [`Bf16Rhs::from_row_major`]: each pair of rows, 32 columns at a time, rounded and
+    /// interleaved with vector instructions.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 BF16 and `b` holds `k x n` values.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn pack_row_major(b: &[f32], k: usize, n: usize) -> Bf16Rhs {
+        let mut packed = Bf16Rhs::zeroed(k, n);
+        let pairs = packed.pairs;
+        let (mut even, mut odd) = ([0f32; PANEL], [0f32; PANEL]);
+        for (panel, lanes) in packed.lanes.chunks_exact_mut(pairs * PANEL).enumerate() {
+            let start = panel * PANEL;
+            let width = (n - start).min(PANEL);
+            for (p, lanes) in lanes.chunks_exact_mut(PANEL).enumerate() {
+                // Columns past `n` and the row past an odd `k` are zeros.
+                even.fill(0.0);
+                odd.fill(0.0);
+                even[..width].copy_from_slice(&b[2 * p * n + start..][..width]);
+                if 2 * p + 1 < k {
+                    odd[..width].copy_from_slice(&b[(2 * p + 1) * n + start..][..width]);
+                }
+                for half in 0..2 {
+                    // SAFETY: `even`, `odd` and `lanes` hold 32 values, two halves of 16.
+                    unsafe {
+                        let round = |row: &[f32; PANEL]| {
+                            let bf16 =
+                                _mm512_cvtneps_pbh(_mm512_loadu_ps(row.as_ptr().add(16 * half)));
+                            _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(bf16))
+                        };
+                        let pair =
+                            _mm512_or_si512(round(&even), _mm512_slli_epi32(round(&odd), 16));
+                        _mm512_storeu_si512(lanes.as_mut_ptr().add(16 * half).cast(), pair);
+                    }
+                }
+            }
+        }
+        packed
+    }
+
+    /// [`Bf16Rhs::from_transposed`]: each row of `b_t` (a column of `b`) rounded to pairs
+    /// with vector instructions, then spread over its panel's lanes.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 BF16 and `b_t` holds `n x k` values.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn pack_transposed(b_t: &[f32], k: usize, n: usize) -> Bf16Rhs {
+        let mut packed = Bf16Rhs::zeroed(k, n);
+        let pairs = packed.pairs;
+        let mut column = vec![0u32; pairs];
+        for (j, row) in b_t.chunks_exact(k.max(1)).take(n).enumerate() {
+            // SAFETY: the caller's CPU has AVX-512 BF16; `column` holds the row's pairs.
+            unsafe { to_bf16_pairs(&mut column, row) };
+            let panel = &mut packed.lanes[j / PANEL * pairs * PANEL..][..pairs * PANEL];
+            for (p, &pair) in column.iter().enumerate() {
+                panel[p * PANEL + j % PANEL] = pair;
+            }
+        }
+        packed
+    }
 
     /// Rounds `row` to bf16 into `pairs` (the pair past an odd length gets a 0).
     #[target_feature(enable = "avx512f,avx512bf16")]
@@ -544,6 +627,17 @@ mod tests {
                 m,
             );
             assert_eq!(out, out_t, "{m}x{k}x{n}: packing a transpose");
+            let scalar = Bf16Rhs::pack(k, n, |p, j| rhs[p * n + j]);
+            assert_eq!(
+                Bf16Rhs::from_row_major(&rhs, k, n).lanes,
+                scalar.lanes,
+                "{m}x{k}x{n}: vector packing"
+            );
+            assert_eq!(
+                Bf16Rhs::from_transposed(&transposed, k, n).lanes,
+                scalar.lanes,
+                "{m}x{k}x{n}: vector packing of a transpose"
+            );
             for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
                 assert!(
                     (got - want).abs() <= 1e-4 * (k as f32).sqrt() * (1.0 + want.abs()),
