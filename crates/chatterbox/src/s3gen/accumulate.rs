@@ -295,13 +295,7 @@ impl CustomOp1 for HostLinear {
         }
         let out_dim = self.bias.len();
         let rows = layout.shape().elem_count() / in_dim;
-        let mut out: Vec<f32> = self
-            .bias
-            .iter()
-            .copied()
-            .cycle()
-            .take(rows * out_dim)
-            .collect();
+        let mut out = self.bias.repeat(rows);
         self.weight.accumulate(&mut out, x, rows);
         *dims.last_mut().expect("checked above") = out_dim;
         Ok((CpuStorage::F32(out), Shape::from_dims(&dims)))

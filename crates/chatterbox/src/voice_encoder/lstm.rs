@@ -30,11 +30,7 @@ fn transposed(weight: Tensor) -> Result<Vec<f32>> {
 
 /// Rows of `width` values, each starting as `bias`.
 fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
-    bias.iter()
-        .copied()
-        .cycle()
-        .take(rows * bias.len())
-        .collect()
+    bias.repeat(rows)
 }
 
 #[inline(always)]

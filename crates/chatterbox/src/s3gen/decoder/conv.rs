@@ -2,6 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use rayon::prelude::*;
 
 use crate::kernels::contiguous_f32;
 use crate::s3gen::accumulate::{Strided, StridedRows, strided_accumulate};
@@ -83,13 +84,10 @@ impl CustomOp1 for HostConv1d {
         }
         let (c_in, c_out) = (self.in_channels, self.out_channels);
         let out_len = len - self.kernel + 1;
-        let mut out: Vec<f32> = self
-            .bias
-            .iter()
-            .flat_map(|&b| std::iter::repeat_n(b, out_len))
-            .cycle()
-            .take(batch * c_out * out_len)
-            .collect();
+        let mut out = vec![0f32; batch * c_out * out_len];
+        out.par_chunks_mut(out_len)
+            .enumerate()
+            .for_each(|(row, values)| values.fill(self.bias[row % c_out]));
         for (x, out) in x
             .chunks_exact(c_in * len)
             .zip(out.chunks_exact_mut(c_out * out_len))
