@@ -109,6 +109,9 @@ impl HostConv1d {
     /// Adds the convolution of `x` to `out`, batch row by batch row.
     fn accumulate(&self, x: &[f32], out: &mut [f32], out_len: usize) {
         let (c_in, c_out, dilation) = (self.in_channels, self.out_channels, self.dilation);
+        if out.is_empty() {
+            return;
+        }
         let batch = out.len() / (out_len * c_out);
         let len = x.len() / (batch * c_in);
         let padded_len = len + 2 * self.padding;
