@@ -331,6 +331,19 @@ mod tests {
     use super::*;
     use candle_core::DType;
 
+    /// An attention layer with random weights and non-zero position biases, so that the
+    /// position scores count.
+    fn random_attention(size: usize, heads: usize) -> Result<RelPositionAttention> {
+        let mut varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let attention = RelPositionAttention::new(size, heads, true, vb.clone())?;
+        for name in ["pos_bias_u", "pos_bias_v"] {
+            let bias = vb.get((heads, size / heads), name)?;
+            varmap.set_one(name, Tensor::randn(0f32, 1.0, bias.shape(), &Device::Cpu)?)?;
+        }
+        Ok(attention)
+    }
+
     #[test]
     fn rel_shift_picks_relative_position_i_minus_j() -> Result<()> {
         let t = 4;
@@ -353,14 +366,7 @@ mod tests {
         use crate::s3gen::preceding::{Preceding, PromptState};
         let device = Device::Cpu;
         let (size, heads) = (16, 2);
-        let mut varmap = candle_nn::VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-        let attention = RelPositionAttention::new(size, heads, true, vb.clone())?;
-        // Non-zero position biases, so the position scores count.
-        for name in ["pos_bias_u", "pos_bias_v"] {
-            let bias = vb.get((heads, size / heads), name)?;
-            varmap.set_one(name, Tensor::randn(0f32, 1.0, bias.shape(), &device)?)?;
-        }
+        let attention = random_attention(size, heads)?;
         let table = |before: usize, t: usize| -> Result<Tensor> {
             rel_position_table(before + t, size, &device)?.narrow(1, 0, before + 2 * t - 1)
         };
@@ -396,13 +402,7 @@ mod tests {
     fn host_attention_matches_candle_ops() -> Result<()> {
         let device = Device::Cpu;
         let (size, heads) = (16, 2);
-        let mut varmap = candle_nn::VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-        let attention = RelPositionAttention::new(size, heads, true, vb.clone())?;
-        for name in ["pos_bias_u", "pos_bias_v"] {
-            let bias = vb.get((heads, size / heads), name)?;
-            varmap.set_one(name, Tensor::randn(0f32, 1.0, bias.shape(), &device)?)?;
-        }
+        let attention = random_attention(size, heads)?;
         let dk = size / heads;
         for (batch, t, keys, lengths) in [
             (1, 70, 70, None),

@@ -25,6 +25,15 @@ pub enum TimeMajorConv1d {
 /// Time steps per parallel task of the copies around the product.
 const PARALLEL_ROWS: usize = 512;
 
+/// `steps` time-major rows, each the bias, filled in parallel.
+fn bias_rows(bias: &[f32], steps: usize) -> Vec<f32> {
+    let mut rows = vec![0f32; steps * bias.len()];
+    rows.par_chunks_mut(bias.len())
+        .with_min_len(PARALLEL_ROWS)
+        .for_each(|row| row.copy_from_slice(bias));
+    rows
+}
+
 pub struct HostConv1d {
     /// `(kernel * C_in, C_out)` row-major: row `tap * C_in + c` is `weight[:, c, tap]`.
     weight: Vec<f32>,
@@ -171,10 +180,7 @@ impl CustomOp1 for HostConv1d {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, shape) = self.input(storage, layout)?;
-        let mut out = vec![0f32; shape.elem_count()];
-        out.par_chunks_mut(self.out_channels)
-            .with_min_len(PARALLEL_ROWS)
-            .for_each(|row| row.copy_from_slice(&self.bias));
+        let mut out = bias_rows(&self.bias, shape.elem_count() / self.out_channels);
         self.accumulate(x, &mut out, shape.dims()[1]);
         Ok((CpuStorage::F32(out), shape))
     }
@@ -326,10 +332,7 @@ impl CustomOp1 for HostUpsample {
         }
         let (c_in, c_out, s) = (self.in_channels, self.out_channels, self.stride);
         let out_len = (len - 1) * s + self.kernel - 2 * self.crop;
-        let mut out = vec![0f32; batch * out_len * c_out];
-        out.par_chunks_mut(c_out)
-            .with_min_len(PARALLEL_ROWS)
-            .for_each(|row| row.copy_from_slice(&self.bias));
+        let mut out = bias_rows(&self.bias, batch * out_len);
         // The input after `front` zero steps and before `front + 1`, so that every
         // phase's rows stay inside.
         let front = self.kernel.div_ceil(s) - 1;
