@@ -14,6 +14,7 @@ pub mod weights;
 
 pub use config::ChatterboxConfig;
 
+pub mod amx;
 pub mod campplus;
 pub mod checkpoint;
 pub mod conditionals;

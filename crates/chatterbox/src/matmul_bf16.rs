@@ -12,8 +12,8 @@
 
 use rayon::prelude::*;
 
-/// Columns per packed panel: two 16-lane vectors.
-const PANEL: usize = 32;
+/// Columns per packed panel: two 16-lane vectors (two AMX tiles).
+pub(crate) const PANEL: usize = 32;
 /// Rows per microkernel call: 12 rows by 2 vectors are 24 of AVX-512's 32 registers.
 const ROWS: usize = 12;
 /// Rows per parallel task.
@@ -40,7 +40,7 @@ pub fn available() -> bool {
 /// The right operand `(k, n)` of a product, packed in bf16 pairs.
 #[derive(Debug, Clone)]
 pub struct Bf16Rhs {
-    /// `panels x pairs x PANEL` lanes; columns past `n` and the pair past an odd `k` are 0.
+    /// `panels x pairs x PANEL` lanes; columns past `n` and pairs past `k` are 0.
     lanes: Vec<u32>,
     k: usize,
     n: usize,
@@ -54,14 +54,18 @@ fn bf16_bits(x: f32) -> u32 {
 impl Bf16Rhs {
     /// Packs `b (k, n)`, where `b(p, j)` reads element `(p, j)`.
     fn pack(k: usize, n: usize, b: impl Fn(usize, usize) -> f32 + Sync) -> Self {
-        let pairs = k.div_ceil(2);
-        let panels = n.div_ceil(PANEL);
-        let mut lanes = vec![0u32; panels * pairs * PANEL];
-        lanes
+        let mut packed = Self::zeroed(k, n);
+        let pairs = packed.pairs;
+        packed
+            .lanes
             .par_chunks_mut(pairs * PANEL)
             .enumerate()
             .for_each(|(panel, lanes)| {
-                for (p, row) in lanes.chunks_exact_mut(PANEL).enumerate() {
+                for (p, row) in lanes
+                    .chunks_exact_mut(PANEL)
+                    .take(k.div_ceil(2))
+                    .enumerate()
+                {
                     for (lane, value) in row.iter_mut().enumerate() {
                         let j = panel * PANEL + lane;
                         if j >= n {
@@ -77,7 +81,7 @@ impl Bf16Rhs {
                     }
                 }
             });
-        Self { lanes, k, n, pairs }
+        packed
     }
 
     /// Packs a row-major `(k, n)` matrix.
@@ -103,9 +107,9 @@ impl Bf16Rhs {
         Self::pack(k, n, |p, j| b_t[j * k + p])
     }
 
-    /// An empty packing of a `(k, n)` matrix.
+    /// An empty packing of a `(k, n)` matrix, its pairs a whole number of AMX tiles' 16.
     fn zeroed(k: usize, n: usize) -> Self {
-        let pairs = k.div_ceil(2);
+        let pairs = k.div_ceil(32) * 16;
         Self {
             lanes: vec![0u32; n.div_ceil(PANEL) * pairs * PANEL],
             k,
@@ -120,6 +124,16 @@ impl Bf16Rhs {
 
     pub fn n(&self) -> usize {
         self.n
+    }
+
+    /// Pairs per column: `k / 2` rounded up to a multiple of 16.
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
+    /// Panel `i`'s `pairs x PANEL` lanes.
+    pub(crate) fn panel(&self, i: usize) -> &[u32] {
+        &self.lanes[i * self.pairs * PANEL..][..self.pairs * PANEL]
     }
 }
 
@@ -163,6 +177,14 @@ pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &Bf16Rhs, m: usize) 
                     unsafe { x86::to_bf16_pairs(a, row) };
                 }
             });
+        if crate::amx::available() {
+            let lhs = crate::amx::Lhs {
+                pairs: &a,
+                row_stride: pairs,
+            };
+            crate::amx::accumulate(dst, n, m, &[(lhs, rhs)]);
+            return;
+        }
         let row_tasks = m.div_ceil(TASK_ROWS);
         let panels = n.div_ceil(PANEL);
         let out = SharedOut(dst.as_mut_ptr());
@@ -224,8 +246,31 @@ pub fn attention(
                 )
             })
             .collect();
-        let row_tasks = frames.div_ceil(ATTENTION_TASK_ROWS);
         let shared = SharedOut(out.as_mut_ptr());
+        if crate::amx::available() {
+            let row_tasks = frames.div_ceil(AMX_ATTENTION_TASK_ROWS);
+            (0..heads * row_tasks).into_par_iter().for_each(|task| {
+                let (h, start) = (task / row_tasks, task % row_tasks * AMX_ATTENTION_TASK_ROWS);
+                let (keys_t, values) = &packed[h];
+                let q = &q[h * frames * head_dim..][..frames * head_dim];
+                let rows = start..(start + AMX_ATTENTION_TASK_ROWS).min(frames);
+                // SAFETY: this task writes only its rows of head `h`'s columns, inside
+                // `out`'s `frames x heads * head_dim`.
+                unsafe {
+                    attention_rows_amx(
+                        q,
+                        keys_t,
+                        values,
+                        key_bias,
+                        rows,
+                        shared.ptr().add(h * head_dim),
+                        head_len,
+                    )
+                };
+            });
+            return;
+        }
+        let row_tasks = frames.div_ceil(ATTENTION_TASK_ROWS);
         (0..heads * row_tasks).into_par_iter().for_each(|task| {
             let (h, start) = (task / row_tasks, task % row_tasks * ATTENTION_TASK_ROWS);
             let (keys_t, values) = &packed[h];
@@ -244,6 +289,71 @@ pub fn attention(
                 )
             };
         });
+    }
+}
+
+/// Query rows per parallel task of [`attention`] on AMX.
+const AMX_ATTENTION_TASK_ROWS: usize = 64;
+
+/// Rows `rows` of one head of [`attention`] on AMX tiles: the scores start from the key
+/// bias, the products run on [`crate::amx`], the softmax as on AVX-512.
+///
+/// # Safety
+///
+/// AMX is available; `out` holds `rows.end` rows of `values.n()` columns `out_stride`
+/// apart, which no other thread writes.
+#[cfg(target_arch = "x86_64")]
+unsafe fn attention_rows_amx(
+    q: &[f32],
+    keys_t: &Bf16Rhs,
+    values: &Bf16Rhs,
+    key_bias: Option<&[f32]>,
+    rows: std::ops::Range<usize>,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    use crate::amx::{Lhs, accumulate_here};
+    let (head_dim, keys, count) = (keys_t.k, keys_t.n, rows.len());
+    let (q_pairs, key_pairs) = (keys_t.pairs, values.pairs);
+    let mut queries = vec![0u32; count * q_pairs];
+    for (r, pairs) in queries.chunks_exact_mut(q_pairs).enumerate() {
+        // SAFETY: AMX machines have AVX-512 BF16 (`amx::available` checks it).
+        unsafe { x86::to_bf16_pairs(pairs, &q[(rows.start + r) * head_dim..][..head_dim]) };
+    }
+    let mut scores = vec![0f32; count * keys];
+    if let Some(bias) = key_bias {
+        scores
+            .chunks_exact_mut(keys)
+            .for_each(|row| row.copy_from_slice(bias));
+    }
+    let queries = Lhs {
+        pairs: &queries,
+        row_stride: q_pairs,
+    };
+    accumulate_here(&mut scores, keys, count, &[(queries, keys_t)]);
+    // Each row's exponentials stay unnormalized; the context is divided by their sum.
+    let mut exps = vec![0f32; keys];
+    let mut weights = vec![0u32; count * key_pairs];
+    let mut inverse_sums = vec![0f32; count];
+    for (r, row_scores) in scores.chunks_exact_mut(keys).enumerate() {
+        inverse_sums[r] = 1.0 / crate::kernels::exp_minus_max(row_scores, &mut exps);
+        // SAFETY: as above.
+        unsafe { x86::to_bf16_pairs(&mut weights[r * key_pairs..][..key_pairs], &exps) };
+    }
+    let mut context = vec![0f32; count * head_dim];
+    let weights = Lhs {
+        pairs: &weights,
+        row_stride: key_pairs,
+    };
+    accumulate_here(&mut context, head_dim, count, &[(weights, values)]);
+    for (r, context) in context.chunks_exact(head_dim).enumerate() {
+        // SAFETY: row `rows.start + r` of `out` is the caller's.
+        let out = unsafe {
+            std::slice::from_raw_parts_mut(out.add((rows.start + r) * out_stride), head_dim)
+        };
+        out.iter_mut()
+            .zip(context)
+            .for_each(|(o, c)| *o = c * inverse_sums[r]);
     }
 }
 
@@ -268,7 +378,11 @@ mod x86 {
         for (panel, lanes) in packed.lanes.chunks_exact_mut(pairs * PANEL).enumerate() {
             let start = panel * PANEL;
             let width = (n - start).min(PANEL);
-            for (p, lanes) in lanes.chunks_exact_mut(PANEL).enumerate() {
+            for (p, lanes) in lanes
+                .chunks_exact_mut(PANEL)
+                .take(k.div_ceil(2))
+                .enumerate()
+            {
                 // Columns past `n` and the row past an odd `k` are zeros.
                 even.fill(0.0);
                 odd.fill(0.0);

@@ -3,10 +3,11 @@
 //! separate pass over the output for each addition; in f32, or in bf16 for the products
 //! that `s3gen_precision` allows.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use super::precision::S3GenPrecision;
+use crate::amx::{self, Lhs, SplitRhs};
 use crate::kernels::contiguous_f32;
 use crate::matmul_bf16::Bf16Rhs;
 
@@ -159,34 +160,75 @@ pub fn strided_accumulate(
 /// 0.2 s later with them in bf16.
 pub const BF16_MIN_ROWS: usize = 256;
 
-/// A layer's right operand `(k, n)` in f32, kept for every product, with a copy packed
-/// in bf16 pairs ([`crate::matmul_bf16`]) for products of [`BF16_MIN_ROWS`] rows or more.
+/// How a layer's products run on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    F32,
+    /// Both operands rounded to bf16 ([`crate::matmul_bf16`]).
+    Bf16,
+    /// Three bf16 products of split operands on AMX, near f32 ([`crate::amx::SplitRhs`]).
+    SplitBf16,
+}
+
+impl Products {
+    /// bf16 where `precision` allows it on `device`, else f32.
+    pub fn rounded(precision: S3GenPrecision, device: &Device) -> Self {
+        match precision.bf16_products_on(device) {
+            true => Self::Bf16,
+            false => Self::F32,
+        }
+    }
+
+    /// Split bf16 where `precision` allows it on `device`, else f32.
+    pub fn near_f32(precision: S3GenPrecision, device: &Device) -> Self {
+        match precision.split_products_on(device) {
+            true => Self::SplitBf16,
+            false => Self::F32,
+        }
+    }
+}
+
+/// A layer's right operand `(k, n)` in f32, kept for every product, with a copy for
+/// bf16 or split bf16 products of [`BF16_MIN_ROWS`] rows or more.
 #[derive(Debug, Clone)]
 pub struct HostMatrix {
     /// Row-major `(k, n)`.
     values: Vec<f32>,
     k: usize,
     n: usize,
-    bf16: Option<Bf16Rhs>,
+    packed: Packed,
+}
+
+#[derive(Debug, Clone)]
+enum Packed {
+    None,
+    Bf16(Bf16Rhs),
+    Split(SplitRhs),
 }
 
 impl HostMatrix {
-    /// The transpose of `weight (n, k)` (a linear layer's `(out, in)`), with a bf16 copy
-    /// when `bf16` is set.
-    pub fn transposed(weight: &Tensor, bf16: bool) -> candle_core::Result<Self> {
+    /// The transpose of `weight (n, k)` (a linear layer's `(out, in)`), packed for
+    /// `products`. Split products need an even `k` (rows of bf16 pairs); with an odd one
+    /// they stay f32.
+    pub fn transposed(weight: &Tensor, products: Products) -> candle_core::Result<Self> {
         let (n, k) = weight.dims2()?;
         let weight = weight.to_dtype(DType::F32)?;
-        let bf16 = if bf16 {
-            let weight = weight.flatten_all()?.to_vec1()?;
-            Some(Bf16Rhs::from_transposed(&weight, k, n))
-        } else {
-            None
+        let values: Vec<f32> = weight.t()?.flatten_all()?.to_vec1()?;
+        let packed = match products {
+            Products::Bf16 => {
+                let weight = weight.flatten_all()?.to_vec1()?;
+                Packed::Bf16(Bf16Rhs::from_transposed(&weight, k, n))
+            }
+            Products::SplitBf16 if k % 2 == 0 => {
+                Packed::Split(SplitRhs::from_row_major(&values, k, n))
+            }
+            _ => Packed::None,
         };
         Ok(Self {
-            values: weight.t()?.flatten_all()?.to_vec1()?,
+            values,
             k,
             n,
-            bf16,
+            packed,
         })
     }
 
@@ -196,9 +238,36 @@ impl HostMatrix {
 
     /// `dst (m, n) += lhs (m, k) x self`.
     pub fn accumulate(&self, dst: &mut [f32], lhs: &[f32], m: usize) {
-        match &self.bf16 {
-            Some(packed) if m >= BF16_MIN_ROWS => {
+        match &self.packed {
+            Packed::Bf16(packed) if m >= BF16_MIN_ROWS => {
                 crate::matmul_bf16::matmul_accumulate(dst, lhs, packed, m)
+            }
+            Packed::Split(split) if m >= BF16_MIN_ROWS => {
+                assert_eq!(
+                    lhs.len(),
+                    m * self.k,
+                    "split product: lhs is not {m} x {}",
+                    self.k
+                );
+                assert_eq!(
+                    dst.len(),
+                    m * self.n,
+                    "split product: dst is not {m} x {}",
+                    self.n
+                );
+                // A tile's reads may run 16 pairs past the last row.
+                let (high, low) = amx::split_pairs(lhs, 16);
+                let row_stride = self.k / 2;
+                let high = Lhs {
+                    pairs: &high,
+                    row_stride,
+                };
+                let low = Lhs {
+                    pairs: &low,
+                    row_stride,
+                };
+                let terms = [(high, &split.high), (high, &split.low), (low, &split.high)];
+                amx::accumulate(dst, self.n, m, &terms);
             }
             _ => matmul_accumulate(dst, lhs, &self.values, m, self.k, self.n),
         }
@@ -231,7 +300,8 @@ impl AccumulatingLinear {
         precision: S3GenPrecision,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        Self::load(in_dim, out_dim, true, precision, vb)
+        let products = Products::rounded(precision, vb.device());
+        Self::load(in_dim, out_dim, true, products, vb)
     }
 
     /// [`AccumulatingLinear::new`] for a layer without a bias.
@@ -241,14 +311,16 @@ impl AccumulatingLinear {
         precision: S3GenPrecision,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        Self::load(in_dim, out_dim, false, precision, vb)
+        let products = Products::rounded(precision, vb.device());
+        Self::load(in_dim, out_dim, false, products, vb)
     }
 
-    fn load(
+    /// Loads a layer whose products run as `products` on the CPU.
+    pub fn load(
         in_dim: usize,
         out_dim: usize,
         has_bias: bool,
-        precision: S3GenPrecision,
+        products: Products,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
         if !vb.device().is_cpu() {
@@ -262,8 +334,7 @@ impl AccumulatingLinear {
             true => vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?,
             false => vec![0.0; out_dim],
         };
-        let bf16 = precision.bf16_products_on(vb.device());
-        let weight = HostMatrix::transposed(&vb.get((out_dim, in_dim), "weight")?, bf16)?;
+        let weight = HostMatrix::transposed(&vb.get((out_dim, in_dim), "weight")?, products)?;
         Ok(Self::Cpu(HostLinear { weight, bias }))
     }
 }
@@ -341,6 +412,22 @@ mod tests {
                 .max_all()?
                 .to_scalar::<f32>()?;
             assert!(diff > 0.0 && diff < 0.05, "bf16 max difference {diff}");
+        }
+        if amx::available() {
+            // Split products are within about 2^-16 of f32's.
+            let split = AccumulatingLinear::load(40, 37, true, Products::SplitBf16, vb.pp("l"))?;
+            assert!(
+                matches!(&split, AccumulatingLinear::Cpu(l) if matches!(l.weight.packed, Packed::Split(_)))
+            );
+            let rows = Tensor::randn(0f32, 1.0, (BF16_MIN_ROWS + 33, 40), &Device::Cpu)?;
+            let diff = (split.forward(&rows)? - candle.forward(&rows)?)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(
+                diff > 0.0 && diff < 1e-4,
+                "split bf16 max difference {diff}"
+            );
         }
         Ok(())
     }

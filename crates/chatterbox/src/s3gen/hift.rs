@@ -17,6 +17,7 @@ use crate::config::{F0PredictorConfig, HiftConfig};
 use crate::dsp::{PadMode, Spectrum, Stft, hann_window};
 use crate::kernels::{self, contiguous_f32};
 use crate::rng::RandomSource;
+use crate::s3gen::S3GenPrecision;
 use crate::weights::weight_norm;
 use conv::{TimeMajorConv1d, TimeMajorUpsample};
 
@@ -159,26 +160,28 @@ struct ResBlock {
 }
 
 impl ResBlock {
+    /// With `split`, the convolutions' products run as split bf16 products
+    /// ([`TimeMajorConv1d::split_products`]).
     fn new(
         channels: usize,
         kernel_size: usize,
         dilations: &[usize],
+        split: bool,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
+        let conv = |vb, dilation| {
+            let conv = same_length_conv(vb, channels, kernel_size, dilation)?;
+            Ok::<_, candle_core::Error>(if split { conv.split_products() } else { conv })
+        };
         let layers = dilations
             .iter()
             .enumerate()
             .map(|(i, &dilation)| {
                 Ok((
                     Snake::new(channels, vb.pp(format!("activations1.{i}")))?,
-                    same_length_conv(
-                        vb.pp(format!("convs1.{i}")),
-                        channels,
-                        kernel_size,
-                        dilation,
-                    )?,
+                    conv(vb.pp(format!("convs1.{i}")), dilation)?,
                     Snake::new(channels, vb.pp(format!("activations2.{i}")))?,
-                    same_length_conv(vb.pp(format!("convs2.{i}")), channels, kernel_size, 1)?,
+                    conv(vb.pp(format!("convs2.{i}")), 1)?,
                 ))
             })
             .collect::<candle_core::Result<_>>()?;
@@ -459,8 +462,19 @@ pub struct Hift {
 }
 
 impl Hift {
-    /// `vb` at `mel2wav` of the S3Gen checkpoint.
+    /// `vb` at `mel2wav` of the S3Gen checkpoint; every product in f32.
     pub fn new(cfg: &HiftConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        Self::with_precision(cfg, S3GenPrecision::Fp32, vb)
+    }
+
+    /// [`Hift::new`] with the ResBlocks' products as `precision` allows: split bf16
+    /// products on AMX ([`S3GenPrecision::split_products_on`]), f32 elsewhere.
+    pub fn with_precision(
+        cfg: &HiftConfig,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let split = precision.split_products_on(vb.device());
         let n_fft = cfg.istft_params.n_fft;
         let hop = cfg.istft_params.hop_len;
         let stages = cfg.upsample_rates.len();
@@ -523,6 +537,7 @@ impl Hift {
                 channels(i + 1),
                 cfg.source_resblock_kernel_sizes[i],
                 &cfg.source_resblock_dilation_sizes[i],
+                split,
                 vb.pp(format!("source_resblocks.{i}")),
             )?);
         }
@@ -538,6 +553,7 @@ impl Hift {
                             channels(i + 1),
                             k,
                             d,
+                            split,
                             vb.pp(format!("resblocks.{}", i * kernels + j)),
                         )
                     })

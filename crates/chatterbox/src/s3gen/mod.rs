@@ -134,7 +134,7 @@ impl S3Gen {
         Ok(Self {
             flow: FlowEncoder::new(&cfg.flow, vb.pp("flow"))?,
             cfm: MeanflowCfm::with_precision(&cfg.decoder, precision, vb.pp("flow.decoder"))?,
-            hift: Hift::new(&cfg.hift, vb.pp("mel2wav"))?,
+            hift: Hift::with_precision(&cfg.hift, precision, vb.pp("mel2wav"))?,
             mel_bins: cfg.flow.output_size,
             token_mel_ratio: cfg.flow.token_mel_ratio,
             n_timesteps: cfg.cfm.n_timesteps,

@@ -3,8 +3,11 @@
 //! - `fp32`: every product in f32, the reference's numbers (the fallback);
 //! - `bf16`: on a CPU with AVX-512 BF16, the CFM decoder's products (its linear layers
 //!   and attention) round both operands to bfloat16 and sum in f32
-//!   ([`crate::matmul_bf16`]), about twice as fast; elsewhere (other CPUs, GPUs) the
-//!   same as `fp32`. Activations, norms and everything between products stay f32.
+//!   ([`crate::matmul_bf16`]), about twice as fast; on a CPU with AMX those run on its
+//!   tiles ([`crate::amx`]), and HiFT's ResBlock convolutions too, each as three bf16
+//!   products of operands split into high and low halves, near f32's precision;
+//!   elsewhere (other CPUs, GPUs) the same as `fp32`. Activations, norms and everything
+//!   between products stay f32.
 //!
 //! The default is `bf16`: it passes the quality gate (SNR >= 30 dB of the waveform
 //! against `fp32` on the same tokens and noise, `tests/s3gen_bf16_quality.rs`).
@@ -32,6 +35,12 @@ impl S3GenPrecision {
     /// Whether products on `device` run in bf16: `bf16` on a CPU that has AVX-512 BF16.
     pub fn bf16_products_on(self, device: &Device) -> bool {
         self == Self::Bf16 && device.is_cpu() && crate::matmul_bf16::available()
+    }
+
+    /// Whether f32 products on `device` run as three bf16 products of split operands
+    /// ([`crate::amx::SplitRhs`], within about `2^-16` of f32): `bf16` on a CPU with AMX.
+    pub fn split_products_on(self, device: &Device) -> bool {
+        self == Self::Bf16 && device.is_cpu() && crate::amx::available()
     }
 }
 
