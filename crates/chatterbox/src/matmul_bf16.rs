@@ -301,8 +301,10 @@ const AMX_ATTENTION_TASK_ROWS: usize = 64;
 /// # Safety
 ///
 /// AMX is available; `out` holds `rows.end` rows of `values.n()` columns `out_stride`
-/// apart, which no other thread writes.
+/// apart, which no other thread writes. (AMX machines have AVX-512 BF16: the softmax
+/// compiles for it.)
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn attention_rows_amx(
     q: &[f32],
     keys_t: &Bf16Rhs,
