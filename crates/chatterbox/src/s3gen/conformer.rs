@@ -9,9 +9,8 @@ mod host_attention;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder, linear, linear_no_bias};
 
-use super::accumulate::AccumulatingLinear;
+use super::accumulate::{AccumulatingLinear, Products};
 use super::preceding::Preceding;
-use super::precision::S3GenPrecision;
 use crate::kernels::CpuValues;
 
 /// ESPnet's relative positional table for a sequence of `len` frames:
@@ -83,7 +82,14 @@ pub struct RelPositionAttention {
 }
 
 impl RelPositionAttention {
-    pub fn new(size: usize, heads: usize, key_bias: bool, vb: VarBuilder) -> Result<Self> {
+    /// The q, v and output projections run as `products` on the CPU.
+    pub fn new(
+        size: usize,
+        heads: usize,
+        key_bias: bool,
+        products: Products,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         if heads == 0 || !size.is_multiple_of(heads) {
             candle_core::bail!("attention width {size} is not divisible by {heads} heads");
         }
@@ -94,15 +100,10 @@ impl RelPositionAttention {
             linear_no_bias(size, size, vb.pp("linear_k"))?
         };
         Ok(Self {
-            linear_q: AccumulatingLinear::new(size, size, S3GenPrecision::Fp32, vb.pp("linear_q"))?,
+            linear_q: AccumulatingLinear::load(size, size, true, products, vb.pp("linear_q"))?,
             linear_k,
-            linear_v: AccumulatingLinear::new(size, size, S3GenPrecision::Fp32, vb.pp("linear_v"))?,
-            linear_out: AccumulatingLinear::new(
-                size,
-                size,
-                S3GenPrecision::Fp32,
-                vb.pp("linear_out"),
-            )?,
+            linear_v: AccumulatingLinear::load(size, size, true, products, vb.pp("linear_v"))?,
+            linear_out: AccumulatingLinear::load(size, size, true, products, vb.pp("linear_out"))?,
             linear_pos: linear_no_bias(size, size, vb.pp("linear_pos"))?,
             pos_bias_u: vb.get((heads, head_dim), "pos_bias_u")?,
             pos_bias_v: vb.get((heads, head_dim), "pos_bias_v")?,
@@ -257,10 +258,11 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
-    pub fn new(size: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+    /// The two layers run as `products` on the CPU.
+    pub fn new(size: usize, hidden: usize, products: Products, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            w_1: AccumulatingLinear::new(size, hidden, S3GenPrecision::Fp32, vb.pp("w_1"))?,
-            w_2: AccumulatingLinear::new(hidden, size, S3GenPrecision::Fp32, vb.pp("w_2"))?,
+            w_1: AccumulatingLinear::load(size, hidden, true, products, vb.pp("w_1"))?,
+            w_2: AccumulatingLinear::load(hidden, size, true, products, vb.pp("w_2"))?,
         })
     }
 }
@@ -283,18 +285,25 @@ pub struct ConformerLayer {
 }
 
 impl ConformerLayer {
-    /// `norm_eps` is the layers' LayerNorm epsilon (1e-12 in the reference).
+    /// `norm_eps` is the layers' LayerNorm epsilon (1e-12 in the reference); the linear
+    /// layers' products run as `products` on the CPU.
     pub fn new(
         size: usize,
         heads: usize,
         ff_hidden: usize,
-        key_bias: bool,
-        norm_eps: f64,
+        (key_bias, norm_eps): (bool, f64),
+        products: Products,
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            self_attn: RelPositionAttention::new(size, heads, key_bias, vb.pp("self_attn"))?,
-            feed_forward: FeedForward::new(size, ff_hidden, vb.pp("feed_forward"))?,
+            self_attn: RelPositionAttention::new(
+                size,
+                heads,
+                key_bias,
+                products,
+                vb.pp("self_attn"),
+            )?,
+            feed_forward: FeedForward::new(size, ff_hidden, products, vb.pp("feed_forward"))?,
             norm_mha: candle_nn::layer_norm(size, norm_eps, vb.pp("norm_mha"))?,
             norm_ff: candle_nn::layer_norm(size, norm_eps, vb.pp("norm_ff"))?,
         })
@@ -336,7 +345,7 @@ mod tests {
     fn random_attention(size: usize, heads: usize) -> Result<RelPositionAttention> {
         let mut varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let attention = RelPositionAttention::new(size, heads, true, vb.clone())?;
+        let attention = RelPositionAttention::new(size, heads, true, Products::F32, vb.clone())?;
         for name in ["pos_bias_u", "pos_bias_v"] {
             let bias = vb.get((heads, size / heads), name)?;
             varmap.set_one(name, Tensor::randn(0f32, 1.0, bias.shape(), &Device::Cpu)?)?;

@@ -19,8 +19,10 @@ use candle_nn::{
     Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder, conv1d, embedding, linear,
 };
 
+use super::accumulate::Products;
 use super::conformer::{ConformerLayer, length_mask, rel_position_table};
 use super::preceding::{Preceding, PromptState};
+use super::precision::S3GenPrecision;
 use crate::config::{FlowConfig, FlowEncoderConfig};
 
 /// The voice side of S3Gen's conditioning (the reference's `ref_dict`), made once
@@ -164,8 +166,9 @@ pub struct UpsampleConformerEncoder {
 }
 
 impl UpsampleConformerEncoder {
-    /// `vb` points at the encoder (`flow.encoder.`).
-    pub fn new(cfg: &FlowEncoderConfig, vb: VarBuilder) -> Result<Self> {
+    /// `vb` points at the encoder (`flow.encoder.`); the conformer layers' linear
+    /// products run as `products` on the CPU.
+    pub fn new(cfg: &FlowEncoderConfig, products: Products, vb: VarBuilder) -> Result<Self> {
         let d = cfg.output_size;
         if !cfg.normalize_before {
             candle_core::bail!(
@@ -187,8 +190,8 @@ impl UpsampleConformerEncoder {
                         d,
                         cfg.attention_heads,
                         cfg.linear_units,
-                        cfg.key_bias,
-                        eps.layers,
+                        (cfg.key_bias, eps.layers),
+                        products,
                         vb.pp(i),
                     )
                 })
@@ -277,8 +280,20 @@ pub struct FlowEncoder {
 }
 
 impl FlowEncoder {
-    /// `vb` points at the flow (`flow.` in `s3gen_meanflow.safetensors`).
+    /// `vb` points at the flow (`flow.` in `s3gen_meanflow.safetensors`); every product
+    /// in f32.
     pub fn new(cfg: &FlowConfig, vb: VarBuilder) -> Result<Self> {
+        Self::with_precision(cfg, S3GenPrecision::Fp32, vb)
+    }
+
+    /// [`FlowEncoder::new`] with the conformer layers' linear products near f32 where
+    /// `precision` allows split bf16 products ([`S3GenPrecision::split_products_on`]).
+    pub fn with_precision(
+        cfg: &FlowConfig,
+        precision: S3GenPrecision,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let products = Products::near_f32(precision, vb.device());
         Ok(Self {
             input_embedding: embedding(cfg.vocab_size, cfg.input_size, vb.pp("input_embedding"))?,
             spk_embed_affine_layer: linear(
@@ -286,7 +301,7 @@ impl FlowEncoder {
                 cfg.output_size,
                 vb.pp("spk_embed_affine_layer"),
             )?,
-            encoder: UpsampleConformerEncoder::new(&cfg.encoder, vb.pp("encoder"))?,
+            encoder: UpsampleConformerEncoder::new(&cfg.encoder, products, vb.pp("encoder"))?,
             encoder_proj: linear(
                 cfg.encoder.output_size,
                 cfg.output_size,

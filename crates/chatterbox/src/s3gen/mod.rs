@@ -132,7 +132,7 @@ impl S3Gen {
             candle_core::bail!("s3gen: only the meanflow decoder (Chatterbox Turbo) is supported");
         }
         Ok(Self {
-            flow: FlowEncoder::new(&cfg.flow, vb.pp("flow"))?,
+            flow: FlowEncoder::with_precision(&cfg.flow, precision, vb.pp("flow"))?,
             cfm: MeanflowCfm::with_precision(&cfg.decoder, precision, vb.pp("flow.decoder"))?,
             hift: Hift::with_precision(&cfg.hift, precision, vb.pp("mel2wav"))?,
             mel_bins: cfg.flow.output_size,
