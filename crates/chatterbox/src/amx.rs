@@ -90,16 +90,20 @@ pub fn split_pairs(x: &[f32], tail: usize) -> (Vec<u32>, Vec<u32>) {
         .par_chunks_mut(CHUNK)
         .zip(low[..pairs].par_chunks_mut(CHUNK))
         .zip(x.par_chunks(2 * CHUNK))
-        .for_each(|((high, low), x)| {
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            if available() {
-                // SAFETY: AMX machines have AVX-512 BF16 (`available` checks it).
-                unsafe { x86::split(high, low, x) };
-                return;
-            }
-            split_scalar(high, low, x);
-        });
+        .for_each(|((high, low), x)| split_into(high, low, x));
     (high, low)
+}
+
+/// [`split_pairs`] of `x` into `high` and `low`, which hold `x.len() / 2` pairs, rounded
+/// up.
+pub fn split_into(high: &mut [u32], low: &mut [u32], x: &[f32]) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if available() {
+        // SAFETY: AMX machines have AVX-512 BF16 (`available` checks it).
+        unsafe { x86::split(high, low, x) };
+        return;
+    }
+    split_scalar(high, low, x);
 }
 
 /// [`split_pairs`] of `x` into `high` and `low`, one pair at a time.

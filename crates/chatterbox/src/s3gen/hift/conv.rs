@@ -1,5 +1,7 @@
 //! HiFT's convolutions on time-major `(B, L, C)` f32 activations.
 
+use std::cell::RefCell;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig};
 use rayon::prelude::*;
@@ -155,48 +157,30 @@ impl HostConv1d {
                 Some(this)
             })
             .collect();
+        // Row `at` of the padded copy is padded step `r + i * dilation`, input step
+        // `r + i * dilation - padding` (the padding rows are zero).
+        let input_step = |at: usize| {
+            let r = phase_start.partition_point(|&start| start <= at) - 1;
+            let step = r + (at - phase_start[r]) * dilation;
+            step.checked_sub(self.padding).filter(|&s| s < len)
+        };
+        if let Some(split) = &self.split {
+            return self.accumulate_split(split, x, out, out_len, &input_step, &phase_start);
+        }
         let mut padded = vec![0f32; padded_len * c_in];
         for (x, out) in x
             .chunks_exact(len * c_in)
             .zip(out.chunks_exact_mut(out_len * c_out))
         {
-            // Row `at` of `padded` is padded step `r + i * dilation`, input step
-            // `r + i * dilation - padding` (the padding rows stay zero).
             padded
                 .par_chunks_mut(c_in)
                 .with_min_len(PARALLEL_ROWS)
                 .enumerate()
                 .for_each(|(at, row)| {
-                    let r = phase_start.partition_point(|&start| start <= at) - 1;
-                    let step = r + (at - phase_start[r]) * dilation;
-                    if let Some(input) = step.checked_sub(self.padding).filter(|&s| s < len) {
+                    if let Some(input) = input_step(at) {
                         row.copy_from_slice(&x[input * c_in..][..c_in]);
                     }
                 });
-            if let Some(split) = &self.split {
-                // A tile's reads may run 16 pairs past the last row.
-                let (high, low) = amx::split_pairs(&padded, 16);
-                for r in 0..dilation.min(out_len) {
-                    let rows = (out_len - r).div_ceil(dilation);
-                    let at = phase_start[r] * c_in / 2;
-                    let row_stride = self.stride * c_in / 2;
-                    let high = Lhs {
-                        pairs: &high[at..],
-                        row_stride,
-                    };
-                    let low = Lhs {
-                        pairs: &low[at..],
-                        row_stride,
-                    };
-                    amx::accumulate(
-                        &mut out[r * c_out..],
-                        dilation * c_out,
-                        rows,
-                        &[(high, &split.high), (high, &split.low), (low, &split.high)],
-                    );
-                }
-                continue;
-            }
             // Output steps `r + s * dilation` of phase `r` (with a dilation, the stride
             // is 1).
             for r in 0..dilation.min(out_len) {
@@ -211,6 +195,81 @@ impl HostConv1d {
                 );
             }
         }
+    }
+
+    /// [`HostConv1d::accumulate`] as split bf16 products on AMX tiles: the padded copy
+    /// is made as bf16 pairs straight from the input, into buffers each thread keeps
+    /// (fresh ones page-faulted in every call).
+    fn accumulate_split(
+        &self,
+        split: &SplitRhs,
+        x: &[f32],
+        out: &mut [f32],
+        out_len: usize,
+        input_step: &(dyn Fn(usize) -> Option<usize> + Sync),
+        phase_start: &[usize],
+    ) {
+        thread_local! {
+            static PADDED_PAIRS: RefCell<(Vec<u32>, Vec<u32>)> = const {
+                RefCell::new((Vec::new(), Vec::new()))
+            };
+        }
+        let (c_in, c_out, dilation) = (self.in_channels, self.out_channels, self.dilation);
+        let row_pairs = c_in / 2;
+        let batch = out.len() / (out_len * c_out);
+        let len = x.len() / (batch * c_in);
+        let padded_len = len + 2 * self.padding;
+        // A tile's reads may run 16 pairs past the last row.
+        let pairs = padded_len * row_pairs + 16;
+        PADDED_PAIRS.with(|kept| {
+            // A thread that waits inside a product may run another convolution.
+            let mut fresh = (Vec::new(), Vec::new());
+            let mut kept = kept.try_borrow_mut();
+            let (high, low) = match kept.as_deref_mut() {
+                Ok(kept) => kept,
+                Err(_) => &mut fresh,
+            };
+            high.resize(pairs.max(high.len()), 0);
+            low.resize(pairs.max(low.len()), 0);
+            for (x, out) in x
+                .chunks_exact(len * c_in)
+                .zip(out.chunks_exact_mut(out_len * c_out))
+            {
+                high[..padded_len * row_pairs]
+                    .par_chunks_mut(row_pairs)
+                    .zip(low[..padded_len * row_pairs].par_chunks_mut(row_pairs))
+                    .with_min_len(PARALLEL_ROWS)
+                    .enumerate()
+                    .for_each(|(at, (high, low))| match input_step(at) {
+                        Some(input) => amx::split_into(high, low, &x[input * c_in..][..c_in]),
+                        None => {
+                            high.fill(0);
+                            low.fill(0);
+                        }
+                    });
+                high[padded_len * row_pairs..pairs].fill(0);
+                low[padded_len * row_pairs..pairs].fill(0);
+                for r in 0..dilation.min(out_len) {
+                    let rows = (out_len - r).div_ceil(dilation);
+                    let at = phase_start[r] * row_pairs;
+                    let row_stride = self.stride * row_pairs;
+                    let high = Lhs {
+                        pairs: &high[at..pairs],
+                        row_stride,
+                    };
+                    let low = Lhs {
+                        pairs: &low[at..pairs],
+                        row_stride,
+                    };
+                    amx::accumulate(
+                        &mut out[r * c_out..],
+                        dilation * c_out,
+                        rows,
+                        &[(high, &split.high), (high, &split.low), (low, &split.high)],
+                    );
+                }
+            }
+        });
     }
 }
 
