@@ -158,6 +158,28 @@ impl SharedOut {
 /// If the CPU lacks AVX-512 BF16 ([`available`]) or a slice's length does not match its
 /// shape.
 pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &Bf16Rhs, m: usize) {
+    matmul_accumulate_on(Tiles::best(), dst, lhs, rhs, m)
+}
+
+/// Which instructions run the products: AMX tiles where the CPU and system have them,
+/// else AVX-512 BF16 dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tiles {
+    Amx,
+    Avx512,
+}
+
+impl Tiles {
+    fn best() -> Self {
+        match crate::amx::available() {
+            true => Self::Amx,
+            false => Self::Avx512,
+        }
+    }
+}
+
+/// [`matmul_accumulate`] on `tiles`.
+fn matmul_accumulate_on(tiles: Tiles, dst: &mut [f32], lhs: &[f32], rhs: &Bf16Rhs, m: usize) {
     let (k, n) = (rhs.k, rhs.n);
     assert_eq!(dst.len(), m * n, "bf16 matmul: dst is not {m} x {n}");
     assert_eq!(lhs.len(), m * k, "bf16 matmul: lhs is not {m} x {k}");
@@ -177,7 +199,7 @@ pub fn matmul_accumulate(dst: &mut [f32], lhs: &[f32], rhs: &Bf16Rhs, m: usize) 
                     unsafe { x86::to_bf16_pairs(a, row) };
                 }
             });
-        if crate::amx::available() {
+        if tiles == Tiles::Amx {
             let lhs = crate::amx::Lhs {
                 pairs: &a,
                 row_stride: pairs,
@@ -220,6 +242,18 @@ pub fn attention(
     head_dim: usize,
     out: &mut [f32],
 ) {
+    attention_on(Tiles::best(), q, (k, v), key_bias, (heads, head_dim), out)
+}
+
+/// [`attention`] on `tiles`.
+fn attention_on(
+    tiles: Tiles,
+    q: &[f32],
+    (k, v): (&[f32], &[f32]),
+    key_bias: Option<&[f32]>,
+    (heads, head_dim): (usize, usize),
+    out: &mut [f32],
+) {
     assert!(available(), "bf16 attention: this CPU has no AVX-512 BF16");
     let head_len = heads * head_dim;
     let (frames, keys) = (q.len() / head_len.max(1), k.len() / head_len.max(1));
@@ -247,7 +281,7 @@ pub fn attention(
             })
             .collect();
         let shared = SharedOut(out.as_mut_ptr());
-        if crate::amx::available() {
+        if tiles == Tiles::Amx {
             let row_tasks = frames.div_ceil(AMX_ATTENTION_TASK_ROWS);
             (0..heads * row_tasks).into_par_iter().for_each(|task| {
                 let (h, start) = (task / row_tasks, task % row_tasks * AMX_ATTENTION_TASK_ROWS);
@@ -732,6 +766,22 @@ mod tests {
             let lhs: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
             let rhs: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
             let expected = reference(&lhs, &rhs, m, k, n);
+            for tiles in every_tiles() {
+                let mut out = vec![0.5; m * n];
+                matmul_accumulate_on(
+                    tiles,
+                    &mut out,
+                    &lhs,
+                    &Bf16Rhs::from_row_major(&rhs, k, n),
+                    m,
+                );
+                for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (k as f32).sqrt() * (1.0 + want.abs()),
+                        "{tiles:?}, {m}x{k}x{n}, element {i}: {got} against {want}"
+                    );
+                }
+            }
             let mut out = vec![0.5; m * n];
             matmul_accumulate(&mut out, &lhs, &Bf16Rhs::from_row_major(&rhs, k, n), m);
             let transposed: Vec<f32> = (0..n * k).map(|i| rhs[(i % k) * n + i / k]).collect();
@@ -754,12 +804,6 @@ mod tests {
                 scalar.lanes,
                 "{m}x{k}x{n}: vector packing of a transpose"
             );
-            for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
-                assert!(
-                    (got - want).abs() <= 1e-4 * (k as f32).sqrt() * (1.0 + want.abs()),
-                    "{m}x{k}x{n}, element {i}: {got} against {want}"
-                );
-            }
         }
     }
 
@@ -783,35 +827,52 @@ mod tests {
         let mut bias = vec![0.0f32; keys];
         bias[5] = -1.0e10; // a padded key
         bias[6] = 0.7;
-        let mut out = vec![f32::NAN; frames * heads * head_dim];
-        attention(&q, &k, &v, Some(&bias), heads, head_dim, &mut out);
-        for h in 0..heads {
-            for i in 0..frames {
-                let scores: Vec<f64> = (0..keys)
-                    .map(|j| {
-                        f64::from(bias[j])
-                            + (0..head_dim)
-                                .map(|d| {
-                                    f64::from(q[(h * frames + i) * head_dim + d])
-                                        * f64::from(k[(h * keys + j) * head_dim + d])
-                                })
-                                .sum::<f64>()
-                    })
-                    .collect();
-                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-                let sum: f64 = weights.iter().sum();
-                for d in 0..head_dim {
-                    let want: f64 = (0..keys)
-                        .map(|j| weights[j] / sum * f64::from(v[(h * keys + j) * head_dim + d]))
-                        .sum();
-                    let got = f64::from(out[i * heads * head_dim + h * head_dim + d]);
-                    assert!(
-                        (got - want).abs() < 1e-2,
-                        "head {h}, frame {i}, dim {d}: {got} against {want}"
-                    );
+        for tiles in every_tiles() {
+            let mut out = vec![f32::NAN; frames * heads * head_dim];
+            attention_on(
+                tiles,
+                &q,
+                (&k, &v),
+                Some(&bias),
+                (heads, head_dim),
+                &mut out,
+            );
+            for h in 0..heads {
+                for i in 0..frames {
+                    let scores: Vec<f64> = (0..keys)
+                        .map(|j| {
+                            f64::from(bias[j])
+                                + (0..head_dim)
+                                    .map(|d| {
+                                        f64::from(q[(h * frames + i) * head_dim + d])
+                                            * f64::from(k[(h * keys + j) * head_dim + d])
+                                    })
+                                    .sum::<f64>()
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let sum: f64 = weights.iter().sum();
+                    for d in 0..head_dim {
+                        let want: f64 = (0..keys)
+                            .map(|j| weights[j] / sum * f64::from(v[(h * keys + j) * head_dim + d]))
+                            .sum();
+                        let got = f64::from(out[i * heads * head_dim + h * head_dim + d]);
+                        assert!(
+                            (got - want).abs() < 1e-2,
+                            "{tiles:?}, head {h}, frame {i}, dim {d}: {got} against {want}"
+                        );
+                    }
                 }
             }
+        }
+    }
+
+    /// The instructions this machine can run the products on.
+    fn every_tiles() -> Vec<Tiles> {
+        match crate::amx::available() {
+            true => vec![Tiles::Amx, Tiles::Avx512],
+            false => vec![Tiles::Avx512],
         }
     }
 }
