@@ -9,6 +9,8 @@
 
 mod conv;
 
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
 use rayon::prelude::*;
@@ -19,7 +21,7 @@ use crate::kernels::{self, contiguous_f32};
 use crate::rng::RandomSource;
 use crate::s3gen::S3GenPrecision;
 use crate::weights::weight_norm;
-use conv::{TimeMajorConv1d, TimeMajorUpsample};
+use conv::{RowMap, TimeMajorConv1d, TimeMajorUpsample};
 
 /// `F.leaky_relu`'s default slope, used (on purpose, as in the reference) before `conv_post`.
 const FINAL_LRELU_SLOPE: f64 = 0.01;
@@ -59,6 +61,7 @@ enum Snake {
     Device { alpha: Tensor, inv_alpha: Tensor },
 }
 
+#[derive(Clone)]
 struct HostSnake {
     alpha: Vec<f32>,
     inv_alpha: Vec<f32>,
@@ -119,6 +122,15 @@ impl CustomOp1 for HostSnake {
     }
 }
 
+impl RowMap for HostSnake {
+    fn map_row(&self, x: &[f32], out: &mut [f32]) {
+        kernels::vectorized(
+            #[inline(always)]
+            || self.snake_rows(out, x, x.len()),
+        )
+    }
+}
+
 impl HostSnake {
     /// Snake of the rows of `channels` values of `x`, into `out`.
     #[inline(always)]
@@ -169,20 +181,27 @@ impl ResBlock {
         split: bool,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        let conv = |vb, dilation| {
-            let conv = same_length_conv(vb, channels, kernel_size, dilation)?;
-            Ok::<_, candle_core::Error>(if split { conv.split_products() } else { conv })
+        // On the CPU each Snake runs inside the convolution after it, as it copies its
+        // input.
+        let conv = |vb, dilation, snake: &Snake| {
+            let mut conv = same_length_conv(vb, channels, kernel_size, dilation)?;
+            if split {
+                conv = conv.split_products();
+            }
+            if let Snake::Cpu(snake) = snake {
+                conv = conv.after(Arc::new(snake.clone()));
+            }
+            Ok::<_, candle_core::Error>(conv)
         };
         let layers = dilations
             .iter()
             .enumerate()
             .map(|(i, &dilation)| {
-                Ok((
-                    Snake::new(channels, vb.pp(format!("activations1.{i}")))?,
-                    conv(vb.pp(format!("convs1.{i}")), dilation)?,
-                    Snake::new(channels, vb.pp(format!("activations2.{i}")))?,
-                    conv(vb.pp(format!("convs2.{i}")), 1)?,
-                ))
+                let act1 = Snake::new(channels, vb.pp(format!("activations1.{i}")))?;
+                let conv1 = conv(vb.pp(format!("convs1.{i}")), dilation, &act1)?;
+                let act2 = Snake::new(channels, vb.pp(format!("activations2.{i}")))?;
+                let conv2 = conv(vb.pp(format!("convs2.{i}")), 1, &act2)?;
+                Ok((act1, conv1, act2, conv2))
             })
             .collect::<candle_core::Result<_>>()?;
         Ok(Self { layers })
@@ -191,10 +210,15 @@ impl ResBlock {
 
 impl Module for ResBlock {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        // `act(x)`, unless `conv` applies it itself.
+        let activated = |act: &Snake, conv: &TimeMajorConv1d, x: &Tensor| match conv.maps_input() {
+            true => Ok(x.clone()),
+            false => act.forward(x),
+        };
         let mut x = x.clone();
         for (act1, conv1, act2, conv2) in &self.layers {
-            let h = act2.forward(&conv1.forward(&act1.forward(&x)?)?)?;
-            x = conv2.forward_residual(&h, &x)?;
+            let h = conv1.forward(&activated(act1, conv1, &x)?)?;
+            x = conv2.forward_residual(&activated(act2, conv2, &h)?, &x)?;
         }
         Ok(x)
     }

@@ -1,6 +1,7 @@
 //! HiFT's convolutions on time-major `(B, L, C)` f32 activations.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig};
@@ -37,9 +38,17 @@ fn bias_rows(bias: &[f32], steps: usize) -> Vec<f32> {
     rows
 }
 
+/// A map of each input row (one time step's `C_in` values) that a [`TimeMajorConv1d`]
+/// applies as it copies its input: an activation fused into the convolution.
+pub trait RowMap: Send + Sync {
+    fn map_row(&self, x: &[f32], out: &mut [f32]);
+}
+
 pub struct HostConv1d {
     /// `(kernel * C_in, C_out)` row-major: row `tap * C_in + c` is `weight[:, c, tap]`.
     weight: Vec<f32>,
+    /// Applied to each input row first, when fused.
+    input_map: Option<Arc<dyn RowMap>>,
     /// `weight` split for AMX, when the products run that way.
     split: Option<SplitRhs>,
     bias: Vec<f32>,
@@ -66,6 +75,7 @@ impl TimeMajorConv1d {
         let (out_channels, in_channels, kernel) = weight.dims3()?;
         Ok(Self::Cpu(HostConv1d {
             weight: weight.permute((2, 1, 0))?.flatten_all()?.to_vec1()?,
+            input_map: None,
             split: None,
             bias: bias.to_vec1()?,
             in_channels,
@@ -92,6 +102,24 @@ impl TimeMajorConv1d {
             }
             other => other,
         }
+    }
+
+    /// On the CPU, the convolution of `map(x)`, `map` applied to each input row as the
+    /// convolution copies it (no separate pass or tensor); unchanged elsewhere, where
+    /// [`TimeMajorConv1d::maps_input`] says the caller must apply it.
+    pub fn after(self, map: Arc<dyn RowMap>) -> Self {
+        match self {
+            Self::Cpu(conv) => Self::Cpu(HostConv1d {
+                input_map: Some(map),
+                ..conv
+            }),
+            other => other,
+        }
+    }
+
+    /// Whether the convolution applies a map to its input ([`TimeMajorConv1d::after`]).
+    pub fn maps_input(&self) -> bool {
+        matches!(self, Self::Cpu(conv) if conv.input_map.is_some())
     }
 
     /// `residual + conv(x)` (on the CPU the residual is the output's starting value, no
@@ -178,7 +206,11 @@ impl HostConv1d {
                 .enumerate()
                 .for_each(|(at, row)| {
                     if let Some(input) = input_step(at) {
-                        row.copy_from_slice(&x[input * c_in..][..c_in]);
+                        let x = &x[input * c_in..][..c_in];
+                        match &self.input_map {
+                            Some(map) => map.map_row(x, row),
+                            None => row.copy_from_slice(x),
+                        }
                     }
                 });
             // Output steps `r + s * dilation` of phase `r` (with a dilation, the stride
@@ -240,13 +272,23 @@ impl HostConv1d {
                     .zip(low[..padded_len * row_pairs].par_chunks_mut(row_pairs))
                     .with_min_len(PARALLEL_ROWS)
                     .enumerate()
-                    .for_each(|(at, (high, low))| match input_step(at) {
-                        Some(input) => amx::split_into(high, low, &x[input * c_in..][..c_in]),
-                        None => {
-                            high.fill(0);
-                            low.fill(0);
-                        }
-                    });
+                    .for_each_init(
+                        || vec![0f32; c_in],
+                        |mapped, (at, (high, low))| match input_step(at) {
+                            Some(input) => {
+                                let mut x = &x[input * c_in..][..c_in];
+                                if let Some(map) = &self.input_map {
+                                    map.map_row(x, mapped);
+                                    x = mapped;
+                                }
+                                amx::split_into(high, low, x)
+                            }
+                            None => {
+                                high.fill(0);
+                                low.fill(0);
+                            }
+                        },
+                    );
                 high[padded_len * row_pairs..pairs].fill(0);
                 low[padded_len * row_pairs..pairs].fill(0);
                 for r in 0..dilation.min(out_len) {
