@@ -67,12 +67,10 @@ impl SplitRhs {
         }
     }
 
-    pub fn k(&self) -> usize {
-        self.high.k()
-    }
-
-    pub fn n(&self) -> usize {
-        self.high.n()
+    /// The three terms of `lhs x self` for [`accumulate`], given `lhs` split into
+    /// `high` and `low` pairs ([`split_pairs`]).
+    pub fn terms<'a>(&'a self, high: Lhs<'a>, low: Lhs<'a>) -> [(Lhs<'a>, &'a Bf16Rhs); 3] {
+        [(high, &self.high), (high, &self.low), (low, &self.high)]
     }
 }
 
@@ -595,12 +593,7 @@ mod tests {
                 row_stride: channels / 2,
             },
         );
-        accumulate(
-            &mut out,
-            n,
-            m,
-            &[(high, &split.high), (high, &split.low), (low, &split.high)],
-        );
+        accumulate(&mut out, n, m, &split.terms(high, low));
         let worst = out
             .iter()
             .zip(&want)

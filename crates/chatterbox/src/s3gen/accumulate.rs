@@ -266,8 +266,7 @@ impl HostMatrix {
                     pairs: &low,
                     row_stride,
                 };
-                let terms = [(high, &split.high), (high, &split.low), (low, &split.high)];
-                amx::accumulate(dst, self.n, m, &terms);
+                amx::accumulate(dst, self.n, m, &split.terms(high, low));
             }
             _ => matmul_accumulate(dst, lhs, &self.values, m, self.k, self.n),
         }

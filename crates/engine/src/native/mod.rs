@@ -239,7 +239,9 @@ impl NativeModel {
                         )?
                     }
                 };
-                let s3gen = if s3gen_precision.bf16_products_on(&device) {
+                let s3gen = if s3gen_precision.split_products_on(&device) {
+                    "bf16 and split bf16 products on AMX tiles"
+                } else if s3gen_precision.bf16_products_on(&device) {
                     "bf16 products"
                 } else {
                     "f32 products"

@@ -307,7 +307,7 @@ impl HostConv1d {
                         &mut out[r * c_out..],
                         dilation * c_out,
                         rows,
-                        &[(high, &split.high), (high, &split.low), (low, &split.high)],
+                        &split.terms(high, low),
                     );
                 }
             }
