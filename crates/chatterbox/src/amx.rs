@@ -317,8 +317,17 @@ mod x86 {
         unsafe { asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly)) };
         let pairs = terms[0].1.pairs();
         let panels = n.div_ceil(PANEL);
+        // Each panel's right operands, one per term.
+        let rhs: Vec<Vec<*const u32>> = (0..panels)
+            .map(|panel| {
+                terms
+                    .iter()
+                    .map(|(_, rhs)| rhs.panel(panel).as_ptr())
+                    .collect()
+            })
+            .collect();
         // Copies of the left operand's rows and of the sums for blocks at the edges.
-        let mut lhs_copy: Vec<Vec<u32>> = Vec::new();
+        let mut lhs_copy = vec![Vec::new(); terms.len()];
         let mut out_copy = [0f32; BLOCK_ROWS * PANEL];
         let mut block = rows.start;
         while block < rows.end {
@@ -326,16 +335,12 @@ mod x86 {
             // Each term's rows of this block, in place where a whole tile's reads fit.
             let lhs: Vec<(*const u32, usize)> = terms
                 .iter()
-                .enumerate()
-                .map(|(t, (lhs, _))| {
-                    let reach = block * lhs.row_stride + (BLOCK_ROWS - 1) * lhs.row_stride + pairs;
+                .zip(&mut lhs_copy)
+                .map(|((lhs, _), copy)| {
+                    let reach = (block + BLOCK_ROWS - 1) * lhs.row_stride + pairs;
                     if count == BLOCK_ROWS && reach <= lhs.pairs.len() {
                         (lhs.pairs[block * lhs.row_stride..].as_ptr(), lhs.row_stride)
                     } else {
-                        if lhs_copy.len() <= t {
-                            lhs_copy.resize(t + 1, Vec::new());
-                        }
-                        let copy = &mut lhs_copy[t];
                         copy.clear();
                         copy.resize(BLOCK_ROWS * pairs, 0);
                         for r in 0..count {
@@ -347,7 +352,7 @@ mod x86 {
                     }
                 })
                 .collect();
-            for panel in 0..panels {
+            for (panel, rhs) in rhs.iter().enumerate() {
                 let cols = panel * PANEL..(panel * PANEL + PANEL).min(n);
                 let whole = count == BLOCK_ROWS
                     && cols.len() == PANEL
@@ -369,14 +374,10 @@ mod x86 {
                     }
                     (out_copy.as_mut_ptr(), PANEL)
                 };
-                let rhs: Vec<*const u32> = terms
-                    .iter()
-                    .map(|(_, rhs)| rhs.panel(panel).as_ptr())
-                    .collect();
                 // SAFETY: `sums` holds 32 rows of 32 values `sums_stride` apart; each
                 // term's left rows hold 32 rows of `pairs` lanes and its panel `pairs`
                 // rows of 32 lanes; `pairs` is a multiple of 16.
-                unsafe { block_product(sums, sums_stride, &lhs, &rhs, pairs) };
+                unsafe { block_product(sums, sums_stride, &lhs, rhs, pairs) };
                 if !whole {
                     for r in 0..count {
                         for (c, col) in cols.clone().enumerate() {
